@@ -1,0 +1,287 @@
+/**
+ * Configuration: environment variables (and `.env`), validated once at start.
+ *
+ * `parseConfig(env)` is pure: it returns a typed `Config` or throws `ConfigError` with one line per
+ * problem, naming the variable and what is expected. Runtime-tunable values (score weights,
+ * thresholds, test systems, windows) live in the `orchestrator_config` table, not here.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const bool = (name: string) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine((v) => ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'].includes(v), {
+      message: `${name}: expected true or false`,
+    })
+    .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+
+const int = (name: string, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => /^-?\d+$/.test(v) && Number(v) >= min && Number(v) <= max, {
+      message: `${name}: expected an integer from ${min} to ${max}`,
+    })
+    .transform(Number);
+
+const httpUrl = (name: string) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (v) => {
+        try {
+          const u = new URL(v);
+          return u.protocol === 'http:' || u.protocol === 'https:';
+        } catch {
+          return false;
+        }
+      },
+      { message: `${name}: expected an http:// or https:// URL` },
+    )
+    .transform((v) => v.replace(/\/+$/, ''));
+
+const postgresUrl = (name: string) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (v) => {
+        try {
+          const u = new URL(v);
+          return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '' && u.pathname.length > 1;
+        } catch {
+          return false;
+        }
+      },
+      { message: `${name}: expected postgres://user:password@host:port/database` },
+    );
+
+const nonEmpty = (name: string) => z.string().trim().min(1, { message: `${name}: must not be empty` });
+
+/** Every variable the daemon reads, with its default. `.env.example` documents the same list. */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test'], { message: 'NODE_ENV: expected development, production or test' }).default('development'),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { message: `LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  INSTANCE_ID: z.string().trim().min(1).max(100).optional(),
+
+  HTTP_HOST: nonEmpty('HTTP_HOST').default('127.0.0.1'),
+  HTTP_PORT: int('HTTP_PORT', 0, 65535).default(5001),
+  HTTP_BODY_LIMIT_BYTES: int('HTTP_BODY_LIMIT_BYTES', 1024, 104857600).default(1048576),
+  SHUTDOWN_GRACE_SECONDS: int('SHUTDOWN_GRACE_SECONDS', 1, 600).default(4),
+  TRUST_PROXY: bool('TRUST_PROXY').default(false),
+
+  DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
+  DB_HOST: nonEmpty('DB_HOST').optional(),
+  DB_PORT: int('DB_PORT', 1, 65535).default(5432),
+  DB_NAME: nonEmpty('DB_NAME').default('spm_orchestrator'),
+  DB_USER: nonEmpty('DB_USER').default('spm_orch'),
+  DB_PASSWORD: z.string().optional(),
+  DB_POOL_MAX: int('DB_POOL_MAX', 2, 200).default(10),
+  EMBEDDED_PG_DIR: nonEmpty('EMBEDDED_PG_DIR').default('./var/pg'),
+  EMBEDDED_PG_PORT: int('EMBEDDED_PG_PORT', 1024, 65535).default(54329),
+
+  UYUNI_URL: httpUrl('UYUNI_URL').optional(),
+  UYUNI_USER: nonEmpty('UYUNI_USER').optional(),
+  UYUNI_PASSWORD: z.string().optional(),
+  UYUNI_VERIFY_SSL: bool('UYUNI_VERIFY_SSL').default(true),
+  UYUNI_POLL_INTERVAL_MINUTES: int('UYUNI_POLL_INTERVAL_MINUTES', 1, 10080).default(30),
+  UYUNI_SYNC_WORKERS: int('UYUNI_SYNC_WORKERS', 1, 100).default(10),
+  UYUNI_TIMEOUT_SECONDS: int('UYUNI_TIMEOUT_SECONDS', 1, 3600).default(30),
+  UYUNI_TEST_GROUP_PREFIX: nonEmpty('UYUNI_TEST_GROUP_PREFIX').default('test-'),
+  UYUNI_PROD_GROUP_PREFIX: nonEmpty('UYUNI_PROD_GROUP_PREFIX').default('prod-'),
+
+  SALT_API_URL: httpUrl('SALT_API_URL').optional(),
+  SALT_USER: nonEmpty('SALT_USER').optional(),
+  SALT_PASSWORD: z.string().optional(),
+  SALT_EAUTH: nonEmpty('SALT_EAUTH').default('pam'),
+  SALT_VERIFY_SSL: bool('SALT_VERIFY_SSL').default(true),
+
+  PROMETHEUS_URL: httpUrl('PROMETHEUS_URL').optional(),
+  PROMETHEUS_TIMEOUT_SECONDS: int('PROMETHEUS_TIMEOUT_SECONDS', 1, 300).default(10),
+
+  SMTP_HOST: nonEmpty('SMTP_HOST').optional(),
+  SMTP_PORT: int('SMTP_PORT', 1, 65535).default(25),
+  SMTP_SECURE: bool('SMTP_SECURE').default(false),
+  SMTP_USER: nonEmpty('SMTP_USER').optional(),
+  SMTP_PASSWORD: z.string().optional(),
+  SMTP_FROM: nonEmpty('SMTP_FROM').default('spm-orchestrator@localhost'),
+  WEBHOOK_SECRET: z.string().optional(),
+  NVD_API_KEY: z.string().optional(),
+
+  LEASE_TTL_SECONDS: int('LEASE_TTL_SECONDS', 2, 3600).default(30),
+  SCHEDULER_POLL_MS: int('SCHEDULER_POLL_MS', 50, 60000).default(1000),
+  INSPECT: z.enum(['off', 'websocket'], { message: 'INSPECT: expected off or websocket' }).default('off'),
+  INSPECT_WS_URL: z
+    .string()
+    .trim()
+    .refine((v) => /^wss?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(\/.*)?$/.test(v), {
+      message: 'INSPECT_WS_URL: expected a ws:// URL on localhost (inspection data never leaves the machine)',
+    })
+    .default('ws://localhost:8080'),
+
+  /** Test seam: effects go to a fake world over loopback instead of UYUNI/Salt. Refused in production. */
+  SPM_TEST_FAKE_WORLD_URL: httpUrl('SPM_TEST_FAKE_WORLD_URL').optional(),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  logLevel: Env['LOG_LEVEL'];
+  instanceId: string;
+  http: { host: string; port: number; bodyLimitBytes: number; shutdownGraceMs: number; trustProxy: boolean };
+  /** `url` is undefined when the embedded PostgreSQL must be started. */
+  database: { url: string | undefined; poolMax: number; embedded: { dir: string; port: number } };
+  uyuni:
+    | {
+        url: string;
+        user: string;
+        password: string;
+        verifySsl: boolean;
+        pollIntervalMinutes: number;
+        syncWorkers: number;
+        timeoutMs: number;
+        testGroupPrefix: string;
+        prodGroupPrefix: string;
+      }
+    | undefined;
+  salt: { url: string; user: string; password: string; eauth: string; verifySsl: boolean } | undefined;
+  prometheus: { url: string; timeoutMs: number } | undefined;
+  smtp: { host: string; port: number; secure: boolean; user: string | undefined; password: string | undefined; from: string } | undefined;
+  webhookSecret: string | undefined;
+  nvdApiKey: string | undefined;
+  leaseTtlMs: number;
+  schedulerPollMs: number;
+  inspect: { mode: 'off' | 'websocket'; url: string };
+  testFakeWorldUrl: string | undefined;
+}
+
+/**
+ * Validate an environment and compile it into a `Config`.
+ * @throws ConfigError with one line per problem.
+ * @example
+ * const config = parseConfig({ ...process.env });
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings mean "unset": `.env` files often carry `FOO=` for documentation.
+  const cleaned: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') cleaned[k] = v;
+
+  const parsed = envSchema.safeParse(cleaned);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? '?');
+      const got = cleaned[name];
+      const msg = issue.message.startsWith(`${name}:`) ? issue.message : `${name}: ${issue.message}`;
+      problems.push(got === undefined || isSecretName(name) ? msg : `${msg}, got ${JSON.stringify(got)}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+
+  const requireTogether = (prefix: string, url: string | undefined, names: [string, unknown][]) => {
+    if (url === undefined) return;
+    for (const [n, v] of names) if (v === undefined) problems.push(`${n}: required when ${prefix} is set`);
+  };
+  requireTogether('UYUNI_URL', e.UYUNI_URL, [['UYUNI_USER', e.UYUNI_USER], ['UYUNI_PASSWORD', e.UYUNI_PASSWORD]]);
+  requireTogether('SALT_API_URL', e.SALT_API_URL, [['SALT_USER', e.SALT_USER], ['SALT_PASSWORD', e.SALT_PASSWORD]]);
+  if (e.DATABASE_URL !== undefined && e.DB_HOST !== undefined) problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
+  if (e.SPM_TEST_FAKE_WORLD_URL !== undefined && e.NODE_ENV === 'production') {
+    problems.push('SPM_TEST_FAKE_WORLD_URL: a test seam, refused when NODE_ENV=production');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  let dbUrl = e.DATABASE_URL;
+  if (dbUrl === undefined && e.DB_HOST !== undefined) {
+    const u = new URL('postgres://localhost');
+    u.hostname = e.DB_HOST;
+    u.port = String(e.DB_PORT);
+    u.pathname = `/${e.DB_NAME}`;
+    u.username = e.DB_USER;
+    if (e.DB_PASSWORD !== undefined) u.password = e.DB_PASSWORD;
+    dbUrl = u.toString();
+  }
+
+  return {
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    instanceId: e.INSTANCE_ID ?? `${hostname()}-${process.pid}`,
+    http: {
+      host: e.HTTP_HOST,
+      port: e.HTTP_PORT,
+      bodyLimitBytes: e.HTTP_BODY_LIMIT_BYTES,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_SECONDS * 1000,
+      trustProxy: e.TRUST_PROXY,
+    },
+    database: { url: dbUrl, poolMax: e.DB_POOL_MAX, embedded: { dir: e.EMBEDDED_PG_DIR, port: e.EMBEDDED_PG_PORT } },
+    uyuni:
+      e.UYUNI_URL === undefined
+        ? undefined
+        : {
+            url: e.UYUNI_URL,
+            user: e.UYUNI_USER ?? '',
+            password: e.UYUNI_PASSWORD ?? '',
+            verifySsl: e.UYUNI_VERIFY_SSL,
+            pollIntervalMinutes: e.UYUNI_POLL_INTERVAL_MINUTES,
+            syncWorkers: e.UYUNI_SYNC_WORKERS,
+            timeoutMs: e.UYUNI_TIMEOUT_SECONDS * 1000,
+            testGroupPrefix: e.UYUNI_TEST_GROUP_PREFIX,
+            prodGroupPrefix: e.UYUNI_PROD_GROUP_PREFIX,
+          },
+    salt:
+      e.SALT_API_URL === undefined
+        ? undefined
+        : { url: e.SALT_API_URL, user: e.SALT_USER ?? '', password: e.SALT_PASSWORD ?? '', eauth: e.SALT_EAUTH, verifySsl: e.SALT_VERIFY_SSL },
+    prometheus: e.PROMETHEUS_URL === undefined ? undefined : { url: e.PROMETHEUS_URL, timeoutMs: e.PROMETHEUS_TIMEOUT_SECONDS * 1000 },
+    smtp:
+      e.SMTP_HOST === undefined
+        ? undefined
+        : { host: e.SMTP_HOST, port: e.SMTP_PORT, secure: e.SMTP_SECURE, user: e.SMTP_USER, password: e.SMTP_PASSWORD, from: e.SMTP_FROM },
+    webhookSecret: e.WEBHOOK_SECRET,
+    nvdApiKey: e.NVD_API_KEY,
+    leaseTtlMs: e.LEASE_TTL_SECONDS * 1000,
+    schedulerPollMs: e.SCHEDULER_POLL_MS,
+    inspect: { mode: e.INSPECT, url: e.INSPECT_WS_URL },
+    testFakeWorldUrl: e.SPM_TEST_FAKE_WORLD_URL,
+  };
+}
+
+function isSecretName(name: string): boolean {
+  return /PASSWORD|SECRET|KEY|DATABASE_URL/.test(name);
+}
+
+/**
+ * The process environment merged over `.env` (real variables win), as `parseConfig` expects it.
+ * `ENV_FILE` picks another file; a missing default `.env` is fine, a missing `ENV_FILE` is not.
+ */
+export function loadEnv(processEnv: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+  const explicit = processEnv.ENV_FILE;
+  const file = explicit ?? '.env';
+  if (!existsSync(file)) {
+    if (explicit !== undefined) throw new ConfigError([`ENV_FILE: file ${JSON.stringify(explicit)} does not exist`]);
+    return { ...processEnv };
+  }
+  const fromFile = parseEnv(readFileSync(file, 'utf8'));
+  return { ...fromFile, ...processEnv };
+}
+
+/** Redact the password of a connection URL for logs and `doctor` output. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable url>';
+  }
+}

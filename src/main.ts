@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+/**
+ * `spm-orchestrator <command>`: serve (the daemon), migrate, doctor, token create|list|revoke.
+ * Errors at start print one line (no stack trace) and exit non-zero; configuration problems print
+ * one line per variable and exit 78 (EX_CONFIG).
+ */
+import { parseArgs } from 'node:util';
+import { loadEnv, parseConfig, type Config } from './config.ts';
+import { ConfigError, EXIT_CONFIG, coerceError } from './errors.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { SHUTDOWN_SIGNALS } from './signals.ts';
+
+const USAGE = `usage: spm-orchestrator <command>
+
+commands:
+  serve                         run the daemon (HTTP API on HTTP_PORT, default 5001)
+  migrate                       apply pending database migrations and exit
+  doctor                        check configuration and every dependency
+  token create --name N --role viewer|operator|approver|admin [--expires-days D]
+  token list
+  token revoke <id|prefix>
+`;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`spm-orchestrator: ${message}\n`);
+  process.exit(code);
+}
+
+function loadConfig(): Config {
+  try {
+    return parseConfig(loadEnv());
+  } catch (raw) {
+    if (raw instanceof ConfigError) {
+      process.stderr.write('spm-orchestrator: invalid configuration\n');
+      for (const p of raw.problems) process.stderr.write(`  ${p}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw raw;
+  }
+}
+
+async function flushLogger(logger: Logger): Promise<void> {
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+}
+
+async function serve(config: Config, logger: Logger): Promise<void> {
+  const { startDaemon } = await import('./daemon.ts');
+  const daemon = await startDaemon(config, logger);
+  let stopping = false;
+  for (const signal of SHUTDOWN_SIGNALS) {
+    process.on(signal, () => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: forcing exit');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      daemon.stop().then(
+        async () => {
+          logger.info('stopped');
+          await flushLogger(logger);
+          process.exit(0);
+        },
+        async (raw) => {
+          logger.error({ err: coerceError(raw) }, 'shutdown finished with errors');
+          await flushLogger(logger);
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+async function withDatabase<T>(config: Config, logger: Logger, fn: (url: string, db: import('./persistence/db.ts').Db) => Promise<T>): Promise<T> {
+  const { Releasers } = await import('./releasers.ts');
+  const { openDatabase } = await import('./persistence/open.ts');
+  const { migrate } = await import('./persistence/migrate.ts');
+  const releasers = new Releasers();
+  try {
+    const { url, db } = await openDatabase(config, logger, releasers);
+    await migrate(url);
+    return await fn(url, db);
+  } finally {
+    await releasers.release(logger);
+  }
+}
+
+async function token(config: Config, logger: Logger, args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: { name: { type: 'string' }, role: { type: 'string' }, 'expires-days': { type: 'string' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+  });
+  const tokens = await import('./services/tokens.ts');
+  const q = await import('./persistence/sql/tokens.ts');
+  if (sub === 'create') {
+    const name = values.name?.trim();
+    if (!name) fail('token create: --name is required');
+    const role = values.role as (typeof tokens.ROLES)[number] | undefined;
+    if (role === undefined || !tokens.ROLES.includes(role)) fail(`token create: --role must be one of ${tokens.ROLES.join(', ')}`);
+    const days = values['expires-days'];
+    if (days !== undefined && !/^\d{1,5}$/.test(days)) fail('token create: --expires-days must be a whole number of days');
+    const t = tokens.generateToken();
+    const row = await withDatabase(config, logger, (_url, db) =>
+      q.insertToken(db, { name, prefix: t.prefix, hash: t.hash, role, createdBy: `cli:${process.env.USER ?? 'unknown'}`, expiresInDays: days === undefined ? null : Number(days) }),
+    );
+    process.stdout.write(values.json ? `${JSON.stringify({ id: row.id, token: t.token, role })}\n` : `token ${row.id} (${role}) created; it is shown only once:\n${t.token}\n`);
+  } else if (sub === 'list') {
+    const rows = await withDatabase(config, logger, (_url, db) => q.listTokens(db));
+    for (const r of rows) {
+      const state = r.revoked_at ? 'revoked' : r.expires_at && r.expires_at < Date.now() ? 'expired' : 'active';
+      process.stdout.write(`${String(r.id).padEnd(5)} ${r.prefix}…  ${r.role.padEnd(9)} ${state.padEnd(8)} ${r.name}\n`);
+    }
+  } else if (sub === 'revoke') {
+    const target = positionals[0];
+    if (!target) fail('token revoke: give a token id or prefix');
+    const rows = await withDatabase(config, logger, (_url, db) => q.revokeToken(db, target));
+    if (rows.length === 0) fail(`token revoke: no active token matches ${JSON.stringify(target)}`);
+    process.stdout.write(`revoked ${rows.map((r) => `${r.id} (${r.name})`).join(', ')}\n`);
+  } else {
+    fail(`token: unknown subcommand ${JSON.stringify(sub ?? '')}\n${USAGE}`, 2);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    process.exit(command === undefined ? 2 : 0);
+  }
+  if (!['serve', 'migrate', 'doctor', 'token'].includes(command)) fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`, 2);
+
+  const config = loadConfig();
+  // CLI commands keep stdout for their own output: their logs go to stderr.
+  const logger = createLogger({ level: command === 'serve' ? config.logLevel : config.logLevel === 'info' ? 'warn' : config.logLevel, instanceId: config.instanceId, ...(command === 'serve' ? {} : { destination: (await import('pino')).pino.destination({ fd: 2, sync: true }) }) });
+
+  try {
+    if (command === 'serve') return await serve(config, logger);
+    if (command === 'migrate') {
+      const res = await withDatabase(config, logger, async () => undefined).then(async () => {
+        const { currentSchemaVersion } = await import('./persistence/migrate.ts');
+        return config.database.url ? currentSchemaVersion(config.database.url) : null;
+      });
+      process.stdout.write(`migrate: schema up to date${res === null ? '' : ` (version ${res})`}\n`);
+      return;
+    }
+    if (command === 'doctor') {
+      const { runDoctor } = await import('./doctor.ts');
+      process.exitCode = await runDoctor(config, logger, (l) => process.stdout.write(`${l}\n`));
+      return;
+    }
+    if (command === 'token') return await token(config, logger, args);
+  } catch (raw) {
+    const err = coerceError(raw);
+    logger.debug({ err }, 'command failed');
+    await flushLogger(logger);
+    fail(`${command}: ${err.message}${err.cause instanceof Error && err.cause.message !== err.message ? ` (${err.cause.message})` : ''}`);
+  }
+}
+
+await main(process.argv.slice(2));
