@@ -185,21 +185,20 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       const msg = issue.message.startsWith(`${name}:`) ? issue.message : `${name}: ${issue.message}`;
       problems.push(got === undefined || isSecretName(name) ? msg : `${msg}, got ${JSON.stringify(got)}`);
     }
-    throw new ConfigError(problems);
   }
-  const e = parsed.data;
-
-  const requireTogether = (prefix: string, url: string | undefined, names: [string, unknown][]) => {
-    if (url === undefined) return;
-    for (const [n, v] of names) if (v === undefined) problems.push(`${n}: required when ${prefix} is set`);
+  // Cross-variable rules, checked on the raw values so that every problem is reported at once.
+  const requireTogether = (primary: string, companions: string[]) => {
+    if (cleaned[primary] === undefined) return;
+    for (const n of companions) if (cleaned[n] === undefined) problems.push(`${n}: required when ${primary} is set`);
   };
-  requireTogether('UYUNI_URL', e.UYUNI_URL, [['UYUNI_USER', e.UYUNI_USER], ['UYUNI_PASSWORD', e.UYUNI_PASSWORD]]);
-  requireTogether('SALT_API_URL', e.SALT_API_URL, [['SALT_USER', e.SALT_USER], ['SALT_PASSWORD', e.SALT_PASSWORD]]);
-  if (e.DATABASE_URL !== undefined && e.DB_HOST !== undefined) problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
-  if (e.SPM_TEST_FAKE_WORLD_URL !== undefined && e.NODE_ENV === 'production') {
+  requireTogether('UYUNI_URL', ['UYUNI_USER', 'UYUNI_PASSWORD']);
+  requireTogether('SALT_API_URL', ['SALT_USER', 'SALT_PASSWORD']);
+  if (cleaned.DATABASE_URL !== undefined && cleaned.DB_HOST !== undefined) problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
+  if (cleaned.SPM_TEST_FAKE_WORLD_URL !== undefined && cleaned.NODE_ENV === 'production') {
     problems.push('SPM_TEST_FAKE_WORLD_URL: a test seam, refused when NODE_ENV=production');
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
 
   let dbUrl = e.DATABASE_URL;
   if (dbUrl === undefined && e.DB_HOST !== undefined) {

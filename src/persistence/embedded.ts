@@ -16,7 +16,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chownSync, rmSync } from 'node:fs';
-import { arch, platform, userInfo } from 'node:os';
+import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
@@ -151,7 +151,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     if (ids) chownSync(dataDir, ids.uid, ids.gid);
     const password = randomBytes(18).toString('base64url');
-    const pwFile = path.join(path.dirname(dataDir), `.${path.basename(dataDir)}.pwfile`);
+    // In the temp dir: the `postgres` user must be able to read it, whatever the data dir's parents allow.
+    const pwFile = path.join(tmpdir(), `spm-pg-${process.pid}-${randomBytes(4).toString('hex')}.pwfile`);
     writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
     if (ids) chownSync(pwFile, ids.uid, ids.gid);
     logger.info({ dataDir }, 'initialising embedded PostgreSQL');
