@@ -1,0 +1,482 @@
+/**
+ * The actor host: one live XState actor per non-final queue entry owned by this replica.
+ *
+ * - **Hydrate** (DESIGN.md §3 rule 4): claim entries (lease + epoch), check `machine_version`,
+ *   validate the snapshot, attach an error observer *before* `start()`, then send `RESUME`. A
+ *   snapshot that cannot be restored moves the entry to `needs_attention` with the reason; the
+ *   daemon keeps running.
+ * - **Persist every transition** (rule 1): driven by the inspection `@xstate.snapshot` events of the
+ *   root actor (they fire for transitions a child actor causes too). Each change becomes a journal
+ *   row; an actor's writes are serialised and batched into one fenced transaction
+ *   (`revision`, `owner_epoch`) that also replaces the entry's durable timers.
+ * - **Operator events** are answered only after the transition they caused is committed; an event
+ *   the state does not accept is refused with the current state and the events it accepts.
+ * - **Final actors** are stopped and released from memory once their last write is committed.
+ */
+import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type StateValue } from 'xstate';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { AppError, coerceError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Clock } from '../persistence/clock.ts';
+import type { Db } from '../persistence/db.ts';
+import {
+  claimEntries, FencedWriteError, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type TransitionWrite,
+} from '../persistence/sql/entries.ts';
+import { applyProjections } from '../persistence/sql/projections.ts';
+import {
+  acceptedOperatorEvents, FINAL_STATUSES, MACHINE_VERSION, stateLabel, statusOf, timersFor, type PatchContext, type PatchEvent,
+  type PatchInput, type PatchMachine, type PatchSnapshot, type Settings, type Status,
+} from './patch.machine.ts';
+
+export interface EventMeta {
+  actor: string;
+  ip?: string | null;
+  userAgent?: string | null;
+  requestId?: string | null;
+}
+
+type EventWithoutTime = PatchEvent extends infer E ? (E extends { at: number } ? Omit<E, 'at'> : never) : never;
+
+interface PendingWrite {
+  transition: TransitionWrite;
+  persisted: unknown;
+  value: StateValue;
+  context: PatchContext;
+  event: PatchEvent | { type: string };
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+interface Hosted {
+  id: number;
+  actor: Actor<PatchMachine>;
+  epoch: number;
+  revision: number;
+  lastValue: StateValue;
+  lastJson: string;
+  pending: PendingWrite[];
+  draining: boolean;
+  lastWrite: Promise<void>;
+  evicted: boolean;
+}
+
+export interface HostOptions {
+  db: Db;
+  logger: Logger;
+  clock: Clock;
+  ownerId: string;
+  leaseTtlMs: number;
+  /** The machine with its effects provided. */
+  machine: PatchMachine;
+  /** Called after a write that armed a timer, so the scheduler can wake early. */
+  onTimerArmed?: (fireAt: number) => void;
+  /** Extra inspection observer (e.g. @statelyai/inspect), attached to every actor. */
+  inspect?: (ev: InspectionEvent) => void;
+}
+
+/** Paths of event payloads never journalled in clear. */
+const SECRET_KEYS = /password|secret|token|authorization|cookie|api_?key/i;
+export function redactPayload(value: unknown, depth = 0): unknown {
+  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => redactPayload(v, depth + 1));
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, SECRET_KEYS.test(k) ? '[redacted]' : redactPayload(v, depth + 1)]),
+  );
+}
+
+const snapshotEnvelope = z.object({
+  status: z.enum(['active', 'done', 'error', 'stopped']),
+  value: z.union([z.string(), z.record(z.string(), z.unknown())]),
+  context: z.object({ entryId: z.number(), errataId: z.string(), targetOs: z.string(), settings: z.object({}).passthrough() }).passthrough(),
+  children: z.record(z.string(), z.unknown()).optional(),
+});
+
+export class NotAcceptedError extends AppError {
+  constructor(entryId: number, eventType: string, state: string, accepted: string[]) {
+    super(409, 'invalid_transition', `entry ${entryId} is ${state}: ${eventType} is not accepted there`, { state, event: eventType, accepted_events: accepted });
+  }
+}
+
+export class ActorHost {
+  private readonly actors = new Map<number, Hosted>();
+  private readonly o: HostOptions;
+  private currentMeta: EventMeta | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(opts: HostOptions) {
+    this.o = opts;
+  }
+
+  get size(): number {
+    return this.actors.size;
+  }
+
+  ids(): number[] {
+    return [...this.actors.keys()];
+  }
+
+  snapshotOf(id: number): { snapshot: PatchSnapshot; revision: number } | undefined {
+    const h = this.actors.get(id);
+    return h ? { snapshot: h.actor.getSnapshot(), revision: h.revision } : undefined;
+  }
+
+  /** Claim and hydrate every entry this replica may own. Returns counts. */
+  async hydrateAll(batch = 2000): Promise<{ hydrated: number; quarantined: number }> {
+    let hydrated = 0;
+    let quarantined = 0;
+    for (;;) {
+      const rows = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, batch);
+      const fresh = rows.filter((r) => !this.actors.has(r.id) || this.actors.get(r.id)!.epoch !== r.owner_epoch);
+      for (const row of fresh) {
+        const ok = await this.hydrate(row);
+        if (ok) hydrated++;
+        else quarantined++;
+      }
+      if (rows.length < batch) break;
+    }
+    return { hydrated, quarantined };
+  }
+
+  /** Start lease renewal and periodic claiming of orphaned entries. */
+  startLeaseLoop(): void {
+    const every = Math.max(500, Math.floor(this.o.leaseTtlMs / 3));
+    const tick = async () => {
+      if (this.stopped) return;
+      try {
+        const held = await renewLeases(this.o.db, this.o.ownerId, this.o.leaseTtlMs);
+        const heldEpoch = new Map(held.map((r) => [r.id, r.owner_epoch]));
+        for (const [id, h] of this.actors) {
+          if (h.pending.length === 0 && heldEpoch.get(id) !== h.epoch) this.evict(h, 'lease lost to another replica');
+        }
+        await this.hydrateAll();
+      } catch (raw) {
+        this.o.logger.warn({ err: coerceError(raw).message }, 'lease renewal failed');
+      } finally {
+        if (!this.stopped) this.leaseTimer = setTimeout(() => void tick(), every);
+      }
+    };
+    this.leaseTimer = setTimeout(() => void tick(), every);
+  }
+
+  /**
+   * Create a new entry with a fresh actor, its first journal row and snapshot in one transaction.
+   * @returns the entry id.
+   */
+  async create(
+    e: { errataId: string; errataVersion: string | null; targetOs: PatchInput['targetOs']; priority: number; successScore: number; notes: string | null; settings: Settings },
+    meta: EventMeta,
+  ): Promise<number> {
+    const { insertEntry } = await import('../persistence/sql/entries.ts');
+    const at = this.o.clock.now();
+    const created = await this.o.db.transaction(async (tx) => {
+      const row = await insertEntry(tx, {
+        errataId: e.errataId, errataVersion: e.errataVersion, targetOs: e.targetOs, priority: e.priority, successScore: e.successScore,
+        machineVersion: MACHINE_VERSION, createdBy: meta.actor, notes: e.notes, ownerId: this.o.ownerId, leaseMs: this.o.leaseTtlMs,
+      });
+      const input: PatchInput = { entryId: row.id, errataId: e.errataId, targetOs: e.targetOs, settings: e.settings };
+      const actor = createActor(this.o.machine, { input });
+      const snap = actor.getSnapshot();
+      const persisted = actor.getPersistedSnapshot();
+      await writeTransitions(tx, {
+        entryId: row.id, ownerId: this.o.ownerId, epoch: row.owner_epoch, revision: 0, snapshot: persisted, status: statusOf(snap.value),
+        stateValue: snap.value, statusReason: null, timers: [],
+        transitions: [{
+          event_type: 'CREATE', payload: redactPayload({ errata_id: e.errataId, target_os: e.targetOs, priority: e.priority }), from_state: null,
+          to_state: stateLabel(snap.value), from_value: null, to_value: snap.value, actor: meta.actor, ip_address: meta.ip ?? null,
+          user_agent: meta.userAgent ?? null, request_id: meta.requestId ?? null, at,
+        }],
+      });
+      return { id: row.id, epoch: row.owner_epoch, persisted };
+    });
+    this.startActor(created.id, created.epoch, 1, created.persisted);
+    return created.id;
+  }
+
+  /**
+   * Deliver an operator (or scheduler) event and wait until the transition it caused is committed.
+   * @throws NotAcceptedError (409) when the current state does not accept it.
+   */
+  async send(id: number, event: EventWithoutTime, meta: EventMeta): Promise<{ status: Status; state: string; revision: number }> {
+    const h = await this.ensureLoaded(id);
+    const at = this.o.clock.now();
+    const ev = { ...event, at } as PatchEvent;
+    const snap = h.actor.getSnapshot();
+    if (snap.status !== 'active' || !snap.can(ev)) {
+      throw new NotAcceptedError(id, ev.type, stateLabel(snap.value), snap.status === 'active' ? acceptedOperatorEvents(snap, at) : []);
+    }
+    const before = h.lastWrite;
+    this.currentMeta = meta;
+    try {
+      h.actor.send(ev);
+    } finally {
+      this.currentMeta = undefined;
+    }
+    // `lastWrite` now points at the write of the transition this event caused (if any).
+    if (h.lastWrite !== before) await h.lastWrite;
+    const after = h.actor.getSnapshot();
+    return { status: statusOf(after.value), state: stateLabel(after.value), revision: h.revision };
+  }
+
+  /** Wait until every queued write of every actor is committed (shutdown, tests). */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.actors.values()].map((h) => h.lastWrite));
+  }
+
+  /** Stop every actor after flushing its writes, and hand the leases back. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.leaseTimer);
+    await this.flush();
+    for (const h of this.actors.values()) {
+      h.evicted = true;
+      h.actor.stop();
+    }
+    this.actors.clear();
+    await releaseLeases(this.o.db, this.o.ownerId).catch(() => undefined);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async ensureLoaded(id: number): Promise<Hosted> {
+    const local = this.actors.get(id);
+    if (local && !local.evicted) return local;
+    const row = await loadEntry(this.o.db, id);
+    if (row === null) throw new AppError(404, 'not_found', `queue entry ${id} does not exist`);
+    if ((FINAL_STATUSES as readonly string[]).includes(row.status)) {
+      throw new NotAcceptedError(id, 'event', row.status, []);
+    }
+    const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, [id]);
+    if (claimed.length === 0) {
+      throw new AppError(503, 'owned_elsewhere', `queue entry ${id} is owned by replica ${row.owner_id ?? '?'}; retry there or after its lease expires`, { owner: row.owner_id });
+    }
+    const ok = await this.hydrate(claimed[0]!);
+    const h = this.actors.get(id);
+    if (!ok || !h) throw new AppError(409, 'needs_attention', `queue entry ${id} could not be restored and was moved to needs_attention`);
+    return h;
+  }
+
+  /** Restore one claimed row; on a bad snapshot, quarantine it to needs_attention. */
+  private async hydrate(row: EntryRow): Promise<boolean> {
+    const existing = this.actors.get(row.id);
+    if (existing) this.evict(existing, 're-claimed with a new epoch');
+    let reason: string | null = null;
+    let parsed: z.infer<typeof snapshotEnvelope> | null = null;
+    if (row.machine_version !== MACHINE_VERSION) {
+      reason = `machine version ${row.machine_version} is not known to this build (${MACHINE_VERSION})`;
+    } else {
+      const env = snapshotEnvelope.safeParse(row.snapshot);
+      if (!env.success) reason = `snapshot is malformed: ${env.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
+      else if (env.data.status === 'error' || env.data.status === 'stopped') reason = `snapshot has status ${env.data.status}`;
+      else if (env.data.context.entryId !== row.id) reason = `snapshot belongs to entry ${env.data.context.entryId}, not ${row.id}`;
+      else {
+        try {
+          this.o.machine.resolveState({ value: env.data.value as StateValue, context: env.data.context as unknown as PatchContext });
+          statusOf(env.data.value as StateValue);
+          parsed = env.data;
+        } catch (raw) {
+          reason = `snapshot state cannot be restored: ${coerceError(raw).message}`;
+        }
+      }
+    }
+    if (parsed === null) {
+      await this.quarantine(row, reason ?? 'unknown');
+      return false;
+    }
+    try {
+      this.startActor(row.id, row.owner_epoch, row.revision, parsed, true);
+      return true;
+    } catch (raw) {
+      await this.quarantine(row, `actor failed to start: ${coerceError(raw).message}`);
+      return false;
+    }
+  }
+
+  private startActor(id: number, epoch: number, revision: number, persisted: unknown, resume = false): void {
+    const machine = this.o.machine;
+    let hosted: Hosted | undefined;
+    const inspect = (ev: InspectionEvent) => {
+      this.o.inspect?.(ev);
+      if (ev.type === '@xstate.snapshot' && hosted && ev.actorRef === hosted.actor) this.onSnapshot(hosted, ev.event, ev.snapshot as PatchSnapshot);
+    };
+    const actor = createActor(machine, { snapshot: persisted as never, input: undefined as never, inspect });
+    const snap = actor.getSnapshot();
+    hosted = {
+      id, actor, epoch, revision, lastValue: snap.value, lastJson: JSON.stringify(persisted), pending: [], draining: false,
+      lastWrite: Promise.resolve(), evicted: false,
+    };
+    this.actors.set(id, hosted);
+    const h = hosted;
+    // xstate#3645: an actor error with no error observer crashes Node. Attach before start().
+    actor.subscribe({ error: (err) => void this.onActorError(h, coerceError(err)) });
+    actor.start();
+    if (resume && actor.getSnapshot().status === 'active') actor.send({ type: 'RESUME', at: this.o.clock.now() });
+    if (actor.getSnapshot().status === 'done') this.release(h);
+  }
+
+  private onSnapshot(h: Hosted, event: { type: string }, snapshot: PatchSnapshot): void {
+    if (h.evicted || event.type === 'xstate.init') return;
+    const persisted = h.actor.logic.getPersistedSnapshot(snapshot);
+    const json = JSON.stringify(persisted);
+    if (json === h.lastJson) return;
+    h.lastJson = json;
+    const meta = this.currentMeta ?? { actor: event.type === 'TIMER' ? 'scheduler' : 'system' };
+    const { type, at: _at, ...payload } = event as { type: string; at?: number };
+    const transition: TransitionWrite = {
+      event_type: type,
+      payload: redactPayload(type.startsWith('xstate.') ? summariseInternal(payload) : payload),
+      from_state: stateLabel(h.lastValue),
+      to_state: stateLabel(snapshot.value),
+      from_value: h.lastValue,
+      to_value: snapshot.value,
+      actor: meta.actor,
+      ip_address: meta.ip ?? null,
+      user_agent: meta.userAgent ?? null,
+      request_id: meta.requestId ?? null,
+      at: typeof (event as { at?: unknown }).at === 'number' ? (event as unknown as { at: number }).at : this.o.clock.now(),
+    };
+    h.lastValue = snapshot.value;
+    let resolve!: () => void;
+    let reject!: (e: Error) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    done.catch(() => undefined); // observed by whoever awaits lastWrite; never an unhandled rejection
+    h.pending.push({ transition, persisted, value: snapshot.value, context: snapshot.context, event, resolve, reject });
+    h.lastWrite = done;
+    if (!h.draining) {
+      h.draining = true;
+      queueMicrotask(() => void this.drain(h));
+    }
+  }
+
+  private async drain(h: Hosted): Promise<void> {
+    let failures = 0;
+    while (h.pending.length > 0 && !h.evicted) {
+      const batch = h.pending.slice();
+      const last = batch[batch.length - 1]!;
+      const status = statusOf(last.value);
+      const timers = timersFor(last.value, last.context).map((t) => ({ name: t.name, fireAt: t.fireAt, event: { type: 'TIMER', name: t.name } }));
+      try {
+        const res = await this.o.db.transaction(async (tx) => {
+          const r = await writeTransitions(tx, {
+            entryId: h.id, ownerId: this.o.ownerId, epoch: h.epoch, revision: h.revision, snapshot: last.persisted, status,
+            stateValue: last.value, statusReason: statusReason(last.context, status), timers,
+            transitions: batch.map((b) => b.transition),
+          });
+          await applyProjections(tx, h.id, batch.map((b) => ({ event: b.event, value: b.value, context: b.context, transition: b.transition })), r.lastSeq - batch.length + 1);
+          return r;
+        });
+        h.revision = res.revision;
+        h.pending.splice(0, batch.length);
+        failures = 0;
+        for (const b of batch) b.resolve();
+        for (const t of timers) this.o.onTimerArmed?.(t.fireAt);
+        if ((FINAL_STATUSES as readonly string[]).includes(status) && h.pending.length === 0) this.release(h);
+      } catch (raw) {
+        const err = coerceError(raw);
+        if (err instanceof FencedWriteError || failures >= 5) {
+          this.o.logger.error({ entryId: h.id, err: err.message }, 'persisting a transition failed for good; releasing the actor (it will be re-hydrated from the database)');
+          for (const b of h.pending.splice(0)) b.reject(new AppError(503, 'not_persisted', `the transition of entry ${h.id} could not be persisted; nothing changed`, null, { cause: err }));
+          this.evict(h, err.message);
+          break;
+        }
+        failures++;
+        this.o.logger.warn({ entryId: h.id, err: err.message, attempt: failures }, 'persisting a transition failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** failures) * (0.5 + Math.random())));
+      }
+    }
+    h.draining = false;
+  }
+
+  private release(h: Hosted): void {
+    h.evicted = true;
+    h.actor.stop();
+    if (this.actors.get(h.id) === h) this.actors.delete(h.id);
+  }
+
+  private evict(h: Hosted, why: string): void {
+    if (h.evicted) return;
+    this.o.logger.warn({ entryId: h.id, why }, 'actor evicted');
+    this.release(h);
+  }
+
+  private async onActorError(h: Hosted, err: Error): Promise<void> {
+    this.o.logger.error({ entryId: h.id, err: err.message }, 'patch actor failed');
+    this.evict(h, 'actor error');
+    const row = await loadEntry(this.o.db, h.id).catch(() => null);
+    if (row && row.owner_id === this.o.ownerId && row.owner_epoch === h.epoch) await this.quarantine(row, `actor failed: ${err.message}`).catch(() => undefined);
+  }
+
+  /**
+   * Move an entry whose snapshot cannot be used to needs_attention, keeping what can be kept of
+   * its context, with a journal row saying why. The daemon keeps running.
+   */
+  private async quarantine(row: EntryRow, reason: string): Promise<void> {
+    this.o.logger.error({ entryId: row.id, reason }, 'entry cannot be restored; moving it to needs_attention');
+    const at = this.o.clock.now();
+    const old = (row.snapshot ?? {}) as { context?: Partial<PatchContext> };
+    const fallback = await this.o.db.maybeOne(sql.type(z.object({ errata_id: z.string(), target_os: z.string() }))`SELECT errata_id, target_os FROM patch_test_queue WHERE id = ${row.id}`);
+    const seed = createActor(this.o.machine, {
+      input: { entryId: row.id, errataId: fallback?.errata_id ?? row.errata_id, targetOs: (fallback?.target_os ?? row.target_os) as PatchInput['targetOs'], settings: DEFAULT_SETTINGS },
+    }).getSnapshot().context;
+    const context: PatchContext = { ...seed, ...(isPlainContext(old.context, row.id) ? old.context : {}), entryId: row.id, attention: { reason, phase: 'test', at }, retry: null, deadlines: {} } as PatchContext;
+    const resolved = this.o.machine.resolveState({ value: 'needs_attention', context });
+    const persisted = this.o.machine.getPersistedSnapshot(resolved);
+    try {
+      const res = await this.o.db.transaction((tx) =>
+        writeTransitions(tx, {
+          entryId: row.id, ownerId: this.o.ownerId, epoch: row.owner_epoch, revision: row.revision, snapshot: persisted, status: 'needs_attention',
+          stateValue: 'needs_attention', statusReason: reason, timers: [],
+          transitions: [{
+            event_type: 'HYDRATE_FAILED', payload: { reason, machine_version: row.machine_version }, from_state: row.status, to_state: 'needs_attention',
+            from_value: null, to_value: 'needs_attention', actor: 'system', ip_address: null, user_agent: null, request_id: null, at,
+          }],
+        }),
+      );
+      this.startActor(row.id, row.owner_epoch, res.revision, persisted);
+    } catch (raw) {
+      this.o.logger.error({ entryId: row.id, err: coerceError(raw).message }, 'could not quarantine entry');
+    }
+  }
+}
+
+function isPlainContext(ctx: unknown, id: number): ctx is Partial<PatchContext> {
+  return typeof ctx === 'object' && ctx !== null && (ctx as { entryId?: unknown }).entryId === id && typeof (ctx as { settings?: unknown }).settings === 'object';
+}
+
+/** Internal xstate events carry effect outputs; keep the journal readable and small. */
+function summariseInternal(payload: Record<string, unknown>): unknown {
+  const out = payload.output as Record<string, unknown> | undefined;
+  const error = payload.error as Record<string, unknown> | undefined;
+  if (out && typeof out === 'object') {
+    const { evidence: _e, ...rest } = out;
+    return { output: rest };
+  }
+  if (error && typeof error === 'object') return { error: { message: error.message, transient: error.transient } };
+  return payload;
+}
+
+function statusReason(ctx: PatchContext, status: Status): string | null {
+  if (status === 'needs_attention') return ctx.attention?.reason ?? null;
+  if (status === 'failed' || status === 'rolled_back') return ctx.resolution ?? ctx.failure?.reason ?? null;
+  if (status === 'pending_retry') return ctx.lastError ? `${ctx.lastError.step}: ${ctx.lastError.message}` : null;
+  if (status === 'removed') return ctx.resolution;
+  if (status === 'rejected' || status === 'snoozed') return ctx.approval?.reason ?? null;
+  return null;
+}
+
+/** Production defaults of the design (waits 300 s / 180 s); `test_thresholds` in the database overrides them. */
+export const DEFAULT_SETTINGS: Settings = {
+  waitAfterPatchMs: 300_000,
+  waitAfterRebootMs: 180_000,
+  rebootTimeoutMs: 900_000,
+  stepTimeoutMs: 1_800_000,
+  retryBaseMs: 30_000,
+  retryMaxMs: 1_800_000,
+  retryMaxAttempts: 8,
+};
+
+export type { AnyActorRef };

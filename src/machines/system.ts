@@ -1,0 +1,63 @@
+/**
+ * Wiring of the durable actor system: database clock, effect runner over the given ports, the
+ * machine with its effects provided, the actor host and the timer scheduler. Used by the daemon's
+ * composition root and by the tests, so both run exactly the same assembly.
+ */
+import type { InspectionEvent } from 'xstate';
+import type { Logger } from '../logger.ts';
+import { DbClock } from '../persistence/clock.ts';
+import type { Db } from '../persistence/db.ts';
+import { TimerScheduler } from '../scheduler/timers.ts';
+import { makeEffectActors, type PatchPorts } from './effects.ts';
+import { ActorHost } from './host.ts';
+import { patchMachine } from './patch.machine.ts';
+
+export interface ActorSystemOptions {
+  db: Db;
+  logger: Logger;
+  ownerId: string;
+  leaseTtlMs: number;
+  pollMs: number;
+  ports: PatchPorts;
+  /** Chaos-harness control run only. */
+  reconcile?: boolean;
+  inspect?: (ev: InspectionEvent) => void;
+}
+
+export interface ActorSystem {
+  clock: DbClock;
+  host: ActorHost;
+  scheduler: TimerScheduler;
+  hydration: { hydrated: number; quarantined: number };
+  stop(): Promise<void>;
+}
+
+export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSystem> {
+  const clock = new DbClock(o.db);
+  await clock.start();
+  const machine = patchMachine.provide({
+    actors: makeEffectActors({ db: o.db, clock, logger: o.logger, ports: o.ports, ...(o.reconcile === undefined ? {} : { reconcile: o.reconcile }) }),
+  });
+  let scheduler: TimerScheduler | undefined;
+  const host = new ActorHost({
+    db: o.db, logger: o.logger, clock, ownerId: o.ownerId, leaseTtlMs: o.leaseTtlMs, machine,
+    onTimerArmed: (fireAt) => scheduler?.nudge(fireAt),
+    ...(o.inspect ? { inspect: o.inspect } : {}),
+  });
+  scheduler = new TimerScheduler({ db: o.db, logger: o.logger, clock, ownerId: o.ownerId, pollMs: o.pollMs, host });
+  const hydration = await host.hydrateAll();
+  host.startLeaseLoop();
+  scheduler.start();
+  const s = scheduler;
+  return {
+    clock,
+    host,
+    scheduler: s,
+    hydration,
+    async stop() {
+      await s.stop();
+      await host.stop();
+      clock.stop();
+    },
+  };
+}

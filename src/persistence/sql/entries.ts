@@ -1,0 +1,193 @@
+/**
+ * Queries of the queue-entry family: create, claim, fenced snapshot writes with their journal rows
+ * and timers, lease renewal. Coordination is in SQL (STYLE rule 12): a returned row means you won.
+ */
+import { sql, type DatabaseTransactionConnection } from 'slonik';
+import { z } from 'zod';
+import type { Db } from '../db.ts';
+import { chainHash, GENESIS_HASH, type JournalFields } from '../journal.ts';
+
+const FINAL = sql.fragment`('completed', 'rejected', 'rolled_back', 'removed')`;
+
+export const entryRow = z.object({
+  id: z.number(),
+  errata_id: z.string(),
+  target_os: z.string(),
+  status: z.string(),
+  machine_version: z.string(),
+  snapshot: z.unknown().nullable(),
+  revision: z.number(),
+  owner_id: z.string().nullable(),
+  owner_epoch: z.number(),
+  lease_until: z.number().nullable(),
+});
+export type EntryRow = z.infer<typeof entryRow>;
+
+export function insertEntry(
+  tx: DatabaseTransactionConnection,
+  e: { errataId: string; errataVersion: string | null; targetOs: string; priority: number; successScore: number; machineVersion: string; createdBy: string; notes: string | null; ownerId: string; leaseMs: number },
+) {
+  return tx.one(sql.type(z.object({ id: z.number(), owner_epoch: z.number() }))`
+    INSERT INTO patch_test_queue (errata_id, errata_version, target_os, priority, success_score, machine_version, created_by, notes,
+                                  owner_id, owner_epoch, lease_until)
+    VALUES (${e.errataId}, ${e.errataVersion}, ${e.targetOs}, ${e.priority}, ${e.successScore}, ${e.machineVersion}, ${e.createdBy}, ${e.notes},
+            ${e.ownerId}, 1, now() + make_interval(secs => ${e.leaseMs / 1000}))
+    RETURNING id, owner_epoch`);
+}
+
+/**
+ * Claim non-final entries that are unowned, whose lease expired, or that this replica owned before
+ * a restart (same INSTANCE_ID). Bumps the epoch: the previous owner's writes are fenced from now on.
+ */
+export function claimEntries(db: Db, ownerId: string, leaseMs: number, limit: number, onlyIds: number[] | null = null) {
+  const idFilter = onlyIds === null ? sql.fragment`true` : sql.fragment`id = ANY(${sql.array(onlyIds, 'int8')})`;
+  return db.any(sql.type(entryRow)`
+    WITH claimable AS (
+      SELECT id FROM patch_test_queue
+      WHERE status NOT IN ${FINAL} AND ${idFilter}
+        AND (owner_id IS NULL OR lease_until < now() OR owner_id = ${ownerId})
+      ORDER BY id
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)
+    UPDATE patch_test_queue q
+    SET owner_id = ${ownerId}, owner_epoch = q.owner_epoch + 1, lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+    FROM claimable c WHERE q.id = c.id
+    RETURNING q.id, q.errata_id, q.target_os, q.status, q.machine_version, q.snapshot, q.revision, q.owner_id, q.owner_epoch,
+              extract(epoch FROM q.lease_until) * 1000 AS lease_until`);
+}
+
+/** Renew this replica's leases; returns (id, epoch) still held. */
+export function renewLeases(db: Db, ownerId: string, leaseMs: number) {
+  return db.any(sql.type(z.object({ id: z.number(), owner_epoch: z.number() }))`
+    UPDATE patch_test_queue SET lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+    WHERE owner_id = ${ownerId} AND status NOT IN ${FINAL}
+    RETURNING id, owner_epoch`);
+}
+
+/** Give up ownership (graceful shutdown) so another replica can take over without waiting for expiry. */
+export function releaseLeases(db: Db, ownerId: string) {
+  return db.query(sql.unsafe`UPDATE patch_test_queue SET lease_until = now() WHERE owner_id = ${ownerId} AND status NOT IN ${FINAL}`);
+}
+
+export interface TransitionWrite {
+  event_type: string;
+  payload: unknown;
+  from_state: string | null;
+  to_state: string;
+  from_value: unknown;
+  to_value: unknown;
+  actor: string;
+  ip_address: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  at: number;
+}
+
+export class FencedWriteError extends Error {
+  constructor(entryId: number) {
+    super(`write to entry ${entryId} was fenced: another owner or a newer revision holds it`);
+    this.name = 'FencedWriteError';
+  }
+}
+
+/**
+ * One transaction: the fenced snapshot update (revision + n), the journal rows (seq contiguous,
+ * hash-chained), and the entry's timers replaced by `timers`.
+ * @returns the new revision and the seq of the last journal row.
+ */
+export async function writeTransitions(
+  tx: DatabaseTransactionConnection,
+  w: {
+    entryId: number;
+    ownerId: string;
+    epoch: number;
+    revision: number;
+    snapshot: unknown;
+    status: string;
+    stateValue: unknown;
+    statusReason: string | null;
+    transitions: TransitionWrite[];
+    timers: { name: string; fireAt: number; event: unknown }[];
+  },
+): Promise<{ revision: number; lastSeq: number }> {
+  const n = w.transitions.length;
+  const updated = await tx.maybeOne(sql.type(z.object({ revision: z.number() }))`
+    UPDATE patch_test_queue
+    SET snapshot = ${sql.jsonb(w.snapshot as never)}, status = ${w.status}, state_value = ${sql.jsonb(w.stateValue as never)},
+        status_reason = ${w.statusReason}, revision = revision + ${n}, updated_at = now(),
+        started_at = CASE WHEN started_at IS NULL AND ${w.status} <> 'queued' THEN now() ELSE started_at END,
+        completed_at = CASE WHEN ${w.status} IN ('completed', 'rejected', 'rolled_back', 'removed') THEN now() ELSE NULL END
+    WHERE id = ${w.entryId} AND revision = ${w.revision} AND owner_epoch = ${w.epoch} AND owner_id = ${w.ownerId}
+    RETURNING revision`);
+  if (updated === null) throw new FencedWriteError(w.entryId);
+
+  const head = await tx.maybeOne(sql.type(z.object({ seq: z.number(), hash: z.string() }))`
+    SELECT seq, hash FROM patch_transitions WHERE queue_id = ${w.entryId} ORDER BY seq DESC LIMIT 1`);
+  let prev = head?.hash ?? GENESIS_HASH;
+  let seq = head?.seq ?? 0;
+  const rows: unknown[][] = [];
+  for (let i = 0; i < n; i++) {
+    const t = w.transitions[i]!;
+    seq += 1;
+    const fields: JournalFields = {
+      queue_id: w.entryId, seq, event_type: t.event_type, payload: t.payload, from_state: t.from_state, to_state: t.to_state,
+      actor: t.actor, ip_address: t.ip_address, user_agent: t.user_agent, request_id: t.request_id, at: t.at,
+    };
+    const hash = chainHash(prev, fields);
+    rows.push([w.entryId, seq, t.event_type, JSON.stringify(t.payload ?? {}), t.from_state, t.to_state, JSON.stringify(t.from_value ?? null), JSON.stringify(t.to_value),
+      t.actor, t.ip_address, t.user_agent, t.request_id, w.revision + i + 1, w.epoch, new Date(t.at).toISOString(), prev, hash]);
+    prev = hash;
+  }
+  await tx.query(sql.unsafe`
+    INSERT INTO patch_transitions (queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address,
+                                   user_agent, request_id, revision, owner_epoch, at, prev_hash, hash)
+    SELECT queue_id, seq, event_type, payload::jsonb, from_state, to_state, from_value::jsonb, to_value::jsonb, actor, ip_address,
+           user_agent, request_id, revision, owner_epoch, at::timestamptz, prev_hash, hash
+    FROM ${sql.unnest(rows as never, ['int8', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'text', 'text'])}
+      AS t(queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id, revision, owner_epoch, at, prev_hash, hash)`);
+
+  const names = w.timers.map((t) => t.name);
+  await tx.query(sql.unsafe`DELETE FROM timers WHERE queue_id = ${w.entryId} AND NOT (name = ANY(${sql.array(names, 'text')}))`);
+  for (const t of w.timers) {
+    await tx.query(sql.unsafe`
+      INSERT INTO timers (queue_id, name, fire_at, event, armed_revision)
+      VALUES (${w.entryId}, ${t.name}, to_timestamp(${t.fireAt / 1000}), ${sql.jsonb(t.event as never)}, ${updated.revision})
+      ON CONFLICT (queue_id, name) DO UPDATE
+        SET fire_at = excluded.fire_at, event = excluded.event, armed_revision = excluded.armed_revision, claimed_by = NULL, claimed_at = NULL
+        WHERE timers.fire_at IS DISTINCT FROM excluded.fire_at`);
+  }
+  return { revision: updated.revision, lastSeq: seq };
+}
+
+export function loadEntry(db: Db | DatabaseTransactionConnection, id: number) {
+  return db.maybeOne(sql.type(entryRow)`
+    SELECT id, errata_id, target_os, status, machine_version, snapshot, revision, owner_id, owner_epoch,
+           extract(epoch FROM lease_until) * 1000 AS lease_until
+    FROM patch_test_queue WHERE id = ${id}`);
+}
+
+export const journalRow = z.object({
+  queue_id: z.number(),
+  seq: z.number(),
+  event_type: z.string(),
+  payload: z.unknown(),
+  from_state: z.string().nullable(),
+  to_state: z.string(),
+  from_value: z.unknown(),
+  to_value: z.unknown(),
+  actor: z.string(),
+  ip_address: z.string().nullable(),
+  user_agent: z.string().nullable(),
+  request_id: z.string().nullable(),
+  revision: z.number(),
+  at: z.number(),
+  prev_hash: z.string(),
+  hash: z.string(),
+});
+
+export function loadJournal(db: Db, id: number) {
+  return db.any(sql.type(journalRow)`
+    SELECT queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id,
+           revision, (extract(epoch FROM at) * 1000)::float8 AS at, prev_hash, hash
+    FROM patch_transitions WHERE queue_id = ${id} ORDER BY seq`);
+}
