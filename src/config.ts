@@ -214,7 +214,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   return {
     env: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
-    instanceId: e.INSTANCE_ID ?? `${hostname()}-${process.pid}`,
+    // Stable across restarts on purpose: a restarted replica re-claims its own entries at once
+    // instead of waiting for their leases to expire. Each replica needs its own INSTANCE_ID.
+    instanceId: e.INSTANCE_ID ?? hostname(),
     http: {
       host: e.HTTP_HOST,
       port: e.HTTP_PORT,

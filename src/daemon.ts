@@ -5,7 +5,13 @@
 import type { Config } from './config.ts';
 import type { BaseDeps, Lifecycle } from './interfaces.ts';
 import type { Logger } from './logger.ts';
+import type { InspectionEvent } from 'xstate';
 import { createApp } from './http/app.ts';
+import { queueRoutes } from './http/routes/queue.ts';
+import { unavailablePorts, type PatchPorts } from './machines/effects.ts';
+import { redactPayload } from './machines/host.ts';
+import { startActorSystem } from './machines/system.ts';
+import { loadThresholds, settingsFrom } from './services/settings.ts';
 import { startHttpServer } from './http/server.ts';
 import { migrate } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
@@ -33,7 +39,41 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     logger.info({ applied, embeddedDatabase: embedded }, applied.length > 0 ? 'migrations applied' : 'schema up to date');
 
     const deps: BaseDeps = { config, logger, db, version: VERSION, startedAt: Date.now(), lifecycle };
-    const app = createApp(deps);
+
+    // Effects: the real UYUNI/Salt/Prometheus test engine is not wired yet; without it every effect
+    // is refused and POST /tests/start answers 503. The fake world is a test seam (never in production).
+    let ports: PatchPorts;
+    let testEngine: { available: boolean; reason: string | null };
+    if (config.testFakeWorldUrl !== undefined) {
+      // src/lab is test/demo code: loaded only through this seam, which NODE_ENV=production refuses.
+      const { fakeWorldHttpPorts } = await import('./lab/fakeWorld.ts');
+      ports = fakeWorldHttpPorts(config.testFakeWorldUrl);
+      testEngine = { available: true, reason: null };
+      logger.warn({ url: config.testFakeWorldUrl }, 'TEST SEAM: effects go to a fake world');
+    } else {
+      const reason = 'the UYUNI/Salt/Prometheus test engine is not configured in this build';
+      ports = unavailablePorts(reason);
+      testEngine = { available: false, reason };
+    }
+    let inspect: ((ev: InspectionEvent) => void) | undefined;
+    if (config.inspect.mode === 'websocket') {
+      const { createWebSocketInspector } = await import('@statelyai/inspect');
+      const inspector = createWebSocketInspector({ url: config.inspect.url, sanitizeContext: (ctx) => redactPayload(ctx) as never });
+      inspect = (ev) => inspector.inspect.next?.(ev);
+      releasers.add('inspector', () => inspector.stop());
+      logger.warn({ url: config.inspect.url }, 'XState inspection is streaming to a local websocket (debugging only)');
+    }
+    const actors = await startActorSystem({
+      db, logger, ownerId: config.instanceId, leaseTtlMs: config.leaseTtlMs, pollMs: config.schedulerPollMs, ports,
+      reconcile: process.env.SPM_TEST_DISABLE_RECONCILE === '1' && config.env !== 'production' ? false : true,
+      ...(inspect ? { inspect } : {}),
+    });
+    releasers.add('actors', () => actors.stop());
+    logger.info({ ...actors.hydration, instance: config.instanceId }, 'actors hydrated');
+
+    const app = createApp(deps, [
+      queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings: async () => settingsFrom(await loadThresholds(db)), testEngine }),
+    ]);
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));
     lifecycle.state = 'running';

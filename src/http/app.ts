@@ -7,10 +7,17 @@ import { bodyLimit } from 'hono/body-limit';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import { requestId } from 'hono/request-id';
 import type { BaseDeps } from '../interfaces.ts';
+import { authenticate } from './auth.ts';
+import type { ApiEnv } from './context.ts';
+import { idempotency } from './idempotency.ts';
 import { errorResponse, makeErrorHandler } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
 
-export type AppEnv = { Variables: { requestId: string } };
+export type AppEnv = ApiEnv;
+
+/** Path prefixes that need a bearer token (everything under /api/v1 except health). */
+export const PROTECTED_PATHS = ['/queue', '/queue/*', '/approvals/*', '/tests/*', '/sync/*', '/errata', '/errata/*', '/risk-profile', '/risk-profile/*',
+  '/deployments', '/deployments/*', '/rollback', '/rollback/*', '/notifications/*', '/reports/*', '/config', '/config/*'];
 
 /** A route module: mounted under `/api/v1`. */
 export type RouteModule = (api: Hono<AppEnv>) => void;
@@ -49,6 +56,7 @@ export function createApp(deps: BaseDeps, modules: RouteModule[] = []): Hono<App
 
   const api = new Hono<AppEnv>();
   healthRoutes(deps)(api);
+  for (const p of PROTECTED_PATHS) api.use(p, authenticate(deps), idempotency(deps));
   for (const mod of modules) mod(api);
   app.route('/api/v1', api);
 

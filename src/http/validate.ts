@@ -1,0 +1,40 @@
+/** Body and query validation at the HTTP boundary: bad input is a 4xx that says what is wrong. */
+import type { Context } from 'hono';
+import type { z } from 'zod';
+import { AppError } from '../errors.ts';
+
+function issuesOf(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+}
+
+export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  const ct = c.req.header('content-type') ?? '';
+  const text = await c.req.text();
+  if (text.trim() === '') {
+    const empty = schema.safeParse({});
+    if (empty.success) return empty.data;
+    throw new AppError(400, 'validation_failed', 'request body is required', issuesOf(empty.error));
+  }
+  if (!/^application\/(.+\+)?json\b/i.test(ct)) throw new AppError(415, 'unsupported_media_type', 'send the body as application/json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new AppError(400, 'invalid_json', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new AppError(400, 'validation_failed', `invalid request body: ${issuesOf(parsed.error).map((i) => `${i.path}: ${i.message}`).join('; ')}`, issuesOf(parsed.error));
+  return parsed.data;
+}
+
+export function readQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<T> {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) throw new AppError(400, 'validation_failed', `invalid query: ${issuesOf(parsed.error).map((i) => `${i.path}: ${i.message}`).join('; ')}`, issuesOf(parsed.error));
+  return parsed.data;
+}
+
+export function readId(c: Context, name = 'id'): number {
+  const v = c.req.param(name) ?? '';
+  if (!/^[1-9]\d{0,15}$/.test(v)) throw new AppError(400, 'invalid_id', `${name} must be a positive integer, got ${JSON.stringify(v.slice(0, 40))}`);
+  return Number(v);
+}

@@ -1,0 +1,117 @@
+/** Read queries of the queue family (state changes go through the actor host, never here). */
+import { sql } from 'slonik';
+import { z } from 'zod';
+import type { Db } from '../db.ts';
+
+const ts = z.number().nullable();
+export const queueItem = z.object({
+  id: z.number(), errata_id: z.string(), errata_version: z.string().nullable(), target_os: z.string(), status: z.string(), state_value: z.unknown(),
+  status_reason: z.string().nullable(), priority: z.number(), priority_override: z.number().nullable(), effective_priority: z.number(),
+  success_score: z.number(), risk_level: z.string(), queued_at: z.number(), started_at: ts, completed_at: ts, test_id: z.number().nullable(),
+  notes: z.string().nullable(), revision: z.number(), synopsis: z.string(), advisory_type: z.string(), severity: z.string(),
+  cvss_score: z.number().nullable(), cves: z.array(z.string()), reboot_suggested: z.boolean(),
+});
+export type QueueItem = z.infer<typeof queueItem>;
+
+export interface QueueFilters {
+  status?: string[];
+  target_os?: string;
+  severity?: string;
+  limit: number;
+  offset: number;
+}
+
+export async function listQueue(db: Db, f: QueueFilters) {
+  const where = sql.join(
+    [
+      sql.fragment`true`,
+      f.status ? sql.fragment`status = ANY(${sql.array(f.status, 'text')})` : sql.fragment`true`,
+      f.target_os ? sql.fragment`target_os = ${f.target_os}` : sql.fragment`true`,
+      f.severity ? sql.fragment`severity = ${f.severity}` : sql.fragment`true`,
+    ],
+    sql.fragment` AND `,
+  );
+  const [items, total] = await Promise.all([
+    db.any(sql.type(queueItem)`
+      SELECT id, errata_id, errata_version, target_os, status, state_value, status_reason, priority, priority_override, effective_priority,
+             success_score, risk_level, queued_at, started_at, completed_at, test_id, notes, revision, synopsis, advisory_type, severity,
+             cvss_score, cves, reboot_suggested
+      FROM v_queue_details WHERE ${where}
+      ORDER BY success_score DESC, effective_priority DESC, queued_at, id LIMIT ${f.limit} OFFSET ${f.offset}`),
+    db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM v_queue_details WHERE ${where}`),
+  ]);
+  return { items, total };
+}
+
+export async function getQueueItem(db: Db, id: number) {
+  return db.maybeOne(sql.type(queueItem)`
+    SELECT id, errata_id, errata_version, target_os, status, state_value, status_reason, priority, priority_override, effective_priority,
+           success_score, risk_level, queued_at, started_at, completed_at, test_id, notes, revision, synopsis, advisory_type, severity,
+           cvss_score, cves, reboot_suggested
+    FROM v_queue_details WHERE id = ${id}`);
+}
+
+export async function queueStats(db: Db) {
+  const [byStatus, byOs, agg] = await Promise.all([
+    db.any(sql.type(z.object({ k: z.string(), n: z.number() }))`SELECT status AS k, count(*)::int AS n FROM patch_test_queue GROUP BY status ORDER BY status`),
+    db.any(sql.type(z.object({ k: z.string(), n: z.number() }))`SELECT target_os AS k, count(*)::int AS n FROM patch_test_queue GROUP BY target_os ORDER BY target_os`),
+    db.one(sql.type(z.object({ total: z.number(), avg_score: z.number().nullable() }))`
+      SELECT count(*)::int AS total, round(avg(success_score) FILTER (WHERE status = 'queued'), 1)::float8 AS avg_score FROM patch_test_queue`),
+  ]);
+  return {
+    total: agg.total,
+    by_status: Object.fromEntries(byStatus.map((r) => [r.k, r.n])),
+    by_os: Object.fromEntries(byOs.map((r) => [r.k, r.n])),
+    avg_score_queued: agg.avg_score,
+  };
+}
+
+export function getErrataForQueue(db: Db, ids: string[]) {
+  return db.any(sql.type(z.object({ errata_id: z.string(), target_os: z.string(), errata_version: z.string().nullable(), success_score: z.number().nullable() }))`
+    SELECT e.errata_id, e.target_os, e.errata_version, r.success_score
+    FROM errata_cache e LEFT JOIN patch_risk_profile r ON r.errata_id = e.errata_id
+    WHERE e.errata_id = ANY(${sql.array(ids, 'text')})`);
+}
+
+export function updateQueueFields(db: Db, id: number, f: { priority_override?: number | null; notes?: string | null }) {
+  return db.maybeOne(sql.type(z.object({ id: z.number() }))`
+    UPDATE patch_test_queue SET
+      priority_override = CASE WHEN ${f.priority_override !== undefined} THEN ${f.priority_override ?? null}::int ELSE priority_override END,
+      notes = CASE WHEN ${f.notes !== undefined} THEN ${f.notes ?? null}::text ELSE notes END,
+      updated_at = now()
+    WHERE id = ${id} RETURNING id`);
+}
+
+export function getRiskProfile(db: Db, errataId: string) {
+  return db.maybeOne(sql.type(z.object({}).passthrough())`SELECT * FROM patch_risk_profile WHERE errata_id = ${errataId}`);
+}
+
+export function getErrata(db: Db, errataId: string) {
+  return db.maybeOne(sql.type(z.object({}).passthrough())`
+    SELECT errata_id, synopsis, description, advisory_type, advisory_status, severity, cvss_score, cves, packages, target_os,
+           issue_date, update_date, errata_version, reboot_suggested FROM errata_cache WHERE errata_id = ${errataId}`);
+}
+
+export const testRow = z.object({}).passthrough();
+export function testsOfEntry(db: Db, id: number) {
+  return db.any(sql.type(testRow)`SELECT * FROM patch_tests WHERE queue_id = ${id} ORDER BY attempt`);
+}
+export function getTest(db: Db, testId: number) {
+  return db.maybeOne(sql.type(testRow)`SELECT * FROM patch_tests WHERE id = ${testId}`);
+}
+export function getTestPhases(db: Db, testId: number) {
+  return db.any(sql.type(testRow)`SELECT * FROM patch_test_phases WHERE test_id = ${testId} ORDER BY started_at, id`);
+}
+
+export function pendingApprovals(db: Db) {
+  return db.any(sql.type(z.object({}).passthrough())`
+    SELECT id, errata_id, target_os, success_score, test_id, synopsis, severity, cves, test_result, tested_at, required_reboot, pending_since, hours_pending
+    FROM v_pending_approvals ORDER BY pending_since NULLS LAST, id`);
+}
+
+/** The next entry a lane would test: success_score DESC, priority DESC, queued_at. */
+export function nextQueued(db: Db, targetOs: string | null) {
+  return db.maybeOneFirst(sql.type(z.object({ id: z.number() }))`
+    SELECT id FROM patch_test_queue WHERE status = 'queued' AND (${targetOs}::text IS NULL OR target_os = ${targetOs})
+    ORDER BY success_score DESC, COALESCE(priority_override, priority) DESC, queued_at, id LIMIT 1`);
+}
