@@ -1,0 +1,39 @@
+/** Run the real daemon as a child process against a test database and a fake world. */
+import { generateToken } from '../../src/services/tokens.ts';
+import { insertToken } from '../../src/persistence/sql/tokens.ts';
+import type { Db } from '../../src/persistence/db.ts';
+import { freePort, startChild, waitForHttp, type Child } from './proc.ts';
+
+export interface DaemonProc {
+  child: Child;
+  base: string;
+  port: number;
+}
+
+export async function spawnDaemon(o: { dbUrl: string; worldUrl: string; instanceId: string; port?: number; env?: Record<string, string> }): Promise<DaemonProc> {
+  const port = o.port ?? (await freePort());
+  const child = startChild(['serve'], {
+    DATABASE_URL: o.dbUrl, SPM_TEST_FAKE_WORLD_URL: o.worldUrl, INSTANCE_ID: o.instanceId, HTTP_PORT: String(port), LOG_LEVEL: 'warn',
+    SCHEDULER_POLL_MS: '100', LEASE_TTL_SECONDS: '10', NODE_ENV: 'test', ...(o.env ?? {}),
+  });
+  await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
+  return { child, base: `http://127.0.0.1:${port}/api/v1`, port };
+}
+
+export async function adminToken(db: Db): Promise<string> {
+  const g = generateToken();
+  await insertToken(db, { name: 'harness', prefix: g.prefix, hash: g.hash, role: 'admin', createdBy: 'test', expiresInDays: null });
+  return g.token;
+}
+
+export function api(base: string, token: string) {
+  return async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+}
