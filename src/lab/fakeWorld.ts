@@ -58,6 +58,8 @@ export interface FakeWorldOptions {
   slowMs?: number;
   /** Production waves per deployment. */
   waves?: number;
+  /** Delay between an effect happening and its answer (a slow network after the action was accepted). */
+  responseDelayMs?: number;
 }
 
 export class FakeWorld {
@@ -70,7 +72,7 @@ export class FakeWorld {
   private readonly opts: Required<FakeWorldOptions>;
 
   constructor(opts: FakeWorldOptions = {}) {
-    this.opts = { latencyMs: opts.latencyMs ?? 0, slowMs: opts.slowMs ?? 2000, waves: opts.waves ?? 2 };
+    this.opts = { latencyMs: opts.latencyMs ?? 0, slowMs: opts.slowMs ?? 2000, waves: opts.waves ?? 2, responseDelayMs: opts.responseDelayMs ?? 0 };
   }
 
   /** Keys of mutating effects executed more than once. */
@@ -101,6 +103,7 @@ export class FakeWorld {
     this.executions.set(flakyKey, (this.executions.get(flakyKey) ?? 0) + 1);
     this.byEffect.set(name, (this.byEffect.get(name) ?? 0) + 1);
     this.results.set(flakyKey, out);
+    if (this.opts.responseDelayMs > 0) await sleep(this.opts.responseDelayMs);
     return out as Out<N>;
   }
 
