@@ -73,6 +73,11 @@ export interface PatchContext {
   prodAttempt: number;
   /** How many times the pending-approval notification was sent (snooze re-notifies). */
   approvalRound: number;
+  /**
+   * Operator retries from needs_attention. Part of every effect key, so that a retried step runs
+   * again instead of returning the failure recorded under its old key.
+   */
+  round: number;
   testSystem: { id: number | null; name: string } | null;
   deadlines: Partial<Record<TimerName, number>>;
   retry: { step: Step; count: number } | null;
@@ -98,6 +103,8 @@ export interface PatchContext {
     windowOpensAt: number | null;
     windowClosesAt: number | null;
     haltReason: string | null;
+    /** Plans made for this production attempt (a closed window means a new plan: a new effect key). */
+    plans: number;
   };
   rollback: { scope: 'test' | 'prod'; type: RollbackType | null; systems: number[] | null; by: string; reason: string } | null;
   attention: { reason: string; phase: Phase; at: number } | null;
@@ -209,7 +216,7 @@ export function failureOf(error: unknown): EffectFailure {
 
 function effectInput(context: PatchContext, step: string, attempt: number = context.attempt): EffectInput {
   return {
-    key: `${context.entryId}:${attempt}:${step}`,
+    key: `${context.entryId}:${attempt}:${step}${context.round > 0 ? `#${context.round}` : ''}`,
     entryId: context.entryId,
     errataId: context.errataId,
     targetOs: context.targetOs,
@@ -389,12 +396,12 @@ export const patchMachine = setup({
     nextApprovalRound: assign(({ context }) => ({ approvalRound: context.approvalRound + 1 })),
     beginProduction: assign(({ context }) => ({
       prodAttempt: context.prodAttempt + 1,
-      prod: { deploymentId: null, waveIndex: 0, waveCount: 0, windowOpensAt: null, windowClosesAt: null, haltReason: null },
+      prod: { deploymentId: null, waveIndex: 0, waveCount: 0, windowOpensAt: null, windowClosesAt: null, haltReason: null, plans: 0 },
     })),
     recordPlan: assign(({ context, event }) => {
       const out = (event as unknown as { output: Effects['planDeployment']['out'] }).output;
       return {
-        prod: { ...context.prod, deploymentId: out.deploymentId, waveCount: out.waveCount, windowOpensAt: out.windowOpensAt, windowClosesAt: out.windowClosesAt },
+        prod: { ...context.prod, deploymentId: out.deploymentId, waveCount: out.waveCount, windowOpensAt: out.windowOpensAt, windowClosesAt: out.windowClosesAt, plans: context.prod.plans + 1 },
         deadlines: { ...context.deadlines, window: out.windowOpensAt },
       };
     }),
@@ -415,7 +422,7 @@ export const patchMachine = setup({
         rollback: { scope, type: event.rollbackType ?? 'package', systems: event.systems && event.systems.length > 0 ? event.systems : null, by: event.by, reason: event.reason },
       } as Partial<PatchContext>;
     }),
-    recordRetry: assign(({ context }) => ({ attention: null, lastError: null, retry: null, resolution: null, deadlines: { ...context.deadlines } })),
+    recordRetry: assign(({ context }) => ({ attention: null, lastError: null, retry: null, resolution: null, round: context.round + 1, deadlines: { ...context.deadlines } })),
     recordManualFailure: assign(({ event }) => ({
       resolution: `marked failed by ${(event as { by?: string }).by ?? 'operator'}: ${(event as { reason?: string }).reason ?? ''}`.trim(),
     })),
@@ -440,6 +447,7 @@ export const patchMachine = setup({
     attempt: 0,
     prodAttempt: 0,
     approvalRound: 0,
+    round: 0,
     testSystem: null,
     deadlines: {},
     retry: null,
@@ -447,7 +455,7 @@ export const patchMachine = setup({
     failure: null,
     approval: null,
     snoozeUntil: null,
-    prod: { deploymentId: null, waveIndex: 0, waveCount: 0, windowOpensAt: null, windowClosesAt: null, haltReason: null },
+    prod: { deploymentId: null, waveIndex: 0, waveCount: 0, windowOpensAt: null, windowClosesAt: null, haltReason: null, plans: 0 },
     rollback: null,
     attention: null,
     resolution: null,
@@ -699,7 +707,7 @@ export const patchMachine = setup({
           invoke: {
             id: 'planDeployment',
             src: 'planDeployment',
-            input: ({ context }) => ({ ...effectInput(context, 'plan_deployment'), key: prodKey(context, `plan_deployment_${context.prod.waveIndex}`), approvedBy: context.approval?.by ?? null }),
+            input: ({ context }) => ({ ...effectInput(context, 'plan_deployment'), key: prodKey(context, `plan_deployment_${context.prod.plans}`), approvedBy: context.approval?.by ?? null }),
             onDone: { target: 'awaiting_window', actions: ['recordPlan', 'resetRetry'] },
             onError: [
               { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'plan_deployment' } } },
@@ -719,7 +727,7 @@ export const patchMachine = setup({
             src: 'deployWave',
             input: ({ context }) => ({
               ...effectInput(context, 'deploy_wave'),
-              key: prodKey(context, `deploy_wave_${context.prod.waveIndex}`),
+              key: prodKey(context, `deploy_wave_${context.prod.waveIndex}_plan${context.prod.plans}`),
               deploymentId: context.prod.deploymentId ?? 0,
               waveIndex: context.prod.waveIndex,
             }),
