@@ -22,7 +22,7 @@ interface DNode {
   id: string;
   stateNode: { type: string; initial?: { target?: { id: string }[] } };
   children: DNode[];
-  edges: { source: { id: string }; target: { id: string }; label: { text: string }; transition: { guard?: { type?: string } | ((...a: unknown[]) => unknown) } }[];
+  edges: { source: { id: string }; target: { id: string }; label: { text: string }; transition: { guard?: { type?: string; params?: unknown } | ((...a: unknown[]) => unknown) } }[];
 }
 
 /** Human names for internal xstate event types in diagrams. */
@@ -41,13 +41,14 @@ export function machineGraph(machine: AnyStateMachine): { nodes: GraphNode[]; ed
   const strip = (id: string) => id.replace(/^patch\.?/, '') || '(root)';
   const walk = (n: DNode, parent: string | null) => {
     const id = strip(n.id);
-    if (parent !== null || n.children.length === 0) {
+    if (n.id !== 'patch') {
       nodes.push({ id, parent, initial: n.stateNode.initial?.target?.[0] ? strip(n.stateNode.initial.target[0].id) : null, final: n.stateNode.type === 'final' });
     }
     for (const e of n.edges) {
       if (e.label.text === 'RESUME') continue; // accepted everywhere, changes nothing
       const g = e.transition.guard;
-      const guard = g === undefined ? null : typeof g === 'function' ? 'guarded' : (g.type ?? 'guarded');
+      const params = typeof g === 'object' && g.params && typeof g.params === 'object' ? Object.values(g.params as Record<string, unknown>).flat().join('|') : '';
+      const guard = g === undefined ? null : typeof g === 'function' ? 'guarded' : `${g.type ?? 'guarded'}${params ? `(${params})` : ''}`;
       edges.push({ source: strip(e.source.id), target: strip(e.target.id), event: eventLabel(e.label.text), guard });
     }
     for (const c of n.children) walk(c, parent === null && n.id === 'patch' ? null : id);
