@@ -51,6 +51,12 @@ describe('hydrating bad snapshots', () => {
       await waitForStatus(t.db, goodId, (s) => s === 'pending_approval');
       await waitForStatus(t.db, versionId, (s) => s === 'pending_approval');
       for (const id of ids) await checkInvariants(t.db, id);
+
+      // The periodic claim leaves this replica's live actors alone (no new epoch, no re-hydration).
+      const epochs = async () => t.db.anyFirst(sql.type(z.object({ e: z.number() }))`SELECT owner_epoch AS e FROM patch_test_queue ORDER BY id`);
+      const before = await epochs();
+      expect(await second.sys.host.hydrateAll()).toEqual({ hydrated: 0, quarantined: 0 });
+      expect(await epochs()).toEqual(before);
     } finally {
       await second.sys.stop();
     }

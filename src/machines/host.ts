@@ -122,19 +122,24 @@ export class ActorHost {
     return h ? { snapshot: h.actor.getSnapshot(), revision: h.revision } : undefined;
   }
 
-  /** Claim and hydrate every entry this replica may own. Returns counts. */
-  async hydrateAll(batch = 2000): Promise<{ hydrated: number; quarantined: number }> {
+  /**
+   * Claim and hydrate entries. At boot (`includeOwn`) this includes the entries this replica
+   * owned before a restart; the periodic call only picks up unowned or expired ones.
+   */
+  async hydrateAll(opts: { includeOwn?: boolean; batch?: number } = {}): Promise<{ hydrated: number; quarantined: number }> {
+    const batch = opts.batch ?? 2000;
     let hydrated = 0;
     let quarantined = 0;
+    let afterId = 0;
     for (;;) {
-      const rows = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, batch);
-      const fresh = rows.filter((r) => !this.actors.has(r.id) || this.actors.get(r.id)!.epoch !== r.owner_epoch);
-      for (const row of fresh) {
+      const rows = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, batch, { afterId, includeOwn: opts.includeOwn ?? false });
+      for (const row of rows) {
         const ok = await this.hydrate(row);
         if (ok) hydrated++;
         else quarantined++;
       }
       if (rows.length < batch) break;
+      afterId = rows.reduce((m, r) => Math.max(m, r.id), afterId); // RETURNING has no order
     }
     return { hydrated, quarantined };
   }
@@ -247,7 +252,7 @@ export class ActorHost {
     if ((FINAL_STATUSES as readonly string[]).includes(row.status)) {
       throw new NotAcceptedError(id, 'event', row.status, []);
     }
-    const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, [id]);
+    const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, { onlyIds: [id], includeOwn: true });
     if (claimed.length === 0) {
       throw new AppError(503, 'owned_elsewhere', `queue entry ${id} is owned by replica ${row.owner_id ?? '?'}; retry there or after its lease expires`, { owner: row.owner_id });
     }

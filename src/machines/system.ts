@@ -45,7 +45,7 @@ export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSyst
     ...(o.inspect ? { inspect: o.inspect } : {}),
   });
   scheduler = new TimerScheduler({ db: o.db, logger: o.logger, clock, ownerId: o.ownerId, pollMs: o.pollMs, host });
-  const hydration = await host.hydrateAll();
+  const hydration = await host.hydrateAll({ includeOwn: true });
   host.startLeaseLoop();
   scheduler.start();
   const s = scheduler;

@@ -6,12 +6,12 @@ import { pino } from 'pino';
 import { startEmbeddedPostgres } from '../../src/persistence/embedded.ts';
 import { migrate } from '../../src/persistence/migrate.ts';
 
-export async function startScratchPostgres(tag: string): Promise<{ adminUrl: string; stop: () => Promise<void> }> {
+export async function startScratchPostgres(tag: string, opts: { durable?: boolean } = {}): Promise<{ adminUrl: string; stop: () => Promise<void> }> {
   if (process.env.TEST_DATABASE_ADMIN_URL) return { adminUrl: process.env.TEST_DATABASE_ADMIN_URL, stop: async () => undefined };
   const dir = `./var/${tag}-pg-${process.pid}`;
   const e = await startEmbeddedPostgres({
     dir, port: 55000 + (process.pid % 1000), database: 'postgres', logger: pino({ level: 'warn' }),
-    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' },
+    settings: opts.durable ? { max_connections: '300', shared_buffers: '256MB' } : { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' },
   });
   return {
     adminUrl: e.adminUrl,

@@ -36,16 +36,24 @@ export function insertEntry(
 }
 
 /**
- * Claim non-final entries that are unowned, whose lease expired, or that this replica owned before
- * a restart (same INSTANCE_ID). Bumps the epoch: the previous owner's writes are fenced from now on.
+ * Claim non-final entries that are unowned or whose lease expired; with `includeOwn`, also those
+ * this replica owned before a restart (same INSTANCE_ID). Bumps the epoch: the previous owner's
+ * writes are fenced from now on. Keyset-paginated by id (`afterId`).
  */
-export function claimEntries(db: Db, ownerId: string, leaseMs: number, limit: number, onlyIds: number[] | null = null) {
-  const idFilter = onlyIds === null ? sql.fragment`true` : sql.fragment`id = ANY(${sql.array(onlyIds, 'int8')})`;
+export function claimEntries(
+  db: Db,
+  ownerId: string,
+  leaseMs: number,
+  limit: number,
+  opts: { afterId?: number; includeOwn?: boolean; onlyIds?: number[] } = {},
+) {
+  const idFilter = opts.onlyIds === undefined ? sql.fragment`id > ${opts.afterId ?? 0}` : sql.fragment`id = ANY(${sql.array(opts.onlyIds, 'int8')})`;
+  const own = opts.includeOwn ? sql.fragment`OR owner_id = ${ownerId}` : sql.fragment``;
   return db.any(sql.type(entryRow)`
     WITH claimable AS (
       SELECT id FROM patch_test_queue
       WHERE status NOT IN ${FINAL} AND ${idFilter}
-        AND (owner_id IS NULL OR lease_until < now() OR owner_id = ${ownerId})
+        AND (owner_id IS NULL OR lease_until < now() ${own})
       ORDER BY id
       LIMIT ${limit}
       FOR UPDATE SKIP LOCKED)
