@@ -76,7 +76,7 @@ async function transitionsPerSecond(adminUrl: string, actors: number, ms: number
     while (performance.now() < until) {
       await sys.host.send(id, { type: 'SNOOZE', by: 'bench', reason: 'bench', until: sys.clock.now() + 3_600_000 }, { actor: 'bench' });
       await sys.host.send(id, { type: 'TIMER', name: 'snooze' }, { actor: 'bench' });
-      for (let i = 0; i < 1000 && sys.host.snapshotOf(id)?.snapshot.value !== 'pending_approval'; i++) await new Promise((r) => setImmediate(r));
+      for (let i = 0; i < 5000 && sys.host.snapshotOf(id)?.snapshot.value !== 'pending_approval'; i++) await new Promise((r) => setTimeout(r, 1));
       await sys.host.flush();
     }
   }));
@@ -107,9 +107,13 @@ function pgbench(adminUrl: string, clients: number, seconds: number): number | n
 const pgServer = await startScratchPostgres('bench', { durable: true });
 try {
   const h10k = await hydrate(pgServer.adminUrl, 10_000);
-  const h100k = await hydrate(pgServer.adminUrl, 100_000);
+  console.error(`hydrate 10k: ${h10k.seconds.toFixed(2)} s, ${Math.round(h10k.heapPerActor)} B/actor`);
   const tps = await transitionsPerSecond(pgServer.adminUrl, 8, 10_000);
+  console.error(`transitions/s: ${tps.toFixed(0)}`);
   const pg = pgbench(pgServer.adminUrl, 8, 10);
+  console.error(`pgbench -N tps: ${pg}`);
+  const h100k = await hydrate(pgServer.adminUrl, 100_000);
+  console.error(`hydrate 100k: ${h100k.seconds.toFixed(2)} s, ${Math.round(h100k.heapPerActor)} B/actor`);
   const rows = [
     ['hydrate 10k actors (s to serving)', h10k.seconds.toFixed(2)],
     ['hydrate 100k actors (s to serving)', h100k.seconds.toFixed(2)],

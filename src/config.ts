@@ -32,7 +32,8 @@ const int = (name: string, min: number, max: number) =>
     })
     .transform(Number);
 
-const httpUrl = (name: string) =>
+/** A URL whose scheme is one of `protocols` (and, for databases, with a host and a database name). */
+const urlOf = (name: string, protocols: string[], expected: string, needsPath = false) =>
   z
     .string()
     .trim()
@@ -40,30 +41,15 @@ const httpUrl = (name: string) =>
       (v) => {
         try {
           const u = new URL(v);
-          return u.protocol === 'http:' || u.protocol === 'https:';
+          return protocols.includes(u.protocol) && (!needsPath || (u.hostname !== '' && u.pathname.length > 1));
         } catch {
           return false;
         }
       },
-      { message: `${name}: expected an http:// or https:// URL` },
-    )
-    .transform((v) => v.replace(/\/+$/, ''));
-
-const postgresUrl = (name: string) =>
-  z
-    .string()
-    .trim()
-    .refine(
-      (v) => {
-        try {
-          const u = new URL(v);
-          return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '' && u.pathname.length > 1;
-        } catch {
-          return false;
-        }
-      },
-      { message: `${name}: expected postgres://user:password@host:port/database` },
+      { message: `${name}: expected ${expected}` },
     );
+const httpUrl = (name: string) => urlOf(name, ['http:', 'https:'], 'an http:// or https:// URL').transform((v) => v.replace(/\/+$/, ''));
+const postgresUrl = (name: string) => urlOf(name, ['postgres:', 'postgresql:'], 'postgres://user:password@host:port/database', true);
 
 const nonEmpty = (name: string) => z.string().trim().min(1, { message: `${name}: must not be empty` });
 

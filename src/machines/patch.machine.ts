@@ -263,6 +263,17 @@ const STEP_PHASE: Record<Step, Phase> = {
   rollback_test: 'test_rollback', promote: 'prod', plan_deployment: 'prod', deploy_wave: 'prod', verify_deployment: 'prod', rollback_prod: 'prod_rollback',
 };
 
+/**
+ * The two ways a step's effect can fail: transient with retries left → pending_retry (and back to
+ * the step when the backoff timer fires); otherwise → the step's failure target, with the reason.
+ */
+function onStepError(step: Step, failureTarget: string = STEP_FAILURE_TARGET[step]) {
+  return [
+    { guard: 'retryable' as const, target: '#patch.pending_retry', actions: { type: 'scheduleRetry' as const, params: { step } } },
+    { target: failureTarget, actions: { type: 'recordStepError' as const, params: { step } } },
+  ];
+}
+
 // ---------------------------------------------------------------------------------------------
 
 export const patchMachine = setup({
@@ -486,10 +497,7 @@ export const patchMachine = setup({
             src: 'takeSnapshot',
             input: ({ context }) => effectInput(context, 'snapshot'),
             onDone: { target: 'baseline', actions: ['recordSnapshot', 'resetRetry'] },
-            onError: [
-              { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'snapshot' } } },
-              { target: '#patch.failed', actions: { type: 'recordStepError', params: { step: 'snapshot' } } },
-            ],
+            onError: onStepError('snapshot', '#patch.failed'),
           },
         },
         baseline: {
@@ -499,10 +507,7 @@ export const patchMachine = setup({
             src: 'collectBaseline',
             input: ({ context }) => effectInput(context, 'baseline'),
             onDone: { target: 'apply', actions: ['recordBaseline', 'resetRetry'] },
-            onError: [
-              { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'baseline' } } },
-              { target: '#patch.failed', actions: { type: 'recordStepError', params: { step: 'baseline' } } },
-            ],
+            onError: onStepError('baseline', '#patch.failed'),
           },
         },
         apply: {
@@ -512,10 +517,7 @@ export const patchMachine = setup({
             src: 'applyErrata',
             input: ({ context }) => effectInput(context, 'apply'),
             onDone: { target: 'await_action', actions: ['recordActions', 'resetRetry'] },
-            onError: [
-              { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'apply' } } },
-              { target: '#patch.failed', actions: { type: 'recordStepError', params: { step: 'apply' } } },
-            ],
+            onError: onStepError('apply', '#patch.failed'),
           },
         },
         await_action: {
@@ -528,10 +530,7 @@ export const patchMachine = setup({
               { guard: 'actionSucceeded', target: 'stabilize', actions: ['recordActionResult', 'resetRetry'] },
               { target: '#patch.failed', actions: ['recordActionResult', 'recordApplyFailure'] },
             ],
-            onError: [
-              { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'await_action' } } },
-              { target: '#patch.failed', actions: { type: 'recordStepError', params: { step: 'await_action' } } },
-            ],
+            onError: onStepError('await_action', '#patch.failed'),
           },
         },
         stabilize: {
@@ -548,10 +547,7 @@ export const patchMachine = setup({
               { guard: 'rebootRequired', target: '#patch.needs_reboot', actions: ['recordRebootCheck', 'resetRetry'] },
               { target: 'validate', actions: ['recordRebootCheck', 'resetRetry'] },
             ],
-            onError: [
-              { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'check_reboot' } } },
-              { target: '#patch.failed', actions: { type: 'recordStepError', params: { step: 'check_reboot' } } },
-            ],
+            onError: onStepError('check_reboot', '#patch.failed'),
           },
         },
         validate: {
@@ -566,10 +562,7 @@ export const patchMachine = setup({
               // Inconclusive (no evidence): never a pass; a human decides.
               { target: '#patch.needs_attention', actions: ['recordVerdict', 'resetRetry'] },
             ],
-            onError: [
-              { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'validate' } } },
-              { target: '#patch.needs_attention', actions: { type: 'recordStepError', params: { step: 'validate' } } },
-            ],
+            onError: onStepError('validate', '#patch.needs_attention'),
           },
         },
       },
@@ -586,10 +579,7 @@ export const patchMachine = setup({
         src: 'scheduleReboot',
         input: ({ context }) => effectInput(context, 'reboot'),
         onDone: { target: 'rebooting', actions: ['recordRebootAction', 'resetRetry'] },
-        onError: [
-          { guard: 'retryable', target: 'pending_retry', actions: { type: 'scheduleRetry', params: { step: 'reboot' } } },
-          { target: 'failed', actions: { type: 'recordStepError', params: { step: 'reboot' } } },
-        ],
+        onError: onStepError('reboot', '#patch.failed'),
       },
     },
 
@@ -651,10 +641,7 @@ export const patchMachine = setup({
           reason: context.failure?.reason ?? 'test failed',
         }),
         onDone: { target: 'rolled_back', actions: ['recordRollbackDone', 'clearStepTimeout'] },
-        onError: [
-          { guard: 'retryable', target: 'pending_retry', actions: { type: 'scheduleRetry', params: { step: 'rollback_test' } } },
-          { target: 'needs_attention', actions: { type: 'recordStepError', params: { step: 'rollback_test' } } },
-        ],
+        onError: onStepError('rollback_test', '#patch.needs_attention'),
       },
     },
 
@@ -693,10 +680,7 @@ export const patchMachine = setup({
         src: 'promote',
         input: ({ context }) => ({ ...effectInput(context, 'promote'), key: prodKey(context, 'promote') }),
         onDone: { target: 'prod_pending', actions: ['resetRetry', 'clearStepTimeout'] },
-        onError: [
-          { guard: 'retryable', target: 'pending_retry', actions: { type: 'scheduleRetry', params: { step: 'promote' } } },
-          { target: 'needs_attention', actions: { type: 'recordStepError', params: { step: 'promote' } } },
-        ],
+        onError: onStepError('promote', '#patch.needs_attention'),
       },
     },
 
@@ -709,10 +693,7 @@ export const patchMachine = setup({
             src: 'planDeployment',
             input: ({ context }) => ({ ...effectInput(context, 'plan_deployment'), key: prodKey(context, `plan_deployment_${context.prod.plans}`), approvedBy: context.approval?.by ?? null }),
             onDone: { target: 'awaiting_window', actions: ['recordPlan', 'resetRetry'] },
-            onError: [
-              { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'plan_deployment' } } },
-              { target: '#patch.needs_attention', actions: { type: 'recordStepError', params: { step: 'plan_deployment' } } },
-            ],
+            onError: onStepError('plan_deployment', '#patch.needs_attention'),
           },
         },
         awaiting_window: {
@@ -738,10 +719,7 @@ export const patchMachine = setup({
               { guard: 'moreWaves', target: 'deploying', reenter: true, actions: ['nextWave', 'resetRetry'] },
               { target: '#patch.prod_applied', actions: 'resetRetry' },
             ],
-            onError: [
-              { guard: 'retryable', target: '#patch.pending_retry', actions: { type: 'scheduleRetry', params: { step: 'deploy_wave' } } },
-              { target: '#patch.needs_attention', actions: { type: 'recordStepError', params: { step: 'deploy_wave' } } },
-            ],
+            onError: onStepError('deploy_wave', '#patch.needs_attention'),
           },
         },
       },
@@ -757,10 +735,7 @@ export const patchMachine = setup({
           { guard: 'deploymentOk', target: 'completed', actions: 'resetRetry' },
           { target: 'prod_rollback', actions: 'recordVerifyFailure' },
         ],
-        onError: [
-          { guard: 'retryable', target: 'pending_retry', actions: { type: 'scheduleRetry', params: { step: 'verify_deployment' } } },
-          { target: 'needs_attention', actions: { type: 'recordStepError', params: { step: 'verify_deployment' } } },
-        ],
+        onError: onStepError('verify_deployment', '#patch.needs_attention'),
       },
     },
 
@@ -777,10 +752,7 @@ export const patchMachine = setup({
           reason: context.rollback?.reason ?? 'rollback',
         }),
         onDone: { target: 'rolled_back', actions: ['recordRollbackDone', 'resetRetry'] },
-        onError: [
-          { guard: 'retryable', target: 'pending_retry', actions: { type: 'scheduleRetry', params: { step: 'rollback_prod' } } },
-          { target: 'needs_attention', actions: { type: 'recordStepError', params: { step: 'rollback_prod' } } },
-        ],
+        onError: onStepError('rollback_prod', '#patch.needs_attention'),
       },
     },
 
