@@ -62,3 +62,20 @@ describe('hydrating bad snapshots', () => {
     }
   });
 });
+
+describe('a restart without changes', () => {
+  it('writes nothing: no journal row, no revision bump', async () => {
+    await seedErrata(t.db, ['QUIET-1']);
+    const a = await startTestSystem(t.db, { ownerId: 'replica-q' });
+    const id = await a.sys.host.create({ errataId: 'QUIET-1', errataVersion: null, targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 'test' });
+    await a.sys.host.send(id, { type: 'START_TEST', by: 'op' }, { actor: 'op' });
+    await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+    await a.sys.stop();
+    const before = (await loadJournal(t.db, id)).length;
+    const b = await startTestSystem(t.db, { ownerId: 'replica-q' });
+    await b.sys.host.flush();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await loadJournal(t.db, id)).length).toBe(before);
+    await b.sys.stop();
+  });
+});

@@ -23,7 +23,7 @@ import type { Db } from '../persistence/db.ts';
 import {
   claimEntries, FencedWriteError, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type TransitionWrite,
 } from '../persistence/sql/entries.ts';
-import { applyProjections } from '../persistence/sql/projections.ts';
+import { applyProjections, testProjectionSignature } from '../persistence/sql/projections.ts';
 import {
   acceptedOperatorEvents, FINAL_STATUSES, MACHINE_VERSION, stateLabel, statusOf, timersFor, type PatchContext, type PatchEvent,
   type PatchInput, type PatchMachine, type PatchSnapshot, type Settings, type Status,
@@ -59,6 +59,9 @@ interface Hosted {
   draining: boolean;
   lastWrite: Promise<void>;
   evicted: boolean;
+  /** What was last written for timers and the test record (undefined: unknown, write). */
+  writtenTimers?: string;
+  writtenTest?: string;
 }
 
 export interface HostOptions {
@@ -316,6 +319,9 @@ export class ActorHost {
     // xstate#3645: an actor error with no error observer crashes Node. Attach before start().
     actor.subscribe({ error: (err) => void this.onActorError(h, coerceError(err)) });
     actor.start();
+    // Compare later snapshots with xstate's own serialisation, not the row's: jsonb reorders keys,
+    // and a restored actor must not look changed (that would journal a spurious RESUME per restart).
+    h.lastJson = JSON.stringify(actor.getPersistedSnapshot());
     if (resume && actor.getSnapshot().status === 'active') actor.send({ type: 'RESUME', at: this.o.clock.now() });
     if (actor.getSnapshot().status === 'done') this.release(h);
   }
@@ -364,17 +370,21 @@ export class ActorHost {
       const last = batch[batch.length - 1]!;
       const status = statusOf(last.value);
       const timers = timersFor(last.value, last.context).map((t) => ({ name: t.name, fireAt: t.fireAt, event: { type: 'TIMER', name: t.name } }));
+      const timersSig = JSON.stringify(timers);
+      const testSig = testProjectionSignature(status, last.context);
       try {
         const res = await this.o.db.transaction(async (tx) => {
           const r = await writeTransitions(tx, {
             entryId: h.id, ownerId: this.o.ownerId, epoch: h.epoch, revision: h.revision, snapshot: last.persisted, status,
-            stateValue: last.value, statusReason: statusReason(last.context, status), timers,
+            stateValue: last.value, statusReason: statusReason(last.context, status), timers: timersSig === h.writtenTimers ? null : timers,
             transitions: batch.map((b) => b.transition),
           });
-          await applyProjections(tx, h.id, batch.map((b) => ({ event: b.event, value: b.value, context: b.context, transition: b.transition })), r.lastSeq - batch.length + 1);
+          await applyProjections(tx, h.id, batch.map((b) => ({ event: b.event, value: b.value, context: b.context, transition: b.transition })), r.lastSeq - batch.length + 1, testSig !== h.writtenTest);
           return r;
         });
         h.revision = res.revision;
+        h.writtenTimers = timersSig;
+        h.writtenTest = testSig;
         h.pending.splice(0, batch.length);
         failures = 0;
         for (const b of batch) b.resolve();

@@ -115,7 +115,8 @@ export async function writeTransitions(
     stateValue: unknown;
     statusReason: string | null;
     transitions: TransitionWrite[];
-    timers: { name: string; fireAt: number; event: unknown }[];
+    /** The entry's timers after this write; `null` = unchanged since the last write (skip). */
+    timers: { name: string; fireAt: number; event: unknown }[] | null;
   },
 ): Promise<{ revision: number; lastSeq: number }> {
   const n = w.transitions.length;
@@ -154,6 +155,7 @@ export async function writeTransitions(
     FROM ${sql.unnest(rows as never, ['int8', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'text', 'text'])}
       AS t(queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id, revision, owner_epoch, at, prev_hash, hash)`);
 
+  if (w.timers === null) return { revision: updated.revision, lastSeq: seq };
   const names = w.timers.map((t) => t.name);
   await tx.query(sql.unsafe`DELETE FROM timers WHERE queue_id = ${w.entryId} AND NOT (name = ANY(${sql.array(names, 'text')}))`);
   for (const t of w.timers) {

@@ -26,7 +26,15 @@ function testResult(status: string, ctx: PatchContext): string {
   return 'error';
 }
 
-export async function applyProjections(tx: DatabaseTransactionConnection, entryId: number, items: ProjectionItem[], firstSeq: number): Promise<void> {
+/** What the test record depends on: when it is unchanged, the record is not rewritten. */
+export function testProjectionSignature(status: string, ctx: PatchContext): string {
+  return ctx.attempt < 1 ? '' : JSON.stringify([status, ctx.attempt, ctx.testSystem, ctx.test, ctx.failure, ctx.rollback, ctx.attention?.phase ?? null]);
+}
+
+/**
+ * @param writeTest false when the test record's inputs did not change (see testProjectionSignature).
+ */
+export async function applyProjections(tx: DatabaseTransactionConnection, entryId: number, items: ProjectionItem[], firstSeq: number, writeTest = true): Promise<void> {
   for (let i = 0; i < items.length; i++) {
     const it = items[i]!;
     const ev = it.event as PatchEvent;
@@ -42,6 +50,7 @@ export async function applyProjections(tx: DatabaseTransactionConnection, entryI
   }
 
   // The test record of the current attempt mirrors the context after the batch.
+  if (!writeTest) return;
   const last = items[items.length - 1]!;
   const ctx = last.context;
   if (ctx.attempt < 1) return;
