@@ -5,6 +5,7 @@
  *   server in the same run, and their ratio.
  * Uses a durable (fsync on) embedded PostgreSQL, or TEST_DATABASE_ADMIN_URL. Needs `pgbench` on PATH
  * (Debian: postgresql-client) for the comparison.
+ * `--quick` skips the 100k hydration.
  * Last line: `bench: hydrate_10k_s=… hydrate_100k_s=… heap_per_actor_bytes=… transitions_per_s=… pgbench_tps=… ratio=…`
  */
 import { execFileSync } from 'node:child_process';
@@ -112,7 +113,7 @@ try {
   console.error(`transitions/s: ${tps.toFixed(0)}`);
   const pg = pgbench(pgServer.adminUrl, 8, 10);
   console.error(`pgbench -N tps: ${pg}`);
-  const h100k = await hydrate(pgServer.adminUrl, 100_000);
+  const h100k = process.argv.includes('--quick') ? { seconds: NaN, heapPerActor: h10k.heapPerActor } : await hydrate(pgServer.adminUrl, 100_000);
   console.error(`hydrate 100k: ${h100k.seconds.toFixed(2)} s, ${Math.round(h100k.heapPerActor)} B/actor`);
   const rows = [
     ['hydrate 10k actors (s to serving)', h10k.seconds.toFixed(2)],

@@ -16,7 +16,7 @@ import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
-import { getEffect, markEffectFailed, markEffectStarted, markEffectSucceeded } from '../persistence/sql/effects.ts';
+import { claimEffect, markEffectFailed, markEffectSucceeded } from '../persistence/sql/effects.ts';
 import type { EffectFailure, EffectName, Effects } from './patch.machine.ts';
 
 /** An error an integration raises when a dependency is unreachable: the machine retries with backoff. */
@@ -67,11 +67,11 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
 
   async function run<N extends EffectName>(name: N, input: Effects[N]['in'], signal: AbortSignal): Promise<Effects[N]['out']> {
     const key = input.key;
-    const recorded = await getEffect(db, key);
-    if (recorded?.status === 'succeeded') return recorded.result as Effects[N]['out'];
-    if (recorded?.status === 'failed') throw recorded.result as EffectFailure;
+    const recorded = await claimEffect(db, { key, queueId: input.entryId, step: stepOf(key) });
+    if (recorded.status === 'succeeded') return recorded.result as Effects[N]['out'];
+    if (recorded.status === 'failed') throw recorded.result as EffectFailure;
 
-    if (recorded?.status === 'started' && reconcile) {
+    if (!recorded.fresh && reconcile) {
       const found = await ports.reconcile(name, input);
       if (found !== null) {
         const out = { ...found, at: clock.now() } as Effects[N]['out'];
@@ -81,7 +81,6 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
       }
     }
 
-    await markEffectStarted(db, { key, queueId: input.entryId, step: stepOf(key) });
     try {
       const result = await ports[name](input as never, signal);
       const out = { ...result, at: clock.now() } as Effects[N]['out'];

@@ -21,9 +21,9 @@ import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import {
-  claimEntries, FencedWriteError, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type TransitionWrite,
+  claimEntries, FencedWriteError, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead, type TransitionWrite,
 } from '../persistence/sql/entries.ts';
-import { applyProjections, testProjectionSignature } from '../persistence/sql/projections.ts';
+import { applyProjections, needsProjection, testProjectionSignature } from '../persistence/sql/projections.ts';
 import {
   acceptedOperatorEvents, FINAL_STATUSES, MACHINE_VERSION, stateLabel, statusOf, timersFor, type PatchContext, type PatchEvent,
   type PatchInput, type PatchMachine, type PatchSnapshot, type Settings, type Status,
@@ -62,6 +62,8 @@ interface Hosted {
   /** What was last written for timers and the test record (undefined: unknown, write). */
   writtenTimers?: string;
   writtenTest?: string;
+  /** The journal chain head after our last write (we are the only writer while we own the entry). */
+  head?: JournalHead | null;
 }
 
 export interface HostOptions {
@@ -373,15 +375,22 @@ export class ActorHost {
       const timersSig = JSON.stringify(timers);
       const testSig = testProjectionSignature(status, last.context);
       try {
-        const res = await this.o.db.transaction(async (tx) => {
-          const r = await writeTransitions(tx, {
-            entryId: h.id, ownerId: this.o.ownerId, epoch: h.epoch, revision: h.revision, snapshot: last.persisted, status,
-            stateValue: last.value, statusReason: statusReason(last.context, status), timers: timersSig === h.writtenTimers ? null : timers,
-            transitions: batch.map((b) => b.transition),
-          });
-          await applyProjections(tx, h.id, batch.map((b) => ({ event: b.event, value: b.value, context: b.context, transition: b.transition })), r.lastSeq - batch.length + 1, testSig !== h.writtenTest);
-          return r;
-        });
+        const write = {
+          entryId: h.id, ownerId: this.o.ownerId, epoch: h.epoch, revision: h.revision, head: h.head ?? null, snapshot: last.persisted, status,
+          stateValue: last.value, statusReason: statusReason(last.context, status), timers: timersSig === h.writtenTimers ? null : timers,
+          transitions: batch.map((b) => b.transition),
+        };
+        const items = batch.map((b) => ({ event: b.event, value: b.value, context: b.context, transition: b.transition }));
+        const writeTest = testSig !== h.writtenTest;
+        // The snapshot + journal statement is atomic by itself; a transaction only when more rows go with it.
+        const res = write.timers === null && !writeTest && !needsProjection(items)
+          ? await writeTransitions(this.o.db, write)
+          : await this.o.db.transaction(async (tx) => {
+              const r = await writeTransitions(tx, write);
+              await applyProjections(tx, h.id, items, r.lastSeq - batch.length + 1, writeTest);
+              return r;
+            });
+        h.head = res.head;
         h.revision = res.revision;
         h.writtenTimers = timersSig;
         h.writtenTest = testSig;

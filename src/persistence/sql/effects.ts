@@ -3,24 +3,16 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
-export const effectRow = z.object({
-  key: z.string(),
-  status: z.enum(['started', 'succeeded', 'failed']),
-  executions: z.number(),
-  result: z.unknown().nullable(),
-  error: z.string().nullable(),
-});
-
-export function getEffect(db: Db, key: string) {
-  return db.maybeOne(sql.type(effectRow)`SELECT key, status, executions, result, error FROM effects WHERE key = ${key}`);
-}
-
-/** Record that the effect is about to run (again); returns the execution count. */
-export function markEffectStarted(db: Db, e: { key: string; queueId: number; step: string }) {
-  return db.oneFirst(sql.type(z.object({ executions: z.number() }))`
+/**
+ * Claim an effect key in one statement: a new key is recorded `started` (fresh: run it); an
+ * existing one comes back with its recorded status and result (succeeded/failed: return it;
+ * started: reconcile, then run again — the execution count goes up).
+ */
+export function claimEffect(db: Db, e: { key: string; queueId: number; step: string }) {
+  return db.one(sql.type(z.object({ fresh: z.boolean(), status: z.enum(['started', 'succeeded', 'failed']), result: z.unknown().nullable() }))`
     INSERT INTO effects (key, queue_id, step, status, executions) VALUES (${e.key}, ${e.queueId}, ${e.step}, 'started', 1)
-    ON CONFLICT (key) DO UPDATE SET status = 'started', executions = effects.executions + 1, error = NULL
-    RETURNING executions`);
+    ON CONFLICT (key) DO UPDATE SET executions = effects.executions + (CASE WHEN effects.status = 'started' THEN 1 ELSE 0 END)
+    RETURNING (xmax = 0) AS fresh, status, result`);
 }
 
 export function markEffectSucceeded(db: Db, key: string, result: unknown, reconciled: boolean) {

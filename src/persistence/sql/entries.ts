@@ -98,18 +98,32 @@ export class FencedWriteError extends Error {
   }
 }
 
+/** The last journal row of an entry (the chain head). */
+export interface JournalHead {
+  seq: number;
+  hash: string;
+}
+
+export function loadJournalHead(db: Db | DatabaseTransactionConnection, entryId: number) {
+  return db.maybeOne(sql.type(z.object({ seq: z.number(), hash: z.string() }))`
+    SELECT seq, hash FROM patch_transitions WHERE queue_id = ${entryId} ORDER BY seq DESC LIMIT 1`);
+}
+
 /**
- * One transaction: the fenced snapshot update (revision + n), the journal rows (seq contiguous,
- * hash-chained), and the entry's timers replaced by `timers`.
- * @returns the new revision and the seq of the last journal row.
+ * The fenced snapshot update (revision + n) and the journal rows (seq contiguous, hash-chained) in
+ * ONE statement — atomic on its own, so a caller with nothing else to write needs no BEGIN/COMMIT.
+ * Then, when given, the entry's timers are replaced (call inside a transaction in that case).
+ * `head` is the chain head the caller knows (the owner is the only writer); null reads it.
+ * @returns the new revision and chain head.
  */
 export async function writeTransitions(
-  tx: DatabaseTransactionConnection,
+  conn: Db | DatabaseTransactionConnection,
   w: {
     entryId: number;
     ownerId: string;
     epoch: number;
     revision: number;
+    head?: JournalHead | null;
     snapshot: unknown;
     status: string;
     stateValue: unknown;
@@ -118,20 +132,9 @@ export async function writeTransitions(
     /** The entry's timers after this write; `null` = unchanged since the last write (skip). */
     timers: { name: string; fireAt: number; event: unknown }[] | null;
   },
-): Promise<{ revision: number; lastSeq: number }> {
+): Promise<{ revision: number; lastSeq: number; head: JournalHead }> {
   const n = w.transitions.length;
-  const updated = await tx.maybeOne(sql.type(z.object({ revision: z.number() }))`
-    UPDATE patch_test_queue
-    SET snapshot = ${sql.jsonb(w.snapshot as never)}, status = ${w.status}, state_value = ${sql.jsonb(w.stateValue as never)},
-        status_reason = ${w.statusReason}, revision = revision + ${n}, updated_at = now(),
-        started_at = CASE WHEN started_at IS NULL AND ${w.status} <> 'queued' THEN now() ELSE started_at END,
-        completed_at = CASE WHEN ${w.status} IN ('completed', 'rejected', 'rolled_back', 'removed') THEN now() ELSE NULL END
-    WHERE id = ${w.entryId} AND revision = ${w.revision} AND owner_epoch = ${w.epoch} AND owner_id = ${w.ownerId}
-    RETURNING revision`);
-  if (updated === null) throw new FencedWriteError(w.entryId);
-
-  const head = await tx.maybeOne(sql.type(z.object({ seq: z.number(), hash: z.string() }))`
-    SELECT seq, hash FROM patch_transitions WHERE queue_id = ${w.entryId} ORDER BY seq DESC LIMIT 1`);
+  const head = w.head ?? (await loadJournalHead(conn, w.entryId));
   let prev = head?.hash ?? GENESIS_HASH;
   let seq = head?.seq ?? 0;
   const rows: unknown[][] = [];
@@ -143,30 +146,46 @@ export async function writeTransitions(
       actor: t.actor, ip_address: t.ip_address, user_agent: t.user_agent, request_id: t.request_id, at: t.at,
     };
     const hash = chainHash(prev, fields);
-    rows.push([w.entryId, seq, t.event_type, JSON.stringify(t.payload ?? {}), t.from_state, t.to_state, JSON.stringify(t.from_value ?? null), JSON.stringify(t.to_value),
-      t.actor, t.ip_address, t.user_agent, t.request_id, w.revision + i + 1, w.epoch, new Date(t.at).toISOString(), prev, hash]);
+    rows.push([seq, t.event_type, JSON.stringify(t.payload ?? {}), t.from_state, t.to_state, JSON.stringify(t.from_value ?? null), JSON.stringify(t.to_value),
+      t.actor, t.ip_address, t.user_agent, t.request_id, w.revision + i + 1, new Date(t.at).toISOString(), prev, hash]);
     prev = hash;
   }
-  await tx.query(sql.unsafe`
-    INSERT INTO patch_transitions (queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address,
-                                   user_agent, request_id, revision, owner_epoch, at, prev_hash, hash)
-    SELECT queue_id, seq, event_type, payload::jsonb, from_state, to_state, from_value::jsonb, to_value::jsonb, actor, ip_address,
-           user_agent, request_id, revision, owner_epoch, at::timestamptz, prev_hash, hash
-    FROM ${sql.unnest(rows as never, ['int8', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'text', 'text'])}
-      AS t(queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id, revision, owner_epoch, at, prev_hash, hash)`);
+  // A fenced-out writer updates no row, so the INSERT ... FROM u inserts nothing either.
+  const written = await conn.maybeOne(sql.type(z.object({ revision: z.number(), inserted: z.number() }))`
+    WITH u AS (
+      UPDATE patch_test_queue
+      SET snapshot = ${sql.jsonb(w.snapshot as never)}, status = ${w.status}, state_value = ${sql.jsonb(w.stateValue as never)},
+          status_reason = ${w.statusReason}, revision = revision + ${n}, updated_at = now(),
+          started_at = CASE WHEN started_at IS NULL AND ${w.status} <> 'queued' THEN now() ELSE started_at END,
+          completed_at = CASE WHEN ${w.status} IN ('completed', 'rejected', 'rolled_back', 'removed') THEN now() ELSE NULL END
+      WHERE id = ${w.entryId} AND revision = ${w.revision} AND owner_epoch = ${w.epoch} AND owner_id = ${w.ownerId}
+      RETURNING revision),
+    ins AS (
+      INSERT INTO patch_transitions (queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address,
+                                     user_agent, request_id, revision, owner_epoch, at, prev_hash, hash)
+      SELECT ${w.entryId}, t.seq, t.event_type, t.payload::jsonb, t.from_state, t.to_state, t.from_value::jsonb, t.to_value::jsonb, t.actor,
+             t.ip_address, t.user_agent, t.request_id, t.revision, ${w.epoch}, t.at::timestamptz, t.prev_hash, t.hash
+      FROM ${sql.unnest(rows as never, ['int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'text', 'text', 'text'])}
+        AS t(seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id, revision, at, prev_hash, hash),
+        u
+      RETURNING 1)
+    SELECT u.revision, (SELECT count(*)::int FROM ins) AS inserted FROM u`);
+  if (written === null) throw new FencedWriteError(w.entryId);
+  if (written.inserted !== n) throw new Error(`entry ${w.entryId}: wrote ${written.inserted} of ${n} journal rows`);
+  const result = { revision: written.revision, lastSeq: seq, head: { seq, hash: prev } };
 
-  if (w.timers === null) return { revision: updated.revision, lastSeq: seq };
+  if (w.timers === null) return result;
   const names = w.timers.map((t) => t.name);
-  await tx.query(sql.unsafe`DELETE FROM timers WHERE queue_id = ${w.entryId} AND NOT (name = ANY(${sql.array(names, 'text')}))`);
+  await conn.query(sql.unsafe`DELETE FROM timers WHERE queue_id = ${w.entryId} AND NOT (name = ANY(${sql.array(names, 'text')}))`);
   for (const t of w.timers) {
-    await tx.query(sql.unsafe`
+    await conn.query(sql.unsafe`
       INSERT INTO timers (queue_id, name, fire_at, event, armed_revision)
-      VALUES (${w.entryId}, ${t.name}, to_timestamp(${t.fireAt / 1000}), ${sql.jsonb(t.event as never)}, ${updated.revision})
+      VALUES (${w.entryId}, ${t.name}, to_timestamp(${t.fireAt / 1000}), ${sql.jsonb(t.event as never)}, ${written.revision})
       ON CONFLICT (queue_id, name) DO UPDATE
         SET fire_at = excluded.fire_at, event = excluded.event, armed_revision = excluded.armed_revision, claimed_by = NULL, claimed_at = NULL
         WHERE timers.fire_at IS DISTINCT FROM excluded.fire_at`);
   }
-  return { revision: updated.revision, lastSeq: seq };
+  return result;
 }
 
 export function loadEntry(db: Db | DatabaseTransactionConnection, id: number) {

@@ -26,6 +26,11 @@ function testResult(status: string, ctx: PatchContext): string {
   return 'error';
 }
 
+/** Whether a batch carries an event that writes a projection row of its own (approvals). */
+export function needsProjection(items: ProjectionItem[]): boolean {
+  return items.some((it) => APPROVAL_ACTION[(it.event as { type: string }).type] !== undefined);
+}
+
 /** What the test record depends on: when it is unchanged, the record is not rewritten. */
 export function testProjectionSignature(status: string, ctx: PatchContext): string {
   return ctx.attempt < 1 ? '' : JSON.stringify([status, ctx.attempt, ctx.testSystem, ctx.test, ctx.failure, ctx.rollback, ctx.attention?.phase ?? null]);
