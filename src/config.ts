@@ -116,6 +116,8 @@ const envSchema = z.object({
 
   /** Test seam: effects go to a fake world over loopback instead of UYUNI/Salt. Refused in production. */
   SPM_TEST_FAKE_WORLD_URL: httpUrl('SPM_TEST_FAKE_WORLD_URL').optional(),
+  /** Test seam (chaos control run): effects skip reconciliation. Refused in production. */
+  SPM_TEST_DISABLE_RECONCILE: bool('SPM_TEST_DISABLE_RECONCILE').default(false),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -149,6 +151,7 @@ export interface Config {
   schedulerPollMs: number;
   inspect: { mode: 'off' | 'websocket'; url: string };
   testFakeWorldUrl: string | undefined;
+  testDisableReconcile: boolean;
 }
 
 /**
@@ -180,8 +183,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   requireTogether('UYUNI_URL', ['UYUNI_USER', 'UYUNI_PASSWORD']);
   requireTogether('SALT_API_URL', ['SALT_USER', 'SALT_PASSWORD']);
   if (cleaned.DATABASE_URL !== undefined && cleaned.DB_HOST !== undefined) problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
-  if (cleaned.SPM_TEST_FAKE_WORLD_URL !== undefined && cleaned.NODE_ENV === 'production') {
-    problems.push('SPM_TEST_FAKE_WORLD_URL: a test seam, refused when NODE_ENV=production');
+  for (const seam of ['SPM_TEST_FAKE_WORLD_URL', 'SPM_TEST_DISABLE_RECONCILE']) {
+    if (cleaned[seam] !== undefined && cleaned.NODE_ENV === 'production') problems.push(`${seam}: a test seam, refused when NODE_ENV=production`);
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
@@ -240,6 +243,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     schedulerPollMs: e.SCHEDULER_POLL_MS,
     inspect: { mode: e.INSPECT, url: e.INSPECT_WS_URL },
     testFakeWorldUrl: e.SPM_TEST_FAKE_WORLD_URL,
+    testDisableReconcile: e.SPM_TEST_DISABLE_RECONCILE,
   };
 }
 

@@ -65,7 +65,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     }
     const actors = await startActorSystem({
       db, logger, ownerId: config.instanceId, leaseTtlMs: config.leaseTtlMs, pollMs: config.schedulerPollMs, ports,
-      reconcile: process.env.SPM_TEST_DISABLE_RECONCILE === '1' && config.env !== 'production' ? false : true,
+      reconcile: !config.testDisableReconcile,
       ...(inspect ? { inspect } : {}),
     });
     releasers.add('actors', () => actors.stop());

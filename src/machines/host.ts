@@ -13,7 +13,7 @@
  *   the state does not accept is refused with the current state and the events it accepts.
  * - **Final actors** are stopped and released from memory once their last write is committed.
  */
-import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type StateValue } from 'xstate';
+import { createActor, type Actor, type InspectionEvent, type StateValue } from 'xstate';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { AppError, coerceError } from '../errors.ts';
@@ -21,7 +21,7 @@ import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import {
-  claimEntries, FencedWriteError, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead, type TransitionWrite,
+  claimEntries, FencedWriteError, insertEntry, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead, type TransitionWrite,
 } from '../persistence/sql/entries.ts';
 import { applyProjections, needsProjection, testProjectionSignature } from '../persistence/sql/projections.ts';
 import {
@@ -178,7 +178,6 @@ export class ActorHost {
     e: { errataId: string; errataVersion: string | null; targetOs: PatchInput['targetOs']; priority: number; successScore: number; notes: string | null; settings: Settings },
     meta: EventMeta,
   ): Promise<number> {
-    const { insertEntry } = await import('../persistence/sql/entries.ts');
     const at = this.o.clock.now();
     const created = await this.o.db.transaction(async (tx) => {
       const row = await insertEntry(tx, {
@@ -209,7 +208,7 @@ export class ActorHost {
    * @throws NotAcceptedError (409) when the current state does not accept it.
    */
   async send(id: number, event: EventWithoutTime, meta: EventMeta): Promise<{ status: Status; state: string; revision: number }> {
-    const h = await this.ensureLoaded(id);
+    const h = await this.ensureLoaded(id, event.type);
     const at = this.o.clock.now();
     const ev = { ...event, at } as PatchEvent;
     const snap = h.actor.getSnapshot();
@@ -249,13 +248,13 @@ export class ActorHost {
 
   // -------------------------------------------------------------------------------------------
 
-  private async ensureLoaded(id: number): Promise<Hosted> {
+  private async ensureLoaded(id: number, eventType: string): Promise<Hosted> {
     const local = this.actors.get(id);
     if (local && !local.evicted) return local;
     const row = await loadEntry(this.o.db, id);
     if (row === null) throw new AppError(404, 'not_found', `queue entry ${id} does not exist`);
     if ((FINAL_STATUSES as readonly string[]).includes(row.status)) {
-      throw new NotAcceptedError(id, 'event', row.status, []);
+      throw new NotAcceptedError(id, eventType, row.status, []);
     }
     const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, { onlyIds: [id], includeOwn: true });
     if (claimed.length === 0) {
@@ -503,4 +502,3 @@ export const DEFAULT_SETTINGS: Settings = {
   retryMaxAttempts: 8,
 };
 
-export type { AnyActorRef };

@@ -21,6 +21,8 @@ export interface ChaosOptions {
   workflows: number;
   kills: number;
   reconcile: boolean;
+  /** Workflows under way at once (default 40). */
+  concurrency?: number;
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -64,10 +66,24 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const ackApproved = new Set<number>();
   const call = (method: string, path: string, body?: unknown) => api(daemon.base, token)(method, path, body).catch(() => ({ status: 0, body: null }));
 
+  // Queue everything first: creating entries is setup; the kills are for the workflows.
+  for (let i = 0; i < names.length; i += 250) {
+    for (;;) {
+      const r = await call('POST', '/queue', { errata_ids: names.slice(i, i + 250) });
+      if (r.status === 201 || r.status === 409) break;
+      await sleep(100);
+    }
+  }
+
   const killer = (async () => {
     while (!done && kills < o.kills) {
-      await sleep(200 + Math.random() * 900);
+      await sleep(150 + Math.random() * 600);
       if (done) break;
+      if (process.env.CHAOS_DEBUG) {
+        const inflight = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM effects WHERE status = 'started'`);
+        const open = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_test_queue WHERE status NOT IN ('completed','rejected','rolled_back','removed')`);
+        log(`chaos debug: kill ${kills + 1}: effects in flight ${inflight}, open entries ${open}`);
+      }
       up = false;
       daemon.child.proc.kill('SIGKILL');
       await daemon.child.exited;
@@ -77,15 +93,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       if (kills % 10 === 0) log(`chaos: ${kills} kills so far`);
     }
   })();
-
-  // Queue everything (POST /queue is safe to repeat: a live entry is never queued twice).
-  for (let i = 0; i < names.length; i += 250) {
-    for (;;) {
-      const r = await call('POST', '/queue', { errata_ids: names.slice(i, i + 250) });
-      if (r.status === 201 || r.status === 409) break;
-      await sleep(100);
-    }
-  }
 
   const deadline = Date.now() + (o.timeoutMs ?? 600_000);
   const rows = () => db.any(sql.type(z.object({ id: z.number(), status: z.string(), phase: z.string().nullable() }))`
@@ -99,7 +106,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       await sleep(50);
       continue;
     }
-    const queued = open.filter((r) => r.status === 'queued').slice(0, 200);
+    // Pace the workload (at most `concurrency` workflows under way) so the kills spread over real work.
+    const active = open.filter((r) => r.status !== 'queued').length;
+    const queued = open.filter((r) => r.status === 'queued').slice(0, Math.max(0, (o.concurrency ?? 40) - active));
     await Promise.all(queued.map((r) => call('POST', '/tests/start', { queue_id: r.id })));
     const pending = open.filter((r) => r.status === 'pending_approval').slice(0, 200);
     if (pending.length > 0) {
@@ -141,6 +150,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
   }
+  const reruns = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM effects WHERE executions > 1`);
+  details.push(`info: effect keys run more than once by the daemon: ${reruns}; fake-world executions: ${[...world.executions.values()].reduce((a, b) => a + b, 0)}`);
   const unfinished = final.filter((r) => !FINAL.includes(r.status)).length + Math.max(0, o.workflows - final.length);
   await db.end();
   return { kills, workflows: o.workflows, duplicates: dups.reduce((s, d) => s + d.count - 1, 0), lost, unfinished, seconds: Math.round((Date.now() - t0) / 1000), details };

@@ -14,7 +14,7 @@ try {
     dbUrl, workflows: Number(values.workflows), kills: Number(values.kills), reconcile: !values['no-reconcile'], timeoutMs: 1_800_000,
     log: (l) => console.log(l),
   });
-  for (const d of report.details) console.log(`  ${d}`);
+  for (const d of report.details.slice(0, 20)) console.log(`  ${d}`);
   console.log(`chaos: reconcile=${!values['no-reconcile']} seconds=${report.seconds}`);
   console.log(`chaos: kills=${report.kills} workflows=${report.workflows} duplicates=${report.duplicates} lost=${report.lost} unfinished=${report.unfinished}`);
   process.exitCode = report.duplicates === 0 && report.lost === 0 && report.unfinished === 0 ? 0 : 1;
