@@ -1,0 +1,160 @@
+/**
+ * NVD CVE API 2.0 client (ky): the real severity of a CVE from its CVSS base score.
+ *
+ * - Preference: `cvssMetricV40` → `cvssMetricV31` → `cvssMetricV30` → `cvssMetricV2`; within one
+ *   version the Primary entry from nvd@nist.gov, then any Primary, then Secondary.
+ * - Buckets: 9.0+ Critical, 7.0+ High, 4.0+ Medium, > 0 Low, 0 None.
+ * - Rate limit: without a key about one request per 6 s (NVD: 10 per rolling 60 s); with `apiKey`
+ *   (header) faster. HTTP 403 and 429 are throttling: back off (jittered, growing) and try again.
+ * - An unknown CVE answers 200 with `totalResults: 0`: that is "not found", cached as such.
+ * - A malformed answer is an error that names the CVE and the field, never a crash.
+ */
+import ky, { HTTPError, TimeoutError } from 'ky';
+import { z } from 'zod';
+
+export type CvssSeverity = 'Critical' | 'High' | 'Medium' | 'Low' | 'None';
+
+export interface CveScore {
+  cveId: string;
+  found: boolean;
+  baseScore: number | null;
+  severity: CvssSeverity | null;
+  cvssVersion: string | null;
+  vector: string | null;
+}
+
+export const CVE_ID = /^CVE-\d{4}-\d{4,}$/;
+
+/** 9.0+ Critical, 7.0+ High, 4.0+ Medium, > 0 Low, 0 None. */
+export function severityOf(score: number): CvssSeverity {
+  if (score >= 9) return 'Critical';
+  if (score >= 7) return 'High';
+  if (score >= 4) return 'Medium';
+  if (score > 0) return 'Low';
+  return 'None';
+}
+
+const SEVERITY_RANK: Record<string, number> = { None: 0, Unknown: 0, Low: 1, Medium: 2, High: 3, Critical: 4 };
+/** The highest of several severities (an errata is as severe as its worst CVE). */
+export function highestSeverity(severities: readonly (string | null)[]): string | null {
+  let best: string | null = null;
+  for (const s of severities) if (s !== null && (best === null || (SEVERITY_RANK[s] ?? -1) > (SEVERITY_RANK[best] ?? -1))) best = s;
+  return best;
+}
+
+const metricEntry = z.object({
+  source: z.string().optional(),
+  type: z.string().optional(),
+  cvssData: z.object({ version: z.string().optional(), vectorString: z.string().optional(), baseScore: z.number().min(0).max(10) }),
+});
+const nvdResponse = z.object({
+  totalResults: z.number().int().min(0),
+  vulnerabilities: z.array(z.object({ cve: z.object({ id: z.string(), metrics: z.record(z.string(), z.array(z.unknown())).optional() }) })),
+});
+
+const VERSION_KEYS = [['cvssMetricV40', '4.0'], ['cvssMetricV31', '3.1'], ['cvssMetricV30', '3.0'], ['cvssMetricV2', '2.0']] as const;
+
+/** Pick the CVSS score of an NVD `cve` object by the preference order (pure). */
+export function pickScore(cveId: string, metrics: Record<string, unknown[]> | undefined): CveScore {
+  for (const [key, version] of VERSION_KEYS) {
+    const raw = metrics?.[key];
+    if (!raw || raw.length === 0) continue;
+    const entries = raw.map((e, i) => {
+      const parsed = metricEntry.safeParse(e);
+      if (!parsed.success) throw new Error(`NVD ${cveId}: metrics.${key}[${i}] is malformed: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+      return parsed.data;
+    });
+    const best =
+      entries.find((e) => e.type === 'Primary' && e.source === 'nvd@nist.gov') ?? entries.find((e) => e.type === 'Primary') ?? entries[0]!;
+    const score = best.cvssData.baseScore;
+    return { cveId, found: true, baseScore: score, severity: severityOf(score), cvssVersion: best.cvssData.version ?? version, vector: best.cvssData.vectorString ?? null };
+  }
+  return { cveId, found: true, baseScore: null, severity: null, cvssVersion: null, vector: null };
+}
+
+export interface NvdClientOptions {
+  baseUrl?: string;
+  apiKey?: string | undefined;
+  /** Minimum spacing between requests; default 6000 ms without a key, 600 ms with one. */
+  minIntervalMs?: number;
+  timeoutMs?: number;
+  /** Throttling (403/429) retries before giving up on a CVE for this run. */
+  maxThrottleRetries?: number;
+  /** First throttling backoff; doubles each time (jittered). */
+  throttleBackoffMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export class NvdThrottledError extends Error {
+  readonly transient = true;
+}
+
+/**
+ * @example
+ * const nvd = new NvdClient({ apiKey: process.env.NVD_API_KEY });
+ * const s = await nvd.fetchScore('CVE-2024-6387'); // { severity: 'High', baseScore: 8.1, … }
+ */
+export class NvdClient {
+  private readonly o: Required<Omit<NvdClientOptions, 'apiKey'>> & { apiKey: string | undefined };
+  private nextSlot = 0;
+  private chain: Promise<void> = Promise.resolve();
+  requests = 0;
+
+  constructor(opts: NvdClientOptions = {}) {
+    this.o = {
+      baseUrl: (opts.baseUrl ?? 'https://services.nvd.nist.gov/rest/json/cves/2.0').replace(/\/+$/, ''),
+      apiKey: opts.apiKey,
+      minIntervalMs: opts.minIntervalMs ?? (opts.apiKey ? 600 : 6000),
+      timeoutMs: opts.timeoutMs ?? 30_000,
+      maxThrottleRetries: opts.maxThrottleRetries ?? 5,
+      throttleBackoffMs: opts.throttleBackoffMs ?? 30_000,
+      sleep: opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+    };
+  }
+
+  /** Requests are serialised and spaced by `minIntervalMs` (NVD's rolling-window limit). */
+  private async slot(): Promise<void> {
+    const turn = this.chain.then(async () => {
+      const wait = this.nextSlot - Date.now();
+      if (wait > 0) await this.o.sleep(wait);
+      this.nextSlot = Date.now() + this.o.minIntervalMs;
+    });
+    this.chain = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async fetchScore(cveId: string): Promise<CveScore> {
+    if (!CVE_ID.test(cveId)) throw new Error(`NVD: ${JSON.stringify(cveId)} is not a CVE id`);
+    for (let attempt = 0; ; attempt++) {
+      await this.slot();
+      this.requests++;
+      try {
+        const body = await ky
+          .get(this.o.baseUrl, {
+            searchParams: { cveId },
+            headers: this.o.apiKey ? { apiKey: this.o.apiKey } : {},
+            timeout: this.o.timeoutMs,
+            retry: 0,
+          })
+          .json<unknown>();
+        const parsed = nvdResponse.safeParse(body);
+        if (!parsed.success) throw new Error(`NVD ${cveId}: unexpected answer: ${parsed.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`);
+        const vuln = parsed.data.vulnerabilities.find((v) => v.cve.id === cveId);
+        if (parsed.data.totalResults === 0 || !vuln) return { cveId, found: false, baseScore: null, severity: null, cvssVersion: null, vector: null };
+        return pickScore(cveId, vuln.cve.metrics as Record<string, unknown[]> | undefined);
+      } catch (raw) {
+        const status = raw instanceof HTTPError ? raw.response.status : null;
+        if (status === 403 || status === 429) {
+          if (attempt >= this.o.maxThrottleRetries) throw new NvdThrottledError(`NVD ${cveId}: still throttled (HTTP ${status}) after ${attempt + 1} attempts`);
+          const backoff = this.o.throttleBackoffMs * 2 ** attempt * (0.75 + Math.random() * 0.5);
+          await this.o.sleep(backoff);
+          continue;
+        }
+        if (raw instanceof TimeoutError) throw new NvdThrottledError(`NVD ${cveId}: no answer within ${this.o.timeoutMs} ms`);
+        if (status !== null && status >= 500) throw new NvdThrottledError(`NVD ${cveId}: HTTP ${status}`);
+        if (status !== null) throw new Error(`NVD ${cveId}: HTTP ${status}`);
+        throw raw;
+      }
+    }
+  }
+}
