@@ -1,0 +1,162 @@
+/**
+ * A deterministic fleet for the lab: groups, systems and errata for Ubuntu, Debian and RHEL with
+ * realistic names (USN stored without its prefix, `DSA-NNNN-N`, `RHSA-YYYY:NNNN`/RHBA/RHEA),
+ * packages (kernels, openssl, nginx, …) with sizes, and CVEs. Same seed, same fleet.
+ * Never imported by production code (src/lab).
+ */
+
+export type LabOs = 'ubuntu' | 'debian' | 'rhel';
+
+export interface LabErrata {
+  id: number;
+  advisoryName: string;
+  os: LabOs;
+  type: 'Security Advisory' | 'Bug Fix Advisory' | 'Product Enhancement Advisory';
+  synopsis: string;
+  issueDate: string;
+  updateDate: string;
+  cves: string[];
+  packages: { id: number; name: string; version: string; release: string; epoch: string; arch: string; size: number }[];
+  rebootSuggested: boolean;
+}
+
+export interface LabSystem {
+  id: number;
+  name: string;
+  group: string;
+  os: LabOs;
+  relevant: number[]; // errata ids
+}
+
+export interface LabGroup {
+  id: number;
+  name: string;
+  os: LabOs;
+}
+
+export interface Fleet {
+  groups: LabGroup[];
+  systems: LabSystem[];
+  errata: LabErrata[];
+}
+
+/** mulberry32: a small, fast, deterministic PRNG. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PACKAGES: Record<LabOs, { name: string; kb: number; arch: string }[]> = {
+  ubuntu: [
+    { name: 'linux-image-6.8.0-45-generic', kb: 15000, arch: 'amd64' }, { name: 'linux-modules-6.8.0-45-generic', kb: 60000, arch: 'amd64' },
+    { name: 'openssl', kb: 1400, arch: 'amd64' }, { name: 'libssl3', kb: 1900, arch: 'amd64' }, { name: 'nginx-core', kb: 600, arch: 'amd64' },
+    { name: 'openssh-server', kb: 500, arch: 'amd64' }, { name: 'libc6', kb: 3200, arch: 'amd64' }, { name: 'curl', kb: 200, arch: 'amd64' },
+    { name: 'libcurl4', kb: 450, arch: 'amd64' }, { name: 'tzdata', kb: 40, arch: 'all' }, { name: 'sudo', kb: 900, arch: 'amd64' },
+    { name: 'python3.12', kb: 700, arch: 'amd64' }, { name: 'git', kb: 4000, arch: 'amd64' }, { name: 'vim', kb: 1700, arch: 'amd64' },
+  ],
+  debian: [
+    { name: 'linux-image-6.1.0-26-amd64', kb: 68000, arch: 'amd64' }, { name: 'openssl', kb: 1400, arch: 'amd64' },
+    { name: 'libssl3', kb: 2000, arch: 'amd64' }, { name: 'nginx', kb: 550, arch: 'amd64' }, { name: 'postgresql-15', kb: 17000, arch: 'amd64' },
+    { name: 'libc6', kb: 2800, arch: 'amd64' }, { name: 'curl', kb: 300, arch: 'amd64' }, { name: 'tzdata', kb: 35, arch: 'all' },
+    { name: 'bind9', kb: 1200, arch: 'amd64' }, { name: 'exim4-base', kb: 1100, arch: 'amd64' },
+  ],
+  rhel: [
+    { name: 'kernel-core', kb: 18000, arch: 'x86_64' }, { name: 'kernel-modules', kb: 40000, arch: 'x86_64' }, { name: 'openssl-libs', kb: 2300, arch: 'x86_64' },
+    { name: 'httpd', kb: 1500, arch: 'x86_64' }, { name: 'glibc', kb: 2000, arch: 'x86_64' }, { name: 'systemd', kb: 4400, arch: 'x86_64' },
+    { name: 'curl', kb: 300, arch: 'x86_64' }, { name: 'tzdata', kb: 450, arch: 'noarch' }, { name: 'sudo', kb: 1100, arch: 'x86_64' },
+    { name: 'mariadb-server', kb: 10000, arch: 'x86_64' }, { name: 'bash', kb: 1800, arch: 'x86_64' },
+  ],
+};
+
+export interface FleetSpec {
+  seed: number;
+  /** Group name prefix → os and systems per group. */
+  groups: { name: string; os: LabOs; systems: number }[];
+  errata: Record<LabOs, number>;
+  /** Relevant errata per system (its OS); `all` = every errata of its OS. */
+  relevantPerSystem: number | 'all';
+}
+
+/** The seed notes' scale: 2 test groups, 2 systems, 634 errata. */
+export const SEED_SCALE: FleetSpec = {
+  seed: 2026,
+  groups: [{ name: 'test-ubuntu-2404', os: 'ubuntu', systems: 1 }, { name: 'test-rhel9', os: 'rhel', systems: 1 }],
+  errata: { ubuntu: 400, debian: 0, rhel: 234 },
+  relevantPerSystem: 'all',
+};
+
+/** The large fleet: 50 groups, 2,000 systems, 5,000 errata. */
+export const LARGE_SCALE: FleetSpec = {
+  seed: 7,
+  groups: Array.from({ length: 50 }, (_, i) => {
+    const os: LabOs = (['ubuntu', 'debian', 'rhel'] as const)[i % 3]!;
+    return { name: `${i < 10 ? 'test' : 'prod'}-${os}-${String(i).padStart(2, '0')}`, os, systems: 40 };
+  }),
+  errata: { ubuntu: 2000, debian: 1500, rhel: 1500 },
+  relevantPerSystem: 40,
+};
+
+const two = (n: number) => String(n).padStart(2, '0');
+function dateOf(rand: () => number): string {
+  const month = 1 + Math.floor(rand() * 10);
+  const day = 1 + Math.floor(rand() * 27);
+  return `2026-${two(month)}-${two(day)} ${two(Math.floor(rand() * 24))}:${two(Math.floor(rand() * 60))}:00`;
+}
+
+export function generateFleet(spec: FleetSpec): Fleet {
+  const rand = prng(spec.seed);
+  const errata: LabErrata[] = [];
+  let errataId = 100;
+  let pkgId = 50_000;
+  let cve = 10_000;
+  for (const os of ['ubuntu', 'debian', 'rhel'] as const) {
+    for (let i = 0; i < spec.errata[os]; i++) {
+      const r = rand();
+      const type = os === 'rhel' ? (r < 0.6 ? 'Security Advisory' : r < 0.9 ? 'Bug Fix Advisory' : 'Product Enhancement Advisory') : 'Security Advisory';
+      const advisoryName =
+        os === 'ubuntu' ? `${6000 + i}-${1 + Math.floor(rand() * 2)}`
+          : os === 'debian' ? `DSA-${5400 + i}-1`
+            : `${type === 'Security Advisory' ? 'RHSA' : type === 'Bug Fix Advisory' ? 'RHBA' : 'RHEA'}-2026:${String(1000 + i).padStart(4, '0')}`;
+      const pool = PACKAGES[os];
+      const count = 1 + Math.floor(rand() * 3);
+      const first = Math.floor(rand() * pool.length);
+      const packages = Array.from({ length: count }, (_, k) => {
+        const p = pool[(first + k) % pool.length]!;
+        return { id: pkgId++, name: p.name, version: `${1 + Math.floor(rand() * 9)}.${Math.floor(rand() * 20)}`, release: `${1 + Math.floor(rand() * 5)}`, epoch: '', arch: p.arch, size: Math.round(p.kb * 1024 * (0.8 + rand() * 0.4)) };
+      });
+      const cves = type === 'Security Advisory' ? Array.from({ length: 1 + Math.floor(rand() * 3) }, () => `CVE-2026-${cve++}`) : [];
+      const issueDate = dateOf(rand);
+      errata.push({
+        id: errataId++, advisoryName, os, type, synopsis: `${packages[0]!.name} ${type === 'Security Advisory' ? 'security update' : 'update'}`,
+        issueDate, updateDate: issueDate, cves, packages, rebootSuggested: packages.some((p) => /^(linux-|kernel)/.test(p.name)),
+      });
+    }
+  }
+  const byOs = (os: LabOs) => errata.filter((e) => e.os === os).map((e) => e.id);
+  const groups: LabGroup[] = spec.groups.map((g, i) => ({ id: 10 + i, name: g.name, os: g.os }));
+  const systems: LabSystem[] = [];
+  let sid = 1_000_010_000;
+  const cursor: Record<LabOs, number> = { ubuntu: 0, debian: 0, rhel: 0 };
+  spec.groups.forEach((g) => {
+    const pool = byOs(g.os);
+    for (let k = 0; k < g.systems; k++) {
+      let relevant: number[];
+      if (spec.relevantPerSystem === 'all' || pool.length === 0) relevant = pool;
+      else {
+        // Round-robin through the pool so that every errata is relevant somewhere, plus random extras.
+        const set = new Set<number>();
+        for (let j = 0; j < spec.relevantPerSystem / 2; j++) set.add(pool[cursor[g.os]++ % pool.length]!);
+        while (set.size < Math.min(pool.length, spec.relevantPerSystem)) set.add(pool[Math.floor(rand() * pool.length)]!);
+        relevant = [...set];
+      }
+      systems.push({ id: sid++, name: `${g.name.replace(/^(test|prod)-/, '')}-${String(k + 1).padStart(3, '0')}.lab`, group: g.name, os: g.os, relevant });
+    }
+  });
+  return { groups, systems, errata };
+}

@@ -1,0 +1,210 @@
+/**
+ * The lab UYUNI: an XML-RPC server at `/rpc/api` over loopback, built on the `xmlrpc` package's
+ * serializer and deserializer, following reference/integrations-api.md:
+ * - session keys `<n>x<64 hex>`, sliding expiry; an unknown or expired key is fault -1
+ *   "Could not find session with id: N";
+ * - methods resolved by name and argument count; otherwise fault -1 "Could not find method: …";
+ * - unknown system -208 "No such system"; unknown advisory -208 "The patch X cannot be found.";
+ * - null struct members omitted; dateTime.iso8601 without a time zone.
+ * Knobs: per-call latency, an injected fault for the next call of a method, a malformed reply,
+ * dropped connections. Every call is counted by method.
+ * Never imported by production code (src/lab).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import type { Fleet, LabErrata } from './fleet.ts';
+
+const require = createRequire(import.meta.url);
+const Serializer = require('xmlrpc/lib/serializer') as { serializeMethodResponse(v: unknown): string; serializeFault(f: unknown): string };
+const Deserializer = require('xmlrpc/lib/deserializer') as new () => { deserializeMethodCall(s: IncomingMessage, cb: (err: Error | null, method: string, params: unknown[]) => void): void };
+
+class Fault {
+  readonly faultCode: number;
+  readonly faultString: string;
+  constructor(code: number, message: string) {
+    this.faultCode = code;
+    this.faultString = message;
+  }
+}
+
+/** Drop null/undefined members, as UYUNI's SerializerHelper does. */
+function omitNulls<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(omitNulls) as T;
+  if (v === null || typeof v !== 'object' || v instanceof Date) return v;
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== null && x !== undefined).map(([k, x]) => [k, omitNulls(x)])) as T;
+}
+
+export interface LabUyuniOptions {
+  user?: string;
+  password?: string;
+  latencyMs?: number;
+  sessionTtlMs?: number;
+}
+
+type Handler = (...args: unknown[]) => unknown;
+
+export class LabUyuni {
+  readonly calls = new Map<string, number>();
+  logins = 0;
+  logouts = 0;
+  /** The next call of `method` answers this fault (or a malformed body / a dropped connection). */
+  readonly failNext = new Map<string, { code: number; message: string } | 'malformed' | 'drop'>();
+  private readonly sessions = new Map<string, { id: number; expires: number }>();
+  private nextSession = 1;
+  private readonly errataByName: Map<string, LabErrata>;
+  private readonly errataById: Map<number, LabErrata>;
+  private readonly o: Required<LabUyuniOptions>;
+  private server: Server | undefined;
+  fleet: Fleet;
+
+  constructor(fleet: Fleet, opts: LabUyuniOptions = {}) {
+    this.fleet = fleet;
+    this.o = { user: opts.user ?? 'admin', password: opts.password ?? 'admin', latencyMs: opts.latencyMs ?? 0, sessionTtlMs: opts.sessionTtlMs ?? 3_600_000 };
+    this.errataByName = new Map(fleet.errata.map((e) => [e.advisoryName, e]));
+    this.errataById = new Map(fleet.errata.map((e) => [e.id, e]));
+  }
+
+  count(method: string): number {
+    return this.calls.get(method) ?? 0;
+  }
+
+  totalCalls(): number {
+    return [...this.calls.values()].reduce((a, b) => a + b, 0);
+  }
+
+  /** Expire every session now (the session cleanup job ran). */
+  expireSessions(): void {
+    this.sessions.clear();
+  }
+
+  /** Change an advisory's update date (a new version was published). */
+  bumpErrata(name: string, updateDate: string): void {
+    const e = this.errataByName.get(name);
+    if (!e) throw new Error(`no errata ${name}`);
+    e.updateDate = updateDate;
+  }
+
+  private user(key: unknown): void {
+    if (typeof key !== 'string' || !/^[1-9][0-9]*x[a-f0-9]{64}$/.test(key)) throw new Fault(-1, 'Invalid session key');
+    const s = this.sessions.get(key);
+    if (!s || s.expires < Date.now()) {
+      this.sessions.delete(key);
+      throw new Fault(-1, `Could not find session with id: ${key.split('x')[0]}`);
+    }
+    s.expires = Date.now() + this.o.sessionTtlMs; // sliding
+  }
+
+  private system(sid: unknown) {
+    const s = typeof sid === 'number' ? this.fleet.systems.find((x) => x.id === sid) : undefined;
+    if (!s) throw new Fault(-208, 'No such system');
+    return s;
+  }
+
+  private errata(name: unknown): LabErrata {
+    const e = typeof name === 'string' ? this.errataByName.get(name) : undefined;
+    if (!e) throw new Fault(-208, `The patch ${String(name)} cannot be found.`);
+    return e;
+  }
+
+  private overview(e: LabErrata) {
+    return { id: e.id, issue_date: e.issueDate, date: e.updateDate, update_date: e.updateDate, advisory_synopsis: e.synopsis, advisory_type: e.type, advisory_status: 'stable', advisory_name: e.advisoryName, reboot: e.rebootSuggested };
+  }
+
+  /** Handlers keyed `method/argc`. */
+  private readonly handlers: Record<string, Handler> = {
+    'auth.login/2': (user, password) => this.login(user, password),
+    'auth.login/3': (user, password) => this.login(user, password),
+    'auth.logout/1': (key) => {
+      this.user(key);
+      this.sessions.delete(key as string);
+      this.logouts++;
+      return 1;
+    },
+    'api.getVersion/0': () => '25',
+    'systemgroup.listAllGroups/1': (key) => {
+      this.user(key);
+      return this.fleet.groups.map((g) => ({ id: g.id, name: g.name, description: `${g.os} systems`, system_count: this.fleet.systems.filter((s) => s.group === g.name).length, org_id: 1 }));
+    },
+    'systemgroup.listSystemsMinimal/2': (key, name) => {
+      this.user(key);
+      if (!this.fleet.groups.some((g) => g.name === name)) throw new Fault(-1, `unhandled internal exception: Unable to locate or access server group: ${String(name)}`);
+      return this.fleet.systems.filter((s) => s.group === name).map((s) => ({ id: s.id, name: s.name, last_checkin: new Date(Date.UTC(2026, 10, 20, 8, 0, 0)), extra_pkg_count: 0, outdated_pkg_count: s.relevant.length, created: null }));
+    },
+    'system.getRelevantErrata/2': (key, sid) => {
+      this.user(key);
+      if (Array.isArray(sid)) return sid.map((id) => ({ system_id: String(id), errata: this.system(id).relevant.map((e) => this.overview(this.errataById.get(e)!)) }));
+      return this.system(sid).relevant.map((e) => this.overview(this.errataById.get(e)!));
+    },
+    'errata.getDetails/2': (key, name) => {
+      this.user(key);
+      const e = this.errata(name);
+      return { id: e.id, issue_date: e.issueDate, update_date: e.updateDate, advisory_status: 'stable', vendor_advisory: '', product: e.os, errataFrom: '', solution: '', description: `${e.synopsis}.`, synopsis: e.synopsis, topic: '', references: '', notes: '', type: e.type, reboot_suggested: e.rebootSuggested, restart_suggested: false };
+    },
+    'errata.listCves/2': (key, name) => {
+      this.user(key);
+      return this.errata(name).cves;
+    },
+    'errata.listPackages/2': (key, name) => {
+      this.user(key);
+      return this.errata(name).packages.map((p) => ({ id: p.id, name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch_label: p.arch, providing_channels: [`lab-${this.errata(name).os}`], build_host: 'lab', description: p.name, checksum: 'x', checksum_type: 'sha256', vendor: 'lab', summary: p.name, cookie: '', license: 'GPL', path: '', file: `${p.name}.pkg`, build_date: '2026-01-01', last_modified_date: '2026-01-01', size: p.size, payload_size: p.size }));
+    },
+  };
+
+  private login(user: unknown, password: unknown): string {
+    if (user !== this.o.user || password !== this.o.password) throw new Fault(2950, 'Either the password or username is incorrect.');
+    this.logins++;
+    const id = this.nextSession++;
+    const key = `${id}x${randomBytes(32).toString('hex')}`;
+    this.sessions.set(key, { id, expires: Date.now() + this.o.sessionTtlMs });
+    return key;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST' || req.url !== '/rpc/api') {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    new Deserializer().deserializeMethodCall(req, (err, method, params) => {
+      const reply = (body: string) => {
+        res.writeHead(200, { 'content-type': 'text/xml' });
+        res.end(body);
+      };
+      if (err) return reply(Serializer.serializeFault({ faultCode: -1, faultString: `unhandled internal exception: ${err.message}` }));
+      this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
+      const inject = this.failNext.get(method);
+      if (inject !== undefined) this.failNext.delete(method);
+      const run = () => {
+        if (inject === 'drop') return req.socket.destroy();
+        if (inject === 'malformed') return reply('<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>id');
+        if (inject) return reply(Serializer.serializeFault({ faultCode: inject.code, faultString: inject.message }));
+        const h = this.handlers[`${method}/${params.length}`];
+        try {
+          if (!h) throw new Fault(-1, `Could not find method: ${method.split('.').pop()} in class: ${method.split('.')[0]} with params: [${params.map((p) => typeof p).join(', ')}]`);
+          reply(Serializer.serializeMethodResponse(omitNulls(h(...params))));
+        } catch (raw) {
+          const f = raw instanceof Fault ? raw : new Fault(-1, `unhandled internal exception: ${(raw as Error).message}`);
+          reply(Serializer.serializeFault({ faultCode: f.faultCode, faultString: f.faultString }));
+        }
+      };
+      if (this.o.latencyMs > 0) setTimeout(run, this.o.latencyMs);
+      else run();
+    });
+  }
+
+  serve(port = 0): Promise<string> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    this.server.keepAliveTimeout = 30_000;
+    return new Promise((resolve) => this.server!.listen(port, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`)));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server) return resolve();
+      this.server.closeAllConnections();
+      this.server.close(() => resolve());
+    });
+  }
+}

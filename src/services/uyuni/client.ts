@@ -1,0 +1,256 @@
+/**
+ * UYUNI XML-RPC client (`xmlrpc` package) for `<UYUNI_URL>/rpc/api`.
+ *
+ * - One session per cycle shared by all workers (`withSession`: one auth.login, one auth.logout).
+ * - A fault that mentions the session (expired or unknown key) logs in again once and retries.
+ * - Per-call timeout (`UYUNI_TIMEOUT_SECONDS`), TLS verification switch (`UYUNI_VERIFY_SSL`),
+ *   bounded concurrency (`UYUNI_SYNC_WORKERS`), keep-alive sockets.
+ * - Retry with jittered exponential backoff on transient failures only (connection reset/refused,
+ *   timeouts, HTTP errors); a fault (-208 "No such system", …) is never retried.
+ * - Replies are validated at the boundary: a malformed reply is an error naming the method and the
+ *   field, never a crash.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import xmlrpc from 'xmlrpc';
+import { z } from 'zod';
+
+export interface UyuniConfig {
+  url: string;
+  user: string;
+  password: string;
+  verifySsl: boolean;
+  timeoutMs: number;
+  syncWorkers: number;
+}
+
+/** An XML-RPC fault answered by UYUNI (a definite answer: never retried). */
+export class UyuniFault extends Error {
+  readonly faultCode: number;
+  constructor(method: string, code: number, faultString: string) {
+    super(`UYUNI ${method}: fault ${code}: ${faultString}`);
+    this.name = 'UyuniFault';
+    this.faultCode = code;
+  }
+}
+
+/** UYUNI unreachable or not answering: worth retrying later. */
+export class UyuniUnavailable extends Error {
+  readonly transient = true;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'UyuniUnavailable';
+  }
+}
+
+export class UyuniReplyError extends Error {
+  constructor(method: string, issues: z.core.$ZodIssue[]) {
+    super(`UYUNI ${method}: unexpected reply: ${issues.slice(0, 3).map((i) => `${i.path.length ? `reply.${i.path.join('.')}` : 'reply'}: ${i.message}`).join('; ')}`);
+    this.name = 'UyuniReplyError';
+  }
+}
+
+/** Transient error codes (connection level), as a table next to the retry helper. */
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+
+/** A small semaphore: at most `n` calls in flight. */
+class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly n: number;
+  constructor(n: number) {
+    this.n = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.n) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+// --------------------------------------------------------------------------- reply schemas
+const dateish = z.union([z.date(), z.string()]);
+export const groupSchema = z.object({ id: z.number().int(), name: z.string(), description: z.string().optional(), system_count: z.number().int().optional(), org_id: z.number().int().optional() });
+export const systemOverviewSchema = z.object({ id: z.number().int(), name: z.string(), last_checkin: dateish.optional() });
+export const errataOverviewSchema = z.object({
+  id: z.number().int(),
+  advisory_name: z.string().min(1),
+  advisory_type: z.enum(['Security Advisory', 'Bug Fix Advisory', 'Product Enhancement Advisory']),
+  advisory_synopsis: z.string().optional(),
+  advisory_status: z.string().optional(),
+  issue_date: z.string().optional(),
+  update_date: z.string().optional(),
+  date: z.string().optional(),
+  reboot: z.boolean().optional(),
+});
+export type ErrataOverview = z.infer<typeof errataOverviewSchema>;
+export const packageSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  version: z.string().optional(),
+  release: z.string().optional(),
+  epoch: z.string().optional(),
+  arch_label: z.string().optional(),
+  size: z.union([z.number(), z.string()]).optional(),
+});
+export const errataDetailsSchema = z.object({
+  id: z.number().int(),
+  synopsis: z.string().optional(),
+  description: z.string().optional(),
+  type: z.string().optional(),
+  issue_date: z.string().optional(),
+  update_date: z.string().optional(),
+  reboot_suggested: z.boolean().optional(),
+});
+
+export interface CallStats {
+  calls: Record<string, number>;
+  logins: number;
+  logouts: number;
+  relogins: number;
+  retries: number;
+}
+
+export class UyuniClient {
+  private readonly client: xmlrpc.Client;
+  private readonly limiter: Limiter;
+  private readonly cfg: UyuniConfig;
+  readonly stats: CallStats = { calls: {}, logins: 0, logouts: 0, relogins: 0, retries: 0 };
+
+  constructor(cfg: UyuniConfig) {
+    this.cfg = cfg;
+    const u = new URL(`${cfg.url.replace(/\/+$/, '')}/rpc/api`);
+    const secure = u.protocol === 'https:';
+    const agent = secure
+      ? new https.Agent({ keepAlive: true, maxSockets: cfg.syncWorkers, rejectUnauthorized: cfg.verifySsl })
+      : new http.Agent({ keepAlive: true, maxSockets: cfg.syncWorkers });
+    // agent and rejectUnauthorized go through to http(s).request (not in the package's typings).
+    const opts = { host: u.hostname, port: Number(u.port || (secure ? 443 : 80)), path: u.pathname, agent, rejectUnauthorized: cfg.verifySsl } as Parameters<typeof xmlrpc.createClient>[0];
+    this.client = secure ? xmlrpc.createSecureClient(opts) : xmlrpc.createClient(opts);
+    this.limiter = new Limiter(cfg.syncWorkers);
+  }
+
+  /** One XML-RPC call: timeout, error classification; no session handling. */
+  private rawCall(method: string, params: unknown[]): Promise<unknown> {
+    this.stats.calls[method] = (this.stats.calls[method] ?? 0) + 1;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new UyuniUnavailable(`UYUNI ${method}: no answer within ${this.cfg.timeoutMs} ms`)), this.cfg.timeoutMs);
+      this.client.methodCall(method, params, (err: unknown, value: unknown) => {
+        clearTimeout(timer);
+        if (!err) return resolve(value);
+        const e = err as Error & { faultCode?: number; faultString?: string; code?: string };
+        if (typeof e.faultCode === 'number') return reject(new UyuniFault(method, e.faultCode, e.faultString ?? ''));
+        if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) return reject(new UyuniUnavailable(`UYUNI ${method}: ${e.code}`, { cause: err }));
+        // Anything else is a reply we could not read (not XML-RPC, cut short, an HTTP error page):
+        // a definite, wrong answer — retrying would not make it readable.
+        reject(new Error(`UYUNI ${method}: unreadable reply (${e.message})`, { cause: err }));
+      });
+    });
+  }
+
+  /** Retry transient failures with jittered exponential backoff; faults and bad replies fail at once. */
+  private async withRetry<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+    for (let i = 0; ; i++) {
+      try {
+        return await fn();
+      } catch (raw) {
+        if (!(raw instanceof UyuniUnavailable) || i + 1 >= attempts) throw raw;
+        this.stats.retries++;
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** i) * (0.5 + Math.random())));
+      }
+    }
+  }
+
+  private async login(): Promise<string> {
+    const key = await this.withRetry(() => this.rawCall('auth.login', [this.cfg.user, this.cfg.password]));
+    if (typeof key !== 'string' || !/^[1-9][0-9]*x[a-f0-9]{64}$/.test(key)) throw new UyuniReplyError('auth.login', [{ code: 'custom', path: [], message: 'not a session key', input: undefined } as never]);
+    this.stats.logins++;
+    return key;
+  }
+
+  /**
+   * Run `fn` with one session (login before, logout after, even on failure).
+   * @example
+   * const groups = await uyuni.withSession((s) => s.listAllGroups());
+   */
+  async withSession<T>(fn: (s: UyuniSession) => Promise<T>): Promise<T> {
+    const session = new UyuniSession(this, await this.login());
+    try {
+      return await fn(session);
+    } finally {
+      await this.rawCall('auth.logout', [session.key]).then(
+        () => void this.stats.logouts++,
+        () => undefined, // an expired session cannot be logged out; nothing to do
+      );
+    }
+  }
+
+  /** @internal used by UyuniSession */
+  async sessionCall(session: UyuniSession, method: string, params: unknown[]): Promise<unknown> {
+    return this.limiter.run(async () => {
+      try {
+        return await this.withRetry(() => this.rawCall(method, [session.key, ...params]));
+      } catch (raw) {
+        // Expired or unknown session: log in again once (shared by every worker) and retry.
+        if (raw instanceof UyuniFault && /session/i.test(raw.message)) {
+          await session.relogin(() => this.login());
+          this.stats.relogins++;
+          return this.withRetry(() => this.rawCall(method, [session.key, ...params]));
+        }
+        throw raw;
+      }
+    });
+  }
+}
+
+export class UyuniSession {
+  key: string;
+  private relogging: Promise<void> | undefined;
+  private readonly client: UyuniClient;
+  constructor(client: UyuniClient, key: string) {
+    this.client = client;
+    this.key = key;
+  }
+
+  /** Re-login once for all workers that hit the expired key at the same time. */
+  async relogin(login: () => Promise<string>): Promise<void> {
+    const stale = this.key;
+    this.relogging ??= login().then((k) => {
+      this.key = k;
+    }).finally(() => {
+      this.relogging = undefined;
+    });
+    if (this.key === stale) await this.relogging;
+  }
+
+  private async typed<T extends z.ZodType>(method: string, params: unknown[], schema: T): Promise<z.infer<T>> {
+    const reply = await this.client.sessionCall(this, method, params);
+    const parsed = schema.safeParse(reply);
+    if (!parsed.success) throw new UyuniReplyError(method, parsed.error.issues);
+    return parsed.data;
+  }
+
+  listAllGroups() {
+    return this.typed('systemgroup.listAllGroups', [], z.array(groupSchema));
+  }
+  listSystemsMinimal(group: string) {
+    return this.typed('systemgroup.listSystemsMinimal', [group], z.array(systemOverviewSchema));
+  }
+  getRelevantErrata(systemId: number) {
+    return this.typed('system.getRelevantErrata', [systemId], z.array(errataOverviewSchema));
+  }
+  listCves(advisory: string) {
+    return this.typed('errata.listCves', [advisory], z.array(z.string()));
+  }
+  listPackages(advisory: string) {
+    return this.typed('errata.listPackages', [advisory], z.array(packageSchema));
+  }
+  getDetails(advisory: string) {
+    return this.typed('errata.getDetails', [advisory], errataDetailsSchema);
+  }
+}
