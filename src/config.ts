@@ -102,6 +102,8 @@ const envSchema = z.object({
   SMTP_FROM: nonEmpty('SMTP_FROM').default('spm-orchestrator@localhost'),
   WEBHOOK_SECRET: z.string().optional(),
   NVD_API_KEY: z.string().optional(),
+  NVD_ENABLED: bool('NVD_ENABLED').default(true),
+  NVD_URL: httpUrl('NVD_URL').default('https://services.nvd.nist.gov/rest/json/cves/2.0'),
 
   LEASE_TTL_SECONDS: int('LEASE_TTL_SECONDS', 2, 3600).default(30),
   SCHEDULER_POLL_MS: int('SCHEDULER_POLL_MS', 50, 60000).default(1000),
@@ -147,6 +149,7 @@ export interface Config {
   smtp: { host: string; port: number; secure: boolean; user: string | undefined; password: string | undefined; from: string } | undefined;
   webhookSecret: string | undefined;
   nvdApiKey: string | undefined;
+  nvd: { enabled: boolean; url: string };
   leaseTtlMs: number;
   schedulerPollMs: number;
   inspect: { mode: 'off' | 'websocket'; url: string };
@@ -239,6 +242,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         : { host: e.SMTP_HOST, port: e.SMTP_PORT, secure: e.SMTP_SECURE, user: e.SMTP_USER, password: e.SMTP_PASSWORD, from: e.SMTP_FROM },
     webhookSecret: e.WEBHOOK_SECRET,
     nvdApiKey: e.NVD_API_KEY,
+    nvd: { enabled: e.NVD_ENABLED, url: e.NVD_URL },
     leaseTtlMs: e.LEASE_TTL_SECONDS * 1000,
     schedulerPollMs: e.SCHEDULER_POLL_MS,
     inspect: { mode: e.INSPECT, url: e.INSPECT_WS_URL },

@@ -12,6 +12,16 @@ import { unavailablePorts, type PatchPorts } from './machines/effects.ts';
 import { redactPayload } from './machines/host.ts';
 import { startActorSystem } from './machines/system.ts';
 import { loadThresholds, settingsFrom } from './services/settings.ts';
+import { syncRoutes } from './http/routes/sync.ts';
+import { failInterruptedSyncRuns } from './persistence/sql/errata.ts';
+import { autoQueueAfterSync } from './scheduler/autoQueue.ts';
+import { SyncPoller } from './scheduler/poller.ts';
+import { UyuniSync } from './scheduler/sync.ts';
+import { NvdClient } from './services/nvd/client.ts';
+import { enrichFromNvd } from './services/nvd/enrich.ts';
+import { profileErrata } from './services/riskProfile.ts';
+import { UyuniClient } from './services/uyuni/client.ts';
+import { coerceError } from './errors.ts';
 import { startHttpServer } from './http/server.ts';
 import { migrate } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
@@ -71,8 +81,41 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     releasers.add('actors', () => actors.stop());
     logger.info({ ...actors.hydration, instance: config.instanceId }, 'actors hydrated');
 
+    // UYUNI: the sync poller (one run at start, then every UYUNI_POLL_INTERVAL_MINUTES), NVD
+    // enrichment after each sync (never blocking it), auto-queue policy, risk profiles on queueing.
+    const settings = async () => settingsFrom(await loadThresholds(db));
+    const uyuni = config.uyuni ? new UyuniClient({ ...config.uyuni }) : undefined;
+    const profile = uyuni ? (ids: string[]) => profileErrata(db, ids, uyuni) : undefined;
+    const queueDeps = { db, logger, actors: actors.host, settings, profile };
+    let sync: UyuniSync | undefined;
+    if (config.uyuni && uyuni) {
+      await failInterruptedSyncRuns(db);
+      sync = new UyuniSync({ db, logger, uyuni, prefixes: [config.uyuni.testGroupPrefix, config.uyuni.prodGroupPrefix] });
+      const nvd = config.nvd.enabled ? new NvdClient({ baseUrl: config.nvd.url, apiKey: config.nvdApiKey }) : undefined;
+      let enriching = false;
+      const poller = new SyncPoller({
+        sync, logger, intervalMs: config.uyuni.pollIntervalMinutes * 60_000,
+        afterSync: async (report) => {
+          const q = await autoQueueAfterSync(queueDeps, report).catch((raw) => {
+            logger.error({ err: coerceError(raw).message }, 'auto-queue after sync failed');
+            return null;
+          });
+          if (q && (q.queued > 0 || q.requeued > 0)) logger.info(q, 'auto-queued errata after sync');
+          if (nvd && !enriching) {
+            enriching = true;
+            void enrichFromNvd(db, nvd, logger)
+              .then((r) => logger.info(r, 'NVD enrichment finished'), (raw) => logger.warn({ err: coerceError(raw).message }, 'NVD enrichment failed'))
+              .finally(() => (enriching = false));
+          }
+        },
+      });
+      poller.start();
+      releasers.add('sync-poller', () => poller.stop());
+    }
+
     const app = createApp(deps, [
-      queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings: async () => settingsFrom(await loadThresholds(db)), testEngine }),
+      queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings, testEngine, profile }),
+      syncRoutes({ ...deps, sync }),
     ]);
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));

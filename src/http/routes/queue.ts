@@ -12,9 +12,10 @@ import type { BaseDeps } from '../../interfaces.ts';
 import type { Clock } from '../../persistence/clock.ts';
 import { loadEntry, loadJournal } from '../../persistence/sql/entries.ts';
 import {
-  getErrata, getErrataForQueue, getQueueItem, getRiskProfile, getTest, getTestPhases, listQueue, nextQueued, pendingApprovals, queueStats,
+  getErrata, getQueueItem, getRiskProfile, getTest, getTestPhases, listQueue, nextQueued, pendingApprovals, queueStats,
   testsOfEntry, updateQueueFields,
 } from '../../persistence/sql/queue.ts';
+import { queueErrata, type QueueServiceDeps } from '../../services/queue.ts';
 import { requireRole } from '../auth.ts';
 import { clientIp, type ApiEnv } from '../context.ts';
 import { readId, readJson, readQuery } from '../validate.ts';
@@ -28,6 +29,8 @@ export interface QueueDeps extends BaseDeps {
   settings: () => Promise<Settings>;
   /** Whether tests can run (integrations or the lab are wired); else `POST /tests/start` answers 503. */
   testEngine: { available: boolean; reason: string | null };
+  /** Risk profiles for errata being queued (UYUNI packages); absent = stored scores. */
+  profile?: QueueServiceDeps['profile'];
 }
 
 const reason = z.string().trim().min(1, 'reason is required').max(2000);
@@ -80,27 +83,7 @@ export function queueRoutes(deps: QueueDeps) {
         notes: z.string().max(4000).optional(),
       }).strict().refine((b) => (b.errata_ids === undefined) !== (b.errata_id === undefined), { message: 'give errata_id or errata_ids', path: ['errata_ids'] }));
       const ids = [...new Set(body.errata_ids ?? [body.errata_id!])];
-      const known = new Map((await getErrataForQueue(deps.db, ids)).map((e) => [e.errata_id, e]));
-      const settings = await deps.settings();
-      const results: { errata_id: string; queued: boolean; id?: number; error?: { code: string; message: string } }[] = [];
-      for (const errataId of ids) {
-        const e = known.get(errataId);
-        if (!e) {
-          results.push({ errata_id: errataId, queued: false, error: { code: 'unknown_errata', message: `errata ${errataId} is not in the errata cache (run a sync)` } });
-          continue;
-        }
-        try {
-          const id = await deps.actors.create({
-            errataId, errataVersion: e.errata_version, targetOs: e.target_os as (typeof TARGET_OS)[number], priority: body.priority,
-            successScore: e.success_score ?? 50, notes: body.notes ?? null, settings,
-          }, meta(c, deps));
-          results.push({ errata_id: errataId, queued: true, id });
-        } catch (raw) {
-          if ((raw as { code?: string }).code === '23505' || /uq_queue_live_errata|unique/i.test((raw as Error).message)) {
-            results.push({ errata_id: errataId, queued: false, error: { code: 'already_queued', message: `errata ${errataId} already has a live queue entry` } });
-          } else throw raw;
-        }
-      }
+      const results = await queueErrata(deps, ids, { priority: body.priority, notes: body.notes ?? null }, meta(c, deps));
       const queued = results.filter((r) => r.queued).length;
       return c.json({ queued, results }, queued > 0 ? 201 : 409);
     });

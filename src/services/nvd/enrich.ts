@@ -17,11 +17,14 @@ export interface EnrichResult {
   stoppedEarly: string | null;
 }
 
-export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts: { maxCves?: number; signal?: AbortSignal } = {}): Promise<EnrichResult> {
+/** Severities are applied every `applyEvery` CVEs, so a long rate-limited run shows results as it goes. */
+export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts: { maxCves?: number; signal?: AbortSignal; applyEvery?: number } = {}): Promise<EnrichResult> {
   const cves = await uncachedCves(db, opts.maxCves ?? 10_000);
   let fetched = 0;
   let notFound = 0;
   let stoppedEarly: string | null = null;
+  let errataUpdated = 0;
+  const applyEvery = opts.applyEvery ?? 10;
   for (const cve of cves) {
     if (opts.signal?.aborted) {
       stoppedEarly = 'aborted';
@@ -32,6 +35,7 @@ export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts
       await saveCveScore(db, score);
       fetched++;
       if (!score.found) notFound++;
+      if (fetched % applyEvery === 0) errataUpdated += await applyNvdSeverity(db);
     } catch (raw) {
       const err = coerceError(raw);
       if ((err as { transient?: boolean }).transient) {
@@ -42,6 +46,6 @@ export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts
       logger.warn({ cve, err: err.message }, 'NVD answer for this CVE was unusable; skipped');
     }
   }
-  const errataUpdated = await applyNvdSeverity(db);
+  errataUpdated += await applyNvdSeverity(db);
   return { fetched, notFound, errataUpdated, stoppedEarly };
 }
