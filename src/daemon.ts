@@ -13,6 +13,7 @@ import { redactPayload } from './machines/host.ts';
 import { startActorSystem } from './machines/system.ts';
 import { loadThresholds, settingsFrom } from './services/settings.ts';
 import { syncRoutes } from './http/routes/sync.ts';
+import { riskProfileRoutes } from './http/routes/riskProfile.ts';
 import { failInterruptedSyncRuns } from './persistence/sql/errata.ts';
 import { autoQueueAfterSync } from './scheduler/autoQueue.ts';
 import { SyncPoller } from './scheduler/poller.ts';
@@ -40,13 +41,14 @@ export interface Daemon {
  * @example
  * const daemon = await startDaemon(config, logger); … await daemon.stop();
  */
-export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
+export async function startDaemon(config: Config, logger: Logger, hooks: { afterMigrate?: (db: BaseDeps['db']) => Promise<void> } = {}): Promise<Daemon> {
   const releasers = new Releasers();
   const lifecycle: Lifecycle = { state: 'starting' };
   try {
     const { url, db, embedded } = await openDatabase(config, logger, releasers);
     const { applied } = await migrate(url);
     logger.info({ applied, embeddedDatabase: embedded }, applied.length > 0 ? 'migrations applied' : 'schema up to date');
+    await hooks.afterMigrate?.(db);
 
     const deps: BaseDeps = { config, logger, db, version: VERSION, startedAt: Date.now(), lifecycle };
 
@@ -116,6 +118,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     const app = createApp(deps, [
       queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings, testEngine, profile }),
       syncRoutes({ ...deps, sync }),
+      riskProfileRoutes({ ...deps, uyuni }),
     ]);
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));

@@ -16,6 +16,7 @@ commands:
   serve                         run the daemon (HTTP API on HTTP_PORT, default 5001)
   migrate                       apply pending database migrations and exit
   doctor                        check configuration and every dependency
+  lab                           the demo: embedded DB, lab UYUNI and NVD, the daemon wired to them
   token create --name N --role viewer|operator|approver|admin [--expires-days D]
   token list
   token revoke <id|prefix>
@@ -123,14 +124,36 @@ async function token(config: Config, logger: Logger, args: string[]): Promise<vo
   }
 }
 
+/** `lab`: the lab servers and the daemon in this process; the CLI dispatches to src/lab only for it. */
+async function lab(): Promise<void> {
+  const env = loadEnv();
+  const base = loadConfig();
+  const logger = createLogger({ level: base.logLevel === 'info' ? 'warn' : base.logLevel, instanceId: base.instanceId });
+  try {
+    const { runLab } = await import('./lab/run.ts');
+    const handle = await runLab(env, logger, (l) => process.stdout.write(`${l}\n`));
+    let stopping = false;
+    for (const signal of SHUTDOWN_SIGNALS) {
+      process.on(signal, () => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        handle.stop().then(() => process.exit(0), () => process.exit(1));
+      });
+    }
+  } catch (raw) {
+    fail(`lab: ${coerceError(raw).message}`);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
     process.exit(command === undefined ? 2 : 0);
   }
-  if (!['serve', 'migrate', 'doctor', 'token'].includes(command)) fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`, 2);
+  if (!['serve', 'migrate', 'doctor', 'token', 'lab'].includes(command)) fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`, 2);
 
+  if (command === 'lab') return lab();
   const config = loadConfig();
   // CLI commands keep stdout for their own output: their logs go to stderr.
   const logger = createLogger({ level: command === 'serve' ? config.logLevel : config.logLevel === 'info' ? 'warn' : config.logLevel, instanceId: config.instanceId, ...(command === 'serve' ? {} : { destination: (await import('pino')).pino.destination({ fd: 2, sync: true }) }) });

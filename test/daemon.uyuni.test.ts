@@ -92,4 +92,19 @@ describe('daemon with UYUNI configured', () => {
     expect(rhel.body.items.every((e: { errata_id: string }) => e.errata_id.startsWith('RHBA-'))).toBe(true);
     expect((await call('GET', '/errata?severity=Bogus')).status).toBe(400);
   });
+
+  it('risk profiles: list by band, one with its breakdown, recalculate on demand', async () => {
+    const kernel = lab.fleet.errata.find((e) => e.type === 'Security Advisory' && e.packages.some((p) => p.name.startsWith('linux-image')))!;
+    const one = await call('GET', `/risk-profile/${kernel.advisoryName}`);
+    expect(one.status).toBe(200);
+    expect(one.body).toMatchObject({ errata_id: kernel.advisoryName, affects_kernel: true, requires_reboot: true, score_breakdown: { kernel: 30, reboot: 15 } });
+    const low = await call('GET', '/risk-profile?risk_level=Very%20High&limit=5');
+    expect(low.body.items.every((p: { success_score: number; risk_level: string }) => p.success_score < 40 && p.risk_level === 'Very High')).toBe(true);
+    const bug = lab.fleet.errata.find((e) => e.type === 'Bug Fix Advisory')!;
+    const calc = await call('POST', '/risk-profile/calculate', { errata_ids: [bug.advisoryName, 'NOPE-1'] });
+    expect(calc.status).toBe(200);
+    expect(calc.body).toMatchObject({ unknown: ['NOPE-1'], calculated: [{ errata_id: bug.advisoryName, score: expect.any(Number) }] });
+    expect((await call('GET', '/risk-profile/NOPE-1')).status).toBe(404);
+    expect((await call('POST', '/risk-profile/calculate', { errata_ids: [] })).status).toBe(400);
+  });
 });

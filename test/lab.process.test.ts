@@ -1,0 +1,43 @@
+/**
+ * A newcomer's run: `spm-orchestrator lab` starts everything, prints an admin token, and the API
+ * soon lists queued entries with scores and a completed sync; SIGTERM stops it all.
+ */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, startChild } from './helpers/proc.ts';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('npm run lab', () => {
+  it('prints the API and an admin token; the queue fills with scored Security Advisories', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'spm-lab-'));
+    chmodSync(dir, 0o755);
+    dirs.push(dir);
+    const port = await freePort();
+    const child = startChild(['lab'], { EMBEDDED_PG_DIR: path.join(dir, 'pg'), EMBEDDED_PG_PORT: String(await freePort()), HTTP_PORT: String(port), INSTANCE_ID: 'lab-test' });
+    let token = '';
+    for (let i = 0; i < 600 && !token; i++) {
+      if (child.proc.exitCode !== null) throw new Error(`lab exited: ${child.stderr()}`);
+      token = /^admin token: (spm_\S+)$/m.exec(child.stdout())?.[1] ?? '';
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(token).toMatch(/^spm_/);
+    expect(child.stdout()).toMatch(new RegExp(`API: http://127\\.0\\.0\\.1:${port}/api/v1`));
+    const get = async (p: string) => (await fetch(`http://127.0.0.1:${port}/api/v1${p}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<any>;
+    let queue: any = { total: 0 };
+    for (let i = 0; i < 300 && queue.total < 500; i++) {
+      queue = await get('/queue?limit=5');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(queue.total).toBeGreaterThan(500);
+    expect(queue.items[0]).toMatchObject({ status: 'queued', success_score: expect.any(Number), risk_level: expect.any(String) });
+    expect(await get('/sync/status')).toMatchObject({ last_run: { status: 'completed', stats: { errata: { total: 634 } } } });
+    child.proc.kill('SIGTERM');
+    expect((await child.exited).code).toBe(0);
+  }, 120_000);
+});
