@@ -4,36 +4,19 @@
  */
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { AbortableLoop } from './loop.ts';
 import { SyncAlreadyRunning, type SyncReport, type UyuniSync } from './sync.ts';
 
-export class SyncPoller {
-  private state: 'created' | 'active' | 'stopping' | 'stopped' = 'created';
-  private wake: (() => void) | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private loop: Promise<void> | undefined;
+export class SyncPoller extends AbortableLoop {
   private readonly o: { sync: UyuniSync; logger: Logger; intervalMs: number; afterSync: (r: SyncReport) => Promise<void> };
   constructor(opts: { sync: UyuniSync; logger: Logger; intervalMs: number; afterSync: (r: SyncReport) => Promise<void> }) {
+    super();
     this.o = opts;
   }
 
-  start(): void {
-    if (this.state !== 'created') return;
-    this.state = 'active';
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    if (this.state !== 'active') return;
-    this.state = 'stopping';
-    clearTimeout(this.timer);
-    this.wake?.();
-    await this.loop;
-    this.state = 'stopped';
-  }
-
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     let trigger: 'startup' | 'schedule' = 'startup';
-    while (this.state === 'active') {
+    while (this.active) {
       try {
         const report = await this.o.sync.run(trigger);
         this.o.logger.info({ status: report.status, errata: report.errata, ms: report.durationMs, error: report.error }, 'UYUNI sync finished');
@@ -42,11 +25,7 @@ export class SyncPoller {
         if (!(raw instanceof SyncAlreadyRunning)) this.o.logger.error({ err: coerceError(raw).message }, 'UYUNI sync could not run');
       }
       trigger = 'schedule';
-      if (this.state !== 'active') break;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        this.timer = setTimeout(resolve, this.o.intervalMs);
-      });
+      if (this.active) await this.sleep(this.o.intervalMs);
     }
   }
 }

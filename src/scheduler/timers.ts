@@ -14,32 +14,15 @@ import type { ActorHost } from '../machines/host.ts';
 import { NotAcceptedError } from '../machines/host.ts';
 import type { TimerName } from '../machines/patch.machine.ts';
 import { AppError } from '../errors.ts';
+import { AbortableLoop } from './loop.ts';
 
-export class TimerScheduler {
-  private state: 'created' | 'active' | 'stopping' | 'stopped' = 'created';
-  private wake: (() => void) | undefined;
-  private sleepTimer: NodeJS.Timeout | undefined;
-  private loop: Promise<void> | undefined;
-  private nextWakeAt = Infinity;
+export class TimerScheduler extends AbortableLoop {
   fired = 0;
 
   private readonly o: { db: Db; logger: Logger; clock: Clock; ownerId: string; pollMs: number; host: ActorHost };
   constructor(opts: { db: Db; logger: Logger; clock: Clock; ownerId: string; pollMs: number; host: ActorHost }) {
+    super(() => opts.clock.now());
     this.o = opts;
-  }
-
-  start(): void {
-    if (this.state !== 'created') return;
-    this.state = 'active';
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    if (this.state !== 'active') return;
-    this.state = 'stopping';
-    this.interrupt();
-    await this.loop;
-    this.state = 'stopped';
   }
 
   /** A timer due at `fireAt` (database clock) was armed: wake earlier if needed. */
@@ -47,33 +30,19 @@ export class TimerScheduler {
     if (fireAt < this.nextWakeAt) {
       const ms = Math.max(0, fireAt - this.o.clock.now());
       if (ms < 5) this.interrupt();
-      else this.sleepUntil(ms);
+      else this.reschedule(ms);
     }
   }
 
-  private interrupt(): void {
-    clearTimeout(this.sleepTimer);
-    this.nextWakeAt = Infinity;
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-
-  private sleepUntil(ms: number): void {
-    clearTimeout(this.sleepTimer);
-    this.nextWakeAt = this.o.clock.now() + ms;
-    this.sleepTimer = setTimeout(() => this.interrupt(), ms);
-  }
-
-  private async run(): Promise<void> {
-    while (this.state === 'active') {
+  protected async run(): Promise<void> {
+    while (this.active) {
       let fired = 0;
       try {
         fired = await this.tick();
       } catch (raw) {
         this.o.logger.warn({ err: coerceError(raw).message }, 'timer tick failed');
       }
-      if (this.state !== 'active') break;
+      if (!this.active) break;
       if (fired > 0) continue; // there may be more due
       let ms = this.o.pollMs;
       try {
@@ -82,10 +51,7 @@ export class TimerScheduler {
       } catch {
         // keep the poll interval
       }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        this.sleepUntil(ms);
-      });
+      await this.sleep(ms);
     }
   }
 
