@@ -41,6 +41,20 @@ export interface LabUyuniOptions {
   password?: string;
   latencyMs?: number;
   sessionTtlMs?: number;
+  /** Action timing: Queued → Picked Up after `pickupMs`, → Completed/Failed `runMs` later. */
+  pickupMs?: number;
+  runMs?: number;
+}
+
+interface LabAction {
+  id: number;
+  type: string;
+  name: string;
+  earliest: Date;
+  createdAt: number;
+  errataIds: number[];
+  /** Per system: the time it is picked up and finishes, and whether it fails (and why). */
+  systems: Map<number, { failMessage: string | null; cancelled: boolean }>;
 }
 
 type Handler = (...args: unknown[]) => unknown;
@@ -56,12 +70,16 @@ export class LabUyuni {
   private readonly errataByName: Map<string, LabErrata>;
   private readonly errataById: Map<number, LabErrata>;
   private readonly o: Required<LabUyuniOptions>;
+  private readonly actions = new Map<number, LabAction>();
+  private nextAction = 5000;
+  /** Scenario knob: applying this advisory fails on these systems (empty set: on every system). */
+  readonly failApply = new Map<string, Set<number>>();
   private server: Server | undefined;
   fleet: Fleet;
 
   constructor(fleet: Fleet, opts: LabUyuniOptions = {}) {
     this.fleet = fleet;
-    this.o = { user: opts.user ?? 'admin', password: opts.password ?? 'admin', latencyMs: opts.latencyMs ?? 0, sessionTtlMs: opts.sessionTtlMs ?? 3_600_000 };
+    this.o = { user: opts.user ?? 'admin', password: opts.password ?? 'admin', latencyMs: opts.latencyMs ?? 0, sessionTtlMs: opts.sessionTtlMs ?? 3_600_000, pickupMs: opts.pickupMs ?? 50, runMs: opts.runMs ?? 100 };
     this.errataByName = new Map(fleet.errata.map((e) => [e.advisoryName, e]));
     this.errataById = new Map(fleet.errata.map((e) => [e.id, e]));
   }
@@ -112,6 +130,62 @@ export class LabUyuni {
     return { id: e.id, issue_date: e.issueDate, date: e.updateDate, update_date: e.updateDate, advisory_synopsis: e.synopsis, advisory_type: e.type, advisory_status: 'stable', advisory_name: e.advisoryName, reboot: e.rebootSuggested };
   }
 
+  /** Where a system stands in an action now: Queued → Picked Up → Completed / Failed. */
+  private actionStatus(a: LabAction, sid: number): 'Queued' | 'Picked Up' | 'Completed' | 'Failed' {
+    const st = a.systems.get(sid)!;
+    if (st.cancelled) return 'Failed';
+    const age = Date.now() - Math.max(a.createdAt, a.earliest.getTime());
+    if (age < this.o.pickupMs) return 'Queued';
+    if (age < this.o.pickupMs + this.o.runMs) return 'Picked Up';
+    return st.failMessage === null ? 'Completed' : 'Failed';
+  }
+
+  private actionedSystems(actionId: unknown, want: 'in_progress' | 'completed' | 'failed') {
+    const a = typeof actionId === 'number' ? this.actions.get(actionId) : undefined;
+    if (!a) throw new Fault(-1, `unhandled internal exception: Could not find action with id: ${String(actionId)}`);
+    const out = [];
+    for (const [sid, st] of a.systems) {
+      const status = this.actionStatus(a, sid);
+      const bucket = status === 'Completed' ? 'completed' : status === 'Failed' ? 'failed' : 'in_progress';
+      if (bucket !== want) continue;
+      const sys = this.fleet.systems.find((x) => x.id === sid)!;
+      out.push({
+        server_id: sid, server_name: sys.name, base_channel: `lab-${sys.os}`,
+        timestamp: bucket === 'in_progress' ? null : new Date(),
+        message: status === 'Completed' ? 'Applied patches' : status === 'Failed' ? (st.cancelled ? 'Canceled' : st.failMessage) : null,
+      });
+    }
+    return out;
+  }
+
+  private scheduleApply(sids: unknown, errataIds: unknown, earliest: unknown): number[] {
+    if (!Array.isArray(sids) || !Array.isArray(errataIds)) throw new Fault(-1, 'Could not find method: scheduleApplyErrata with params of these types');
+    for (const sid of sids) this.system(sid);
+    const errata = errataIds.map((id) => {
+      const e = typeof id === 'number' ? this.errataById.get(id) : undefined;
+      if (!e) throw new Fault(-208, `The patch ${String(id)} cannot be found.`);
+      return e;
+    });
+    // One action for all systems (UYUNI may group them differently: callers must not assume 1:1).
+    const id = this.nextAction++;
+    const systems = new Map<number, { failMessage: string | null; cancelled: boolean }>();
+    for (const sid of sids as number[]) {
+      const failing = errata.find((e) => {
+        const f = this.failApply.get(e.advisoryName);
+        return f !== undefined && (f.size === 0 || f.has(sid));
+      });
+      systems.set(sid, { failMessage: failing ? `Failed: ${failing.packages[0]!.name} could not be installed (lab)` : null, cancelled: false });
+    }
+    this.actions.set(id, { id, type: 'Patch Update', name: `Patch Update: ${errata.map((e) => e.advisoryName).join(', ')}`, earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: errata.map((e) => e.id), systems });
+    return [id];
+  }
+
+  /** Actions scheduled so far (tests assert "exactly once"). */
+  actionsFor(advisoryName: string): number {
+    const e = this.errataByName.get(advisoryName);
+    return e ? [...this.actions.values()].filter((a) => a.errataIds.includes(e.id)).length : 0;
+  }
+
   /** Handlers keyed `method/argc`. */
   private readonly handlers: Record<string, Handler> = {
     'auth.login/2': (user, password) => this.login(user, password),
@@ -136,6 +210,69 @@ export class LabUyuni {
       this.user(key);
       if (Array.isArray(sid)) return sid.map((id) => ({ system_id: String(id), errata: this.system(id).relevant.map((e) => this.overview(this.errataById.get(e)!)) }));
       return this.system(sid).relevant.map((e) => this.overview(this.errataById.get(e)!));
+    },
+    'system.scheduleApplyErrata/3': (key, sids, errataIds) => {
+      this.user(key);
+      return this.scheduleApply(Array.isArray(sids) ? sids : [sids], errataIds, undefined);
+    },
+    'system.scheduleApplyErrata/5': (key, sids, errataIds, earliest) => {
+      this.user(key);
+      return this.scheduleApply(Array.isArray(sids) ? sids : [sids], errataIds, earliest);
+    },
+    'system.scheduleReboot/3': (key, sid, earliest) => {
+      this.user(key);
+      // raw lookup in UYUNI: an unknown system is an unhandled internal exception, not -208
+      const s = typeof sid === 'number' ? this.fleet.systems.find((x) => x.id === sid) : undefined;
+      if (!s) throw new Fault(-1, `unhandled internal exception: No server found with id ${String(sid)}`);
+      const id = this.nextAction++;
+      this.actions.set(id, { id, type: 'System reboot', name: 'System reboot', earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: [], systems: new Map([[s.id, { failMessage: null, cancelled: false }]]) });
+      return id;
+    },
+    'schedule.listInProgressSystems/2': (key, actionId) => {
+      this.user(key);
+      return this.actionedSystems(actionId, 'in_progress');
+    },
+    'schedule.listCompletedSystems/2': (key, actionId) => {
+      this.user(key);
+      return this.actionedSystems(actionId, 'completed');
+    },
+    'schedule.listFailedSystems/2': (key, actionId) => {
+      this.user(key);
+      return this.actionedSystems(actionId, 'failed');
+    },
+    'schedule.listInProgressActions/1': (key) => {
+      this.user(key);
+      return [...this.actions.values()]
+        .filter((a) => [...a.systems.keys()].some((sid) => ['Queued', 'Picked Up'].includes(this.actionStatus(a, sid))))
+        .map((a) => ({ id: a.id, name: a.name, type: a.type, earliest: a.earliest, completedSystems: 0, failedSystems: 0, inProgressSystems: a.systems.size }));
+    },
+    'schedule.cancelActions/2': (key, ids) => {
+      this.user(key);
+      if (!Array.isArray(ids)) throw new Fault(-1, 'Could not find method: cancelActions');
+      for (const id of ids) {
+        const a = this.actions.get(id as number);
+        if (!a) continue; // unknown ids are skipped silently
+        if ([...a.systems.keys()].some((sid) => this.actionStatus(a, sid) !== 'Queued')) {
+          throw new Fault(-1, 'unhandled internal exception: java.lang.UnsupportedOperationException: cannot cancel an action that has been picked up');
+        }
+      }
+      for (const id of ids) for (const st of this.actions.get(id as number)?.systems.values() ?? []) st.cancelled = true;
+      return 1;
+    },
+    'system.listSystemEvents/2': (key, sid) => {
+      this.user(key);
+      const s = this.system(sid);
+      return [...this.actions.values()].filter((a) => a.systems.has(s.id)).map((a) => {
+        const status = this.actionStatus(a, s.id);
+        const st = a.systems.get(s.id)!;
+        return {
+          id: a.id, action_type: a.type, name: a.name, failed_count: [...a.systems.keys()].filter((x) => this.actionStatus(a, x) === 'Failed').length,
+          successful_count: [...a.systems.keys()].filter((x) => this.actionStatus(a, x) === 'Completed').length, earliest_action: a.earliest.toString(), archived: 0,
+          created_date: new Date(a.createdAt), pickup_date: status === 'Queued' ? null : new Date(a.createdAt + this.o.pickupMs),
+          completed_date: status === 'Completed' || status === 'Failed' ? new Date() : null,
+          result_msg: status === 'Completed' ? 'Applied patches' : status === 'Failed' ? (st.cancelled ? 'Canceled' : st.failMessage) : null,
+        };
+      });
     },
     'errata.getDetails/2': (key, name) => {
       this.user(key);

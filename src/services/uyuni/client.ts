@@ -108,6 +108,11 @@ export const errataDetailsSchema = z.object({
   reboot_suggested: z.boolean().optional(),
 });
 
+export const actionedSystemSchema = z.object({ server_id: z.number().int(), server_name: z.string().optional(), timestamp: dateish.optional(), message: z.string().optional() });
+export type ActionedSystem = z.infer<typeof actionedSystemSchema>;
+export const scheduledActionSchema = z.object({ id: z.number().int(), name: z.string().optional(), type: z.string().optional(), earliest: dateish.optional() });
+export const systemEventSchema = z.object({ id: z.number().int(), action_type: z.string().optional(), name: z.string().optional(), completed_date: dateish.optional(), pickup_date: dateish.optional(), result_msg: z.string().optional() });
+
 export interface CallStats {
   calls: Record<string, number>;
   logins: number;
@@ -252,5 +257,36 @@ export class UyuniSession {
   }
   getDetails(advisory: string) {
     return this.typed('errata.getDetails', [advisory], errataDetailsSchema);
+  }
+
+  /**
+   * Apply errata to systems (overload 4: sids, errataIds, earliest, allowModules). Returns action
+   * ids: not one per system or errata — resolve systems per action with `actionSystems`.
+   */
+  scheduleApplyErrata(systemIds: number[], errataIds: number[], opts: { earliest?: Date; allowModules?: boolean } = {}) {
+    return this.typed('system.scheduleApplyErrata', [systemIds, errataIds, opts.earliest ?? new Date(), opts.allowModules ?? false], z.array(z.number().int()));
+  }
+  scheduleReboot(systemId: number, earliest: Date = new Date()) {
+    return this.typed('system.scheduleReboot', [systemId, earliest], z.number().int());
+  }
+  /** Where each system of an action stands (systems move from in progress to completed or failed). */
+  async actionSystems(actionId: number): Promise<{ inProgress: ActionedSystem[]; completed: ActionedSystem[]; failed: ActionedSystem[] }> {
+    const list = z.array(actionedSystemSchema);
+    const [inProgress, completed, failed] = await Promise.all([
+      this.typed('schedule.listInProgressSystems', [actionId], list),
+      this.typed('schedule.listCompletedSystems', [actionId], list),
+      this.typed('schedule.listFailedSystems', [actionId], list),
+    ]);
+    return { inProgress, completed, failed };
+  }
+  listInProgressActions() {
+    return this.typed('schedule.listInProgressActions', [], z.array(scheduledActionSchema));
+  }
+  /** Fails (UYUNI: UnsupportedOperationException) when a system already picked the action up. */
+  cancelActions(actionIds: number[]) {
+    return this.typed('schedule.cancelActions', [actionIds], z.number().int());
+  }
+  listSystemEvents(systemId: number) {
+    return this.typed('system.listSystemEvents', [systemId], z.array(systemEventSchema));
   }
 }
