@@ -1,0 +1,178 @@
+/**
+ * The lab Salt API (salt-api rest_cherrypy shape, reference §2): `POST /login` (401 on bad
+ * credentials; token in the body and `X-Auth-Token`), `POST /` with a JSON list of lowstate chunks
+ * (400 "Lowstates must be a list", 401 for a missing, malformed or expired token), clients `local`
+ * and `local_async`, `GET /jobs/<jid>`. Minions that are down are simply absent from results.
+ * Functions: test.ping, service.status, pkg.version, cmd.run, snapper.create_snapshot /
+ * list_snapshots, system.reboot (the minion is away for `rebootMs`).
+ * Never imported by production code (src/lab).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+
+export interface LabMinion {
+  id: string;
+  up: boolean;
+  /** Back at this time after a reboot (epoch ms). */
+  downUntil: number;
+  services: Map<string, boolean>;
+  packages: Map<string, string>;
+  snapshots: { id: number; type: string; description: string; timestamp: number; userdata: Record<string, string> }[];
+  rebootRequired: boolean;
+}
+
+export class LabSalt {
+  readonly minions = new Map<string, LabMinion>();
+  readonly calls = new Map<string, number>();
+  private readonly tokens = new Map<string, number>(); // token → expires (epoch ms)
+  private readonly jobs = new Map<string, { fun: string; args: unknown[]; minions: string[]; result: Record<string, unknown>; start: string; target: string; tgtType: string }>();
+  private server: Server | undefined;
+  tokenTtlMs = 12 * 3600_000;
+  rebootMs = 200;
+
+  private readonly creds: { username: string; password: string };
+
+  constructor(minionIds: string[], creds = { username: 'salt', password: 'salt' }) {
+    this.creds = creds;
+    for (const id of minionIds) {
+      this.minions.set(id, {
+        id, up: true, downUntil: 0, services: new Map([['ssh.service', true], ['cron.service', true], ['nginx.service', true]]),
+        packages: new Map([['openssl', '3.0.13-0ubuntu3'], ['nginx', '1.24.0-2ubuntu7']]), snapshots: [], rebootRequired: false,
+      });
+    }
+  }
+
+  count(fun: string): number {
+    return this.calls.get(fun) ?? 0;
+  }
+
+  expireTokens(): void {
+    this.tokens.clear();
+  }
+
+  private isUp(m: LabMinion): boolean {
+    if (!m.up) return false;
+    if (m.downUntil > Date.now()) return false;
+    return true;
+  }
+
+  private targets(tgt: unknown, tgtType: unknown): LabMinion[] {
+    const all = [...this.minions.values()];
+    if (tgtType === 'list') {
+      const ids = Array.isArray(tgt) ? tgt : String(tgt).split(',');
+      return all.filter((m) => ids.includes(m.id));
+    }
+    const re = new RegExp(`^${String(tgt ?? '*').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+    return all.filter((m) => re.test(m.id));
+  }
+
+  private exec(m: LabMinion, fun: string, args: unknown[], kwarg: Record<string, unknown>): unknown {
+    this.calls.set(fun, (this.calls.get(fun) ?? 0) + 1);
+    switch (fun) {
+      case 'test.ping':
+        return true;
+      case 'service.status':
+        return m.services.get(String(args[0])) ?? false;
+      case 'pkg.version': {
+        if (args.length === 1) return m.packages.get(String(args[0])) ?? '';
+        return Object.fromEntries(args.map((a) => [String(a), m.packages.get(String(a)) ?? '']));
+      }
+      case 'cmd.run':
+        if (String(args[0]).includes('reboot-required')) return m.rebootRequired ? 'yes' : 'no';
+        return '';
+      case 'snapper.create_snapshot': {
+        const id = m.snapshots.length + 1;
+        m.snapshots.push({ id, type: String(kwarg.snapshot_type ?? 'single'), description: String(kwarg.description ?? `salt job ${Date.now()}`), timestamp: Math.floor(Date.now() / 1000), userdata: { salt_jid: 'lab' } });
+        return id;
+      }
+      case 'snapper.list_snapshots':
+        return m.snapshots.map((s) => ({ id: s.id, type: s.type, timestamp: s.timestamp, user: 'root', description: s.description, cleanup: 'number', userdata: s.userdata }));
+      case 'system.reboot':
+        m.downUntil = Date.now() + this.rebootMs;
+        m.rebootRequired = false;
+        return null;
+      default:
+        return `'${fun}' is not available.`;
+    }
+  }
+
+  private runLocal(chunk: Record<string, unknown>): Record<string, unknown> {
+    const fun = String(chunk.fun);
+    const args = Array.isArray(chunk.arg) ? chunk.arg : chunk.arg === undefined ? [] : [chunk.arg];
+    const kwarg = (chunk.kwarg ?? {}) as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const m of this.targets(chunk.tgt, chunk.tgt_type)) if (this.isUp(m)) out[m.id] = this.exec(m, fun, args, kwarg);
+    return out;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse, body: string): void {
+    const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(typeof payload === 'string' ? payload : JSON.stringify(payload));
+    };
+    const url = req.url ?? '/';
+    if (req.method === 'POST' && url === '/login') {
+      let c: Record<string, unknown> = {};
+      try {
+        c = req.headers['content-type']?.includes('json') ? JSON.parse(body) : Object.fromEntries(new URLSearchParams(body));
+      } catch {
+        return send(400, { status: 400, return: 'Could not parse the request body' });
+      }
+      if (c.username !== this.creds.username || c.password !== this.creds.password) return send(401, { status: 401, return: 'Could not authenticate using provided credentials' });
+      const token = randomBytes(20).toString('hex');
+      const start = Date.now() / 1000;
+      this.tokens.set(token, Date.now() + this.tokenTtlMs);
+      return send(200, { return: [{ token, expire: start + this.tokenTtlMs / 1000, start, user: c.username, eauth: c.eauth ?? 'pam', perms: ['.*'] }] }, { 'X-Auth-Token': token });
+    }
+    if (req.method === 'GET' && url === '/') return send(200, { return: 'Welcome', clients: ['local', 'local_async', 'runner'] });
+    const token = req.headers['x-auth-token'];
+    if (typeof token !== 'string' || !/^[0-9a-f]+$/.test(token)) return send(401, { status: 401, return: 'Invalid token' });
+    const exp = this.tokens.get(token);
+    if (exp === undefined || exp < Date.now()) return send(401, { status: 401, return: 'Please log in' });
+    if (req.method === 'POST' && url === '/') {
+      let chunks: unknown;
+      try {
+        chunks = JSON.parse(body);
+      } catch {
+        return send(400, { status: 400, return: 'Could not parse the request body' });
+      }
+      if (!Array.isArray(chunks)) return send(400, { status: 400, return: 'Lowstates must be a list' });
+      const results = chunks.map((chunk: Record<string, unknown>) => {
+        if (chunk.client === 'local') return this.runLocal(chunk);
+        if (chunk.client === 'local_async') {
+          const jid = `2026${Date.now()}${randomBytes(2).toString('hex')}`;
+          const targeted = this.targets(chunk.tgt, chunk.tgt_type).map((m) => m.id);
+          const result = this.runLocal(chunk);
+          this.jobs.set(jid, { fun: String(chunk.fun), args: (chunk.arg as unknown[]) ?? [], minions: targeted, result, start: new Date().toISOString(), target: String(chunk.tgt), tgtType: String(chunk.tgt_type ?? 'glob') });
+          return { jid, minions: targeted };
+        }
+        return `Client '${String(chunk.client)}' is not available`;
+      });
+      return send(200, { return: results });
+    }
+    const job = /^\/jobs\/(\w+)$/.exec(url);
+    if (req.method === 'GET' && job) {
+      const j = this.jobs.get(job[1]!);
+      if (!j) return send(200, { info: [{}], return: [{}] });
+      return send(200, {
+        info: [{ Arguments: j.args, Function: j.fun, Minions: j.minions, Result: Object.fromEntries(Object.entries(j.result).map(([k, v]) => [k, { return: v }])), 'Start Time': j.start, Target: j.target, 'Target-type': j.tgtType, User: 'salt', jid: job[1] }],
+        return: [j.result],
+      });
+    }
+    return send(404, { status: 404, return: 'Not found' });
+  }
+
+  serve(): Promise<string> {
+    this.server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => this.handle(req, res, body));
+    });
+    return new Promise((resolve) => this.server!.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`)));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
