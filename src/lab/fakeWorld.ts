@@ -15,7 +15,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PatchPorts } from '../machines/effects.ts';
-import { TransientError } from '../machines/effects.ts';
+import { EFFECT_NAMES, portsFrom, TransientError } from '../machines/effects.ts';
 import type { EffectName, Effects } from '../machines/patch.machine.ts';
 
 /** Effects that change the outside world: running one twice for one key is a duplicate. */
@@ -156,9 +156,7 @@ export class FakeWorld {
 
   /** `PatchPorts` backed by this world (in-process). */
   ports(): PatchPorts {
-    const ports = { reconcile: (name: EffectName, input: never) => this.reconcile(name, input) } as unknown as PatchPorts;
-    for (const name of EFFECT_LIST) (ports as unknown as Record<string, unknown>)[name] = (input: never, signal: AbortSignal) => this.run(name, input, signal);
-    return ports;
+    return portsFrom((name, input, signal) => this.run(name, input, signal), (name, input) => this.reconcile(name, input));
   }
 
   /** Serve this world over loopback HTTP (for daemons in child processes). */
@@ -173,7 +171,7 @@ export class FakeWorld {
         };
         const m = /^\/(run|reconcile)\/(\w+)$/.exec(req.url ?? '');
         if (req.method === 'GET' && req.url === '/stats') return reply(200, { executions: Object.fromEntries(this.executions), duplicates: this.duplicates() });
-        if (req.method !== 'POST' || m === null || !EFFECT_LIST.includes(m[2] as EffectName)) return reply(404, { error: 'not found' });
+        if (req.method !== 'POST' || m === null || !EFFECT_NAMES.includes(m[2] as EffectName)) return reply(404, { error: 'not found' });
         const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as never;
         const name = m[2] as EffectName;
         const op = m[1] === 'run' ? this.run(name, input) : this.reconcile(name, input);
@@ -186,11 +184,6 @@ export class FakeWorld {
     return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server })));
   }
 }
-
-export const EFFECT_LIST: readonly EffectName[] = [
-  'takeSnapshot', 'collectBaseline', 'applyErrata', 'awaitAction', 'checkReboot', 'scheduleReboot', 'awaitHost', 'validate',
-  'rollbackTest', 'notify', 'promote', 'planDeployment', 'deployWave', 'verifyDeployment', 'rollbackProduction',
-];
 
 /** `PatchPorts` that talk to a fake world served by another process (`FakeWorld.serve`). */
 export function fakeWorldHttpPorts(baseUrl: string): PatchPorts {
@@ -207,9 +200,7 @@ export function fakeWorldHttpPorts(baseUrl: string): PatchPorts {
     if (body.error?.transient) throw new TransientError(body.error.message);
     throw new Error(body.error?.message ?? 'fake world error');
   };
-  const ports = { reconcile: (name: EffectName, input: unknown) => call('reconcile', name, input) } as unknown as PatchPorts;
-  for (const name of EFFECT_LIST) (ports as unknown as Record<string, unknown>)[name] = (input: unknown, signal: AbortSignal) => call('run', name, input, signal);
-  return ports;
+  return portsFrom((name, input, signal) => call('run', name, input, signal), (name, input) => call('reconcile', name, input));
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

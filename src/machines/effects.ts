@@ -47,7 +47,8 @@ export interface EffectRunnerOptions {
   reconcile?: boolean;
 }
 
-const EFFECT_NAMES: EffectName[] = [
+/** Every effect the machine invokes (the names of `setup({ actors })`). */
+export const EFFECT_NAMES: readonly EffectName[] = [
   'takeSnapshot', 'collectBaseline', 'applyErrata', 'awaitAction', 'checkReboot', 'scheduleReboot', 'awaitHost', 'validate',
   'rollbackTest', 'notify', 'promote', 'planDeployment', 'deployWave', 'verifyDeployment', 'rollbackProduction',
 ];
@@ -105,12 +106,23 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
   return actors;
 }
 
+/**
+ * Ports whose every effect goes through one function (fakes, remote fakes, refusals).
+ * @example
+ * const ports = portsFrom((name, input) => world.run(name, input), (name, input) => world.reconcile(name, input));
+ */
+export function portsFrom(
+  run: (name: EffectName, input: never, signal: AbortSignal) => Promise<unknown>,
+  reconcile: (name: EffectName, input: never) => Promise<unknown> = async () => null,
+): PatchPorts {
+  const ports: Record<string, unknown> = { reconcile };
+  for (const name of EFFECT_NAMES) ports[name] = (input: never, signal: AbortSignal) => run(name, input, signal);
+  return ports as unknown as PatchPorts;
+}
+
 /** Ports for a daemon with no integrations configured: every effect is refused, clearly. */
 export function unavailablePorts(reason: string): PatchPorts {
-  const refuse = async (): Promise<never> => {
+  return portsFrom(async () => {
     throw new Error(reason);
-  };
-  const ports = { reconcile: async () => null } as unknown as PatchPorts;
-  for (const name of EFFECT_NAMES) (ports as unknown as Record<string, unknown>)[name] = refuse;
-  return ports;
+  });
 }

@@ -12,10 +12,9 @@
 import { getAdjacencyMap, getShortestPaths, getSimplePaths } from 'xstate/graph';
 import type { AnyMachineSnapshot } from 'xstate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TransientError, type PatchPorts } from '../../src/machines/effects.ts';
+import { portsFrom, TransientError, type PatchPorts } from '../../src/machines/effects.ts';
 import { startActorSystem, type ActorSystem } from '../../src/machines/system.ts';
 import { patchMachine, stateLabel, type EffectName, type PatchEvent, type Settings } from '../../src/machines/patch.machine.ts';
-import { EFFECT_LIST } from '../../src/lab/fakeWorld.ts';
 import { checkInvariants, seedErrata } from '../helpers/actors.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { silentLogger } from '../helpers/deps.ts';
@@ -36,19 +35,15 @@ interface Pending {
 class ControlledPorts {
   readonly pending = new Map<string, Pending>();
   ports(): PatchPorts {
-    const p = { reconcile: async () => null } as unknown as PatchPorts;
-    for (const name of EFFECT_LIST) {
-      (p as unknown as Record<string, unknown>)[name] = (input: { entryId: number }, signal: AbortSignal) =>
-        new Promise((resolve, reject) => {
-          const k = `${input.entryId}|${name}`;
-          this.pending.set(k, { resolve, reject });
-          signal.addEventListener('abort', () => {
-            if (this.pending.get(k)?.resolve === resolve) this.pending.delete(k);
-            reject(new Error('aborted'));
-          }, { once: true });
-        });
-    }
-    return p;
+    return portsFrom((name, input: { entryId: number }, signal) =>
+      new Promise((resolve, reject) => {
+        const k = `${input.entryId}|${name}`;
+        this.pending.set(k, { resolve, reject });
+        signal.addEventListener('abort', () => {
+          if (this.pending.get(k)?.resolve === resolve) this.pending.delete(k);
+          reject(new Error('aborted'));
+        }, { once: true });
+      }));
   }
   async settle(entryId: number, src: EffectName, how: { output?: unknown; error?: { message: string; transient: boolean } }): Promise<void> {
     const k = `${entryId}|${src}`;
