@@ -8,22 +8,12 @@ import type { Logger } from './logger.ts';
 import { currentSchemaVersion, loadMigrations } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
 import { Releasers } from './releasers.ts';
-import { httpRequest, probePrometheus, probeSalt, type ProbeResult } from './services/probes.ts';
+import { httpRequest, probePrometheus, probeSalt, timed, type ProbeResult } from './services/probes.ts';
 
 interface Check {
   name: string;
   target: string;
   result: ProbeResult;
-}
-
-async function check(fn: () => Promise<string | undefined>): Promise<ProbeResult> {
-  try {
-    const detail = await fn();
-    return { status: 'connected', ...(detail ? { detail } : {}) };
-  } catch (raw) {
-    const err = raw as NodeJS.ErrnoException;
-    return { status: 'unreachable', detail: err.code ? `${err.code}: ${err.message}` : err.message };
-  }
 }
 
 function xmlRpcCall(method: string, params: string[]): string {
@@ -40,7 +30,7 @@ export async function runDoctor(config: Config, logger: Logger, out: (line: stri
   checks.push({
     name: 'database',
     target: dbTarget,
-    result: await check(async () => {
+    result: await timed(async () => {
       const { url } = await openDatabase(config, logger, releasers);
       const have = await currentSchemaVersion(url);
       const want = loadMigrations().length;
@@ -56,7 +46,7 @@ export async function runDoctor(config: Config, logger: Logger, out: (line: stri
     target: uyuni?.url ?? '',
     result: uyuni === undefined
       ? { status: 'not configured' }
-      : await check(async () => {
+      : await timed(async () => {
           const login = await httpRequest(`${uyuni.url}/rpc/api`, {
             method: 'POST', body: xmlRpcCall('auth.login', [uyuni.user, uyuni.password]), headers: { 'content-type': 'text/xml' },
             verifyTls: uyuni.verifySsl, timeoutMs: uyuni.timeoutMs,
@@ -76,7 +66,7 @@ export async function runDoctor(config: Config, logger: Logger, out: (line: stri
     target: salt?.url ?? '',
     result: salt === undefined
       ? await probeSalt(undefined)
-      : await check(async () => {
+      : await timed(async () => {
           const res = await httpRequest(`${salt.url}/login`, {
             method: 'POST', body: JSON.stringify({ username: salt.user, password: salt.password, eauth: salt.eauth }),
             headers: { 'content-type': 'application/json', accept: 'application/json' }, verifyTls: salt.verifySsl, timeoutMs: 5000,
@@ -95,7 +85,7 @@ export async function runDoctor(config: Config, logger: Logger, out: (line: stri
     target: smtp ? `${smtp.host}:${smtp.port}` : '',
     result: smtp === undefined
       ? { status: 'not configured' }
-      : await check(async () => {
+      : await timed(async () => {
           const transport = nodemailer.createTransport({
             host: smtp.host, port: smtp.port, secure: smtp.secure, connectionTimeout: 5000, greetingTimeout: 5000,
             ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? '' } } : {}),

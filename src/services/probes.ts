@@ -49,7 +49,8 @@ export function httpRequest(
   });
 }
 
-async function timed(fn: () => Promise<string | undefined>): Promise<ProbeResult> {
+/** Run a check: `connected` (with its detail and latency) or `unreachable` with the reason; never throws. */
+export async function timed(fn: () => Promise<string | undefined>): Promise<ProbeResult> {
   const t0 = performance.now();
   try {
     const detail = await fn();
