@@ -11,7 +11,7 @@ export async function startScratchPostgres(tag: string, opts: { durable?: boolea
   const dir = `./var/${tag}-pg-${process.pid}`;
   const e = await startEmbeddedPostgres({
     dir, port: 55000 + (process.pid % 1000), database: 'postgres', logger: pino({ level: 'warn' }),
-    settings: opts.durable ? { max_connections: '300', shared_buffers: '256MB' } : { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' },
+    settings: opts.durable ? { max_connections: '300', shared_buffers: '256MB' } : { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '400' },
   });
   return {
     adminUrl: e.adminUrl,
