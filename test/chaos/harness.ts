@@ -8,6 +8,7 @@
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { FakeWorld } from '../../src/lab/fakeWorld.ts';
+import { FINAL_STATUSES, PROD_STATUSES } from '../../src/machines/patch.machine.ts';
 import { createDb } from '../../src/persistence/db.ts';
 import { verifyChain } from '../../src/persistence/journal.ts';
 import { loadJournal } from '../../src/persistence/sql/entries.ts';
@@ -36,7 +37,7 @@ export interface ChaosReport {
   details: string[];
 }
 
-const FINAL = ['completed', 'rejected', 'rolled_back', 'removed'];
+const FINAL: readonly string[] = FINAL_STATUSES;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function errataFor(i: number): string {
@@ -141,7 +142,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       lost++;
       details.push(`entry ${r.id}: journal ${broken ? `broken at ${broken.seq} (${broken.problem})` : `ends in ${last?.to_state} but status ${r.status}`}`);
     }
-    const reachedProd = journal.some((j) => ['approved', 'promoting', 'prod_pending', 'prod_applied', 'completed'].includes(j.to_state.split('.')[0]!));
+    const reachedProd = journal.some((j) => (PROD_STATUSES as readonly string[]).includes(j.to_state.split('.')[0]!));
     if (reachedProd || ackApproved.has(r.id)) {
       const n = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_approvals WHERE queue_id = ${r.id} AND action = 'approved'`);
       if (n !== 1) {

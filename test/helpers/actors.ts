@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Db } from '../../src/persistence/db.ts';
 import { startActorSystem, type ActorSystem } from '../../src/machines/system.ts';
 import { FakeWorld } from '../../src/lab/fakeWorld.ts';
-import type { Settings, TargetOs } from '../../src/machines/patch.machine.ts';
+import { PROD_STATUSES, type Settings, type TargetOs } from '../../src/machines/patch.machine.ts';
 import { silentLogger } from './deps.ts';
 import { loadJournal } from '../../src/persistence/sql/entries.ts';
 import { verifyChain } from '../../src/persistence/journal.ts';
@@ -64,8 +64,7 @@ export async function checkInvariants(db: Db, id: number): Promise<void> {
   if (journal.length !== row.revision) throw new Error(`entry ${id}: revision ${row.revision} but ${journal.length} journal rows`);
   const last = journal[journal.length - 1];
   if (last && last.to_state.split('.')[0] !== row.status) throw new Error(`entry ${id}: last journal row ends in ${last.to_state}, status is ${row.status}`);
-  const prodStates = ['approved', 'promoting', 'prod_pending', 'prod_applied', 'prod_rollback', 'completed'];
-  if (journal.some((j) => prodStates.includes(j.to_state.split('.')[0]!))) {
+  if (journal.some((j) => (PROD_STATUSES as readonly string[]).includes(j.to_state.split('.')[0]!))) {
     const approvals = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_approvals WHERE queue_id = ${id} AND action = 'approved'`);
     if (approvals === 0) throw new Error(`entry ${id}: reached production without an approval row`);
     const passed = journal.some((j) => j.to_state === 'passed');
