@@ -36,11 +36,11 @@ export function syncRoutes(deps: BaseDeps & { sync: UyuniSync | undefined }) {
       const rows = await deps.db.any(sql.type(z.object({ target_os: z.string(), advisory_type: z.string(), severity: z.string(), n: z.number() }))`
         SELECT target_os, advisory_type, severity, count(*)::int AS n FROM errata_cache GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`);
       const sum = (key: 'target_os' | 'advisory_type' | 'severity') => rows.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r[key]]: (acc[r[key]] ?? 0) + r.n }), {});
-      const agg = await deps.db.one(sql.type(z.object({ total: z.number(), with_cves: z.number(), nvd_enriched: z.number(), last_synced: z.number().nullable() }))`
+      const agg = await deps.db.one(sql.type(z.object({ total: z.number(), with_cves: z.number(), nvd_enriched: z.number(), last_synced_at: z.number().nullable() }))`
         SELECT count(*)::int AS total, count(*) FILTER (WHERE cardinality(cves) > 0)::int AS with_cves,
-               count(*) FILTER (WHERE severity_source = 'nvd')::int AS nvd_enriched, (extract(epoch FROM max(synced_at)) * 1000)::float8 AS last_synced
+               count(*) FILTER (WHERE severity_source = 'nvd')::int AS nvd_enriched, (extract(epoch FROM max(synced_at)) * 1000)::float8 AS last_synced_at
         FROM errata_cache`);
-      return c.json({ ...toApi({ ...agg, last_synced_at: agg.last_synced }), by_os: sum('target_os'), by_type: sum('advisory_type'), by_severity: sum('severity') });
+      return c.json({ ...toApi(agg), by_os: sum('target_os'), by_type: sum('advisory_type'), by_severity: sum('severity') });
     });
 
     api.get('/errata', requireRole('viewer'), async (c) => {
