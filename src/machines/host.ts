@@ -40,7 +40,8 @@ type EventWithoutTime = PatchEvent extends infer E ? (E extends { at: number } ?
 
 interface PendingWrite {
   transition: TransitionWrite;
-  persisted: unknown;
+  /** The persisted snapshot, serialised once (change detection and the write share it). */
+  json: string;
   value: StateValue;
   context: PatchContext;
   event: PatchEvent | { type: string };
@@ -189,7 +190,7 @@ export class ActorHost {
       const snap = actor.getSnapshot();
       const persisted = actor.getPersistedSnapshot();
       await writeTransitions(tx, {
-        entryId: row.id, ownerId: this.o.ownerId, epoch: row.owner_epoch, revision: 0, snapshot: persisted, status: statusOf(snap.value),
+        entryId: row.id, ownerId: this.o.ownerId, epoch: row.owner_epoch, revision: 0, snapshotJson: JSON.stringify(persisted), status: statusOf(snap.value),
         stateValue: snap.value, statusReason: null, timers: [],
         transitions: [{
           event_type: 'CREATE', payload: redactPayload({ errata_id: e.errataId, target_os: e.targetOs, priority: e.priority }), from_state: null,
@@ -312,7 +313,7 @@ export class ActorHost {
     const actor = createActor(machine, { snapshot: persisted as never, input: undefined as never, inspect });
     const snap = actor.getSnapshot();
     hosted = {
-      id, actor, epoch, revision, lastValue: snap.value, lastJson: JSON.stringify(persisted), pending: [], draining: false,
+      id, actor, epoch, revision, lastValue: snap.value, lastJson: '' /* set after start(), below */, pending: [], draining: false,
       lastWrite: Promise.resolve(), evicted: false,
     };
     this.actors.set(id, hosted);
@@ -356,7 +357,7 @@ export class ActorHost {
       reject = rej;
     });
     done.catch(() => undefined); // observed by whoever awaits lastWrite; never an unhandled rejection
-    h.pending.push({ transition, persisted, value: snapshot.value, context: snapshot.context, event, resolve, reject });
+    h.pending.push({ transition, json, value: snapshot.value, context: snapshot.context, event, resolve, reject });
     h.lastWrite = done;
     if (!h.draining) {
       h.draining = true;
@@ -375,7 +376,7 @@ export class ActorHost {
       const testSig = testProjectionSignature(status, last.context);
       try {
         const write = {
-          entryId: h.id, ownerId: this.o.ownerId, epoch: h.epoch, revision: h.revision, head: h.head ?? null, snapshot: last.persisted, status,
+          entryId: h.id, ownerId: this.o.ownerId, epoch: h.epoch, revision: h.revision, head: h.head ?? null, snapshotJson: last.json, status,
           stateValue: last.value, statusReason: statusReason(last.context, status), timers: timersSig === h.writtenTimers ? null : timers,
           transitions: batch.map((b) => b.transition),
         };
@@ -451,7 +452,7 @@ export class ActorHost {
     try {
       const res = await this.o.db.transaction((tx) =>
         writeTransitions(tx, {
-          entryId: row.id, ownerId: this.o.ownerId, epoch: row.owner_epoch, revision: row.revision, snapshot: persisted, status: 'needs_attention',
+          entryId: row.id, ownerId: this.o.ownerId, epoch: row.owner_epoch, revision: row.revision, snapshotJson: JSON.stringify(persisted), status: 'needs_attention',
           stateValue: 'needs_attention', statusReason: reason, timers: [],
           transitions: [{
             event_type: 'HYDRATE_FAILED', payload: { reason, machine_version: row.machine_version }, from_state: row.status, to_state: 'needs_attention',

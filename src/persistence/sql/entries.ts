@@ -124,7 +124,8 @@ export async function writeTransitions(
     epoch: number;
     revision: number;
     head?: JournalHead | null;
-    snapshot: unknown;
+    /** The persisted snapshot as JSON text (the host already serialised it to detect changes). */
+    snapshotJson: string;
     status: string;
     stateValue: unknown;
     statusReason: string | null;
@@ -154,7 +155,7 @@ export async function writeTransitions(
   const written = await conn.maybeOne(sql.type(z.object({ revision: z.number(), inserted: z.number() }))`
     WITH u AS (
       UPDATE patch_test_queue
-      SET snapshot = ${sql.jsonb(w.snapshot as never)}, status = ${w.status}, state_value = ${sql.jsonb(w.stateValue as never)},
+      SET snapshot = ${w.snapshotJson}::jsonb, status = ${w.status}, state_value = ${sql.jsonb(w.stateValue as never)},
           status_reason = ${w.statusReason}, revision = revision + ${n}, updated_at = now(),
           started_at = CASE WHEN started_at IS NULL AND ${w.status} <> 'queued' THEN now() ELSE started_at END,
           completed_at = CASE WHEN ${w.status} IN ('completed', 'rejected', 'rolled_back', 'removed') THEN now() ELSE NULL END
