@@ -11,15 +11,65 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 
+/** An errata applied to a minion and what it does while any of its packages is at the new version. */
+export interface LabApplied {
+  advisory: string;
+  packages: Map<string, string>;
+  breaksService: string | null;
+  cpuRaisePercent: number;
+  memRaisePercent: number;
+}
+
 export interface LabMinion {
   id: string;
   up: boolean;
-  /** Back at this time after a reboot (epoch ms). */
+  /** Back at this time after a reboot (epoch ms); Infinity: never. */
   downUntil: number;
+  /** Configured services (true = enabled, expected active). */
   services: Map<string, boolean>;
   packages: Map<string, string>;
-  snapshots: { id: number; type: string; description: string; timestamp: number; userdata: Record<string, string> }[];
+  snapshots: { id: number; type: string; description: string; timestamp: number; userdata: Record<string, string>; state: { packages: Map<string, string>; applied: LabApplied[] } }[];
   rebootRequired: boolean;
+  applied: LabApplied[];
+  /** Snapshot to boot into at the next reboot (`snapper rollback N`). */
+  pendingRollback: number | null;
+  /** Busy CPU fraction (0–1) and used memory fraction without errata effects. */
+  baseCpu: number;
+  baseMem: number;
+  /** Idle CPU seconds accumulated up to `cpuAt` (per CPU; 2 CPUs). */
+  cpuIdle: number;
+  cpuBusy: number;
+  cpuAt: number;
+  bootTime: number;
+}
+
+/** Errata effects active now: an applied errata acts while one of its packages is still at its version. */
+export function activeEffects(m: LabMinion): LabApplied[] {
+  return m.applied.filter((a) => [...a.packages].some(([name, v]) => m.packages.get(name) === v));
+}
+export function serviceActive(m: LabMinion, name: string): boolean {
+  return (m.services.get(name) ?? false) && !activeEffects(m).some((a) => a.breaksService === name);
+}
+export function cpuPercent(m: LabMinion): number {
+  return Math.min(100, m.baseCpu * 100 + activeEffects(m).reduce((s, a) => s + a.cpuRaisePercent, 0));
+}
+export function memPercent(m: LabMinion): number {
+  return Math.min(99, m.baseMem * 100 + activeEffects(m).reduce((s, a) => s + a.memRaisePercent, 0));
+}
+/** Bring the CPU counters up to now before the load changes (counters integrate the load over time). */
+export function touchCpu(m: LabMinion, now = Date.now()): void {
+  const dt = Math.max(0, now - m.cpuAt) / 1000;
+  const busy = cpuPercent(m) / 100;
+  m.cpuIdle += dt * (1 - busy);
+  m.cpuBusy += dt * busy;
+  m.cpuAt = now;
+}
+
+export function newMinion(id: string, services: string[], packages: [string, string][]): LabMinion {
+  return {
+    id, up: true, downUntil: 0, services: new Map(services.map((s) => [s, true])), packages: new Map(packages), snapshots: [], rebootRequired: false,
+    applied: [], pendingRollback: null, baseCpu: 0.1, baseMem: 0.35, cpuIdle: 0, cpuBusy: 0, cpuAt: Date.now(), bootTime: Date.now(),
+  };
 }
 
 export class LabSalt {
@@ -35,11 +85,28 @@ export class LabSalt {
 
   constructor(minionIds: string[], creds = { username: 'salt', password: 'salt' }) {
     this.creds = creds;
-    for (const id of minionIds) {
-      this.minions.set(id, {
-        id, up: true, downUntil: 0, services: new Map([['ssh.service', true], ['cron.service', true], ['nginx.service', true]]),
-        packages: new Map([['openssl', '3.0.13-0ubuntu3'], ['nginx', '1.24.0-2ubuntu7']]), snapshots: [], rebootRequired: false,
-      });
+    for (const id of minionIds) this.minions.set(id, newMinion(id, ['ssh.service', 'cron.service', 'nginx.service'], [['openssl', '3.0.13-0ubuntu3'], ['nginx', '1.24.0-2ubuntu7']]));
+  }
+
+  /** Effects the minions received, by key (`snapshot|minion|description`, `pkg_install|minion|pkgs`, …). */
+  readonly effects = new Map<string, number>();
+  private countEffect(key: string): void {
+    this.effects.set(key, (this.effects.get(key) ?? 0) + 1);
+  }
+
+  /** Reboot a minion now: away for `rebootMs` (or for ever), boots into a pending snapper rollback. */
+  reboot(m: LabMinion, neverReturns = false): void {
+    touchCpu(m);
+    m.downUntil = neverReturns ? Infinity : Date.now() + this.rebootMs;
+    m.rebootRequired = false;
+    m.bootTime = Date.now();
+    if (m.pendingRollback !== null) {
+      const snap = m.snapshots.find((s) => s.id === m.pendingRollback);
+      if (snap) {
+        m.packages = new Map(snap.state.packages);
+        m.applied = snap.state.applied.map((a) => ({ ...a }));
+      }
+      m.pendingRollback = null;
     }
   }
 
@@ -51,7 +118,7 @@ export class LabSalt {
     this.tokens.clear();
   }
 
-  private isUp(m: LabMinion): boolean {
+  isUp(m: LabMinion): boolean {
     if (!m.up) return false;
     if (m.downUntil > Date.now()) return false;
     return true;
@@ -73,28 +140,70 @@ export class LabSalt {
       case 'test.ping':
         return true;
       case 'service.status':
-        return m.services.get(String(args[0])) ?? false;
+        return serviceActive(m, String(args[0]));
       case 'pkg.version': {
         if (args.length === 1) return m.packages.get(String(args[0])) ?? '';
         return Object.fromEntries(args.map((a) => [String(a), m.packages.get(String(a)) ?? '']));
       }
-      case 'cmd.run':
-        if (String(args[0]).includes('reboot-required')) return m.rebootRequired ? 'yes' : 'no';
+      case 'pkg.install': {
+        // pkgs=[{name: version}] (a lower version is a downgrade, as zypper/yum/apt do it).
+        const pkgs = (Array.isArray(kwarg.pkgs) ? kwarg.pkgs : []) as Record<string, string>[];
+        const changes: Record<string, { old: string; new: string }> = {};
+        touchCpu(m);
+        for (const p of pkgs) for (const [name, version] of Object.entries(p)) {
+          changes[name] = { old: m.packages.get(name) ?? '', new: version };
+          m.packages.set(name, version);
+        }
+        this.countEffect(`pkg_install|${m.id}|${JSON.stringify(pkgs)}`);
+        return changes;
+      }
+      case 'pkg.remove': {
+        const names = (Array.isArray(kwarg.pkgs) ? kwarg.pkgs : args) as string[];
+        touchCpu(m);
+        const changes: Record<string, { old: string; new: string }> = {};
+        for (const n of names) {
+          changes[n] = { old: m.packages.get(n) ?? '', new: '' };
+          m.packages.delete(n);
+        }
+        this.countEffect(`pkg_remove|${m.id}|${names.join(',')}`);
+        return changes;
+      }
+      case 'cmd.run': {
+        const cmd = String(args[0]);
+        if (cmd.includes('reboot-required')) return m.rebootRequired ? 'yes' : 'no';
+        const rb = /snapper(?: -c \S+)? rollback (\d+)/.exec(cmd);
+        if (rb) {
+          const n = Number(rb[1]);
+          if (!m.snapshots.some((s) => s.id === n)) return `Snapshot '${n}' not found.`;
+          // As snapper does: a read-only backup of the current state and a writable copy of #n, used at the next boot.
+          this.snapshot(m, 'single', 'rollback backup of #current');
+          this.snapshot(m, 'single', `writable copy of #${n}`);
+          m.pendingRollback = n;
+          this.countEffect(`snapper_rollback|${m.id}|${n}`);
+          return `Creating read-only snapshot of current system. (Snapshot ${m.snapshots.length - 1}.)\nCreating read-write snapshot of snapshot ${n}. (Snapshot ${m.snapshots.length}.)\nSetting default subvolume to snapshot ${m.snapshots.length}.`;
+        }
         return '';
+      }
       case 'snapper.create_snapshot': {
-        const id = m.snapshots.length + 1;
-        m.snapshots.push({ id, type: String(kwarg.snapshot_type ?? 'single'), description: String(kwarg.description ?? `salt job ${Date.now()}`), timestamp: Math.floor(Date.now() / 1000), userdata: { salt_jid: 'lab' } });
-        return id;
+        const description = String(kwarg.description ?? `salt job ${Date.now()}`);
+        this.countEffect(`snapshot|${m.id}|${description}`);
+        return this.snapshot(m, String(kwarg.snapshot_type ?? 'single'), description);
       }
       case 'snapper.list_snapshots':
         return m.snapshots.map((s) => ({ id: s.id, type: s.type, timestamp: s.timestamp, user: 'root', description: s.description, cleanup: 'number', userdata: s.userdata }));
       case 'system.reboot':
-        m.downUntil = Date.now() + this.rebootMs;
-        m.rebootRequired = false;
+        this.countEffect(`reboot|${m.id}`);
+        this.reboot(m);
         return null;
       default:
         return `'${fun}' is not available.`;
     }
+  }
+
+  private snapshot(m: LabMinion, type: string, description: string): number {
+    const id = m.snapshots.length + 1;
+    m.snapshots.push({ id, type, description, timestamp: Math.floor(Date.now() / 1000), userdata: { salt_jid: 'lab' }, state: { packages: new Map(m.packages), applied: m.applied.map((a) => ({ ...a })) } });
+    return id;
   }
 
   private runLocal(chunk: Record<string, unknown>): Record<string, unknown> {

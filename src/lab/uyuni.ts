@@ -53,8 +53,30 @@ interface LabAction {
   earliest: Date;
   createdAt: number;
   errataIds: number[];
-  /** Per system: the time it is picked up and finishes, and whether it fails (and why). */
-  systems: Map<number, { failMessage: string | null; cancelled: boolean }>;
+  /** Per system: whether it fails (and why), was cancelled, or hangs (never finishes). */
+  systems: Map<number, { failMessage: string | null; cancelled: boolean; hang?: boolean }>;
+  /** Run time of this action (a reboot runs as long as the host is away). */
+  runMs?: number;
+  /** Package ids of a package install action. */
+  packageIds?: number[];
+}
+
+/** What the rest of the lab world learns about an action: per system, when it finished. */
+export interface LabActionEvent {
+  id: number;
+  type: string;
+  errataIds: number[];
+  packageIds: number[];
+  systemId: number;
+  outcome: 'picked_up' | 'completed' | 'failed';
+}
+
+export interface LabClmEnvironment {
+  id: number;
+  label: string;
+  name: string;
+  version: number;
+  status: string;
 }
 
 type Handler = (...args: unknown[]) => unknown;
@@ -74,6 +96,19 @@ export class LabUyuni {
   private nextAction = 5000;
   /** Scenario knob: applying this advisory fails on these systems (empty set: on every system). */
   readonly failApply = new Map<string, Set<number>>();
+  /** Scenario knob: applying this advisory hangs (the action is picked up and never finishes). */
+  readonly hangApply = new Set<string>();
+  /** Scenario knob: UYUNI is down (connections are dropped) until this time (epoch ms). */
+  downUntil = 0;
+  /** Scenario knob: probability that a call's connection is dropped (a flaky network). */
+  dropRate = 0;
+  /** Listeners told when a system of an action is picked up and when it finishes (the lab world applies errata). */
+  readonly onAction: ((ev: LabActionEvent) => void)[] = [];
+  /** Installed packages per system, answered by `system.listPackages` (set by the lab world). */
+  packagesOf: (sid: number) => { name: string; version: string; release: string; epoch: string; arch: string }[] = () => [];
+  /** CLM projects: label → environments in path order. */
+  readonly clm = new Map<string, LabClmEnvironment[]>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private server: Server | undefined;
   fleet: Fleet;
 
@@ -136,7 +171,7 @@ export class LabUyuni {
     if (st.cancelled) return 'Failed';
     const age = Date.now() - Math.max(a.createdAt, a.earliest.getTime());
     if (age < this.o.pickupMs) return 'Queued';
-    if (age < this.o.pickupMs + this.o.runMs) return 'Picked Up';
+    if (st.hang || age < this.o.pickupMs + (a.runMs ?? this.o.runMs)) return 'Picked Up';
     return st.failMessage === null ? 'Completed' : 'Failed';
   }
 
@@ -168,16 +203,50 @@ export class LabUyuni {
     });
     // One action for all systems (UYUNI may group them differently: callers must not assume 1:1).
     const id = this.nextAction++;
-    const systems = new Map<number, { failMessage: string | null; cancelled: boolean }>();
+    const systems = new Map<number, { failMessage: string | null; cancelled: boolean; hang?: boolean }>();
     for (const sid of sids as number[]) {
       const failing = errata.find((e) => {
         const f = this.failApply.get(e.advisoryName);
         return f !== undefined && (f.size === 0 || f.has(sid));
       });
-      systems.set(sid, { failMessage: failing ? `Failed: ${failing.packages[0]!.name} could not be installed (lab)` : null, cancelled: false });
+      systems.set(sid, { failMessage: failing ? `Failed: ${failing.packages[0]!.name} could not be installed (lab)` : null, cancelled: false, hang: errata.some((e) => this.hangApply.has(e.advisoryName)) });
     }
-    this.actions.set(id, { id, type: 'Patch Update', name: `Patch Update: ${errata.map((e) => e.advisoryName).join(', ')}`, earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: errata.map((e) => e.id), systems });
+    this.addAction({ id, type: 'Patch Update', name: `Patch Update: ${errata.map((e) => e.advisoryName).join(', ')}`, earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: errata.map((e) => e.id), systems });
     return [id];
+  }
+
+  /** Record an action and tell the listeners when each system picks it up and finishes. */
+  private addAction(a: LabAction): void {
+    this.actions.set(a.id, a);
+    const start = Math.max(0, a.earliest.getTime() - Date.now());
+    const emit = (sid: number, outcome: LabActionEvent['outcome']) => {
+      for (const l of this.onAction) l({ id: a.id, type: a.type, errataIds: a.errataIds, packageIds: a.packageIds ?? [], systemId: sid, outcome });
+    };
+    const later = (ms: number, fn: () => void) => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        fn();
+      }, ms);
+      t.unref();
+      this.timers.add(t);
+    };
+    later(start + this.o.pickupMs, () => {
+      for (const [sid, st] of a.systems) if (!st.cancelled) emit(sid, 'picked_up');
+      later(a.runMs ?? this.o.runMs, () => {
+        for (const [sid, st] of a.systems) if (!st.cancelled && !st.hang) emit(sid, st.failMessage === null ? 'completed' : 'failed');
+      });
+    });
+  }
+
+  /** A system's reboot action runs until the host is back: the lab world calls this when it is (or never). */
+  setActionRunMs(actionId: number, runMs: number): void {
+    const a = this.actions.get(actionId);
+    if (a) a.runMs = runMs;
+  }
+
+  /** Actions of a type for a system (tests: "exactly once"). */
+  actionsOfType(type: string, sid?: number): number {
+    return [...this.actions.values()].filter((a) => a.type === type && (sid === undefined || a.systems.has(sid))).length;
   }
 
   /** Actions scheduled so far (tests assert "exactly once"). */
@@ -185,6 +254,32 @@ export class LabUyuni {
     const e = this.errataByName.get(advisoryName);
     return e ? [...this.actions.values()].filter((a) => a.errataIds.includes(e.id)).length : 0;
   }
+
+  promotions = 0;
+
+  /** How long a reboot action of this system runs; the lab world sets it (Infinity: the host never returns). */
+  rebootRunMs: (sid: number) => number = () => this.o.runMs;
+
+  private clmEnvs(label: unknown): LabClmEnvironment[] {
+    const envs = typeof label === 'string' ? this.clm.get(label) : undefined;
+    if (!envs) throw new Fault(2401, `Content Project not found: ${String(label)}`);
+    return envs;
+  }
+
+  /** One action per system (reference §1.5: `int[]` actionIds, one per system). */
+  private schedulePackageInstall(sids: unknown, pkgIds: unknown, earliest: unknown): number[] {
+    if (!Array.isArray(sids) || !Array.isArray(pkgIds)) throw new Fault(-1, 'Could not find method: schedulePackageInstall with params of these types');
+    for (const sid of sids) this.system(sid);
+    const known = new Set(this.fleet.errata.flatMap((e) => e.packages.map((p) => p.id)));
+    for (const p of pkgIds) if (typeof p !== 'number' || (!known.has(p) && !this.extraPackageIds.has(p))) throw new Fault(-1, `Invalid package: ${String(p)}`);
+    return (sids as number[]).map((sid) => {
+      const id = this.nextAction++;
+      this.addAction({ id, type: 'Package Install', name: `Package Install/Upgrade`, earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: [], packageIds: pkgIds as number[], systems: new Map([[sid, { failMessage: null, cancelled: false }]]) });
+      return id;
+    });
+  }
+  /** Package ids the lab knows besides the errata's (older builds, for downgrades). */
+  readonly extraPackageIds = new Set<number>();
 
   /** Handlers keyed `method/argc`. */
   private readonly handlers: Record<string, Handler> = {
@@ -225,8 +320,50 @@ export class LabUyuni {
       const s = typeof sid === 'number' ? this.fleet.systems.find((x) => x.id === sid) : undefined;
       if (!s) throw new Fault(-1, `unhandled internal exception: No server found with id ${String(sid)}`);
       const id = this.nextAction++;
-      this.actions.set(id, { id, type: 'System reboot', name: 'System reboot', earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: [], systems: new Map([[s.id, { failMessage: null, cancelled: false }]]) });
+      this.addAction({ id, type: 'System reboot', name: 'System reboot', earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: [], systems: new Map([[s.id, { failMessage: null, cancelled: false }]]), runMs: this.rebootRunMs(s.id) });
       return id;
+    },
+    'system.schedulePackageInstall/4': (key, sids, pkgIds, earliest) => {
+      this.user(key);
+      return this.schedulePackageInstall(sids, pkgIds, earliest);
+    },
+    'system.schedulePackageInstall/5': (key, sids, pkgIds, earliest) => {
+      this.user(key);
+      return this.schedulePackageInstall(sids, pkgIds, earliest);
+    },
+    'system.listPackages/2': (key, sid) => {
+      this.user(key);
+      const s = this.system(sid);
+      return this.packagesOf(s.id).map((p) => ({ name: p.name, version: p.version, release: p.release, epoch: p.epoch, arch: p.arch, installtime: new Date(Date.UTC(2026, 0, 1)) }));
+    },
+    'contentmanagement.listProjectEnvironments/2': (key, label) => {
+      this.user(key);
+      return this.clmEnvs(label).map((e, i, all) => ({
+        id: e.id, label: e.label, name: e.name, description: '', version: e.version, status: e.status, contentProjectLabel: label,
+        previousEnvironmentLabel: all[i - 1]?.label ?? null, nextEnvironmentLabel: all[i + 1]?.label ?? null,
+      }));
+    },
+    'contentmanagement.lookupEnvironment/3': (key, label, envLabel) => {
+      this.user(key);
+      const env = this.clmEnvs(label).find((e) => e.label === envLabel);
+      if (!env) throw new Fault(2401, `Environment not found: ${String(envLabel)}`);
+      return { id: env.id, label: env.label, name: env.name, description: '', version: env.version, status: env.status, contentProjectLabel: label };
+    },
+    'contentmanagement.promoteProject/3': (key, label, envLabel) => {
+      this.user(key);
+      const envs = this.clmEnvs(label);
+      const i = envs.findIndex((e) => e.label === envLabel);
+      // A missing env is wrapped (by a UYUNI bug) in EntityExistsFaultException.
+      if (i < 0) throw new Fault(2402, `Entity exists: environment ${String(envLabel)} not found`);
+      const next = envs[i + 1];
+      if (!next) throw new Fault(2403, `Environment ${String(envLabel)} does not have successor`);
+      if ([envs[i], next, envs[i + 2]].some((e) => e?.status === 'building')) throw new Fault(2403, 'Build/Promote already in progress');
+      next.status = 'building';
+      next.version = envs[i]!.version;
+      const t = setTimeout(() => (next.status = 'built'), this.o.runMs);
+      t.unref();
+      this.promotions++;
+      return 1;
     },
     'schedule.listInProgressSystems/2': (key, actionId) => {
       this.user(key);
@@ -310,6 +447,10 @@ export class LabUyuni {
         res.end(body);
       };
       if (err) return reply(Serializer.serializeFault({ faultCode: -1, faultString: `unhandled internal exception: ${err.message}` }));
+      if (this.downUntil > Date.now() || (this.dropRate > 0 && Math.random() < this.dropRate)) {
+        this.dropped++;
+        return req.socket.destroy();
+      }
       this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
       const inject = this.failNext.get(method);
       if (inject !== undefined) this.failNext.delete(method);
@@ -337,7 +478,12 @@ export class LabUyuni {
     return new Promise((resolve) => this.server!.listen(port, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`)));
   }
 
+  /** Calls refused while down or dropped by `dropRate`. */
+  dropped = 0;
+
   close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     return new Promise((resolve) => {
       if (!this.server) return resolve();
       this.server.closeAllConnections();

@@ -1,0 +1,243 @@
+/**
+ * The lab world: one simulated fleet behind the three servers the orchestrator talks to —
+ * UYUNI (XML-RPC), the Salt API, and one node_exporter-style `/metrics` endpoint per system, which a
+ * real Prometheus scrapes. They share the systems' state, so what UYUNI applies is what Salt sees
+ * and what the metrics show:
+ *
+ * - a completed Patch Update action sets the errata's package versions on the minion and switches
+ *   on the errata's scenario (break a service, raise CPU or memory, require a reboot);
+ * - a System reboot action takes the minion away for `rebootMs` (for ever for a "never returns"
+ *   errata), clears reboot-required, and boots into a pending `snapper rollback`;
+ * - Salt `pkg.install` of the old versions (package rollback) switches the errata's effects off.
+ *
+ * Effects received are counted by key (`apply|system|advisory`, `reboot|system`, Salt's snapshot /
+ * pkg_install / snapper_rollback keys) so that tests can assert "exactly once".
+ * Never imported by production code (src/lab).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { generateFleet, type Fleet, type FleetSpec, type LabErrata, type LabSystem } from './fleet.ts';
+import { cpuPercent, LabSalt, memPercent, newMinion, serviceActive, touchCpu, type LabMinion } from './salt.ts';
+import { LabUyuni, type LabUyuniOptions } from './uyuni.ts';
+
+/** What applying an errata does to a system (scenario knobs). */
+export interface LabScenario {
+  /** This unit fails once the errata is applied. */
+  breaksService?: string;
+  cpuRaisePercent?: number;
+  memRaisePercent?: number;
+  /** Reboot required after applying (default: the errata touches a kernel). */
+  reboot?: boolean;
+  /** The UYUNI action fails. */
+  failApply?: boolean;
+  /** The UYUNI action is picked up and never finishes. */
+  hang?: boolean;
+  /** After a reboot the host never comes back. */
+  noReturn?: boolean;
+  /** Fails on these systems only (production waves); default all. */
+  onlySystems?: number[];
+}
+
+const SERVICES: Record<LabSystem['os'], string[]> = {
+  ubuntu: ['ssh.service', 'cron.service', 'nginx.service'],
+  debian: ['ssh.service', 'cron.service', 'nginx.service'],
+  rhel: ['sshd.service', 'crond.service', 'httpd.service'],
+};
+
+export interface LabWorldOptions extends LabUyuniOptions {
+  /** How long a rebooting system is away (ms). */
+  rebootMs?: number;
+}
+
+export class LabWorld {
+  readonly fleet: Fleet;
+  readonly uyuni: LabUyuni;
+  readonly salt: LabSalt;
+  readonly scenarios = new Map<string, LabScenario>();
+  /** Effects received through UYUNI, by key. */
+  readonly effects = new Map<string, number>();
+  private readonly errataById: Map<number, LabErrata>;
+  private readonly systemById: Map<number, LabSystem>;
+  private metricsServer: Server | undefined;
+  private urls: { uyuni: string; salt: string; metrics: string } | undefined;
+
+  constructor(spec: FleetSpec | Fleet, opts: LabWorldOptions = {}) {
+    this.fleet = 'seed' in spec ? generateFleet(spec) : spec;
+    this.uyuni = new LabUyuni(this.fleet, opts);
+    this.salt = new LabSalt([]);
+    this.salt.rebootMs = opts.rebootMs ?? 1500;
+    this.errataById = new Map(this.fleet.errata.map((e) => [e.id, e]));
+    this.systemById = new Map(this.fleet.systems.map((s) => [s.id, s]));
+    for (const sys of this.fleet.systems) {
+      // Installed: every package its relevant errata update, at an older build.
+      const pkgs = new Map<string, string>();
+      for (const id of sys.relevant) for (const p of this.errataById.get(id)!.packages) pkgs.set(p.name, `0.9-${sys.os === 'rhel' ? 'el9' : '1'}`);
+      const m = newMinion(sys.name, SERVICES[sys.os], [...pkgs]);
+      m.baseCpu = 0.08 + (sys.id % 7) / 100;
+      this.salt.minions.set(sys.name, m);
+    }
+    this.uyuni.packagesOf = (sid) => {
+      const m = this.minionOf(sid);
+      return [...m.packages].map(([name, v]) => {
+        const [version, release] = v.split('-');
+        return { name, version: version ?? v, release: release ?? '', epoch: '', arch: 'x86_64' };
+      });
+    };
+    this.uyuni.rebootRunMs = (sid) => (this.noReturnPending.has(sid) ? Infinity : this.salt.rebootMs);
+    this.uyuni.onAction.push((ev) => this.onAction(ev));
+  }
+
+  /** Systems whose next reboot never ends (a "never returns" errata was applied). */
+  private readonly noReturnPending = new Set<number>();
+
+  minionOf(sid: number): LabMinion {
+    const sys = this.systemById.get(sid);
+    if (!sys) throw new Error(`lab: no system ${sid}`);
+    return this.salt.minions.get(sys.name)!;
+  }
+  system(name: string): LabSystem {
+    const s = this.fleet.systems.find((x) => x.name === name);
+    if (!s) throw new Error(`lab: no system named ${name}`);
+    return s;
+  }
+  errata(name: string): LabErrata {
+    const e = this.fleet.errata.find((x) => x.advisoryName === name);
+    if (!e) throw new Error(`lab: no errata ${name}`);
+    return e;
+  }
+
+  /** Set what an errata does when applied. */
+  scenario(advisory: string, sc: LabScenario): void {
+    this.errata(advisory);
+    this.scenarios.set(advisory, sc);
+    if (sc.failApply) this.uyuni.failApply.set(advisory, new Set(sc.onlySystems ?? []));
+    else this.uyuni.failApply.delete(advisory);
+    if (sc.hang) this.uyuni.hangApply.add(advisory);
+    else this.uyuni.hangApply.delete(advisory);
+  }
+
+  private count(key: string): void {
+    this.effects.set(key, (this.effects.get(key) ?? 0) + 1);
+  }
+
+  private onAction(ev: { id: number; type: string; errataIds: number[]; packageIds: number[]; systemId: number; outcome: string }): void {
+    const m = this.minionOf(ev.systemId);
+    if (ev.type === 'System reboot' && ev.outcome === 'picked_up') {
+      this.count(`reboot|${ev.systemId}`);
+      const never = this.noReturnPending.has(ev.systemId);
+      this.salt.reboot(m, never);
+      return;
+    }
+    if (ev.type === 'Patch Update' && ev.outcome === 'picked_up') {
+      for (const id of ev.errataIds) this.count(`apply|${ev.systemId}|${this.errataById.get(id)!.advisoryName}`);
+      return;
+    }
+    if (ev.type === 'Patch Update' && ev.outcome === 'completed') {
+      touchCpu(m);
+      for (const id of ev.errataIds) {
+        const e = this.errataById.get(id)!;
+        const sc = this.scenarios.get(e.advisoryName) ?? {};
+        const hits = sc.onlySystems === undefined || sc.onlySystems.includes(ev.systemId);
+        const pkgs = new Map(e.packages.map((p) => [p.name, `${p.version}-${p.release}`]));
+        for (const [name, v] of pkgs) m.packages.set(name, v);
+        m.applied.push({
+          advisory: e.advisoryName, packages: pkgs, breaksService: hits ? (sc.breaksService ?? null) : null,
+          cpuRaisePercent: hits ? (sc.cpuRaisePercent ?? 0) : 0, memRaisePercent: hits ? (sc.memRaisePercent ?? 0) : 0,
+        });
+        if (sc.reboot ?? e.rebootSuggested) m.rebootRequired = true;
+        if (sc.noReturn && hits) this.noReturnPending.add(ev.systemId);
+      }
+    }
+    if (ev.type === 'Package Install' && ev.outcome === 'completed') {
+      this.count(`package_install|${ev.systemId}|${ev.packageIds.join(',')}`);
+    }
+  }
+
+  /** Keys of effects received more than once (UYUNI actions and Salt changes). */
+  duplicates(): { key: string; count: number }[] {
+    const out: { key: string; count: number }[] = [];
+    for (const map of [this.effects, this.salt.effects]) for (const [key, count] of map) if (count > 1) out.push({ key, count });
+    return out;
+  }
+  countOf(prefix: string): number {
+    let n = 0;
+    for (const map of [this.effects, this.salt.effects]) for (const [key, count] of map) if (key.startsWith(prefix)) n += count;
+    return n;
+  }
+
+  /** node_exporter text exposition for one system (the metrics the orchestrator queries). */
+  metricsText(m: LabMinion): string {
+    touchCpu(m);
+    const memTotal = 8 * 1024 ** 3;
+    const lines: string[] = [
+      '# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.', '# TYPE node_cpu_seconds_total counter',
+    ];
+    for (const cpu of ['0', '1']) {
+      lines.push(`node_cpu_seconds_total{cpu="${cpu}",mode="idle"} ${m.cpuIdle.toFixed(3)}`);
+      lines.push(`node_cpu_seconds_total{cpu="${cpu}",mode="user"} ${(m.cpuBusy * 0.8).toFixed(3)}`);
+      lines.push(`node_cpu_seconds_total{cpu="${cpu}",mode="system"} ${(m.cpuBusy * 0.2).toFixed(3)}`);
+    }
+    lines.push('# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.', '# TYPE node_memory_MemTotal_bytes gauge', `node_memory_MemTotal_bytes ${memTotal}`);
+    lines.push('# HELP node_memory_MemAvailable_bytes Memory information field MemAvailable_bytes.', '# TYPE node_memory_MemAvailable_bytes gauge',
+      `node_memory_MemAvailable_bytes ${Math.round(memTotal * (1 - memPercent(m) / 100))}`);
+    lines.push('# HELP node_systemd_unit_state Systemd unit', '# TYPE node_systemd_unit_state gauge');
+    for (const name of m.services.keys()) {
+      const current = serviceActive(m, name) ? 'active' : 'failed';
+      for (const state of ['activating', 'active', 'deactivating', 'failed', 'inactive']) {
+        lines.push(`node_systemd_unit_state{name="${name}",state="${state}",type="simple"} ${state === current ? 1 : 0}`);
+      }
+    }
+    lines.push('# HELP node_reboot_required Node reboot is required for software updates.', '# TYPE node_reboot_required gauge', `node_reboot_required ${m.rebootRequired ? 1 : 0}`);
+    lines.push('# HELP node_boot_time_seconds Node boot time, in unixtime.', '# TYPE node_boot_time_seconds gauge', `node_boot_time_seconds ${Math.floor(m.bootTime / 1000)}`);
+    return `${lines.join('\n')}\n`;
+  }
+
+  /** CPU and memory the metrics show now (tests compare with what the judge saw). */
+  load(name: string): { cpu: number; mem: number } {
+    const m = this.salt.minions.get(name)!;
+    return { cpu: cpuPercent(m), mem: memPercent(m) };
+  }
+
+  /** Start the three servers. The metrics of system `name` are at `<metrics>/systems/<name>/metrics`; a system that is down does not answer. */
+  async start(): Promise<{ uyuni: string; salt: string; metrics: string }> {
+    const uyuni = await this.uyuni.serve();
+    const salt = await this.salt.serve();
+    this.metricsServer = createServer((req, res) => {
+      const match = /^\/systems\/([^/]+)\/metrics$/.exec(req.url ?? '');
+      const m = match ? this.salt.minions.get(decodeURIComponent(match[1]!)) : undefined;
+      if (!m) {
+        res.writeHead(404).end('not found\n');
+        return;
+      }
+      if (!this.salt.isUp(m)) {
+        req.socket.destroy(); // a host that is down does not answer its exporter either
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metricsText(m));
+    });
+    await new Promise<void>((resolve) => this.metricsServer!.listen(0, '127.0.0.1', () => resolve()));
+    const metrics = `http://127.0.0.1:${(this.metricsServer.address() as AddressInfo).port}`;
+    this.urls = { uyuni, salt, metrics };
+    return this.urls;
+  }
+
+  /**
+   * A Prometheus scrape configuration for the given systems (default: all): one target per system
+   * with `instance` = the system's name, as a node_exporter per host would be labelled by relabelling.
+   */
+  prometheusConfig(opts: { systems?: string[]; scrapeIntervalS?: number; ruleFiles?: string[] } = {}): string {
+    if (!this.urls) throw new Error('lab world not started');
+    const host = new URL(this.urls.metrics).host;
+    const names = opts.systems ?? this.fleet.systems.map((s) => s.name);
+    const targets = names.map((n) => `      - targets: ['${host}']\n        labels: { instance: '${n}', __metrics_path__: '/systems/${encodeURIComponent(n)}/metrics' }`).join('\n');
+    const interval = opts.scrapeIntervalS ?? 1;
+    const rules = opts.ruleFiles && opts.ruleFiles.length > 0 ? `rule_files:\n${opts.ruleFiles.map((f) => `  - '${f}'`).join('\n')}\n` : '';
+    return `global:\n  scrape_interval: ${interval}s\n  evaluation_interval: ${interval}s\n${rules}scrape_configs:\n  - job_name: node\n    scrape_timeout: ${Math.round(interval * 800)}ms\n    static_configs:\n${targets}\n`;
+  }
+
+  async stop(): Promise<void> {
+    await this.uyuni.close();
+    await this.salt.close();
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
+  }
+}
