@@ -22,6 +22,12 @@ import { NvdClient } from './services/nvd/client.ts';
 import { enrichFromNvd } from './services/nvd/enrich.ts';
 import { profileErrata } from './services/riskProfile.ts';
 import { UyuniClient } from './services/uyuni/client.ts';
+import { SaltClient } from './services/salt/client.ts';
+import { PrometheusClient } from './services/prometheus/client.ts';
+import { createEnginePorts } from './services/engine/index.ts';
+import { Notifier } from './services/engine/notifier.ts';
+import { TestLanes } from './scheduler/lanes.ts';
+import { deploymentRoutes } from './http/routes/deployments.ts';
 import { coerceError } from './errors.ts';
 import { startHttpServer } from './http/server.ts';
 import { migrate } from './persistence/migrate.ts';
@@ -52,18 +58,32 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
 
     const deps: BaseDeps = { config, logger, db, version: VERSION, startedAt: Date.now(), lifecycle };
 
-    // Effects: the real UYUNI/Salt/Prometheus test engine is not wired yet; without it every effect
-    // is refused and POST /tests/start answers 503. The fake world is a test seam (never in production).
+    // Effects: the real test engine (UYUNI + Salt, Prometheus when configured) when UYUNI and Salt
+    // are configured; without them every effect is refused and POST /tests/start answers 503. The
+    // fake world is a test seam (never in production).
     let ports: PatchPorts;
     let testEngine: { available: boolean; reason: string | null };
+    const uyuni = config.uyuni ? new UyuniClient({ ...config.uyuni }) : undefined;
+    const salt = config.salt ? new SaltClient({ url: config.salt.url, user: config.salt.user, password: config.salt.password, eauth: config.salt.eauth }) : undefined;
+    const prometheus = config.prometheus ? new PrometheusClient(config.prometheus) : undefined;
+    const notifier = new Notifier({ db, logger, smtp: config.smtp, webhookSecret: config.webhookSecret });
+    notifier.start();
+    releasers.add('notifier', () => notifier.stop());
+    let realEngine = false;
     if (config.testFakeWorldUrl !== undefined) {
       // src/lab is test/demo code: loaded only through this seam, which NODE_ENV=production refuses.
       const { fakeWorldHttpPorts } = await import('./lab/fakeWorld.ts');
       ports = fakeWorldHttpPorts(config.testFakeWorldUrl);
       testEngine = { available: true, reason: null };
       logger.warn({ url: config.testFakeWorldUrl }, 'TEST SEAM: effects go to a fake world');
+    } else if (uyuni && salt) {
+      ports = createEnginePorts({ db, logger, uyuni, salt, prometheus, onNotify: () => notifier.nudge() });
+      testEngine = { available: true, reason: null };
+      realEngine = true;
+      releasers.add('uyuni-session', () => uyuni.closeShared());
+      if (!prometheus) logger.warn('PROMETHEUS_URL is not set: validation uses Salt service checks only (no CPU/memory evidence)');
     } else {
-      const reason = 'the UYUNI/Salt/Prometheus test engine is not configured in this build';
+      const reason = `the test engine needs ${!uyuni ? 'UYUNI_URL' : 'SALT_API_URL'} (UYUNI and the Salt API)`;
       ports = unavailablePorts(reason);
       testEngine = { available: false, reason };
     }
@@ -86,13 +106,19 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
     // UYUNI: the sync poller (one run at start, then every UYUNI_POLL_INTERVAL_MINUTES), NVD
     // enrichment after each sync (never blocking it), auto-queue policy, risk profiles on queueing.
     const settings = async () => settingsFrom(await loadThresholds(db));
-    const uyuni = config.uyuni ? new UyuniClient({ ...config.uyuni }) : undefined;
+    // Test lanes: one per configured test system, filled by success score (real engine only: with
+    // the fake-world seam tests start entries themselves).
+    const lanes = realEngine ? new TestLanes({ db, logger, actors: actors.host, salt, pollMs: config.schedulerPollMs }) : undefined;
+    if (lanes) {
+      lanes.start();
+      releasers.add('test-lanes', () => lanes.stop());
+    }
     const profile = uyuni ? (ids: string[]) => profileErrata(db, ids, uyuni) : undefined;
     const queueDeps = { db, logger, actors: actors.host, settings, profile };
     let sync: UyuniSync | undefined;
     if (config.uyuni && uyuni) {
       await failInterruptedSyncRuns(db);
-      sync = new UyuniSync({ db, logger, uyuni, prefixes: [config.uyuni.testGroupPrefix, config.uyuni.prodGroupPrefix] });
+      sync = new UyuniSync({ db, logger, uyuni, prefixes: [config.uyuni.testGroupPrefix, config.uyuni.prodGroupPrefix], testPrefix: config.uyuni.testGroupPrefix });
       const nvd = config.nvd.enabled ? new NvdClient({ baseUrl: config.nvd.url, apiKey: config.nvdApiKey }) : undefined;
       let enriching = false;
       const poller = new SyncPoller({
@@ -103,6 +129,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
             return null;
           });
           if (q && (q.queued > 0 || q.requeued > 0)) logger.info(q, 'auto-queued errata after sync');
+          lanes?.nudge();
           if (nvd && !enriching) {
             enriching = true;
             void enrichFromNvd(db, nvd, logger)
@@ -119,6 +146,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
       queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings, testEngine, profile }),
       syncRoutes({ ...deps, sync }),
       riskProfileRoutes({ ...deps, uyuni }),
+      deploymentRoutes({ ...deps, actors: actors.host, lanes }),
     ]);
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));

@@ -17,7 +17,7 @@ export type AppEnv = ApiEnv;
 
 /** Path prefixes that need a bearer token (everything under /api/v1 except health). */
 export const PROTECTED_PATHS = ['/queue', '/queue/*', '/approvals/*', '/tests/*', '/sync/*', '/errata', '/errata/*', '/risk-profile', '/risk-profile/*',
-  '/deployments', '/deployments/*', '/rollback', '/rollback/*', '/notifications/*', '/reports/*', '/config', '/config/*'];
+  '/deployments', '/deployments/*', '/rollback', '/rollback/*', '/lanes', '/notifications', '/notifications/*', '/reports/*', '/config', '/config/*'];
 
 /** A route module: mounted under `/api/v1`. */
 export type RouteModule = (api: Hono<AppEnv>) => void;

@@ -160,3 +160,40 @@ export function generateFleet(spec: FleetSpec): Fleet {
   });
   return { groups, systems, errata };
 }
+
+/**
+ * A small, hand-made fleet for end-to-end runs of the test engine (tests, `npm run lab`): one
+ * Ubuntu test system, `prodSystems` Ubuntu production systems, and named errata whose packages
+ * make their behaviour obvious: `6100-1` (curl, harmless), `6101-1`…`6104-1` (nginx, the lab can
+ * break nginx with them), `6110-1`/`6111-1` (kernel: reboot), `6120-1`… (openssl, for waves).
+ */
+export function engineFleet(prodSystems = 10): Fleet {
+  let pkgId = 90_000;
+  const pkg = (name: string, version: string, kb: number) => ({ id: pkgId++, name, version, release: '1ubuntu1', epoch: '', arch: 'amd64', size: kb * 1024 });
+  const errata: LabErrata[] = [];
+  let id = 500;
+  const add = (name: string, pkgs: ReturnType<typeof pkg>[], synopsis: string) => {
+    errata.push({
+      id: id++, advisoryName: name, os: 'ubuntu', type: 'Security Advisory', synopsis, issueDate: '2026-11-01 10:00:00', updateDate: '2026-11-01 10:00:00',
+      cves: [`CVE-2026-${20000 + id}`], packages: pkgs, rebootSuggested: pkgs.some((p) => /^(linux-|kernel)/.test(p.name)),
+    });
+  };
+  add('6100-1', [pkg('curl', '8.5.0', 200), pkg('libcurl4', '8.5.0', 450)], 'curl security update');
+  for (let i = 1; i <= 4; i++) add(`610${i}-1`, [pkg('nginx-core', `1.24.${i}`, 600), pkg('nginx-common', `1.24.${i}`, 90)], 'nginx security update');
+  add('6110-1', [pkg('linux-image-6.8.0-50-generic', '6.8.0-50.51', 15000)], 'linux kernel security update');
+  add('6111-1', [pkg('linux-image-6.8.0-51-generic', '6.8.0-51.52', 15000)], 'linux kernel security update');
+  for (let i = 0; i < 6; i++) add(`612${i}-1`, [pkg('openssl', `3.0.${14 + i}`, 1400), pkg('libssl3', `3.0.${14 + i}`, 1900)], 'openssl security update');
+  const all = errata.map((e) => e.id);
+  const systems: LabSystem[] = [{ id: 1_000_020_001, name: 'ubuntu-2404-test-01.lab', group: 'test-ubuntu-2404', os: 'ubuntu', relevant: all }];
+  for (let k = 0; k < prodSystems; k++) systems.push({ id: 1_000_030_000 + k, name: `web-${String(k + 1).padStart(3, '0')}.lab`, group: 'prod-ubuntu-web', os: 'ubuntu', relevant: all });
+  return { groups: [{ id: 20, name: 'test-ubuntu-2404', os: 'ubuntu' }, { id: 21, name: 'prod-ubuntu-web', os: 'ubuntu' }], systems, errata };
+}
+
+/** Settings for the engine fleet: one lane on its test system, nginx among the critical services, windows always open. */
+export const ENGINE_LAB_CONFIG = {
+  test_systems: { ubuntu: [{ system_id: 1_000_020_001, system_name: 'ubuntu-2404-test-01.lab' }] },
+  critical_services: { ubuntu: ['ssh.service', 'cron.service', 'nginx.service'], debian: ['ssh.service', 'cron.service'], rhel: ['sshd.service', 'crond.service'] },
+  maintenance_windows: { default: [{ days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'], start: '00:00', duration_minutes: 7 * 1440, timezone: 'UTC' }] },
+  rollout_policy: { canary_systems: 1, wave_percentages: [30, 60, 100], max_failed_systems: 1, max_failed_percent: 100, min_window_remaining_minutes: 0 },
+  auto_queue_policy: { enabled: false, advisory_types: ['Security Advisory'], requeue_new_versions: true },
+};

@@ -79,6 +79,10 @@ export class LabSalt {
   private readonly jobs = new Map<string, { fun: string; args: unknown[]; minions: string[]; result: Record<string, unknown>; start: string; target: string; tgtType: string }>();
   private server: Server | undefined;
   tokenTtlMs = 12 * 3600_000;
+  /** Scenario knob: the Salt API is down (connections dropped) until this time (epoch ms). */
+  downUntil = 0;
+  /** Scenario knob: calls of these functions are dropped (the API goes down when they are asked). */
+  readonly dropFuns = new Set<string>();
   rebootMs = 200;
 
   private readonly creds: { username: string; password: string };
@@ -247,6 +251,7 @@ export class LabSalt {
         return send(400, { status: 400, return: 'Could not parse the request body' });
       }
       if (!Array.isArray(chunks)) return send(400, { status: 400, return: 'Lowstates must be a list' });
+      if (chunks.some((c: Record<string, unknown>) => this.dropFuns.has(String(c.fun)))) return void req.socket.destroy();
       const results = chunks.map((chunk: Record<string, unknown>) => {
         if (chunk.client === 'local') return this.runLocal(chunk);
         if (chunk.client === 'local_async') {
@@ -276,7 +281,10 @@ export class LabSalt {
     this.server = createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => this.handle(req, res, body));
+      req.on('end', () => {
+        if (this.downUntil > Date.now()) return void req.socket.destroy(); // the Salt master is down
+        this.handle(req, res, body);
+      });
     });
     return new Promise((resolve) => this.server!.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`)));
   }

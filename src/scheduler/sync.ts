@@ -8,7 +8,7 @@
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../persistence/db.ts';
-import { existingErrata, finishSyncRun, insertErrata, startSyncRun, updateErrata, type SyncedErrata } from '../persistence/sql/errata.ts';
+import { existingErrata, finishSyncRun, insertErrata, replaceSystems, startSyncRun, updateErrata, type SyncedErrata } from '../persistence/sql/errata.ts';
 import type { ErrataOverview, UyuniClient } from '../services/uyuni/client.ts';
 
 /** OS of a system group from its name (`test-ubuntu-2404` → ubuntu); null when it names none. */
@@ -54,9 +54,10 @@ export class SyncAlreadyRunning extends Error {
 
 export class UyuniSync {
   private progress: SyncProgress | null = null;
-  private readonly o: { db: Db; logger: Logger; uyuni: UyuniClient; prefixes: string[] };
-  constructor(opts: { db: Db; logger: Logger; uyuni: UyuniClient; prefixes: string[] }) {
-    this.o = opts;
+  private readonly o: { db: Db; logger: Logger; uyuni: UyuniClient; prefixes: string[]; testPrefix: string };
+  /** @param opts.testPrefix groups starting with it hold test systems (default `test-`); the others production systems. */
+  constructor(opts: { db: Db; logger: Logger; uyuni: UyuniClient; prefixes: string[]; testPrefix?: string }) {
+    this.o = { ...opts, testPrefix: opts.testPrefix ?? 'test-' };
   }
 
   get running(): SyncProgress | null {
@@ -96,7 +97,7 @@ export class UyuniSync {
             skippedGroups.push(g.name);
             return [];
           }
-          return systems.map((sys) => ({ id: sys.id, os }));
+          return systems.map((sys) => ({ id: sys.id, os, name: sys.name, group: g.name, lastCheckin: sys.last_checkin instanceof Date ? sys.last_checkin : null }));
         });
         progress.systems = systems.length;
         progress.phase = 'errata';
@@ -115,7 +116,7 @@ export class UyuniSync {
         const needCves = [...found.values()].filter((e) => !known.has(e.o.advisory_name) && e.o.advisory_type === 'Security Advisory');
         const cves = new Map<string, string[]>();
         await Promise.all(needCves.map(async (e) => cves.set(e.o.advisory_name, await s.listCves(e.o.advisory_name))));
-        return { found, known, cves, groups: groups.length, systems: systems.length };
+        return { found, known, cves, groups: groups.length, systems: systems.length, systemRows: systems };
       });
 
       progress.phase = 'saving';
@@ -133,6 +134,10 @@ export class UyuniSync {
       await db.transaction(async (tx) => {
         await insertErrata(tx, fresh);
         await updateErrata(tx, changed);
+        await replaceSystems(tx, collected.systemRows.map((x) => ({
+          id: x.id, name: x.name, group: x.group, os: x.os, lastCheckin: x.lastCheckin,
+          role: x.group.startsWith(this.o.testPrefix) ? 'test' as const : 'prod' as const,
+        })));
       });
       report = {
         groups: collected.groups, systems: collected.systems,

@@ -17,15 +17,27 @@ export async function loadScoreWeights(db: Db): Promise<ScoreWeights> {
   return parsed.data;
 }
 
-const profileInputs = z.object({ errata_id: z.string(), packages: z.unknown().nullable(), reboot_suggested: z.boolean(), times_tested: z.number().nullable(), times_failed: z.number().nullable() });
+const profileInputs = z.object({ errata_id: z.string(), packages: z.unknown().nullable(), reboot_suggested: z.boolean(), target_os: z.string() });
+const history = z.object({ tested: z.number(), failed: z.number() });
+
+/**
+ * Test history of an errata and of the similar ones: same OS, sharing a package (a new nginx
+ * errata inherits what the earlier nginx errata did on the test systems).
+ */
+async function similarHistory(db: Db, errataId: string, os: string, names: string[]): Promise<{ tested: number; failed: number }> {
+  return db.one(sql.type(history)`
+    SELECT coalesce(sum(r.times_tested), 0)::int AS tested, coalesce(sum(r.times_failed), 0)::int AS failed
+    FROM patch_risk_profile r JOIN errata_cache e ON e.errata_id = r.errata_id
+    WHERE r.times_tested > 0 AND (e.errata_id = ${errataId} OR (e.target_os = ${os} AND jsonb_typeof(e.packages) = 'array'
+      AND EXISTS (SELECT 1 FROM jsonb_array_elements(e.packages) p WHERE p->>'name' = ANY(${sql.array(names, 'text')}))))`);
+}
 
 /** Compute, store and return the breakdown of each errata (packages fetched for those without them). */
 export async function profileErrata(db: Db, ids: string[], uyuni: UyuniClient | undefined): Promise<Map<string, ScoreBreakdown>> {
   if (ids.length === 0) return new Map();
   const weights = await loadScoreWeights(db);
   const rows = await db.any(sql.type(profileInputs)`
-    SELECT e.errata_id, e.packages, e.reboot_suggested, r.times_tested, r.times_failed
-    FROM errata_cache e LEFT JOIN patch_risk_profile r ON r.errata_id = e.errata_id WHERE e.errata_id = ANY(${sql.array(ids, 'text')})`);
+    SELECT e.errata_id, e.packages, e.reboot_suggested, e.target_os FROM errata_cache e WHERE e.errata_id = ANY(${sql.array(ids, 'text')})`);
   const missing = rows.filter((r) => r.packages === null).map((r) => r.errata_id);
   const fetched = new Map<string, PackageInfo[]>();
   if (uyuni && missing.length > 0) {
@@ -41,7 +53,8 @@ export async function profileErrata(db: Db, ids: string[], uyuni: UyuniClient | 
   for (const r of rows) {
     const pkgs = fetched.get(r.errata_id) ?? (Array.isArray(r.packages) ? (r.packages as PackageInfo[]) : null);
     if (pkgs === null) continue; // nothing known about its packages: keep the stored profile or the default
-    const factors = factorsFromPackages(pkgs, { timesTested: r.times_tested ?? 0, timesFailed: r.times_failed ?? 0, rebootSuggested: r.reboot_suggested });
+    const h = await similarHistory(db, r.errata_id, r.target_os, [...new Set(pkgs.map((p) => p.name))]);
+    const factors = factorsFromPackages(pkgs, { timesTested: h.tested, timesFailed: h.failed, rebootSuggested: r.reboot_suggested });
     const b = successScore(factors, weights);
     await db.query(sql.unsafe`
       INSERT INTO patch_risk_profile (errata_id, affects_kernel, requires_reboot, modifies_config, dependency_count, package_count, total_size_kb, success_score, score_breakdown)

@@ -20,6 +20,10 @@ export const thresholdsSchema = z.object({
   retry_base_seconds: seconds.min(1).default(30),
   retry_max_seconds: seconds.min(1).default(1800),
   retry_max_attempts: z.number().int().min(0).max(100).default(8),
+  /** How often the engine polls UYUNI actions and hosts coming back. */
+  poll_seconds: z.number().min(0.05).max(600).default(15),
+  /** Rate window of the CPU query (PromQL `[Ns]`). */
+  metrics_window_seconds: z.number().int().min(1).max(3600).default(300),
   /** Milliseconds override for the lab and tests (short waits); absent in production. */
   time_scale_ms: z.number().int().min(1).max(1000).optional(),
 });

@@ -40,7 +40,7 @@ const snoozeBody = z
   .strict()
   .refine((b) => (b.until === undefined) !== (b.days === undefined), { message: 'give exactly one of until (ISO-8601 date-time) or days (1–365)', path: ['until'] });
 
-function meta(c: Context<ApiEnv>, deps: BaseDeps): EventMeta {
+export function meta(c: Context<ApiEnv>, deps: BaseDeps): EventMeta {
   return { actor: c.get('principal').name, ip: clientIp(c, deps.config.http.trustProxy), userAgent: c.req.header('user-agent') ?? null, requestId: c.get('requestId') };
 }
 

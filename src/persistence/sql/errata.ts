@@ -79,3 +79,29 @@ export function failInterruptedSyncRuns(db: Db) {
 export function lastSyncRun(db: Db) {
   return db.maybeOne(sql.type(syncRunRow)`SELECT id, trigger, status, started_at, finished_at, stats, error FROM sync_runs ORDER BY id DESC LIMIT 1`);
 }
+
+export interface SyncedSystem {
+  id: number;
+  name: string;
+  group: string;
+  role: 'test' | 'prod';
+  os: string;
+  lastCheckin: Date | null;
+}
+
+/** Replace the systems table with what the sync saw (same transaction as the errata). */
+export async function replaceSystems(tx: DatabaseTransactionConnection, systems: SyncedSystem[]): Promise<void> {
+  // A system in two groups keeps the first (test groups first: a test system is never a wave target).
+  const seen = new Map<number, SyncedSystem>();
+  for (const s of [...systems].sort((a, b) => (a.role === b.role ? 0 : a.role === 'test' ? -1 : 1))) if (!seen.has(s.id)) seen.set(s.id, s);
+  const rows = [...seen.values()];
+  await tx.query(sql.unsafe`DELETE FROM uyuni_systems WHERE NOT (system_id = ANY(${sql.array(rows.map((r) => r.id), 'int4')}))`);
+  if (rows.length === 0) return;
+  await tx.query(sql.unsafe`
+    INSERT INTO uyuni_systems (system_id, name, group_name, role, target_os, last_checkin)
+    SELECT * FROM unnest(${sql.array(rows.map((r) => r.id), 'int4')}::int4[], ${sql.array(rows.map((r) => r.name), 'text')}::text[],
+                         ${sql.array(rows.map((r) => r.group), 'text')}::text[], ${sql.array(rows.map((r) => r.role), 'text')}::text[],
+                         ${sql.array(rows.map((r) => r.os), 'text')}::text[], ${sql.array(rows.map((r) => r.lastCheckin?.toISOString() ?? null) as string[], 'timestamptz')}::timestamptz[])
+    ON CONFLICT (system_id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, role = excluded.role,
+      target_os = excluded.target_os, last_checkin = excluded.last_checkin, synced_at = now()`);
+}

@@ -64,6 +64,7 @@ export async function applyProjections(tx: DatabaseTransactionConnection, entryI
   const rollbackType = ctx.rollback?.scope === 'test' ? ctx.rollback.type : null;
   const rollbackStatus = rollbackType !== null && status === 'rolled_back' ? 'completed' : ctx.attention?.phase === 'test_rollback' ? 'failed' : null;
   const startedAt = new Date(ctx.test.startedAt ?? last.transition.at).toISOString();
+  const previous = await tx.maybeOneFirst(sql.unsafe`SELECT result FROM patch_tests WHERE queue_id = ${entryId} AND attempt = ${ctx.attempt}`) as string | null;
   const finishedAt = result === 'running' ? null : new Date(ctx.test.finishedAt ?? last.transition.at).toISOString();
   const testId = await tx.oneFirst(sql.unsafe`
     INSERT INTO patch_tests (queue_id, errata_id, attempt, test_system_id, test_system_name, snapshot_id, snapshot_type, started_at, completed_at,
@@ -81,4 +82,13 @@ export async function applyProjections(tx: DatabaseTransactionConnection, entryI
       test_system_id = excluded.test_system_id, test_system_name = excluded.test_system_name
     RETURNING id`);
   await tx.query(sql.unsafe`UPDATE patch_test_queue SET test_id = ${testId as number} WHERE id = ${entryId} AND test_id IS DISTINCT FROM ${testId as number}`);
+  // The score learns: a test that just reached a verdict counts once in the errata's history.
+  if ((previous === null || previous === 'running') && (result === 'passed' || result === 'failed')) {
+    await tx.query(sql.unsafe`
+      INSERT INTO patch_risk_profile (errata_id, times_tested, times_failed, last_failure_reason)
+      VALUES (${ctx.errataId}, 1, ${result === 'failed' ? 1 : 0}, ${result === 'failed' ? (ctx.failure?.reason ?? null) : null})
+      ON CONFLICT (errata_id) DO UPDATE SET times_tested = patch_risk_profile.times_tested + 1,
+        times_failed = patch_risk_profile.times_failed + excluded.times_failed,
+        last_failure_reason = coalesce(excluded.last_failure_reason, patch_risk_profile.last_failure_reason), updated_at = now()`);
+  }
 }

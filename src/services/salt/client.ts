@@ -114,20 +114,47 @@ export class SaltClient {
   }
 
   /**
-   * A snapper snapshot whose description carries `key`; when one with that description exists
-   * already (a retried effect), its number is returned instead of taking another.
+   * A snapper snapshot whose description carries `key` on each minion; where one with that
+   * description exists already (a retried effect), its number is returned instead of taking
+   * another. Two calls whatever the number of minions. A minion that does not answer is an error
+   * (no snapshot, no patch).
    */
-  async snapshotOnce(minion: string, key: string): Promise<{ id: number; created: boolean }> {
+  async snapshotsOnce(minions: string[], key: string): Promise<Map<string, { id: number; created: boolean }>> {
     const description = `spm-orchestrator ${key}`;
-    const list = await this.local(minion ? [minion] : [], 'snapper.list_snapshots', [], { config: 'root' });
-    if (list.missing.length > 0) throw new SaltUnavailable(`minion ${minion} is not responding`);
-    const known = snapshotList.safeParse(list.returned[minion]);
-    const found = known.success ? known.data.find((s) => s.description === description) : undefined;
-    if (found) return { id: found.id, created: false };
-    const made = await this.local<number>([minion], 'snapper.create_snapshot', [], { config: 'root', snapshot_type: 'single', description, cleanup_algorithm: 'number' });
-    if (made.missing.length > 0) throw new SaltUnavailable(`minion ${minion} is not responding`);
-    const id = made.returned[minion];
-    if (typeof id !== 'number') throw new Error(`snapper.create_snapshot on ${minion} failed: ${JSON.stringify(id)}`);
-    return { id, created: true };
+    const out = new Map<string, { id: number; created: boolean }>();
+    if (minions.length === 0) return out;
+    const list = await this.local(minions, 'snapper.list_snapshots', [], { config: 'root' });
+    if (list.missing.length > 0) throw new SaltUnavailable(`not responding: ${list.missing.join(', ')}`);
+    for (const m of minions) {
+      const known = snapshotList.safeParse(list.returned[m]);
+      const found = known.success ? known.data.find((x) => x.description === description) : undefined;
+      if (found) out.set(m, { id: found.id, created: false });
+    }
+    const todo = minions.filter((m) => !out.has(m));
+    if (todo.length === 0) return out;
+    const made = await this.local<number>(todo, 'snapper.create_snapshot', [], { config: 'root', snapshot_type: 'single', description, cleanup_algorithm: 'number' });
+    if (made.missing.length > 0) throw new SaltUnavailable(`not responding: ${made.missing.join(', ')}`);
+    for (const m of todo) {
+      const id = made.returned[m];
+      if (typeof id !== 'number') throw new Error(`snapper.create_snapshot on ${m} failed: ${JSON.stringify(id)}`);
+      out.set(m, { id, created: true });
+    }
+    return out;
+  }
+
+  async snapshotOnce(minion: string, key: string): Promise<{ id: number; created: boolean }> {
+    return (await this.snapshotsOnce([minion], key)).get(minion)!;
+  }
+
+  /** Snapper's snapshot list per minion (id, description). */
+  async listSnapshots(minions: string[]): Promise<LocalResult<{ id: number; description?: string | undefined }[]>> {
+    const list = await this.local(minions, 'snapper.list_snapshots', [], { config: 'root' });
+    const returned: Record<string, { id: number; description?: string | undefined }[]> = {};
+    for (const [m, v] of Object.entries(list.returned)) {
+      const parsed = snapshotList.safeParse(v);
+      if (!parsed.success) throw new Error(`snapper.list_snapshots on ${m}: unexpected reply ${JSON.stringify(v).slice(0, 200)}`);
+      returned[m] = parsed.data;
+    }
+    return { returned, missing: list.missing };
   }
 }

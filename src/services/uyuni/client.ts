@@ -111,6 +111,11 @@ export const errataDetailsSchema = z.object({
 export const actionedSystemSchema = z.object({ server_id: z.number().int(), server_name: z.string().optional(), timestamp: dateish.optional(), message: z.string().optional() });
 export type ActionedSystem = z.infer<typeof actionedSystemSchema>;
 export const scheduledActionSchema = z.object({ id: z.number().int(), name: z.string().optional(), type: z.string().optional(), earliest: dateish.optional() });
+export const installedPackageSchema = z.object({ name: z.string(), version: z.string(), release: z.string(), epoch: z.string(), arch: z.string().optional() });
+export const clmEnvironmentSchema = z.object({
+  id: z.number().int(), label: z.string(), name: z.string(), version: z.number().int(), status: z.string(),
+  previousEnvironmentLabel: z.string().optional(), nextEnvironmentLabel: z.string().optional(),
+});
 export const systemEventSchema = z.object({ id: z.number().int(), action_type: z.string().optional(), name: z.string().optional(), completed_date: dateish.optional(), pickup_date: dateish.optional(), result_msg: z.string().optional() });
 
 export interface CallStats {
@@ -193,6 +198,25 @@ export class UyuniClient {
         () => undefined, // an expired session cannot be logged out; nothing to do
       );
     }
+  }
+
+  private sharedSession: Promise<UyuniSession> | undefined;
+  /**
+   * A long-lived session for the test engine's calls (logged in once, re-logged in on expiry by
+   * `sessionCall`): a test or a wave makes a handful of calls, not one login each.
+   */
+  async shared(): Promise<UyuniSession> {
+    this.sharedSession ??= this.login().then((k) => new UyuniSession(this, k)).catch((raw) => {
+      this.sharedSession = undefined;
+      throw raw;
+    });
+    return this.sharedSession;
+  }
+  /** Log the shared session out (shutdown). */
+  async closeShared(): Promise<void> {
+    const s = await this.sharedSession?.catch(() => undefined);
+    this.sharedSession = undefined;
+    if (s) await this.rawCall('auth.logout', [s.key]).then(() => void this.stats.logouts++, () => undefined);
   }
 
   /** @internal used by UyuniSession */
@@ -288,5 +312,22 @@ export class UyuniSession {
   }
   listSystemEvents(systemId: number) {
     return this.typed('system.listSystemEvents', [systemId], z.array(systemEventSchema));
+  }
+  /** Install packages by id (a lower build is a downgrade); one action per system. */
+  schedulePackageInstall(systemIds: number[], packageIds: number[], earliest: Date = new Date()) {
+    return this.typed('system.schedulePackageInstall', [systemIds, packageIds, earliest], z.array(z.number().int()));
+  }
+  listInstalledPackages(systemId: number) {
+    return this.typed('system.listPackages', [systemId], z.array(installedPackageSchema));
+  }
+  listProjectEnvironments(projectLabel: string) {
+    return this.typed('contentmanagement.listProjectEnvironments', [projectLabel], z.array(clmEnvironmentSchema));
+  }
+  lookupEnvironment(projectLabel: string, envLabel: string) {
+    return this.typed('contentmanagement.lookupEnvironment', [projectLabel, envLabel], clmEnvironmentSchema);
+  }
+  /** Copies `envLabel` into its successor (to fill PROD, promote TEST). Asynchronous: poll lookupEnvironment. */
+  promoteProject(projectLabel: string, envLabel: string) {
+    return this.typed('contentmanagement.promoteProject', [projectLabel, envLabel], z.number().int());
   }
 }

@@ -1,0 +1,162 @@
+/**
+ * Test lanes: one per configured test system (`orchestrator_config.test_systems`: one or more per
+ * OS; several per OS test in parallel), each a better-queue with concurrency 1, so a test system
+ * runs one test at a time. The next entry is the queued one with the highest success score, then
+ * priority, then the oldest. Lanes are filled from Postgres at start and after every change (and
+ * every `pollMs`): an entry already occupying a system (a test running, rolling back, or waiting
+ * for a human after a failed rollback) keeps its lane after a restart.
+ *
+ * A lane whose system does not answer Salt's `test.ping` pauses and says why (GET /api/v1/lanes);
+ * it resumes by itself when the system answers again.
+ */
+import BetterQueue from 'better-queue';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { coerceError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { ActorHost } from '../machines/host.ts';
+import type { Db } from '../persistence/db.ts';
+import { loadTestSystems } from '../services/engine/support.ts';
+import type { SaltClient } from '../services/salt/client.ts';
+import { AbortableLoop } from './loop.ts';
+
+export interface LaneState {
+  os: string;
+  system: string;
+  systemId: number | null;
+  entryId: number | null;
+  paused: string | null;
+  completed: number;
+}
+
+/** SQL: entries that occupy a test system (its name in the persisted context). */
+const OCCUPYING = sql.fragment`(
+  status IN ('testing', 'needs_reboot', 'rebooting', 'failed')
+  OR (status = 'pending_retry' AND snapshot->'context'->'retry'->>'step' IN ('snapshot', 'baseline', 'apply', 'await_action', 'check_reboot', 'validate', 'reboot', 'rollback_test'))
+  OR (status = 'needs_attention' AND snapshot->'context'->'attention'->>'phase' IN ('test', 'test_rollback')))`;
+
+export class TestLanes extends AbortableLoop {
+  private readonly lanes = new Map<string, { state: LaneState; queue: BetterQueue<{ id: number }> }>();
+  private readonly o: { db: Db; logger: Logger; actors: ActorHost; salt: SaltClient | undefined; pollMs: number };
+
+  constructor(opts: { db: Db; logger: Logger; actors: ActorHost; salt?: SaltClient | undefined; pollMs?: number }) {
+    super();
+    this.o = { ...opts, salt: opts.salt, pollMs: opts.pollMs ?? 2000 };
+  }
+
+  /** Something changed (an entry was queued or left a lane): fill the lanes now. */
+  nudge(): void {
+    this.interrupt();
+  }
+
+  /** The last error of a fill (a bad config row): logged once, shown by GET /lanes. */
+  lastError: string | null = null;
+
+  states(): LaneState[] {
+    return [...this.lanes.values()].map((l) => ({ ...l.state }));
+  }
+
+  protected async run(): Promise<void> {
+    while (this.active) {
+      try {
+        await this.fill();
+        this.lastError = null;
+      } catch (raw) {
+        const msg = coerceError(raw).message;
+        if (msg !== this.lastError) this.o.logger.error({ err: msg }, 'test lanes: could not fill (said once until it changes)');
+        this.lastError = msg;
+      }
+      if (this.active) await this.sleep(this.o.pollMs);
+    }
+    await Promise.all([...this.lanes.values()].map((l) => new Promise<void>((resolve) => l.queue.destroy(() => resolve()))));
+  }
+
+  private lane(os: string, system: string, systemId: number | null) {
+    const name = `${os}/${system}`;
+    let l = this.lanes.get(name);
+    if (!l) {
+      const state: LaneState = { os, system, systemId, entryId: null, paused: null, completed: 0 };
+      const queue = new BetterQueue<{ id: number }>((task, cb) => {
+        this.runEntry(state, task.id).then(() => cb(null), (err: unknown) => cb(err as Error));
+      }, { concurrent: 1, maxRetries: 0, autoResume: true });
+      queue.on('task_failed', (_id, err) => this.o.logger.error({ lane: name, err: String(err) }, 'test lane task failed'));
+      l = { state, queue };
+      this.lanes.set(name, l);
+    }
+    l.state.systemId = systemId;
+    return l;
+  }
+
+  /** One pass: every idle lane takes its occupant (after a restart) or the next queued entry. */
+  async fill(): Promise<void> {
+    const config = await loadTestSystems(this.o.db);
+    for (const [os, systems] of Object.entries(config)) {
+      for (const s of systems ?? []) {
+        const l = this.lane(os, s.system_name, s.system_id);
+        if (l.state.entryId !== null || !this.active) continue;
+        const occupant = await this.o.db.maybeOneFirst(sql.type(z.object({ id: z.number() }))`
+          SELECT id FROM patch_test_queue WHERE ${OCCUPYING} AND snapshot->'context'->'testSystem'->>'name' = ${s.system_name} ORDER BY id LIMIT 1`);
+        if (occupant !== null) {
+          this.take(l, occupant);
+          continue;
+        }
+        const held = [...this.lanes.values()].map((x) => x.state.entryId).filter((x): x is number => x !== null);
+        const next = await this.o.db.maybeOneFirst(sql.type(z.object({ id: z.number() }))`
+          SELECT id FROM patch_test_queue WHERE status = 'queued' AND target_os = ${os} AND NOT (id = ANY(${sql.array(held, 'int8')}))
+          ORDER BY success_score DESC, COALESCE(priority_override, priority) DESC, queued_at, id LIMIT 1`);
+        if (next === null) continue;
+        const down = await this.unreachable(s.system_name);
+        if (down !== l.state.paused) {
+          if (down) this.o.logger.warn({ lane: `${os}/${s.system_name}`, reason: down }, 'test lane paused');
+          else if (l.state.paused) this.o.logger.info({ lane: `${os}/${s.system_name}` }, 'test lane resumed');
+        }
+        l.state.paused = down;
+        if (down) continue;
+        this.take(l, next);
+      }
+    }
+  }
+
+  private take(l: { state: LaneState; queue: BetterQueue<{ id: number }> }, id: number): void {
+    l.state.entryId = id;
+    l.queue.push({ id });
+  }
+
+  private async unreachable(minion: string): Promise<string | null> {
+    if (!this.o.salt) return null;
+    try {
+      const r = await this.o.salt.local<boolean>([minion], 'test.ping');
+      return r.returned[minion] === true ? null : `test system ${minion} does not answer test.ping`;
+    } catch (raw) {
+      return `Salt API: ${coerceError(raw).message}`;
+    }
+  }
+
+  /** Start the entry on this lane's system (if still queued) and hold the lane until it frees the system. */
+  private async runEntry(state: LaneState, id: number): Promise<void> {
+    try {
+      const row = await this.o.db.maybeOne(sql.type(z.object({ status: z.string(), system: z.string().nullable() }))`
+        SELECT status, snapshot->'context'->'testSystem'->>'name' AS system FROM patch_test_queue WHERE id = ${id}`);
+      if (row === null) return;
+      if (row.status !== 'queued' && row.system !== state.system) return; // started elsewhere (an operator, another lane)
+      if (row.status === 'queued') {
+        try {
+          await this.o.actors.send(id, { type: 'START_TEST', by: 'scheduler', testSystem: { id: state.systemId, name: state.system } }, { actor: 'scheduler' });
+        } catch (raw) {
+          this.o.logger.info({ id, lane: state.system, err: coerceError(raw).message }, 'test lane: entry not started (taken or changed)');
+          return;
+        }
+      }
+      while (this.active) {
+        const busy = await this.o.db.maybeOneFirst(sql.type(z.object({ busy: z.boolean() }))`
+          SELECT ${OCCUPYING} AS busy FROM patch_test_queue WHERE id = ${id}`);
+        if (busy !== true) break;
+        await new Promise((r) => setTimeout(r, Math.min(this.o.pollMs, 500)));
+      }
+      state.completed++;
+    } finally {
+      state.entryId = null;
+      this.nudge();
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Notifications through an outbox: effects and alerts insert rows into
+ * `orchestrator_notifications` (one per channel and recipient, unique by idempotency key, so a
+ * re-run effect adds nothing), and the delivery loop sends them — SMTP with nodemailer, webhooks
+ * signed with HMAC-SHA256 (`X-SPM-Signature: sha256=<hex>` over the raw body) — with retries and
+ * backoff, recording status, attempts and the last error. A mail relay that is down never blocks
+ * a patch: the rows wait.
+ */
+import { createHmac } from 'node:crypto';
+import ky from 'ky';
+import nodemailer, { type Transporter } from 'nodemailer';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { coerceError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { Db } from '../../persistence/db.ts';
+import { getConfigValue } from '../../persistence/sql/config.ts';
+import { AbortableLoop } from '../../scheduler/loop.ts';
+
+export const notificationConfigSchema = z.object({
+  email_enabled: z.boolean().default(true),
+  recipients: z.array(z.string().email()).default([]),
+  webhook_enabled: z.boolean().default(false),
+  webhook_url: z.union([z.string().url(), z.literal('')]).default(''),
+  digest_time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('08:00'),
+  smtp_server: z.string().optional(),
+});
+
+export type AlertType = 'test_failed' | 'pending_approval' | 'prod_failed' | 'rollback_initiated' | 'rollback_completed' | 'needs_attention' | 'approved' | 'completed' | 'test';
+
+/** Queue a message for every configured channel and recipient (idempotent by key). */
+export async function enqueueAlert(db: Db, m: { type: AlertType; key: string; errataId: string | null; queueId: number | null; subject: string; body: string }): Promise<number> {
+  const parsed = notificationConfigSchema.safeParse((await getConfigValue(db, 'notification_config')) ?? {});
+  if (!parsed.success) throw new Error(`orchestrator_config.notification_config is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const cfg = parsed.data;
+  const targets: { channel: 'email' | 'webhook'; recipient: string }[] = [];
+  if (cfg.email_enabled) for (const r of cfg.recipients) targets.push({ channel: 'email', recipient: r });
+  if (cfg.webhook_enabled && cfg.webhook_url !== '') targets.push({ channel: 'webhook', recipient: cfg.webhook_url });
+  let n = 0;
+  for (const t of targets) {
+    const r = await db.query(sql.unsafe`
+      INSERT INTO orchestrator_notifications (type, errata_id, queue_id, recipient, channel, subject, body, idempotency_key)
+      VALUES (${m.type}, ${m.errataId}, ${m.queueId}, ${t.recipient}, ${t.channel}, ${m.subject}, ${m.body}, ${m.key})
+      ON CONFLICT (idempotency_key, channel, recipient) DO NOTHING`);
+    n += r.rowCount;
+  }
+  return n;
+}
+
+export interface NotifierOptions {
+  db: Db;
+  logger: Logger;
+  smtp?: { host: string; port: number; secure: boolean; user?: string | undefined; password?: string | undefined; from: string } | undefined;
+  webhookSecret?: string | undefined;
+  pollMs?: number;
+  maxAttempts?: number;
+}
+
+const pending = z.object({ id: z.number(), channel: z.enum(['email', 'webhook']), recipient: z.string(), subject: z.string(), body: z.string(), type: z.string(), errata_id: z.string().nullable(), queue_id: z.number().nullable(), attempts: z.number(), idempotency_key: z.string() });
+
+/** Delivers the outbox. */
+export class Notifier extends AbortableLoop {
+  private readonly o: Required<Pick<NotifierOptions, 'pollMs' | 'maxAttempts'>> & NotifierOptions;
+  private readonly mail: Transporter | undefined;
+  sent = 0;
+
+  constructor(opts: NotifierOptions) {
+    super();
+    this.o = { pollMs: 2000, maxAttempts: 8, ...opts };
+    this.mail = opts.smtp
+      ? nodemailer.createTransport({ host: opts.smtp.host, port: opts.smtp.port, secure: opts.smtp.secure, ignoreTLS: !opts.smtp.secure, ...(opts.smtp.user ? { auth: { user: opts.smtp.user, pass: opts.smtp.password ?? '' } } : {}) })
+      : undefined;
+  }
+
+  /** Wake the loop now (a message was queued). */
+  nudge(): void {
+    this.interrupt();
+  }
+
+  protected async run(): Promise<void> {
+    while (this.active) {
+      try {
+        while (this.active && (await this.deliverBatch()) > 0);
+      } catch (raw) {
+        this.o.logger.error({ err: coerceError(raw).message }, 'notifier: delivery round failed');
+      }
+      if (this.active) await this.sleep(this.o.pollMs);
+    }
+    this.mail?.close();
+  }
+
+  /** Send what is due; returns how many were attempted. */
+  async deliverBatch(): Promise<number> {
+    const rows = await this.o.db.any(sql.type(pending)`
+      UPDATE orchestrator_notifications SET next_attempt_at = now() + interval '5 minutes'
+      WHERE id IN (SELECT id FROM orchestrator_notifications WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED)
+      RETURNING id, channel, recipient, subject, body, type, errata_id, queue_id, attempts, idempotency_key`);
+    for (const r of rows) {
+      try {
+        await this.send(r);
+        await this.o.db.query(sql.unsafe`UPDATE orchestrator_notifications SET status = 'sent', delivered = true, sent_at = now(), attempts = attempts + 1, error_message = NULL WHERE id = ${r.id}`);
+        this.sent++;
+      } catch (raw) {
+        const msg = coerceError(raw).message;
+        const final = r.attempts + 1 >= this.o.maxAttempts;
+        const backoffS = Math.min(3600, 5 * 2 ** r.attempts);
+        await this.o.db.query(sql.unsafe`
+          UPDATE orchestrator_notifications SET attempts = attempts + 1, error_message = ${msg},
+            status = ${final ? 'failed' : 'pending'}, next_attempt_at = now() + make_interval(secs => ${backoffS})
+          WHERE id = ${r.id}`);
+        this.o.logger.warn({ id: r.id, channel: r.channel, err: msg, final }, 'notification not delivered');
+      }
+    }
+    return rows.length;
+  }
+
+  private async send(r: z.infer<typeof pending>): Promise<void> {
+    if (r.channel === 'email') {
+      if (!this.mail || !this.o.smtp) throw new Error('SMTP is not configured (SMTP_HOST)');
+      await this.mail.sendMail({ from: this.o.smtp.from, to: r.recipient, subject: `[SPM] ${r.subject}`, text: r.body, headers: { 'X-SPM-Notification': r.idempotency_key } });
+      return;
+    }
+    const body = JSON.stringify({ id: r.id, type: r.type, errata_id: r.errata_id, queue_id: r.queue_id, subject: r.subject, body: r.body, key: r.idempotency_key });
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'X-SPM-Delivery': String(r.id) };
+    if (this.o.webhookSecret) headers['X-SPM-Signature'] = `sha256=${createHmac('sha256', this.o.webhookSecret).update(body).digest('hex')}`;
+    await ky.post(r.recipient, { body, headers, timeout: 10_000, retry: 0 });
+  }
+}

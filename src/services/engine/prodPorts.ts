@@ -1,0 +1,357 @@
+/**
+ * Production (design §3 phase 6, §12 L6–L7): CLM promotion TEST → PROD when a project is configured,
+ * a deployment plan (production systems the errata applies to, in waves per group — a canary, then
+ * cumulative percentages), each wave inside its group's maintenance window with one
+ * `scheduleApplyErrata` for all its systems, a pre-wave snapshot and package versions (for a
+ * rollback), per-system results, reboots inside the window, post-wave checks with the judge, and a
+ * halt when failures exceed the error threshold (count or percentage, as AWS rate control). Then a
+ * final verification, and operator rollbacks (package or system level, all or selected systems).
+ *
+ * The number of UYUNI and Salt calls of a wave does not grow with its systems.
+ * Every step resumes: per-system rows record what happened, and a re-run acts only on the rest.
+ */
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { TransientError } from '../../machines/effects.ts';
+import type { Effects } from '../../machines/patch.machine.ts';
+import { judge } from '../judge.ts';
+import { nextWindow, openWindow, windowsFor } from '../windows.ts';
+import { enqueueAlert } from './notifier.ts';
+import {
+  awaitActions, collectEvidence, errataFacts, findUnclaimedAction, loadClm, loadMaintenanceWindows, loadRolloutPolicy, loadThresholds,
+  packageVersions, rebootRequired, recordActions, restorePackages, saltCall, servicesFor, sleep, timing, uyuniCall, type EngineDeps, type RolloutPolicy,
+} from './support.ts';
+
+type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
+
+/** Waves per group: a canary wave, then each cumulative percentage of the group's systems. */
+export function planWaves(systemsByGroup: Map<string, number[]>, p: RolloutPolicy): { group: string; systems: number[] }[] {
+  const waves: { group: string; systems: number[] }[] = [];
+  for (const [group, ids] of [...systemsByGroup].sort(([a], [b]) => a.localeCompare(b))) {
+    const sorted = [...ids].sort((a, b) => a - b);
+    let done = 0;
+    if (p.canary_systems > 0 && sorted.length > 0) {
+      done = Math.min(p.canary_systems, sorted.length);
+      waves.push({ group, systems: sorted.slice(0, done) });
+    }
+    for (const pct of [...p.wave_percentages].sort((a, b) => a - b)) {
+      const upTo = Math.max(done, Math.ceil((sorted.length * pct) / 100));
+      if (upTo > done) waves.push({ group, systems: sorted.slice(done, upTo) });
+      done = upTo;
+    }
+    if (done < sorted.length) waves.push({ group, systems: sorted.slice(done) });
+  }
+  return waves;
+}
+
+/** Has the error threshold been exceeded? (count and/or percentage of the deployment's systems) */
+export function thresholdExceeded(failed: number, total: number, p: RolloutPolicy): string | null {
+  if (failed > p.max_failed_systems) return `${failed} system(s) failed (threshold ${p.max_failed_systems})`;
+  if (total > 0 && (failed / total) * 100 > p.max_failed_percent) return `${Math.round((failed / total) * 1000) / 10}% of systems failed (threshold ${p.max_failed_percent}%)`;
+  return null;
+}
+
+const deploymentRow = z.object({ id: z.number(), queue_id: z.number(), errata_id: z.string(), status: z.string(), waves: z.unknown(), total_systems: z.number() });
+const systemRow = z.object({ system_id: z.number(), system_name: z.string(), wave: z.number(), status: z.string(), action_id: z.number().nullable(), packages_before: z.unknown().nullable(), snapshot_id: z.string().nullable(), group_name: z.string().nullable() });
+type SystemRow = z.infer<typeof systemRow>;
+
+async function deploymentOf(e: EngineDeps, id: number) {
+  const d = await e.db.maybeOne(sql.type(deploymentRow)`SELECT id, queue_id, errata_id, status, waves, total_systems FROM patch_deployments WHERE id = ${id}`);
+  if (!d) throw new Error(`deployment ${id} does not exist`);
+  return d;
+}
+const systemsOf = (e: EngineDeps, id: number, wave?: number) =>
+  e.db.any(sql.type(systemRow)`
+    SELECT system_id, system_name, wave, status, action_id, packages_before, snapshot_id, group_name FROM patch_deployment_systems
+    WHERE deployment_id = ${id} ${wave === undefined ? sql.fragment`` : sql.fragment`AND wave = ${wave}`} ORDER BY system_id`);
+
+async function windowOf(e: EngineDeps, group: string | null, minRemainingMs: number, now: number) {
+  const windows = windowsFor(await loadMaintenanceWindows(e.db), group);
+  return { open: openWindow(windows, now, minRemainingMs), next: nextWindow(windows, now, minRemainingMs), configured: windows.length > 0 };
+}
+
+export function prodPorts(e: EngineDeps) {
+  return {
+    async promote(input: Effects['promote']['in'], signal: AbortSignal): Promise<Out<'promote'>> {
+      const clm = await loadClm(e.db);
+      if (clm.project_label === null) return { skipped: true };
+      const project = clm.project_label;
+      const { pollMs } = timing(await loadThresholds(e.db));
+      const envs = await uyuniCall(e, (s) => s.listProjectEnvironments(project));
+      const test = envs.find((x) => x.label === clm.test_environment);
+      const prod = envs.find((x) => x.label === clm.prod_environment);
+      if (!test || !prod) throw new Error(`CLM project ${project} has no environment ${!test ? clm.test_environment : clm.prod_environment}`);
+      if (test.nextEnvironmentLabel !== prod.label) throw new Error(`CLM project ${project}: ${prod.label} does not follow ${test.label}`);
+      // Already promoted (a re-run): PROD has TEST's version and is built.
+      if (!(prod.version >= test.version && prod.status !== 'building')) {
+        try {
+          await uyuniCall(e, (s) => s.promoteProject(project, test.label));
+        } catch (raw) {
+          if (!/already in progress/i.test((raw as Error).message)) throw raw;
+        }
+      }
+      for (;;) {
+        const env = await uyuniCall(e, (s) => s.lookupEnvironment(project, prod.label));
+        if (env.status === 'failed') throw new Error(`CLM promotion of ${project} to ${prod.label} failed`);
+        if (env.status !== 'building' && env.status !== 'generating_repodata' && env.version >= test.version) return { skipped: false };
+        await sleep(pollMs, signal);
+      }
+    },
+
+    async planDeployment(input: Effects['planDeployment']['in']): Promise<Out<'planDeployment'>> {
+      const policy = await loadRolloutPolicy(e.db);
+      const facts = await errataFacts(e, input.errataId);
+      const planKey = `${input.entryId}:p${input.key.split(':')[1]?.replace(/^p/, '') ?? '1'}`;
+      let dep = await e.db.maybeOne(sql.type(z.object({ id: z.number(), waves: z.unknown() }))`SELECT id, waves FROM patch_deployments WHERE plan_key = ${planKey}`);
+      if (!dep) {
+        const systems = await e.db.any(sql.type(z.object({ system_id: z.number(), name: z.string(), group_name: z.string() }))`
+          SELECT system_id, name, group_name FROM uyuni_systems
+          WHERE role = 'prod' AND target_os = ${input.targetOs} AND system_id = ANY(${sql.array(facts.affected_system_ids, 'int4')})`);
+        const byGroup = new Map<string, number[]>();
+        for (const s of systems) byGroup.set(s.group_name, [...(byGroup.get(s.group_name) ?? []), s.system_id]);
+        const waves = planWaves(byGroup, policy);
+        const names = new Map(systems.map((s) => [s.system_id, s]));
+        const approvalId = await e.db.maybeOneFirst(sql.type(z.object({ id: z.number() }))`SELECT id FROM patch_approvals WHERE queue_id = ${input.entryId} AND action = 'approved' ORDER BY id DESC LIMIT 1`);
+        dep = await e.db.transaction(async (tx) => {
+          const d = await tx.one(sql.type(z.object({ id: z.number(), waves: z.unknown() }))`
+            INSERT INTO patch_deployments (queue_id, approval_id, errata_id, target_group, target_systems, total_systems, status, waves, plan_key)
+            VALUES (${input.entryId}, ${approvalId}, ${input.errataId}, ${[...byGroup.keys()].sort().join(',') || null}, ${sql.array(systems.map((s) => s.system_id), 'int4')},
+                    ${systems.length}, 'scheduled', ${sql.jsonb(waves.map((w, i) => ({ index: i, group: w.group, systems: w.systems })) as never)}, ${planKey})
+            RETURNING id, waves`);
+          for (const [i, w] of waves.entries()) {
+            await tx.query(sql.unsafe`
+              INSERT INTO patch_deployment_systems (deployment_id, system_id, system_name, wave, group_name)
+              SELECT ${d.id}, x, n, ${i}, ${w.group} FROM unnest(${sql.array(w.systems, 'int4')}::int4[], ${sql.array(w.systems.map((s) => names.get(s)!.name), 'text')}::text[]) AS t(x, n)`);
+          }
+          return d;
+        });
+      }
+      const waves = dep.waves as { group: string }[];
+      // The window of the first wave still to run.
+      const rows = await systemsOf(e, dep.id);
+      const nextWave = waves.findIndex((_, i) => rows.some((r) => r.wave === i && r.status === 'pending'));
+      const group = nextWave >= 0 ? waves[nextWave]!.group : null;
+      const w = await windowOf(e, group, policy.min_window_remaining_minutes * 60_000, Date.now());
+      if (group !== null && !w.configured) throw new Error(`no maintenance window is configured for ${group} (orchestrator_config.maintenance_windows)`);
+      const win = w.next ?? { opensAt: Date.now(), closesAt: null };
+      await e.db.query(sql.unsafe`UPDATE patch_deployments SET window_start = to_timestamp(${win.opensAt / 1000}), window_end = ${win.closesAt === null ? null : sql.fragment`to_timestamp(${win.closesAt / 1000})`}, scheduled_at = now() WHERE id = ${dep.id}`);
+      return { deploymentId: dep.id, waveCount: waves.length, windowOpensAt: win.opensAt, windowClosesAt: win.closesAt };
+    },
+
+    async deployWave(input: Effects['deployWave']['in'], signal: AbortSignal): Promise<Out<'deployWave'>> {
+      const dep = await deploymentOf(e, input.deploymentId);
+      const waves = dep.waves as { group: string; systems: number[] }[];
+      const wave = waves[input.waveIndex];
+      if (!wave) return { outcome: 'ok', reason: null }; // no systems to patch
+      const policy = await loadRolloutPolicy(e.db);
+      const t = await loadThresholds(e.db);
+      const { pollMs, windowS } = timing(t);
+      let rows = await systemsOf(e, dep.id, input.waveIndex);
+      const todo = rows.filter((r) => r.status === 'pending' || r.status === 'scheduled' || r.status === 'in_progress');
+      if (todo.length > 0) {
+        // No wave starts outside its group's window, or with too little of it left.
+        const w = await windowOf(e, wave.group, policy.min_window_remaining_minutes * 60_000, Date.now());
+        if (w.open === null && rows.every((r) => r.status === 'pending')) {
+          await e.db.query(sql.unsafe`UPDATE patch_deployments SET status = 'scheduled' WHERE id = ${dep.id} AND status IN ('scheduled', 'in_progress')`);
+          return { outcome: 'window_closed', reason: `the maintenance window of ${wave.group} is closed or ends within ${policy.min_window_remaining_minutes} min` };
+        }
+        await e.db.query(sql.unsafe`UPDATE patch_deployments SET status = 'in_progress', current_wave = ${input.waveIndex}, started_at = coalesce(started_at, now()) WHERE id = ${dep.id}`);
+        const facts = await errataFacts(e, dep.errata_id);
+        const pending = todo.filter((r) => r.action_id === null);
+        if (pending.length > 0) {
+          // Before the wave: a snapshot and the package versions of each system (what a rollback needs).
+          const minions = pending.map((r) => r.system_name);
+          const snaps = await saltCall(() => e.salt.snapshotsOnce(minions, input.key));
+          const pk = await packageVersions(e, minions, facts.packageNames);
+          if (pk.missing.length > 0) throw new TransientError(`not responding before the wave: ${pk.missing.join(', ')}`);
+          for (const r of pending) {
+            await e.db.query(sql.unsafe`
+              UPDATE patch_deployment_systems SET packages_before = ${sql.jsonb((pk.versions.get(r.system_name) ?? {}) as never)}, snapshot_id = ${String(snaps.get(r.system_name)!.id)}
+              WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id} AND packages_before IS NULL`);
+          }
+          // Scheduled already by a run that crashed before recording it?
+          let actionId = await findUnclaimedAction(e, pending[0]!.system_id, (ev) => (ev.name ?? '').includes(dep.errata_id) && ev.action_type !== 'System reboot');
+          if (actionId === null) {
+            const ids = await uyuniCall(e, (s) => s.scheduleApplyErrata(pending.map((r) => r.system_id), [facts.uyuni_errata_id!]));
+            await recordActions(e.db, input.key, pending.map((r) => r.system_id), ids);
+            actionId = ids[0]!;
+            if (ids.length > 1) e.logger.warn({ ids }, 'UYUNI split the wave into several actions: tracking all');
+            await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'scheduled', action_id = ${actionId}, started_at = now() WHERE deployment_id = ${dep.id} AND system_id = ANY(${sql.array(pending.map((r) => r.system_id), 'int4')})`);
+            if (ids.length > 1) await e.db.query(sql.unsafe`UPDATE effects SET external_ref = external_ref || ${sql.jsonb({ waveActions: ids })} WHERE key = ${input.key}`);
+          } else {
+            await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'scheduled', action_id = ${actionId}, started_at = now() WHERE deployment_id = ${dep.id} AND system_id = ANY(${sql.array(pending.map((r) => r.system_id), 'int4')})`);
+          }
+        }
+        rows = await systemsOf(e, dep.id, input.waveIndex);
+        const running = rows.filter((r) => r.status === 'scheduled' || r.status === 'in_progress');
+        const actionIds = [...new Set(running.map((r) => r.action_id!))];
+        const extra = await e.db.maybeOneFirst(sql.type(z.object({ ids: z.unknown() }))`SELECT external_ref->'waveActions' AS ids FROM effects WHERE key = ${input.key}`);
+        for (const id of (Array.isArray(extra) ? (extra as number[]) : [])) if (!actionIds.includes(id)) actionIds.push(id);
+        const outcome = await awaitActions(e, actionIds, running.map((r) => r.system_id), pollMs, signal);
+        for (const r of running) {
+          const o = outcome.get(r.system_id)!;
+          await e.db.query(sql.unsafe`
+            UPDATE patch_deployment_systems SET status = ${o.ok ? 'succeeded' : 'failed'}, message = ${o.message}, completed_at = now()
+            WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id}`);
+        }
+        // Reboots, only inside the window; each host only while it still needs one.
+        const ok = rows.filter((r) => outcome.get(r.system_id)?.ok === true).map((r) => r.system_name);
+        if (ok.length > 0) {
+          const need = await rebootRequired(e, ok);
+          const rebooting = [...need.required].filter(([, v]) => v).map(([m]) => m);
+          if (rebooting.length > 0) {
+            const w = await windowOf(e, wave.group, 0, Date.now());
+            if (w.open === null) e.logger.warn({ deployment: dep.id, systems: rebooting }, 'reboot needed but the window is closed: left for the next window');
+            else {
+              await saltCall(() => e.salt.localAsync(rebooting, 'system.reboot'));
+              await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET message = coalesce(message, '') || ' · rebooted' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(rebooting, 'text')})`);
+              const deadline = Date.now() + t.reboot_timeout_seconds * timing(t).unitMs;
+              for (;;) {
+                await sleep(pollMs, signal);
+                const ping = await e.salt.local<boolean>(rebooting, 'test.ping').catch(() => ({ returned: {} as Record<string, boolean>, missing: rebooting }));
+                if (ping.missing.length === 0) break;
+                if (Date.now() > deadline) {
+                  await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'failed', message = 'did not come back after the reboot' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(ping.missing, 'text')})`);
+                  break;
+                }
+              }
+            }
+          }
+        }
+        // Post-wave checks: services on every system that applied.
+        rows = await systemsOf(e, dep.id, input.waveIndex);
+        const applied = rows.filter((r) => r.status === 'succeeded');
+        if (applied.length > 0) {
+          await sleep(t.wait_after_patch_seconds * timing(t).unitMs, signal); // stabilise, as on the test system
+          const services = await servicesFor(e.db, facts.target_os);
+          const post = await collectEvidence(e, applied.map((r) => r.system_name), services, windowS);
+          for (const r of applied) {
+            const ev = post.get(r.system_name)!;
+            const bad = Object.entries(ev.services).filter(([, v]) => v === false).map(([s]) => s);
+            if (bad.length > 0) {
+              await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'failed', message = ${`services not active after the patch: ${bad.join(', ')}`} WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id}`);
+            }
+          }
+        }
+      }
+      // Counters and the error threshold over the whole deployment.
+      const all = await systemsOf(e, dep.id);
+      const failed = all.filter((r) => r.status === 'failed');
+      const succeeded = all.filter((r) => r.status === 'succeeded');
+      await e.db.query(sql.unsafe`
+        UPDATE patch_deployments SET systems_succeeded = ${succeeded.length}, systems_failed = ${failed.length}, failed_system_ids = ${sql.array(failed.map((r) => r.system_id), 'int4')}
+        WHERE id = ${dep.id}`);
+      const exceeded = thresholdExceeded(failed.length, dep.total_systems, policy);
+      if (exceeded !== null) {
+        await e.db.query(sql.unsafe`UPDATE patch_deployments SET status = 'halted', halt_reason = ${`wave ${input.waveIndex}: ${exceeded}`} WHERE id = ${dep.id}`);
+        await enqueueAlert(e.db, { type: 'prod_failed', key: `${input.key}:halt`, errataId: dep.errata_id, queueId: dep.queue_id, subject: `Production deployment halted: ${dep.errata_id}`, body: `Deployment ${dep.id} of ${dep.errata_id} halted at wave ${input.waveIndex}: ${exceeded}.\nFailed systems: ${failed.map((r) => r.system_name).join(', ')}\nLater waves will not start. Roll back or retry from the dashboard or POST /api/v1/deployments/${dep.id}/rollback.` });
+        return { outcome: 'halted', reason: exceeded };
+      }
+      if (input.waveIndex === waves.length - 1) {
+        await e.db.query(sql.unsafe`UPDATE patch_deployments SET status = ${failed.length > 0 ? 'partial_failure' : 'completed'}, completed_at = now() WHERE id = ${dep.id}`);
+      }
+      return { outcome: 'ok', reason: null };
+    },
+
+    async verifyDeployment(input: Effects['verifyDeployment']['in']): Promise<Out<'verifyDeployment'>> {
+      const dep = await deploymentOf(e, input.deploymentId);
+      const rows = (await systemsOf(e, dep.id)).filter((r) => r.status === 'succeeded');
+      if (rows.length === 0) return { ok: true, reason: null };
+      const t = await loadThresholds(e.db);
+      const facts = await errataFacts(e, dep.errata_id);
+      const services = await servicesFor(e.db, facts.target_os);
+      const post = await collectEvidence(e, rows.map((r) => r.system_name), services, timing(t).windowS);
+      const bad: string[] = [];
+      let unknown = 0;
+      for (const r of rows) {
+        const ev = post.get(r.system_name)!;
+        const v = judge({ ...ev, cpuPercent: null, memoryPercent: null, services: Object.fromEntries(services.map((s) => [s, true])) }, ev, t);
+        if (v.verdict === 'fail') bad.push(`${r.system_name}: ${v.failedServices.join(', ')}`);
+        if (v.verdict === 'inconclusive') unknown++;
+      }
+      if (bad.length > 0) return { ok: false, reason: `services not active on ${bad.length} system(s): ${bad.slice(0, 5).join('; ')}` };
+      if (unknown === rows.length) throw new TransientError('post-deployment checks: no evidence (Prometheus and Salt unavailable)');
+      return { ok: true, reason: null };
+    },
+
+    async rollbackProduction(input: Effects['rollbackProduction']['in'], signal: AbortSignal): Promise<Out<'rollbackProduction'>> {
+      if (input.deploymentId === null) throw new Error('no deployment to roll back');
+      const dep = await deploymentOf(e, input.deploymentId);
+      const all = await systemsOf(e, dep.id);
+      const chosen = input.systems === null ? all.filter((r) => ['succeeded', 'failed', 'rollback_failed'].includes(r.status)) : all.filter((r) => input.systems!.includes(r.system_id));
+      const unknown = input.systems === null ? [] : input.systems.filter((s) => !all.some((r) => r.system_id === s));
+      if (unknown.length > 0) throw new Error(`systems not in deployment ${dep.id}: ${unknown.join(', ')}`);
+      await e.db.query(sql.unsafe`
+        INSERT INTO patch_rollbacks (deployment_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)
+        VALUES (${dep.id}, ${dep.queue_id}, ${dep.errata_id}, ${input.rollbackType}, ${sql.array(chosen.map((r) => r.system_id), 'int4')}, ${input.reason}, 'operator', ${input.key})
+        ON CONFLICT (effect_key) DO NOTHING`);
+      await enqueueAlert(e.db, { type: 'rollback_initiated', key: `${input.key}:start`, errataId: dep.errata_id, queueId: dep.queue_id, subject: `Rollback started: ${dep.errata_id}`, body: `${input.rollbackType} rollback of deployment ${dep.id} on ${chosen.length} system(s): ${input.reason}` });
+      const todo = chosen.filter((r) => r.status !== 'rolled_back');
+      const failures: { system: string; message: string }[] = [];
+      if (input.rollbackType === 'package') {
+        const before = new Map<string, Record<string, string>>();
+        for (const r of todo) {
+          if (r.packages_before === null) failures.push({ system: r.system_name, message: 'no package versions were recorded before the wave' });
+          else before.set(r.system_name, r.packages_before as Record<string, string>);
+        }
+        const res = await restorePackages(e, before);
+        for (const f of res.failed) failures.push({ system: f.minion, message: f.message });
+        await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'rolled_back' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(res.restored, 'text')})`);
+      } else {
+        const { pollMs } = timing(await loadThresholds(e.db));
+        const withSnap = todo.filter((r) => r.snapshot_id !== null);
+        for (const r of todo) if (r.snapshot_id === null) failures.push({ system: r.system_name, message: 'no snapshot was taken before the wave' });
+        const list = withSnap.length > 0 ? await saltCall(() => e.salt.listSnapshots(withSnap.map((r) => r.system_name))) : { returned: {}, missing: [] as string[] };
+        const reboot: string[] = [];
+        for (const r of withSnap) {
+          if (list.missing.includes(r.system_name)) {
+            failures.push({ system: r.system_name, message: 'not responding' });
+            continue;
+          }
+          const done = (list.returned as Record<string, { description?: string | undefined }[]>)[r.system_name]!.some((s) => s.description === `writable copy of #${r.snapshot_id}`);
+          if (!done) {
+            const out = await saltCall(() => e.salt.local<string>([r.system_name], 'cmd.run', [`snapper -c root rollback ${Number(r.snapshot_id)}`]));
+            if (!/read-write snapshot|writable copy/i.test(String(out.returned[r.system_name] ?? ''))) {
+              failures.push({ system: r.system_name, message: `snapper rollback failed: ${String(out.returned[r.system_name] ?? 'no answer').slice(0, 200)}` });
+              continue;
+            }
+          }
+          reboot.push(r.system_name);
+        }
+        if (reboot.length > 0) {
+          await saltCall(() => e.salt.localAsync(reboot, 'system.reboot'));
+          await sleep(pollMs, signal);
+          for (let i = 0; ; i++) {
+            const ping = await e.salt.local<boolean>(reboot, 'test.ping').catch(() => ({ returned: {} as Record<string, boolean>, missing: reboot }));
+            if (ping.missing.length === 0) break;
+            if (i > 600) {
+              for (const m of ping.missing) failures.push({ system: m, message: 'did not come back after the rollback reboot' });
+              break;
+            }
+            await sleep(pollMs, signal);
+          }
+          const back = reboot.filter((m) => !failures.some((f) => f.system === m));
+          await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'rolled_back' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(back, 'text')})`);
+        }
+      }
+      if (failures.length > 0) {
+        await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'rollback_failed', message = 'rollback failed' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(failures.map((f) => f.system), 'text')})`);
+      }
+      const ok = chosen.length - failures.length;
+      await e.db.query(sql.unsafe`
+        UPDATE patch_rollbacks SET status = ${failures.length > 0 ? 'failed' : 'completed'}, completed_at = now(), systems_succeeded = ${ok}, systems_failed = ${failures.length},
+          error_details = ${failures.length > 0 ? sql.jsonb(failures as never) : null}
+        WHERE effect_key = ${input.key}`);
+      await e.db.query(sql.unsafe`
+        UPDATE patch_deployments SET rollback_performed = true, rollback_type = ${input.rollbackType}, rollback_at = now(),
+          status = ${failures.length > 0 ? 'failed' : 'rolled_back'} WHERE id = ${dep.id}`);
+      await enqueueAlert(e.db, { type: 'rollback_completed', key: `${input.key}:done`, errataId: dep.errata_id, queueId: dep.queue_id, subject: `Rollback ${failures.length > 0 ? 'FAILED on some systems' : 'completed'}: ${dep.errata_id}`, body: `${input.rollbackType} rollback of deployment ${dep.id}: ${ok} system(s) rolled back, ${failures.length} failed.${failures.length ? `\n${failures.map((f) => `${f.system}: ${f.message}`).join('\n')}` : ''}` });
+      if (failures.length > 0) {
+        const retryable = failures.every((f) => f.message === 'not responding');
+        const msg = `rollback failed on ${failures.length} system(s): ${failures.slice(0, 5).map((f) => `${f.system}: ${f.message}`).join('; ')}`;
+        throw retryable ? new TransientError(msg) : new Error(msg);
+      }
+      return {};
+    },
+  };
+}

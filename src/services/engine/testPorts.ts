@@ -1,0 +1,210 @@
+/**
+ * The test phases against UYUNI, Salt and Prometheus (design §3 phase 3, status notes §6.6 and §8):
+ * snapshot → baseline (metrics, services, package versions) → apply (`system.scheduleApplyErrata`,
+ * reconciled against actions already scheduled for that system and advisory) → await the UYUNI
+ * action (per-system result, failure message kept) → [stabilise: the machine's timer] → reboot
+ * check → reboot (UYUNI) and wait for the host → validation (judge) → verdict; on failure the
+ * rollback of the test system: package rollback when no reboot was needed, snapshot rollback
+ * when it was.
+ *
+ * Every function is safe to run again for the same effect key: it first looks at the outside
+ * world (snapper descriptions carry the key, UYUNI actions are matched to known ids, package
+ * versions are compared) and only acts for what has not happened yet.
+ */
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { TransientError } from '../../machines/effects.ts';
+import type { Effects, EffectInput } from '../../machines/patch.machine.ts';
+import { judge, type Evidence } from '../judge.ts';
+import { inPhase, recordWait, testIdOf } from './phases.ts';
+import {
+  awaitActions, collectEvidence, errataFacts, findUnclaimedAction, loadThresholds, packageVersions, rebootRequired, recordActions,
+  restorePackages, saltCall, servicesFor, sleep, systemIdOf, timing, uyuniCall, type EngineDeps,
+} from './support.ts';
+import { enqueueAlert } from './notifier.ts';
+
+type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
+
+async function testSystemOf(e: EngineDeps, input: EffectInput): Promise<{ id: number; name: string }> {
+  if (!input.testSystem) throw new Error('no test system assigned to this entry');
+  return { id: await systemIdOf(e.db, input.testSystem.name, input.testSystem.id), name: input.testSystem.name };
+}
+
+const baselineRow = z.object({ baseline_metrics: z.unknown().nullable(), package_versions_before: z.unknown().nullable() });
+async function storedBaseline(e: EngineDeps, input: EffectInput): Promise<{ evidence: Evidence | null; packages: Record<string, string> | null }> {
+  const r = await e.db.maybeOne(sql.type(baselineRow)`SELECT baseline_metrics, package_versions_before FROM patch_tests WHERE queue_id = ${input.entryId} AND attempt = ${input.attempt}`);
+  return { evidence: (r?.baseline_metrics as Evidence | null) ?? null, packages: (r?.package_versions_before as Record<string, string> | null) ?? null };
+}
+
+async function waitForHost(e: EngineDeps, sys: { id: number; name: string }, actionId: number | null, pollMs: number, signal: AbortSignal): Promise<void> {
+  if (actionId !== null) {
+    const r = (await awaitActions(e, [actionId], [sys.id], pollMs, signal)).get(sys.id)!;
+    if (!r.ok) throw new Error(`reboot of ${sys.name} failed in UYUNI: ${r.message}`);
+  }
+  for (;;) {
+    const ping = await e.salt.local<boolean>([sys.name], 'test.ping').catch(() => ({ returned: {} as Record<string, boolean>, missing: [sys.name] }));
+    if (ping.returned[sys.name] === true) return;
+    await sleep(pollMs, signal);
+  }
+}
+
+export function testPorts(e: EngineDeps) {
+  const phaseOf = (input: EffectInput) => ({ key: input.key, entryId: input.entryId, attempt: input.attempt, errataId: input.errataId });
+
+  return {
+    async takeSnapshot(input: Effects['takeSnapshot']['in']): Promise<Out<'takeSnapshot'>> {
+      return inPhase(e.db, phaseOf(input), 'snapshot', async () => {
+        const sys = await testSystemOf(e, input);
+        const snap = await saltCall(() => e.salt.snapshotOnce(sys.name, input.key));
+        return { out: { snapshotId: String(snap.id) }, evidence: { snapshotId: snap.id, type: 'snapper', reused: !snap.created } };
+      });
+    },
+
+    async collectBaseline(input: Effects['collectBaseline']['in']): Promise<Out<'collectBaseline'>> {
+      return inPhase(e.db, phaseOf(input), 'baseline', async () => {
+        const sys = await testSystemOf(e, input);
+        const t = await loadThresholds(e.db);
+        const facts = await errataFacts(e, input.errataId);
+        const services = await servicesFor(e.db, input.targetOs);
+        const evidence = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
+        const pk = await packageVersions(e, [sys.name], facts.packageNames);
+        // Without the versions before the patch there is no package rollback: do not patch.
+        if (pk.missing.length > 0) throw new TransientError(`test system ${sys.name} did not answer pkg.version`);
+        const packages = pk.versions.get(sys.name) ?? {};
+        const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
+        await e.db.query(sql.unsafe`
+          UPDATE patch_tests SET baseline_metrics = ${sql.jsonb(evidence as never)}, services_baseline = ${sql.jsonb(evidence.services as never)},
+                 package_versions_before = ${sql.jsonb(packages as never)}
+          WHERE id = ${testId}`);
+        return { out: {}, evidence: { ...evidence, packages } };
+      });
+    },
+
+    async applyErrata(input: Effects['applyErrata']['in']): Promise<Out<'applyErrata'>> {
+      return inPhase(e.db, phaseOf(input), 'apply', async () => {
+        const sys = await testSystemOf(e, input);
+        const facts = await errataFacts(e, input.errataId);
+        const ids = await uyuniCall(e, (s) => s.scheduleApplyErrata([sys.id], [facts.uyuni_errata_id!]));
+        await recordActions(e.db, input.key, [sys.id], ids);
+        return { out: { actionIds: ids }, evidence: { actionIds: ids, systemId: sys.id, uyuniErrataId: facts.uyuni_errata_id } };
+      });
+    },
+
+    async awaitAction(input: Effects['awaitAction']['in'], signal: AbortSignal): Promise<Out<'awaitAction'>> {
+      return inPhase(e.db, phaseOf(input), 'await_action', async () => {
+        const sys = await testSystemOf(e, input);
+        const { pollMs } = timing(await loadThresholds(e.db));
+        const r = (await awaitActions(e, input.actionIds, [sys.id], pollMs, signal)).get(sys.id)!;
+        return { out: { ok: r.ok, message: r.message }, outcome: r.ok ? 'ok' : 'failed' };
+      });
+    },
+
+    async checkReboot(input: Effects['checkReboot']['in']): Promise<Out<'checkReboot'>> {
+      await recordWait(e.db, phaseOf(input), 'stabilize', 'await_action');
+      return inPhase(e.db, phaseOf(input), 'check_reboot', async () => {
+        const sys = await testSystemOf(e, input);
+        const r = await rebootRequired(e, [sys.name]);
+        if (r.missing.length > 0) throw new TransientError(`test system ${sys.name} did not answer the reboot-required check`);
+        return { out: { required: r.required.get(sys.name) === true } };
+      });
+    },
+
+    async scheduleReboot(input: Effects['scheduleReboot']['in']): Promise<Out<'scheduleReboot'>> {
+      return inPhase(e.db, phaseOf(input), 'reboot', async () => {
+        const sys = await testSystemOf(e, input);
+        const id = await uyuniCall(e, (s) => s.scheduleReboot(sys.id));
+        await recordActions(e.db, input.key, [sys.id], [id]);
+        return { out: { actionId: id } };
+      });
+    },
+
+    async awaitHost(input: Effects['awaitHost']['in'], signal: AbortSignal): Promise<Out<'awaitHost'>> {
+      return inPhase(e.db, phaseOf(input), 'await_host', async () => {
+        const sys = await testSystemOf(e, input);
+        const { pollMs } = timing(await loadThresholds(e.db));
+        await waitForHost(e, sys, input.rebootActionId, pollMs, signal);
+        return { out: {} };
+      });
+    },
+
+    async validate(input: Effects['validate']['in']): Promise<Out<'validate'>> {
+      await recordWait(e.db, phaseOf(input), 'settle', 'await_host');
+      return inPhase(e.db, phaseOf(input), 'validate', async () => {
+        const sys = await testSystemOf(e, input);
+        const t = await loadThresholds(e.db);
+        const services = await servicesFor(e.db, input.targetOs);
+        const base = await storedBaseline(e, input);
+        const post = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
+        const v = judge(base.evidence, post, t);
+        await e.db.query(sql.unsafe`
+          UPDATE patch_tests SET post_patch_metrics = ${sql.jsonb(post as never)}, services_post_patch = ${sql.jsonb(post.services as never)},
+                 metrics_delta = ${sql.jsonb(v.checks as never)}, failed_services = ${sql.array(v.failedServices, 'text')}
+          WHERE queue_id = ${input.entryId} AND attempt = ${input.attempt}`);
+        const evidence = { checks: v.checks, baseline: base.evidence, post, failedServices: v.failedServices };
+        return { out: { verdict: v.verdict, reason: v.reason, evidence }, evidence, outcome: v.verdict === 'pass' ? 'ok' : 'failed' };
+      });
+    },
+
+    async rollbackTest(input: Effects['rollbackTest']['in'], signal: AbortSignal): Promise<Out<'rollbackTest'>> {
+      return inPhase(e.db, phaseOf(input), 'rollback', async () => {
+        const sys = await testSystemOf(e, input);
+        const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
+        await enqueueAlert(e.db, { type: 'test_failed', key: `${input.key}:alert`, errataId: input.errataId, queueId: input.entryId, subject: `Test failed: ${input.errataId} on ${sys.name}`, body: `The test of ${input.errataId} on ${sys.name} failed: ${input.reason}\nThe test system is being rolled back.` });
+        const type = input.rebootRequired && input.snapshotId !== null ? 'system' : 'package';
+        await e.db.query(sql.unsafe`
+          INSERT INTO patch_rollbacks (test_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)
+          VALUES (${testId}, ${input.entryId}, ${input.errataId}, ${type}, ${sql.array([sys.id], 'int4')}, ${input.reason}, 'orchestrator', ${input.key})
+          ON CONFLICT (effect_key) DO NOTHING`);
+        const { pollMs } = timing(await loadThresholds(e.db));
+        try {
+          if (type === 'package') {
+            const base = await storedBaseline(e, input);
+            if (base.packages === null) throw new Error('no package versions were recorded at baseline: package rollback impossible');
+            const r = await restorePackages(e, new Map([[sys.name, base.packages]]));
+            if (r.failed.length > 0) {
+              if (r.failed.every((f) => f.message === 'not responding')) throw new TransientError(`test system ${sys.name} is not responding`);
+              throw new Error(r.failed.map((f) => f.message).join('; '));
+            }
+          } else {
+            // snapper rollback N (the Salt module has none: cmd.run) and a reboot through UYUNI; each step only once.
+            const n = input.snapshotId!;
+            const snaps = await saltCall(() => e.salt.listSnapshots([sys.name]));
+            if (snaps.missing.length > 0) throw new TransientError(`test system ${sys.name} is not responding`);
+            if (!snaps.returned[sys.name]!.some((s) => s.description === `writable copy of #${n}`)) {
+              const out = await saltCall(() => e.salt.local<string>([sys.name], 'cmd.run', [`snapper -c root rollback ${Number(n)}`]));
+              const text = String(out.returned[sys.name] ?? '');
+              if (out.missing.length > 0) throw new TransientError(`test system ${sys.name} is not responding`);
+              if (!/read-write snapshot|writable copy/i.test(text)) throw new Error(`snapper rollback ${n} failed: ${text.slice(0, 300)}`);
+            }
+            let actionId = await findUnclaimedAction(e, sys.id, (ev) => ev.action_type === 'System reboot');
+            if (actionId === null) {
+              actionId = await uyuniCall(e, (s) => s.scheduleReboot(sys.id));
+              await recordActions(e.db, input.key, [sys.id], [actionId]);
+            }
+            await waitForHost(e, sys, actionId, pollMs, signal);
+          }
+        } catch (raw) {
+          if ((raw as { transient?: boolean }).transient !== true) {
+            await e.db.query(sql.unsafe`UPDATE patch_rollbacks SET status = 'failed', completed_at = now(), systems_failed = 1, error_details = ${sql.jsonb({ message: (raw as Error).message })} WHERE effect_key = ${input.key}`);
+          }
+          throw raw;
+        }
+        await e.db.query(sql.unsafe`UPDATE patch_rollbacks SET status = 'completed', completed_at = now(), systems_succeeded = 1 WHERE effect_key = ${input.key}`);
+        return { out: { type }, evidence: { type, system: sys.name, snapshotId: input.snapshotId } };
+      });
+    },
+  };
+}
+
+/** Reconciliation of the test effects that schedule UYUNI actions (the others are idempotent by construction). */
+export async function reconcileTest(e: EngineDeps, name: string, input: EffectInput & { errataId: string }): Promise<unknown> {
+  if (name !== 'applyErrata' && name !== 'scheduleReboot') return null;
+  if (!input.testSystem) return null;
+  const sid = await systemIdOf(e.db, input.testSystem.name, input.testSystem.id);
+  const id = name === 'applyErrata'
+    ? await findUnclaimedAction(e, sid, (ev) => (ev.name ?? '').includes(input.errataId) && ev.action_type !== 'System reboot')
+    : await findUnclaimedAction(e, sid, (ev) => ev.action_type === 'System reboot');
+  if (id === null) return null;
+  await recordActions(e.db, input.key, [sid], [id]);
+  return name === 'applyErrata' ? { actionIds: [id] } : { actionId: id };
+}
