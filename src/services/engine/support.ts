@@ -179,70 +179,73 @@ function instanceMatcher(instances: string[]): string {
 }
 
 /**
- * Evidence for several systems with a constant number of calls: CPU, memory and unit states from
- * Prometheus; services Prometheus could not report (down, or the host not scraped) from Salt
- * `service.status`; with neither, the services are unknown (null) and the judge says inconclusive.
+ * Evidence for several systems with a constant number of calls: CPU and memory from Prometheus;
+ * the critical services' state live from Salt `service.status` (Prometheus samples are up to a
+ * scrape interval old — a service restored a second ago may still look failed there), and from
+ * Prometheus' `node_systemd_unit_state` for what Salt could not answer. With neither, a service is
+ * unknown (null) and the judge says inconclusive.
  */
 export async function collectEvidence(e: EngineDeps, minions: string[], services: string[], windowS: number): Promise<Map<string, Evidence>> {
   const out = new Map<string, Evidence>();
   const takenAt = new Date().toISOString();
   for (const m of minions) out.set(m, { source: { metrics: null, services: null }, cpuPercent: null, memoryPercent: null, services: Object.fromEntries(services.map((s) => [s, null])), takenAt, notes: [] });
   if (minions.length === 0) return out;
-  const sel = instanceMatcher(minions);
-  if (e.prometheus) {
-    try {
-      const [up, cpu, mem, units] = await Promise.all([
-        e.prometheus.vector(`up{${sel}}`),
-        e.prometheus.vector(`100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",${sel}}[${windowS}s])) * 100`),
-        e.prometheus.vector(`(1 - node_memory_MemAvailable_bytes{${sel}} / node_memory_MemTotal_bytes{${sel}}) * 100`),
-        e.prometheus.vector(`node_systemd_unit_state{${sel},state="active"}`),
-      ]);
-      const upNow = new Set(up.filter((s) => s.value === 1).map((s) => s.labels.instance));
-      for (const [m, ev] of out) {
-        if (!upNow.has(m)) {
-          ev.notes.push('Prometheus: target down or not scraped');
-          continue;
-        }
-        const c = cpu.find((s) => s.labels.instance === m)?.value;
-        const x = mem.find((s) => s.labels.instance === m)?.value;
-        ev.cpuPercent = c === undefined || Number.isNaN(c) ? null : Math.round(c * 100) / 100;
-        ev.memoryPercent = x === undefined || Number.isNaN(x) ? null : Math.round(x * 100) / 100;
-        ev.source.metrics = 'prometheus';
-        const mine = units.filter((u) => u.labels.instance === m);
-        if (mine.length > 0) {
-          for (const s of services) {
-            const u = mine.find((x2) => x2.labels.name === s);
-            ev.services[s] = u === undefined ? null : u.value === 1;
-          }
-          ev.source.services = 'prometheus';
-        }
-      }
-    } catch (raw) {
-      if (!(raw instanceof PrometheusUnavailable)) throw raw;
-      for (const ev of out.values()) ev.notes.push(`Prometheus unavailable: ${raw.message}`);
-      e.logger.warn({ err: raw.message }, 'Prometheus unavailable: falling back to Salt service checks');
-    }
-  } else {
-    for (const ev of out.values()) ev.notes.push('Prometheus not configured');
-  }
-  const needSalt = [...out].filter(([, ev]) => Object.values(ev.services).some((v) => v === null)).map(([m]) => m);
-  if (needSalt.length > 0 && services.length > 0) {
+
+  if (services.length > 0) {
     try {
       for (const s of services) {
-        const r = await e.salt.local<boolean>(needSalt, 'service.status', [s]);
+        const r = await e.salt.local<boolean>(minions, 'service.status', [s]);
         for (const [m, active] of Object.entries(r.returned)) {
           const ev = out.get(m);
-          if (ev && ev.services[s] === null) {
-            ev.services[s] = active === true;
-            ev.source.services = ev.source.services ?? 'salt';
-          }
+          if (!ev) continue;
+          ev.services[s] = active === true;
+          ev.source.services = 'salt';
         }
-        for (const m of r.missing) out.get(m)?.notes.push(`Salt: ${m} did not answer service.status`);
+        for (const m of r.missing) out.get(m)?.notes.push(`Salt: ${m} did not answer service.status ${s}`);
       }
     } catch (raw) {
       if (!(raw instanceof SaltUnavailable)) throw raw;
-      for (const m of needSalt) out.get(m)!.notes.push(`Salt unavailable: ${raw.message}`);
+      for (const ev of out.values()) ev.notes.push(`Salt unavailable: ${raw.message}`);
+      e.logger.warn({ err: raw.message }, 'Salt unavailable: service states from Prometheus only');
     }
+  }
+
+  if (!e.prometheus) {
+    for (const ev of out.values()) ev.notes.push('Prometheus not configured');
+    return out;
+  }
+  const sel = instanceMatcher(minions);
+  try {
+    const [up, cpu, mem, units] = await Promise.all([
+      e.prometheus.vector(`up{${sel}}`),
+      e.prometheus.vector(`100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",${sel}}[${windowS}s])) * 100`),
+      e.prometheus.vector(`(1 - node_memory_MemAvailable_bytes{${sel}} / node_memory_MemTotal_bytes{${sel}}) * 100`),
+      e.prometheus.vector(`node_systemd_unit_state{${sel},state="active"}`),
+    ]);
+    const upNow = new Set(up.filter((x) => x.value === 1).map((x) => x.labels.instance));
+    for (const [m, ev] of out) {
+      if (!upNow.has(m)) {
+        ev.notes.push('Prometheus: target down or not scraped');
+        continue;
+      }
+      const c = cpu.find((x) => x.labels.instance === m)?.value;
+      const x = mem.find((y) => y.labels.instance === m)?.value;
+      ev.cpuPercent = c === undefined || Number.isNaN(c) ? null : Math.round(c * 100) / 100;
+      ev.memoryPercent = x === undefined || Number.isNaN(x) ? null : Math.round(x * 100) / 100;
+      if (ev.cpuPercent !== null || ev.memoryPercent !== null) ev.source.metrics = 'prometheus';
+      const mine = units.filter((u) => u.labels.instance === m);
+      for (const s of services) {
+        if (ev.services[s] !== null) continue;
+        const u = mine.find((y) => y.labels.name === s);
+        if (u === undefined) continue;
+        ev.services[s] = u.value === 1;
+        ev.source.services = ev.source.services ?? 'prometheus';
+      }
+    }
+  } catch (raw) {
+    if (!(raw instanceof PrometheusUnavailable)) throw raw;
+    for (const ev of out.values()) ev.notes.push(`Prometheus unavailable: ${raw.message}`);
+    e.logger.warn({ err: raw.message }, 'Prometheus unavailable: no CPU/memory evidence');
   }
   return out;
 }
