@@ -18,6 +18,10 @@ CREATE INDEX idx_uyuni_systems_role ON uyuni_systems (role, target_os);
 ALTER TABLE patch_deployment_systems ADD COLUMN packages_before jsonb;
 ALTER TABLE patch_deployment_systems ADD COLUMN snapshot_id text;
 ALTER TABLE patch_deployment_systems ADD COLUMN group_name text;
+-- Stages after the apply, so that a resumed wave neither skips nor repeats them.
+ALTER TABLE patch_deployment_systems ADD COLUMN reboot_state text CHECK (reboot_state IN ('not_needed', 'requested', 'done', 'failed', 'deferred'));
+ALTER TABLE patch_deployment_systems ADD COLUMN reboot_requested_at timestamptz;
+ALTER TABLE patch_deployment_systems ADD COLUMN checked_at timestamptz;
 
 -- A rollback row per effect key: a re-run after a crash finds its row instead of adding one.
 ALTER TABLE patch_rollbacks ADD COLUMN effect_key text UNIQUE;

@@ -45,6 +45,13 @@ beforeAll(async () => {
   const mail = await smtp.listen();
   await setConfigValue(t.db, 'test_thresholds', ENGINE_THRESHOLDS, 'test');
   for (const [k, v] of Object.entries(ENGINE_LAB_CONFIG)) await setConfigValue(t.db, k, v, 'test');
+  // A CLM project: approval promotes TEST → PROD before the deployment.
+  world.uyuni.clm.set('spm-ubuntu', [
+    { id: 1, label: 'dev', name: 'Development', version: 3, status: 'built' },
+    { id: 2, label: 'test', name: 'Test', version: 3, status: 'built' },
+    { id: 3, label: 'prod', name: 'Production', version: 2, status: 'built' },
+  ]);
+  await setConfigValue(t.db, 'clm', { project_label: 'spm-ubuntu', test_environment: 'test', prod_environment: 'prod' }, 'test');
   await setConfigValue(t.db, 'notification_config', { email_enabled: true, recipients: ['ops@example.test'], webhook_enabled: false, webhook_url: '', digest_time: '08:00' }, 'test');
   const port = await freePort();
   child = startChild(['serve'], {
@@ -129,6 +136,8 @@ describe('test engine and production rollout against the lab with a real Prometh
     const ok = await call('POST', `/approvals/${id}/approve`, { reason: 'evidence reviewed' });
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
     await waitStatus(id, ['completed'], 90_000);
+    expect(world.uyuni.promotions, 'CLM TEST → PROD promoted once').toBe(1);
+    expect(world.uyuni.clm.get('spm-ubuntu')![2]).toMatchObject({ version: 3, status: 'built' });
     const deps = (await call('GET', '/deployments?errata_id=6100-1')).body.items;
     expect(deps).toHaveLength(1);
     const d = (await call('GET', `/deployments/${deps[0].id}`)).body;

@@ -81,6 +81,8 @@ export class LabSalt {
   tokenTtlMs = 12 * 3600_000;
   /** Scenario knob: the Salt API is down (connections dropped) until this time (epoch ms). */
   downUntil = 0;
+  /** Told after a call's effect happened and before it is answered (crash tests kill the caller here). */
+  afterCall: ((fun: string) => void) | undefined;
   /** Scenario knob: calls of these functions are dropped (the API goes down when they are asked). */
   readonly dropFuns = new Set<string>();
   rebootMs = 200;
@@ -143,6 +145,10 @@ export class LabSalt {
     switch (fun) {
       case 'test.ping':
         return true;
+      case 'status.uptime': {
+        const seconds = Math.max(0, (Date.now() - m.bootTime) / 1000);
+        return { seconds: Math.round(seconds), since_t: m.bootTime / 1000, since_iso: new Date(m.bootTime).toISOString(), days: Math.floor(seconds / 86400), users: 0 };
+      }
       case 'service.status':
         return serviceActive(m, String(args[0]));
       case 'pkg.version': {
@@ -263,6 +269,7 @@ export class LabSalt {
         }
         return `Client '${String(chunk.client)}' is not available`;
       });
+      for (const c of chunks as Record<string, unknown>[]) this.afterCall?.(String(c.fun));
       return send(200, { return: results });
     }
     const job = /^\/jobs\/(\w+)$/.exec(url);

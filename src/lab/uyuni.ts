@@ -461,7 +461,9 @@ export class LabUyuni {
         const h = this.handlers[`${method}/${params.length}`];
         try {
           if (!h) throw new Fault(-1, `Could not find method: ${method.split('.').pop()} in class: ${method.split('.')[0]} with params: [${params.map((p) => typeof p).join(', ')}]`);
-          reply(Serializer.serializeMethodResponse(omitNulls(h(...params))));
+          const value = omitNulls(h(...params));
+          this.afterCall?.(method); // the effect happened; the caller may never hear of it (crash tests)
+          reply(Serializer.serializeMethodResponse(value));
         } catch (raw) {
           const f = raw instanceof Fault ? raw : new Fault(-1, `unhandled internal exception: ${(raw as Error).message}`);
           reply(Serializer.serializeFault({ faultCode: f.faultCode, faultString: f.faultString }));
@@ -478,6 +480,8 @@ export class LabUyuni {
     return new Promise((resolve) => this.server!.listen(port, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`)));
   }
 
+  /** Told after a call's effect happened and before it is answered (crash tests kill the caller here). */
+  afterCall: ((method: string) => void) | undefined;
   /** Calls refused while down or dropped by `dropRate`. */
   dropped = 0;
 

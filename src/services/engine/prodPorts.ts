@@ -18,7 +18,7 @@ import { judge } from '../judge.ts';
 import { nextWindow, openWindow, windowsFor } from '../windows.ts';
 import { enqueueAlert } from './notifier.ts';
 import {
-  awaitActions, collectEvidence, errataFacts, findUnclaimedAction, loadClm, loadMaintenanceWindows, loadRolloutPolicy, loadThresholds,
+  awaitActions, collectEvidence, errataFacts, findUnclaimedAction, loadClm, ownActions, loadMaintenanceWindows, loadRolloutPolicy, loadThresholds,
   packageVersions, rebootRequired, recordActions, restorePackages, saltCall, servicesFor, sleep, timing, uyuniCall, type EngineDeps, type RolloutPolicy,
 } from './support.ts';
 
@@ -52,7 +52,10 @@ export function thresholdExceeded(failed: number, total: number, p: RolloutPolic
 }
 
 const deploymentRow = z.object({ id: z.number(), queue_id: z.number(), errata_id: z.string(), status: z.string(), waves: z.unknown(), total_systems: z.number() });
-const systemRow = z.object({ system_id: z.number(), system_name: z.string(), wave: z.number(), status: z.string(), action_id: z.number().nullable(), packages_before: z.unknown().nullable(), snapshot_id: z.string().nullable(), group_name: z.string().nullable() });
+const systemRow = z.object({
+  system_id: z.number(), system_name: z.string(), wave: z.number(), status: z.string(), action_id: z.number().nullable(), packages_before: z.unknown().nullable(),
+  snapshot_id: z.string().nullable(), group_name: z.string().nullable(), reboot_state: z.string().nullable(), reboot_requested_at: z.number().nullable(), checked_at: z.number().nullable(),
+});
 type SystemRow = z.infer<typeof systemRow>;
 
 async function deploymentOf(e: EngineDeps, id: number) {
@@ -62,12 +65,84 @@ async function deploymentOf(e: EngineDeps, id: number) {
 }
 const systemsOf = (e: EngineDeps, id: number, wave?: number) =>
   e.db.any(sql.type(systemRow)`
-    SELECT system_id, system_name, wave, status, action_id, packages_before, snapshot_id, group_name FROM patch_deployment_systems
+    SELECT system_id, system_name, wave, status, action_id, packages_before, snapshot_id, group_name, reboot_state,
+           (extract(epoch FROM reboot_requested_at) * 1000)::float8 AS reboot_requested_at, (extract(epoch FROM checked_at) * 1000)::float8 AS checked_at
+    FROM patch_deployment_systems
     WHERE deployment_id = ${id} ${wave === undefined ? sql.fragment`` : sql.fragment`AND wave = ${wave}`} ORDER BY system_id`);
 
 async function windowOf(e: EngineDeps, group: string | null, minRemainingMs: number, now: number) {
   const windows = windowsFor(await loadMaintenanceWindows(e.db), group);
   return { open: openWindow(windows, now, minRemainingMs), next: nextWindow(windows, now, minRemainingMs), configured: windows.length > 0 };
+}
+
+const uptime = z.object({ since_t: z.number() });
+
+/**
+ * Reboot the wave's systems that need it, inside the window, each once: the request time is
+ * recorded before Salt is asked, and a resumed stage compares it with the host's boot time
+ * (`status.uptime`) — booted since: done; not answering: still rebooting; booted before: the
+ * request never reached it, ask again.
+ */
+async function rebootStage(e: EngineDeps, depId: number, waveIndex: number, group: string, t: Awaited<ReturnType<typeof loadThresholds>>, signal: AbortSignal): Promise<void> {
+  const { pollMs, unitMs } = timing(t);
+  let rows = (await systemsOf(e, depId, waveIndex)).filter((r) => r.status === 'succeeded' && (r.reboot_state === null || r.reboot_state === 'requested' || r.reboot_state === 'deferred'));
+  if (rows.length === 0) return;
+  /** Requested by an earlier run (before a crash): only these may be asked again. */
+  const inherited = new Set(rows.filter((r) => r.reboot_state === 'requested').map((r) => r.system_name));
+  const fresh = rows.filter((r) => r.reboot_state === null || r.reboot_state === 'deferred').map((r) => r.system_name);
+  if (fresh.length > 0) {
+    const need = await rebootRequired(e, fresh);
+    if (need.missing.length > 0) throw new TransientError(`not responding to the reboot check: ${need.missing.join(', ')}`);
+    const no = fresh.filter((m) => need.required.get(m) !== true);
+    await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'not_needed' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(no, 'text')})`);
+    const yes = fresh.filter((m) => need.required.get(m) === true);
+    if (yes.length > 0 && (await windowOf(e, group, 0, Date.now())).open === null) {
+      // Reboots in production only inside the window: the systems stay patched and wait.
+      await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'deferred', message = 'reboot deferred to the next window' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(yes, 'text')})`);
+      e.logger.warn({ deployment: depId, systems: yes }, 'reboot needed but the window is closed: deferred');
+      return;
+    }
+    if (yes.length > 0) {
+      await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'requested', reboot_requested_at = now() WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(yes, 'text')})`);
+      await saltCall(() => e.salt.localAsync(yes, 'system.reboot'));
+    }
+  }
+  rows = (await systemsOf(e, depId, waveIndex)).filter((r) => r.reboot_state === 'requested');
+  if (rows.length === 0) return;
+  const deadline = Date.now() + t.reboot_timeout_seconds * unitMs;
+  let waiting = rows;
+  let resent = false;
+  for (;;) {
+    const r = await e.salt.local<unknown>(waiting.map((x) => x.system_name), 'status.uptime').catch(() => ({ returned: {} as Record<string, unknown>, missing: waiting.map((x) => x.system_name) }));
+    const back: string[] = [];
+    const notRebooted: string[] = [];
+    for (const x of waiting) {
+      const u = uptime.safeParse(r.returned[x.system_name]);
+      if (!u.success) continue; // not answering: rebooting
+      if (u.data.since_t * 1000 >= (x.reboot_requested_at ?? 0) - 1000) back.push(x.system_name);
+      else notRebooted.push(x.system_name);
+    }
+    if (back.length > 0) await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'done', message = coalesce(message, '') || ' · rebooted' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(back, 'text')})`);
+    // A request older than the grace whose host still shows its old boot time was lost (a crash
+    // between recording it and Salt receiving it): ask once more. Never for a request of this run.
+    const graceMs = 60 * unitMs;
+    const lost = notRebooted.filter((m) => inherited.has(m) && Date.now() - (rows.find((x) => x.system_name === m)?.reboot_requested_at ?? Date.now()) > graceMs);
+    if (lost.length > 0 && !resent) {
+      resent = true;
+      await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_requested_at = now() WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(lost, 'text')})`);
+      await saltCall(() => e.salt.localAsync(lost, 'system.reboot'));
+      for (const m of lost) inherited.delete(m);
+      waiting = (await systemsOf(e, depId, waveIndex)).filter((x) => x.reboot_state === 'requested');
+    } else {
+      waiting = waiting.filter((x) => !back.includes(x.system_name));
+    }
+    if (waiting.length === 0) return;
+    if (Date.now() > deadline) {
+      await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'failed', status = 'failed', message = 'did not come back after the reboot' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(waiting.map((x) => x.system_name), 'text')})`);
+      return;
+    }
+    await sleep(pollMs, signal);
+  }
 }
 
 export function prodPorts(e: EngineDeps) {
@@ -170,7 +245,7 @@ export function prodPorts(e: EngineDeps) {
               WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id} AND packages_before IS NULL`);
           }
           // Scheduled already by a run that crashed before recording it?
-          let actionId = await findUnclaimedAction(e, pending[0]!.system_id, (ev) => (ev.name ?? '').includes(dep.errata_id) && ev.action_type !== 'System reboot');
+          let actionId = (await ownActions(e.db, input.key))[0] ?? (await findUnclaimedAction(e, pending[0]!.system_id, (ev) => (ev.name ?? '').includes(dep.errata_id) && ev.action_type !== 'System reboot'));
           if (actionId === null) {
             const ids = await uyuniCall(e, (s) => s.scheduleApplyErrata(pending.map((r) => r.system_id), [facts.uyuni_errata_id!]));
             await recordActions(e.db, input.key, pending.map((r) => r.system_id), ids);
@@ -194,44 +269,24 @@ export function prodPorts(e: EngineDeps) {
             UPDATE patch_deployment_systems SET status = ${o.ok ? 'succeeded' : 'failed'}, message = ${o.message}, completed_at = now()
             WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id}`);
         }
-        // Reboots, only inside the window; each host only while it still needs one.
-        const ok = rows.filter((r) => outcome.get(r.system_id)?.ok === true).map((r) => r.system_name);
-        if (ok.length > 0) {
-          const need = await rebootRequired(e, ok);
-          const rebooting = [...need.required].filter(([, v]) => v).map(([m]) => m);
-          if (rebooting.length > 0) {
-            const w = await windowOf(e, wave.group, 0, Date.now());
-            if (w.open === null) e.logger.warn({ deployment: dep.id, systems: rebooting }, 'reboot needed but the window is closed: left for the next window');
-            else {
-              await saltCall(() => e.salt.localAsync(rebooting, 'system.reboot'));
-              await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET message = coalesce(message, '') || ' · rebooted' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(rebooting, 'text')})`);
-              const deadline = Date.now() + t.reboot_timeout_seconds * timing(t).unitMs;
-              for (;;) {
-                await sleep(pollMs, signal);
-                const ping = await e.salt.local<boolean>(rebooting, 'test.ping').catch(() => ({ returned: {} as Record<string, boolean>, missing: rebooting }));
-                if (ping.missing.length === 0) break;
-                if (Date.now() > deadline) {
-                  await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'failed', message = 'did not come back after the reboot' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(ping.missing, 'text')})`);
-                  break;
-                }
-              }
-            }
-          }
-        }
-        // Post-wave checks: services on every system that applied.
-        rows = await systemsOf(e, dep.id, input.waveIndex);
-        const applied = rows.filter((r) => r.status === 'succeeded');
-        if (applied.length > 0) {
-          await sleep(t.wait_after_patch_seconds * timing(t).unitMs, signal); // stabilise, as on the test system
-          const services = await servicesFor(e.db, facts.target_os);
-          const post = await collectEvidence(e, applied.map((r) => r.system_name), services, windowS);
-          for (const r of applied) {
-            const ev = post.get(r.system_name)!;
-            const bad = Object.entries(ev.services).filter(([, v]) => v === false).map(([s]) => s);
-            if (bad.length > 0) {
-              await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'failed', message = ${`services not active after the patch: ${bad.join(', ')}`} WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id}`);
-            }
-          }
+      }
+      // Stages after the apply, each resumable from the per-system rows.
+      await rebootStage(e, dep.id, input.waveIndex, wave.group, t, signal);
+      rows = await systemsOf(e, dep.id, input.waveIndex);
+      const unchecked = rows.filter((r) => r.status === 'succeeded' && r.checked_at === null);
+      if (unchecked.length > 0) {
+        await sleep(t.wait_after_patch_seconds * timing(t).unitMs, signal); // stabilise, as on the test system
+        const facts = await errataFacts(e, dep.errata_id);
+        const services = await servicesFor(e.db, facts.target_os);
+        const post = await collectEvidence(e, unchecked.map((r) => r.system_name), services, windowS);
+        for (const r of unchecked) {
+          const ev = post.get(r.system_name)!;
+          const bad = Object.entries(ev.services).filter(([, v]) => v === false).map(([x]) => x);
+          await e.db.query(sql.unsafe`
+            UPDATE patch_deployment_systems SET checked_at = now(),
+              status = ${bad.length > 0 ? 'failed' : 'succeeded'},
+              message = CASE WHEN ${bad.length > 0} THEN ${`services not active after the patch: ${bad.join(', ')}`} ELSE message END
+            WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id}`);
         }
       }
       // Counters and the error threshold over the whole deployment.

@@ -144,6 +144,12 @@ export async function recordActions(db: Db, key: string, systemIds: number[], ac
     UPDATE effects SET external_ref = coalesce(external_ref, '{}'::jsonb) || ${sql.jsonb({ systemIds, actionIds })} WHERE key = ${key}`);
 }
 
+/** Action ids this effect key already recorded (it scheduled them before a crash). */
+export async function ownActions(db: Db, key: string): Promise<number[]> {
+  const ref = await db.maybeOneFirst(sql.type(z.object({ ref: z.unknown() }))`SELECT external_ref AS ref FROM effects WHERE key = ${key}`);
+  return ((ref as { actionIds?: number[] } | null)?.actionIds ?? []).filter((x) => Number.isInteger(x));
+}
+
 /** An action for this system that matches and that no recorded effect or deployment owns. */
 export async function findUnclaimedAction(e: EngineDeps, systemId: number, match: (ev: { action_type?: string | undefined; name?: string | undefined }) => boolean): Promise<number | null> {
   const known = await knownActionIds(e.db, systemId);

@@ -18,7 +18,7 @@ import type { Effects, EffectInput } from '../../machines/patch.machine.ts';
 import { judge, type Evidence } from '../judge.ts';
 import { inPhase, recordWait, testIdOf } from './phases.ts';
 import {
-  awaitActions, collectEvidence, errataFacts, findUnclaimedAction, loadThresholds, packageVersions, rebootRequired, recordActions,
+  awaitActions, collectEvidence, errataFacts, findUnclaimedAction, loadThresholds, ownActions, packageVersions, rebootRequired, recordActions,
   restorePackages, saltCall, servicesFor, sleep, systemIdOf, timing, uyuniCall, type EngineDeps,
 } from './support.ts';
 import { enqueueAlert } from './notifier.ts';
@@ -176,7 +176,7 @@ export function testPorts(e: EngineDeps) {
               if (out.missing.length > 0) throw new TransientError(`test system ${sys.name} is not responding`);
               if (!/read-write snapshot|writable copy/i.test(text)) throw new Error(`snapper rollback ${n} failed: ${text.slice(0, 300)}`);
             }
-            let actionId = await findUnclaimedAction(e, sys.id, (ev) => ev.action_type === 'System reboot');
+            let actionId = (await ownActions(e.db, input.key))[0] ?? (await findUnclaimedAction(e, sys.id, (ev) => ev.action_type === 'System reboot'));
             if (actionId === null) {
               actionId = await uyuniCall(e, (s) => s.scheduleReboot(sys.id));
               await recordActions(e.db, input.key, [sys.id], [actionId]);
@@ -201,6 +201,9 @@ export async function reconcileTest(e: EngineDeps, name: string, input: EffectIn
   if (name !== 'applyErrata' && name !== 'scheduleReboot') return null;
   if (!input.testSystem) return null;
   const sid = await systemIdOf(e.db, input.testSystem.name, input.testSystem.id);
+  // Recorded by this very effect before the crash?
+  const own = await ownActions(e.db, input.key);
+  if (own.length > 0) return name === 'applyErrata' ? { actionIds: own } : { actionId: own[0]! };
   const id = name === 'applyErrata'
     ? await findUnclaimedAction(e, sid, (ev) => (ev.name ?? '').includes(input.errataId) && ev.action_type !== 'System reboot')
     : await findUnclaimedAction(e, sid, (ev) => ev.action_type === 'System reboot');
