@@ -81,6 +81,8 @@ export class LabSalt {
   tokenTtlMs = 12 * 3600_000;
   /** Scenario knob: the Salt API is down (connections dropped) until this time (epoch ms). */
   downUntil = 0;
+  /** Lowstate chunks received (API calls, whatever the number of minions each targets). */
+  requests = 0;
   /** Told after a call's effect happened and before it is answered (crash tests kill the caller here). */
   afterCall: ((fun: string) => void) | undefined;
   /** Scenario knob: calls of these functions are dropped (the API goes down when they are asked). */
@@ -269,6 +271,7 @@ export class LabSalt {
         }
         return `Client '${String(chunk.client)}' is not available`;
       });
+      this.requests += chunks.length;
       for (const c of chunks as Record<string, unknown>[]) this.afterCall?.(String(c.fun));
       return send(200, { return: results });
     }

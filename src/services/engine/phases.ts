@@ -12,11 +12,13 @@ export type PhaseName = 'snapshot' | 'baseline' | 'apply' | 'await_action' | 'st
 
 /** The test row of an attempt (created here if the projection has not written it yet). */
 export async function testIdOf(db: Db, queueId: number, attempt: number, errataId: string): Promise<number> {
-  return db.oneFirst(sql.type(z.object({ id: z.number() }))`
-    WITH ins AS (
-      INSERT INTO patch_tests (queue_id, errata_id, attempt, result) VALUES (${queueId}, ${errataId}, ${attempt}, 'running')
-      ON CONFLICT (queue_id, attempt) DO NOTHING RETURNING id)
-    SELECT id FROM ins UNION ALL SELECT id FROM patch_tests WHERE queue_id = ${queueId} AND attempt = ${attempt} LIMIT 1`);
+  // Two statements: when the projection inserts the same row concurrently, the INSERT waits for it
+  // and does nothing, and only a new statement's snapshot sees the committed row.
+  const inserted = await db.maybeOneFirst(sql.type(z.object({ id: z.number() }))`
+    INSERT INTO patch_tests (queue_id, errata_id, attempt, result) VALUES (${queueId}, ${errataId}, ${attempt}, 'running')
+    ON CONFLICT (queue_id, attempt) DO NOTHING RETURNING id`);
+  if (inserted !== null) return inserted;
+  return db.oneFirst(sql.type(z.object({ id: z.number() }))`SELECT id FROM patch_tests WHERE queue_id = ${queueId} AND attempt = ${attempt}`);
 }
 
 export interface PhaseTarget {

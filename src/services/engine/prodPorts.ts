@@ -239,11 +239,11 @@ export function prodPorts(e: EngineDeps) {
           const snaps = await saltCall(() => e.salt.snapshotsOnce(minions, input.key));
           const pk = await packageVersions(e, minions, facts.packageNames);
           if (pk.missing.length > 0) throw new TransientError(`not responding before the wave: ${pk.missing.join(', ')}`);
-          for (const r of pending) {
-            await e.db.query(sql.unsafe`
-              UPDATE patch_deployment_systems SET packages_before = ${sql.jsonb((pk.versions.get(r.system_name) ?? {}) as never)}, snapshot_id = ${String(snaps.get(r.system_name)!.id)}
-              WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id} AND packages_before IS NULL`);
-          }
+          await e.db.query(sql.unsafe`
+            UPDATE patch_deployment_systems s SET packages_before = v.pk, snapshot_id = v.snap
+            FROM unnest(${sql.array(pending.map((r) => r.system_id), 'int4')}::int4[], ${sql.array(pending.map((r) => JSON.stringify(pk.versions.get(r.system_name) ?? {})), 'text')}::jsonb[],
+                        ${sql.array(pending.map((r) => String(snaps.get(r.system_name)!.id)), 'text')}::text[]) AS v(sid, pk, snap)
+            WHERE s.deployment_id = ${dep.id} AND s.system_id = v.sid AND s.packages_before IS NULL`);
           // Scheduled already by a run that crashed before recording it?
           let actionId = (await ownActions(e.db, input.key))[0] ?? (await findUnclaimedAction(e, pending[0]!.system_id, (ev) => (ev.name ?? '').includes(dep.errata_id) && ev.action_type !== 'System reboot'));
           if (actionId === null) {
@@ -263,12 +263,11 @@ export function prodPorts(e: EngineDeps) {
         const extra = await e.db.maybeOneFirst(sql.type(z.object({ ids: z.unknown() }))`SELECT external_ref->'waveActions' AS ids FROM effects WHERE key = ${input.key}`);
         for (const id of (Array.isArray(extra) ? (extra as number[]) : [])) if (!actionIds.includes(id)) actionIds.push(id);
         const outcome = await awaitActions(e, actionIds, running.map((r) => r.system_id), pollMs, signal);
-        for (const r of running) {
-          const o = outcome.get(r.system_id)!;
-          await e.db.query(sql.unsafe`
-            UPDATE patch_deployment_systems SET status = ${o.ok ? 'succeeded' : 'failed'}, message = ${o.message}, completed_at = now()
-            WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id}`);
-        }
+        await e.db.query(sql.unsafe`
+          UPDATE patch_deployment_systems s SET status = v.status, message = v.message, completed_at = now()
+          FROM unnest(${sql.array(running.map((r) => r.system_id), 'int4')}::int4[], ${sql.array(running.map((r) => (outcome.get(r.system_id)!.ok ? 'succeeded' : 'failed')), 'text')}::text[],
+                      ${sql.array(running.map((r) => outcome.get(r.system_id)!.message), 'text')}::text[]) AS v(sid, status, message)
+          WHERE s.deployment_id = ${dep.id} AND s.system_id = v.sid`);
       }
       // Stages after the apply, each resumable from the per-system rows.
       await rebootStage(e, dep.id, input.waveIndex, wave.group, t, signal);
@@ -279,15 +278,13 @@ export function prodPorts(e: EngineDeps) {
         const facts = await errataFacts(e, dep.errata_id);
         const services = await servicesFor(e.db, facts.target_os);
         const post = await collectEvidence(e, unchecked.map((r) => r.system_name), services, windowS);
-        for (const r of unchecked) {
-          const ev = post.get(r.system_name)!;
-          const bad = Object.entries(ev.services).filter(([, v]) => v === false).map(([x]) => x);
-          await e.db.query(sql.unsafe`
-            UPDATE patch_deployment_systems SET checked_at = now(),
-              status = ${bad.length > 0 ? 'failed' : 'succeeded'},
-              message = CASE WHEN ${bad.length > 0} THEN ${`services not active after the patch: ${bad.join(', ')}`} ELSE message END
-            WHERE deployment_id = ${dep.id} AND system_id = ${r.system_id}`);
-        }
+        const bad = unchecked.map((r) => Object.entries(post.get(r.system_name)!.services).filter(([, v]) => v === false).map(([x]) => x));
+        await e.db.query(sql.unsafe`
+          UPDATE patch_deployment_systems s SET checked_at = now(),
+            status = CASE WHEN v.bad = '' THEN s.status ELSE 'failed' END,
+            message = CASE WHEN v.bad = '' THEN s.message ELSE 'services not active after the patch: ' || v.bad END
+          FROM unnest(${sql.array(unchecked.map((r) => r.system_id), 'int4')}::int4[], ${sql.array(bad.map((b) => b.join(', ')), 'text')}::text[]) AS v(sid, bad)
+          WHERE s.deployment_id = ${dep.id} AND s.system_id = v.sid`);
       }
       // Counters and the error threshold over the whole deployment.
       const all = await systemsOf(e, dep.id);

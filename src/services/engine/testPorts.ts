@@ -150,6 +150,10 @@ export function testPorts(e: EngineDeps) {
         const sys = await testSystemOf(e, input);
         const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
         await enqueueAlert(e.db, { type: 'test_failed', key: `${input.key}:alert`, errataId: input.errataId, queueId: input.entryId, subject: `Test failed: ${input.errataId} on ${sys.name}`, body: `The test of ${input.errataId} on ${sys.name} failed: ${input.reason}\nThe test system is being rolled back.` });
+        // Nothing was ever sent to UYUNI for this attempt (it failed before the apply): nothing to undo.
+        const applyTried = await e.db.maybeOneFirst(sql.type(z.object({ n: z.number() }))`
+          SELECT count(*)::int AS n FROM effects WHERE queue_id = ${input.entryId} AND key LIKE ${`${input.entryId}:${input.attempt}:apply%`}`);
+        if (applyTried === 0) return { out: { type: 'package' as const }, evidence: { type: 'none', reason: 'the test failed before the errata was applied: nothing to roll back' }, outcome: 'skipped' as const };
         const type = input.rebootRequired && input.snapshotId !== null ? 'system' : 'package';
         await e.db.query(sql.unsafe`
           INSERT INTO patch_rollbacks (test_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)
