@@ -19,7 +19,7 @@ describe('npm run lab', () => {
     chmodSync(dir, 0o755);
     dirs.push(dir);
     const port = await freePort();
-    const child = startChild(['lab'], { EMBEDDED_PG_DIR: path.join(dir, 'pg'), EMBEDDED_PG_PORT: String(await freePort()), HTTP_PORT: String(port), INSTANCE_ID: 'lab-test' });
+    const child = startChild(['lab'], { EMBEDDED_PG_DIR: path.join(dir, 'pg'), EMBEDDED_PG_PORT: String(await freePort()), HTTP_PORT: String(port), INSTANCE_ID: 'lab-test', LAB_PROMETHEUS_DIR: path.join(dir, 'prom') });
     let token = '';
     for (let i = 0; i < 600 && !token; i++) {
       if (child.proc.exitCode !== null) throw new Error(`lab exited: ${child.stderr()}`);
@@ -35,8 +35,17 @@ describe('npm run lab', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(queue.total).toBeGreaterThan(500);
-    expect(queue.items[0]).toMatchObject({ status: 'queued', success_score: expect.any(Number), risk_level: expect.any(String) });
+    expect(queue.items[0]).toMatchObject({ success_score: expect.any(Number), risk_level: expect.any(String) });
     expect(await get('/sync/status')).toMatchObject({ last_run: { status: 'completed', stats: { errata: { total: 634 } } } });
+    // The real test engine runs on the two lab test systems: one lane each, one test each started.
+    let lanes: any = { lanes: [] };
+    for (let i = 0; i < 100 && !(lanes.lanes.length === 2 && lanes.lanes.every((l: any) => l.entryId !== null || l.completed > 0)); i++) {
+      lanes = await get('/lanes');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(lanes).toMatchObject({ enabled: true, error: null });
+    expect(lanes.lanes.map((l: any) => l.os).sort()).toEqual(['rhel', 'ubuntu']);
+    expect(lanes.lanes.every((l: any) => l.entryId !== null || l.completed > 0)).toBe(true);
     child.proc.kill('SIGTERM');
     expect((await child.exited).code).toBe(0);
   }, 120_000);

@@ -1,52 +1,109 @@
 /**
- * `spm-orchestrator lab` / `npm run lab`: the one-command demo. Starts the embedded PostgreSQL, a
- * lab UYUNI (the seed notes' fleet: 2 test groups, 2 systems, 634 errata) and a lab NVD, and the
- * daemon wired to them; prints the API URL and an admin token; the daemon's startup sync fills the
- * errata cache and queues the Security Advisories with their scores.
- *
- * Test effects (snapshot, apply, reboot, validate, …) go to the in-process fake world until the lab
- * has its Salt API and per-system metrics (issue 5): tests run, but nothing here is a real system.
+ * `spm-orchestrator lab` / `npm run lab`: the one-command demo. Starts the embedded PostgreSQL, the
+ * lab world — UYUNI (the seed notes' fleet: 2 test groups, 2 test systems, 634 errata, plus two
+ * production groups), the Salt API, one node_exporter-style endpoint per system — a real Prometheus
+ * scraping them when Debian's `prometheus` is installed, a lab NVD, an SMTP sink, and the daemon
+ * wired to all of it with the real test engine. Prints the API URL and an admin token; the startup
+ * sync fills the errata cache, the Security Advisories are queued with their scores, and the test
+ * lanes start testing them one by one on the two test systems (short lab waits: seconds).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseConfig, type Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { setConfigValue } from '../persistence/sql/config.ts';
 import { insertToken } from '../persistence/sql/tokens.ts';
 import { generateToken } from '../services/tokens.ts';
-import { FakeWorld } from './fakeWorld.ts';
-import { generateFleet, SEED_SCALE } from './fleet.ts';
+import { ENGINE_LAB_CONFIG, generateFleet, prng, SEED_SCALE } from './fleet.ts';
 import { cvssMetric, LabNvd } from './nvd.ts';
-import { prng } from './fleet.ts';
-import { LabUyuni } from './uyuni.ts';
+import { SmtpSink } from './sinks.ts';
+import { LabWorld } from './world.ts';
 
 /** Short waits (seconds) so that a test finishes while you watch; production defaults stay the design's. */
 export const LAB_THRESHOLDS = {
   cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0,
-  wait_after_patch_seconds: 5, wait_after_reboot_seconds: 3, reboot_timeout_seconds: 60, step_timeout_seconds: 300,
-  retry_base_seconds: 2, retry_max_seconds: 30, retry_max_attempts: 8,
+  wait_after_patch_seconds: 5, wait_after_reboot_seconds: 3, reboot_timeout_seconds: 120, step_timeout_seconds: 600,
+  retry_base_seconds: 2, retry_max_seconds: 30, retry_max_attempts: 8, poll_seconds: 1, metrics_window_seconds: 10,
 };
 
+/** The seed's fleet plus production groups (waves have somewhere to go). */
+export const LAB_SCALE = {
+  ...SEED_SCALE,
+  groups: [...SEED_SCALE.groups, { name: 'prod-ubuntu-web', os: 'ubuntu' as const, systems: 8 }, { name: 'prod-rhel9-db', os: 'rhel' as const, systems: 4 }],
+};
+
+async function startLabPrometheus(world: LabWorld, dir: string, logger: Logger): Promise<{ url: string; proc: ChildProcess } | null> {
+  const bin = process.env.PROMETHEUS_BIN ?? '/usr/bin/prometheus';
+  if (!existsSync(bin)) {
+    logger.warn({ bin }, 'lab: no Prometheus binary (apt-get install prometheus): validation uses Salt service checks only');
+    return null;
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'prometheus.yml'), world.prometheusConfig({ scrapeIntervalS: 2, ruleFiles: [path.resolve('prometheus/rules/spm.rules.yml')] }));
+  const { createServer } = await import('node:net');
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const proc = spawn(bin, [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', '--storage.tsdb.retention.time=2d'], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    if (proc.exitCode !== null) {
+      logger.warn({ code: proc.exitCode }, 'lab: Prometheus exited at start: validation uses Salt service checks only');
+      return null;
+    }
+    try {
+      if ((await fetch(`${url}/-/ready`)).ok) return { url, proc };
+    } catch {
+      /* starting */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill('SIGTERM');
+  return null;
+}
+
 export async function runLab(env: Record<string, string | undefined>, logger: Logger, out: (line: string) => void): Promise<{ stop: () => Promise<void> }> {
-  const fleet = generateFleet(SEED_SCALE);
-  const uyuni = new LabUyuni(fleet, { user: 'lab', password: 'lab' });
-  const uyuniUrl = await uyuni.serve();
+  const world = new LabWorld(generateFleet(LAB_SCALE), { user: 'lab', password: 'lab', pickupMs: 1000, runMs: 3000, rebootMs: 5000 });
+  // A few errata misbehave, so that failures and rollbacks show up in the demo.
+  const ubuntuNginx = world.fleet.errata.filter((e) => e.os === 'ubuntu' && e.packages.some((p) => p.name === 'nginx-core')).slice(0, 3);
+  for (const e of ubuntuNginx) world.scenario(e.advisoryName, { breaksService: 'nginx.service' });
+  const rhelHttpd = world.fleet.errata.find((e) => e.os === 'rhel' && e.packages.some((p) => p.name === 'httpd'));
+  if (rhelHttpd) world.scenario(rhelHttpd.advisoryName, { cpuRaisePercent: 40 });
+  const urls = await world.start();
   const nvd = new LabNvd();
   const rand = prng(99);
-  for (const e of fleet.errata) for (const c of e.cves) nvd.add(c, cvssMetric('3.1', Math.round(rand() * 100) / 10));
+  for (const e of world.fleet.errata) for (const c of e.cves) nvd.add(c, cvssMetric('3.1', Math.round(rand() * 100) / 10));
   const nvdServed = await nvd.serve();
-  const world = new FakeWorld({ latencyMs: 300 });
-  const worldServed = await world.serve();
+  const smtp = new SmtpSink();
+  const mail = await smtp.listen();
+  const prom = await startLabPrometheus(world, path.resolve(env.LAB_PROMETHEUS_DIR ?? 'var/lab-prometheus'), logger);
 
   const config: Config = parseConfig({
     ...env,
     NODE_ENV: env.NODE_ENV === 'production' ? 'development' : (env.NODE_ENV ?? 'development'),
-    UYUNI_URL: uyuniUrl, UYUNI_USER: 'lab', UYUNI_PASSWORD: 'lab', UYUNI_POLL_INTERVAL_MINUTES: env.UYUNI_POLL_INTERVAL_MINUTES ?? '30',
-    NVD_URL: nvdServed.url, NVD_API_KEY: 'lab', SPM_TEST_FAKE_WORLD_URL: worldServed.url,
+    UYUNI_URL: urls.uyuni, UYUNI_USER: 'lab', UYUNI_PASSWORD: 'lab', UYUNI_POLL_INTERVAL_MINUTES: env.UYUNI_POLL_INTERVAL_MINUTES ?? '30',
+    SALT_API_URL: urls.salt, SALT_USER: 'salt', SALT_PASSWORD: 'salt',
+    ...(prom ? { PROMETHEUS_URL: prom.url } : {}),
+    SMTP_HOST: mail.host, SMTP_PORT: String(mail.port),
+    NVD_URL: nvdServed.url, NVD_API_KEY: 'lab',
   });
+  const testSystems = {
+    ubuntu: [{ system_id: null, system_name: world.fleet.systems.find((s) => s.group === 'test-ubuntu-2404')!.name }],
+    rhel: [{ system_id: null, system_name: world.fleet.systems.find((s) => s.group === 'test-rhel9')!.name }],
+  };
   const { startDaemon } = await import('../daemon.ts');
   let token = '';
   const daemon = await startDaemon(config, logger, {
     afterMigrate: async (db) => {
       await setConfigValue(db, 'test_thresholds', LAB_THRESHOLDS, 'lab');
+      await setConfigValue(db, 'test_systems', testSystems, 'lab');
+      await setConfigValue(db, 'critical_services', { ...ENGINE_LAB_CONFIG.critical_services, rhel: ['sshd.service', 'crond.service', 'httpd.service'] }, 'lab');
+      await setConfigValue(db, 'maintenance_windows', ENGINE_LAB_CONFIG.maintenance_windows, 'lab');
+      await setConfigValue(db, 'notification_config', { email_enabled: true, recipients: ['ops@lab.example'], webhook_enabled: false, webhook_url: '', digest_time: '08:00' }, 'lab');
       const g = generateToken();
       await insertToken(db, { name: 'lab-admin', prefix: g.prefix, hash: g.hash, role: 'admin', createdBy: 'lab', expiresInDays: 30 });
       token = g.token;
@@ -57,13 +114,16 @@ export async function runLab(env: Record<string, string | undefined>, logger: Lo
   out(`API: ${base}   (OpenAPI: docs/openapi.yaml)`);
   out(`admin token: ${token}`);
   out(`try: curl -s -H "Authorization: Bearer ${token}" ${base}/queue | head -c 600`);
-  out(`lab UYUNI ${uyuniUrl} (user lab/lab, ${fleet.errata.length} errata, ${fleet.systems.length} test systems); test effects: fake world (not real systems)`);
+  out(`     curl -s -H "Authorization: Bearer ${token}" ${base}/lanes`);
+  out(`lab UYUNI ${urls.uyuni} (lab/lab) · Salt ${urls.salt} (salt/salt) · metrics ${urls.metrics}/systems/<name>/metrics · ${prom ? `Prometheus ${prom.url}` : 'no Prometheus (Salt checks only)'} · SMTP sink ${mail.host}:${mail.port}`);
+  out(`fleet: ${world.fleet.errata.length} errata, ${world.fleet.systems.length} systems (test: ${testSystems.ubuntu[0]!.system_name}, ${testSystems.rhel[0]!.system_name}); ${ubuntuNginx.length} errata break nginx on purpose`);
   return {
     stop: async () => {
       await daemon.stop();
-      worldServed.server.close();
+      prom?.proc.kill('SIGTERM');
+      await smtp.close();
       nvdServed.server.close();
-      await uyuni.close();
+      await world.stop();
     },
   };
 }

@@ -232,7 +232,9 @@ export class LabUyuni {
     };
     later(start + this.o.pickupMs, () => {
       for (const [sid, st] of a.systems) if (!st.cancelled) emit(sid, 'picked_up');
-      later(a.runMs ?? this.o.runMs, () => {
+      const run = a.runMs ?? this.o.runMs;
+      if (!Number.isFinite(run)) return; // never finishes (a host that never comes back)
+      later(run, () => {
         for (const [sid, st] of a.systems) if (!st.cancelled && !st.hang) emit(sid, st.failMessage === null ? 'completed' : 'failed');
       });
     });
