@@ -138,15 +138,21 @@ async function crashWalk(id: number, done: string[], onGate?: () => Promise<void
   }
 }
 
+/** Queue an errata, approve it at the gate, and walk it to `completed` under kills. */
+async function testAndDeploy(errata: string): Promise<{ id: number; e: { status: string } }> {
+  const q = await call('POST', '/queue', { errata_ids: [errata] });
+  expect(q.status, JSON.stringify(q.body)).toBe(201);
+  const id = q.body.results[0].id as number;
+  const e = await crashWalk(id, ['completed'], async () => {
+    const r = await call('POST', `/approvals/${id}/approve`, {});
+    expect([200, 409]).toContain(r.status);
+  });
+  return { id, e };
+}
+
 describe('crash safety: SIGKILL at every phase boundary and inside every external call', () => {
   it('(A) a kernel errata tested with a reboot and deployed in waves: nothing applied, snapshotted or rebooted twice', async () => {
-    const q = await call('POST', '/queue', { errata_ids: ['6110-1'] });
-    expect(q.status, JSON.stringify(q.body)).toBe(201);
-    const id = q.body.results[0].id as number;
-    const e = await crashWalk(id, ['completed'], async () => {
-      const r = await call('POST', `/approvals/${id}/approve`, {});
-      expect([200, 409]).toContain(r.status);
-    });
+    const { id, e } = await testAndDeploy('6110-1');
     expect(e.status).toBe('completed');
     expect(world.duplicates()).toEqual([]);
     // One reboot of the test system (UYUNI) and one of each production system (Salt).
@@ -176,12 +182,7 @@ describe('crash safety: SIGKILL at every phase boundary and inside every externa
   }, 300_000);
 
   it('(C) a second kernel errata, tested and deployed: each reboot (test and production) happens once', async () => {
-    const q = await call('POST', '/queue', { errata_ids: ['6111-1'] });
-    const id = q.body.results[0].id as number;
-    const e = await crashWalk(id, ['completed'], async () => {
-      const r = await call('POST', `/approvals/${id}/approve`, {});
-      expect([200, 409]).toContain(r.status);
-    });
+    const { e } = await testAndDeploy('6111-1');
     expect(e.status).toBe('completed');
     expect(world.duplicates()).toEqual([]);
     expect(world.countOf('reboot|1000020001'), 'one test reboot per kernel errata').toBe(2);

@@ -72,3 +72,47 @@ describe('UYUNI actions', () => {
     });
   });
 });
+
+describe('UYUNI package installs, installed packages, CLM, outages', () => {
+  it('schedulePackageInstall answers one action per system; an unknown package is a fault', async () => {
+    const pkg = errataOf(0).packages[0]!;
+    const sys = lab.fleet.systems.slice(0, 2).map((s) => s.id);
+    await client.withSession(async (s) => {
+      const ids = await s.schedulePackageInstall(sys, [pkg.id]);
+      expect(ids).toHaveLength(2);
+      expect(new Set(ids).size).toBe(2);
+      await expect(s.schedulePackageInstall(sys, [1])).rejects.toThrow(/Invalid package: 1/);
+    });
+  });
+
+  it('system.listPackages is validated: name, version, release, epoch', async () => {
+    lab.packagesOf = () => [{ name: 'openssl', version: '3.0.13', release: '0ubuntu3', epoch: '', arch: 'amd64' }];
+    const pkgs = await client.withSession((s) => s.listInstalledPackages(ubuntu().id));
+    expect(pkgs).toEqual([{ name: 'openssl', version: '3.0.13', release: '0ubuntu3', epoch: '', arch: 'amd64' }]);
+  });
+
+  it('CLM: environments in path order, promote copies into the successor, faults as UYUNI words them', async () => {
+    lab.clm.set('p', [
+      { id: 1, label: 'dev', name: 'Dev', version: 4, status: 'built' },
+      { id: 2, label: 'test', name: 'Test', version: 3, status: 'built' },
+      { id: 3, label: 'prod', name: 'Prod', version: 2, status: 'built' },
+    ]);
+    await client.withSession(async (s) => {
+      const envs = await s.listProjectEnvironments('p');
+      expect(envs.map((e) => [e.label, e.previousEnvironmentLabel, e.nextEnvironmentLabel])).toEqual([['dev', undefined, 'test'], ['test', 'dev', 'prod'], ['prod', 'test', undefined]]);
+      expect(await s.promoteProject('p', 'test')).toBe(1);
+      expect(await s.lookupEnvironment('p', 'prod')).toMatchObject({ version: 3, status: 'building' });
+      await expect(s.promoteProject('p', 'test')).rejects.toThrow(/already in progress/);
+      await expect(s.promoteProject('p', 'prod')).rejects.toThrow(/does not have successor/);
+      await expect(s.listProjectEnvironments('nope')).rejects.toThrow(/Content Project not found/);
+    });
+  });
+
+  it('UYUNI down for a while: calls fail as unavailable (retried with backoff), then work again', async () => {
+    lab.downUntil = Date.now() + 60_000;
+    await expect(client.withSession((s) => s.listAllGroups())).rejects.toThrow(/UYUNI/);
+    lab.downUntil = 0;
+    expect((await client.withSession((s) => s.listAllGroups())).length).toBeGreaterThan(0);
+    expect(lab.dropped).toBeGreaterThan(0);
+  });
+});
