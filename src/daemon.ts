@@ -28,6 +28,7 @@ import { createEnginePorts } from './services/engine/index.ts';
 import { Notifier } from './services/engine/notifier.ts';
 import { TestLanes } from './scheduler/lanes.ts';
 import { deploymentRoutes } from './http/routes/deployments.ts';
+import { dashboardRoutes } from './http/dashboard/index.ts';
 import { coerceError } from './errors.ts';
 import { startHttpServer } from './http/server.ts';
 import { migrate } from './persistence/migrate.ts';
@@ -148,7 +149,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
       syncRoutes({ ...deps, sync }),
       riskProfileRoutes({ ...deps, uyuni }),
       deploymentRoutes({ ...deps, actors: actors.host, lanes }),
-    ]);
+    ], [(root) => dashboardRoutes(deps, root)]);
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));
     lifecycle.state = 'running';

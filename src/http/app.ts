@@ -16,7 +16,7 @@ import { healthRoutes } from './routes/health.ts';
 export type AppEnv = ApiEnv;
 
 /** Path prefixes that need a bearer token (everything under /api/v1 except health). */
-export const PROTECTED_PATHS = ['/queue', '/queue/*', '/approvals/*', '/tests/*', '/sync/*', '/errata', '/errata/*', '/risk-profile', '/risk-profile/*',
+export const PROTECTED_PATHS = ['/whoami', '/queue', '/queue/*', '/approvals/*', '/tests/*', '/sync/*', '/errata', '/errata/*', '/risk-profile', '/risk-profile/*',
   '/deployments', '/deployments/*', '/rollback', '/rollback/*', '/lanes', '/notifications', '/notifications/*', '/reports/*', '/config', '/config/*'];
 
 /** A route module: mounted under `/api/v1`. */
@@ -28,7 +28,7 @@ export type RouteModule = (api: Hono<AppEnv>) => void;
  * const app = createApp(deps);
  * const res = await app.request('/api/v1/health');
  */
-export function createApp(deps: BaseDeps, modules: RouteModule[] = []): Hono<AppEnv> {
+export function createApp(deps: BaseDeps, modules: RouteModule[] = [], extras: ((app: Hono<AppEnv>) => void)[] = []): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const { logger } = deps;
 
@@ -57,8 +57,11 @@ export function createApp(deps: BaseDeps, modules: RouteModule[] = []): Hono<App
   const api = new Hono<AppEnv>();
   healthRoutes(deps)(api);
   for (const p of PROTECTED_PATHS) api.use(p, authenticate(deps), idempotency(deps));
+  api.get('/whoami', (c) => c.json({ name: c.get('principal').name, role: c.get('principal').role }));
   for (const mod of modules) mod(api);
   app.route('/api/v1', api);
+  for (const extra of extras) extra(app);
+  app.get('/', (c) => c.redirect('/ui', 302));
 
   app.notFound((c) => errorResponse(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError(makeErrorHandler(logger));

@@ -111,6 +111,7 @@ export async function runLab(env: Record<string, string | undefined>, logger: Lo
   });
   const base = `http://${config.http.host}:${daemon.port}/api/v1`;
   out(`SPM Orchestrator lab is running`);
+  out(`Dashboard: http://${config.http.host}:${daemon.port}/ui   (sign in with the admin token below)`);
   out(`API: ${base}   (OpenAPI: docs/openapi.yaml)`);
   out(`admin token: ${token}`);
   out(`try: curl -s -H "Authorization: Bearer ${token}" ${base}/queue | head -c 600`);
