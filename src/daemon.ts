@@ -29,6 +29,7 @@ import { Notifier } from './services/engine/notifier.ts';
 import { TestLanes } from './scheduler/lanes.ts';
 import { deploymentRoutes } from './http/routes/deployments.ts';
 import { dashboardRoutes } from './http/dashboard/index.ts';
+import { reportRoutes } from './http/routes/reports.ts';
 import { coerceError } from './errors.ts';
 import { startHttpServer } from './http/server.ts';
 import { migrate } from './persistence/migrate.ts';
@@ -149,6 +150,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
       syncRoutes({ ...deps, sync }),
       riskProfileRoutes({ ...deps, uyuni }),
       deploymentRoutes({ ...deps, actors: actors.host, lanes }),
+      reportRoutes(deps),
     ], [(root) => dashboardRoutes(deps, root)]);
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));

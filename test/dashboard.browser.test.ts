@@ -114,6 +114,12 @@ describe('dashboard in a real browser', () => {
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(/status=pending_approval/);
     expect(await page.locator('tbody tr').count()).toBe(3);
+    await page.getByLabel('Search').fill('6120');
+    await page.getByLabel('Sort by').selectOption('oldest');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL(/q=6120/);
+    expect(await page.locator('#queue-table tbody tr').count()).toBe(1);
+    expect(await page.locator('#queue-table tbody').innerText()).toContain('6120-1');
 
     // Entry pending approval: evidence, then snooze with a date.
     await page.goto(`${base}/ui/entries/${ids['6121-1']}`);
@@ -158,9 +164,10 @@ describe('dashboard in a real browser', () => {
     expect(await page.getByRole('status').innerText()).toContain('package rollback of 2 system(s) started');
     await until(async () => (await call('GET', `/queue/${ids['6120-1']}`)).body.entry.status === 'rolled_back', 60_000);
 
-    for (const [path, name] of [['/ui/tests', 'tests'], ['/ui/sync', 'sync']] as const) {
+    for (const [path, name] of [['/ui/tests', 'tests'], ['/ui/reports', 'reports'], ['/ui/sync', 'sync']] as const) {
       await page.goto(`${base}${path}`);
       await shot(page, name);
+      if (name === 'reports') expect(await page.locator('main').innerText()).toMatch(/Security Advisories deployed[\s\S]*Queue by status/);
     }
     expect(await page.locator('main').innerText()).toContain('completed');
   }, 240_000);

@@ -53,7 +53,7 @@ export function dashboardRoutes(deps: BaseDeps, app: Hono<any>): void {
     c.header('Referrer-Policy', 'same-origin');
     c.header('Cache-Control', 'no-store');
     const nav = v
-      ? html`<nav aria-label="Main"><a href="/ui">Queue</a><a href="/ui/approvals">Approvals</a><a href="/ui/tests">Tests</a><a href="/ui/deployments">Deployments</a><a href="/ui/sync">Sync</a>
+      ? html`<nav aria-label="Main"><a href="/ui">Queue</a><a href="/ui/approvals">Approvals</a><a href="/ui/tests">Tests</a><a href="/ui/deployments">Deployments</a><a href="/ui/reports">Reports</a><a href="/ui/sync">Sync</a>
           <span class="who">${v.name} (${v.role})</span>
           <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit">Sign out</button></form></nav>`
       : html``;
@@ -135,34 +135,64 @@ export function dashboardRoutes(deps: BaseDeps, app: Hono<any>): void {
   });
 
   // ------------------------------------------------------------------ queue
+  const BANDS: Record<string, [number, number]> = { 'Low risk (80–100)': [80, 100], 'Medium (60–79)': [60, 79], 'High (40–59)': [40, 59], 'Very high (0–39)': [0, 39] };
+  const SORTS = ['score', 'severity', 'oldest', 'newest', 'errata'];
+  /** The queue query from the page's query string (only known keys, bounded). */
+  function queueQuery(c: Context) {
+    const get = (k: string) => (c.req.query(k) ?? '').slice(0, 100);
+    const band = BANDS[get('band')];
+    const sort = SORTS.includes(get('sort')) ? get('sort') : 'score';
+    const offset = Math.max(0, Math.min(10_000_000, Number(get('offset')) || 0));
+    const ui = { status: get('status'), target_os: get('target_os'), severity: get('severity'), q: get('q').trim(), band: band ? get('band') : '', sort, offset };
+    const api = new URLSearchParams(Object.entries({
+      status: ui.status, target_os: ui.target_os, severity: ui.severity, q: ui.q, sort: ui.sort, limit: '50', offset: String(ui.offset),
+      min_score: band ? String(band[0]) : '', max_score: band ? String(band[1]) : '',
+    }).filter(([, x]) => x !== ''));
+    const page = new URLSearchParams(Object.entries({ status: ui.status, target_os: ui.target_os, severity: ui.severity, q: ui.q, band: ui.band, sort: ui.sort }).filter(([, x]) => x !== '' && !(x === 'score')));
+    return { ui, api, page };
+  }
+
+  async function queueTable(v: Viewer, c: Context): Promise<Html> {
+    const { ui, api, page } = queueQuery(c);
+    const list = await v.api('GET', `/queue?${api}`);
+    if (list.status !== 200) return html`<p class="flash error" role="alert">${list.body?.error?.message ?? 'error'}</p>`;
+    const pager = (delta: number, text: string) => {
+      const p = new URLSearchParams(page);
+      p.set('offset', String(Math.max(0, ui.offset + delta)));
+      return html`<a href="/ui?${p.toString()}">${text}</a>`;
+    };
+    const total = list.body.total as number;
+    return html`<p>${total} entries${total > 50 ? html` · showing ${Math.min(ui.offset + 1, total)}–${Math.min(ui.offset + 50, total)}` : ''}</p>
+      <table><thead><tr><th scope="col">Id</th><th scope="col">Errata</th><th scope="col">OS</th><th scope="col">Severity</th><th scope="col">Score</th><th scope="col">Status</th><th scope="col">Queued</th></tr></thead>
+      <tbody>${(list.body.items as any[]).map((e) => html`<tr>
+        <td><a href="/ui/entries/${e.id}">${e.id}</a></td><td>${e.errata_id} <span class="muted">${e.synopsis}</span></td><td>${e.target_os}</td><td>${e.severity ?? ''}</td>
+        <td>${e.success_score} <span class="muted">(${e.risk_level})</span></td><td>${badge(e.status)}</td><td>${String(e.queued_at).slice(0, 16).replace('T', ' ')}</td></tr>`)}</tbody></table>
+      <p class="pager">${ui.offset > 0 ? pager(-50, '← previous') : ''} ${ui.offset + 50 < total ? pager(50, 'next →') : ''}</p>`;
+  }
+
   app.get('/ui', async (c) => {
     const v = await viewer(c);
     if (v instanceof Response) return v;
-    const q = { status: c.req.query('status') ?? '', target_os: c.req.query('target_os') ?? '', severity: c.req.query('severity') ?? '', offset: Number(c.req.query('offset') ?? 0) || 0 };
-    const params = new URLSearchParams(Object.entries({ status: q.status, target_os: q.target_os, severity: q.severity, limit: '50', offset: String(q.offset) }).filter(([, x]) => x !== ''));
-    const [list, stats] = await Promise.all([v.api('GET', `/queue?${params}`), v.api('GET', '/queue/stats')]);
-    if (list.status !== 200) return page(c, 'Queue', v, html`<p class="flash error" role="alert">${list.body?.error?.message ?? 'error'}</p>`, list.status);
+    const { ui, page: qs } = queueQuery(c);
+    const [stats, table] = await Promise.all([v.api('GET', '/queue/stats'), queueTable(v, c)]);
     const counts = (stats.body?.by_status ?? {}) as Record<string, number>;
     const select = (name: string, label: string, options: string[], value: string) => html`<span class="field"><label for="f-${name}">${label}</label>
       <select id="f-${name}" name="${name}"><option value="">any</option>${options.map((o) => html`<option value="${o}"${o === value ? raw(' selected') : ''}>${o}</option>`)}</select></span>`;
-    const pager = (delta: number, text: string) => {
-      const p = new URLSearchParams(params);
-      p.set('offset', String(Math.max(0, q.offset + delta)));
-      p.delete('limit');
-      return html`<a href="/ui?${p.toString()}">${text}</a>`;
-    };
     return page(c, 'Queue', v, html`
       <section aria-label="Entries per status" class="counts" id="counts" data-live="/ui/live/counts">${countsHtml(counts)}</section>
       <form method="get" action="/ui" class="filters" aria-label="Filter the queue">
-        ${select('status', 'Status', STATUSES, q.status)} ${select('target_os', 'OS', ['ubuntu', 'debian', 'rhel'], q.target_os)}
-        ${select('severity', 'Severity', ['Critical', 'High', 'Medium', 'Low', 'Unknown'], q.severity)}
+        ${select('status', 'Status', STATUSES, ui.status)} ${select('target_os', 'OS', ['ubuntu', 'debian', 'rhel'], ui.target_os)}
+        ${select('severity', 'Severity', ['Critical', 'High', 'Medium', 'Low', 'Unknown'], ui.severity)} ${select('band', 'Score band', Object.keys(BANDS), ui.band)}
+        <span class="field"><label for="f-q">Search</label><input id="f-q" name="q" value="${ui.q}" placeholder="errata, synopsis or CVE" maxlength="100"></span>
+        <span class="field"><label for="f-sort">Sort by</label><select id="f-sort" name="sort">${SORTS.map((o) => html`<option value="${o}"${o === ui.sort ? raw(' selected') : ''}>${o}</option>`)}</select></span>
         <button type="submit">Filter</button></form>
-      <p>${list.body.total} entries${list.body.total > 50 ? html` · showing ${q.offset + 1}–${Math.min(q.offset + 50, list.body.total)}` : ''}</p>
-      <table><thead><tr><th scope="col">Id</th><th scope="col">Errata</th><th scope="col">OS</th><th scope="col">Severity</th><th scope="col">Score</th><th scope="col">Status</th><th scope="col">Queued</th></tr></thead>
-      <tbody>${(list.body.items as any[]).map((e) => html`<tr>
-        <td><a href="/ui/entries/${e.id}">${e.id}</a></td><td>${e.errata_id}</td><td>${e.target_os}</td><td>${e.severity ?? ''}</td>
-        <td>${e.success_score} <span class="muted">(${e.risk_level})</span></td><td>${badge(e.status)}</td><td>${String(e.queued_at).slice(0, 16).replace('T', ' ')}</td></tr>`)}</tbody></table>
-      <p class="pager">${q.offset > 0 ? pager(-50, '← previous') : ''} ${q.offset + 50 < list.body.total ? pager(50, 'next →') : ''}</p>`);
+      <div id="queue-table" data-live="/ui/live/queue?${qs.toString()}${ui.offset ? `&offset=${ui.offset}` : ''}" aria-live="polite">${table}</div>`);
+  });
+
+  app.get('/ui/live/queue', async (c) => {
+    const v = await viewer(c);
+    if (v instanceof Response) return c.text('', 401);
+    return c.html((await queueTable(v, c)).value);
   });
 
   app.get('/ui/live/counts', async (c) => {
@@ -170,6 +200,27 @@ export function dashboardRoutes(deps: BaseDeps, app: Hono<any>): void {
     if (v instanceof Response) return c.text('', 401);
     const stats = await v.api('GET', '/queue/stats');
     return c.html(countsHtml((stats.body?.by_status ?? {}) as Record<string, number>).value);
+  });
+
+  // ------------------------------------------------------------------ reports
+  app.get('/ui/reports', async (c) => {
+    const v = await viewer(c);
+    if (v instanceof Response) return v;
+    const days = Math.max(1, Math.min(3650, Number(c.req.query('days')) || 30));
+    const [sum, comp] = await Promise.all([v.api('GET', `/reports/summary?days=${days}`), v.api('GET', `/reports/compliance?days=${days}`)]);
+    const kvTable = (title: string, o: Record<string, number> | undefined) => html`<h3>${title}</h3>${o && Object.keys(o).length > 0
+      ? html`<table class="compact"><tbody>${Object.entries(o).map(([k, n]) => html`<tr><th scope="row">${k}</th><td>${n}</td></tr>`)}</tbody></table>` : html`<p class="muted">none</p>`}`;
+    const s = sum.body ?? {};
+    const t = comp.body?.total ?? {};
+    return page(c, 'Reports', v, html`
+      <form method="get" action="/ui/reports" class="filters"><span class="field"><label for="f-days">Period (days)</label><input id="f-days" name="days" type="number" min="1" max="3650" value="${days}"></span><button type="submit">Show</button></form>
+      <section aria-labelledby="h-compliance"><h2 id="h-compliance">Compliance</h2>
+        <p>${t.deployed ?? 0} of ${t.needed ?? 0} Security Advisories deployed (${t.deployed_percent ?? '—'} %), <strong>${t.overdue ?? 0} overdue</strong> (known for more than ${days} days, not deployed).</p>
+        <table><thead><tr><th scope="col">OS</th><th scope="col">Severity</th><th scope="col">Needed</th><th scope="col">Deployed</th><th scope="col">In progress</th><th scope="col">Overdue</th></tr></thead>
+        <tbody>${((comp.body?.rows ?? []) as any[]).map((r) => html`<tr><td>${r.target_os}</td><td>${r.severity}</td><td>${r.needed}</td><td>${r.deployed}</td><td>${r.in_progress}</td><td>${r.overdue}</td></tr>`)}</tbody></table></section>
+      <section aria-labelledby="h-summary"><h2 id="h-summary">Summary (last ${days} days)</h2>
+        <p>${s.pending_approvals?.n ?? 0} waiting for approval${s.pending_approvals?.oldest_hours ? html`, the oldest for ${s.pending_approvals.oldest_hours} h` : ''}.</p>
+        <div class="grid">${kvTable('Queue by status', s.queue)}${kvTable('Tests', s.tests)}${kvTable('Deployments', s.deployments)}${kvTable('Rollbacks', s.rollbacks)}${kvTable('Notifications', s.notifications)}</div></section>`);
   });
 
   // ------------------------------------------------------------------ entry

@@ -26,6 +26,7 @@ form.inline { display: inline-flex; gap: .3rem; align-items: center; margin: .15
 button { font: inherit; padding: .25rem .7rem; border: 1px solid var(--accent); background: #fff; color: var(--accent); border-radius: .3rem; cursor: pointer; }
 button:focus-visible, a:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid #f59e0b; outline-offset: 1px; }
 input, select { font: inherit; padding: .2rem .35rem; }
+.grid { display: flex; gap: 2rem; flex-wrap: wrap; align-items: flex-start; }
 .counts { display: flex; gap: .8rem; flex-wrap: wrap; } .count { text-decoration: none; color: var(--fg); }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 .svc.down { color: var(--bad); font-weight: 600; } .svc.up { color: var(--good); }

@@ -68,6 +68,10 @@ export function queueRoutes(deps: QueueDeps) {
         status: z.string().optional().transform((s) => (s ? s.split(',') : undefined)).pipe(z.array(z.enum(STATUSES)).optional()),
         target_os: z.enum(TARGET_OS).optional(),
         severity: z.enum(['Critical', 'High', 'Medium', 'Low', 'Unknown']).optional(),
+        q: z.string().trim().min(1).max(100).optional(),
+        min_score: z.coerce.number().int().min(0).max(100).optional(),
+        max_score: z.coerce.number().int().min(0).max(100).optional(),
+        sort: z.enum(['score', 'oldest', 'newest', 'errata', 'severity']).default('score'),
         limit: z.coerce.number().int().min(1).max(1000).default(100),
         offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
       }));

@@ -13,10 +13,25 @@ export const queueItem = z.object({
 });
 export type QueueItem = z.infer<typeof queueItem>;
 
+export const QUEUE_SORTS = {
+  score: sql.fragment`success_score DESC, effective_priority DESC, queued_at, id`,
+  oldest: sql.fragment`queued_at, id`,
+  newest: sql.fragment`queued_at DESC, id DESC`,
+  errata: sql.fragment`errata_id, id`,
+  severity: sql.fragment`CASE severity WHEN 'Critical' THEN 0 WHEN 'High' THEN 1 WHEN 'Medium' THEN 2 WHEN 'Low' THEN 3 ELSE 4 END, success_score DESC, id`,
+} as const;
+export type QueueSort = keyof typeof QUEUE_SORTS;
+
 export interface QueueFilters {
   status?: string[];
   target_os?: string;
   severity?: string;
+  /** Text search: errata id, synopsis or CVE (case-insensitive, substring). */
+  q?: string;
+  /** Score band: minimum and maximum success score. */
+  min_score?: number;
+  max_score?: number;
+  sort?: QueueSort;
   limit: number;
   offset: number;
 }
@@ -28,6 +43,9 @@ export async function listQueue(db: Db, f: QueueFilters) {
       f.status ? sql.fragment`status = ANY(${sql.array(f.status, 'text')})` : sql.fragment`true`,
       f.target_os ? sql.fragment`target_os = ${f.target_os}` : sql.fragment`true`,
       f.severity ? sql.fragment`severity = ${f.severity}` : sql.fragment`true`,
+      f.q ? sql.fragment`(errata_id ILIKE ${`%${f.q.replace(/[\\%_]/g, '\\$&')}%`} OR synopsis ILIKE ${`%${f.q.replace(/[\\%_]/g, '\\$&')}%`} OR ${f.q.toUpperCase()} = ANY(cves))` : sql.fragment`true`,
+      f.min_score !== undefined ? sql.fragment`success_score >= ${f.min_score}` : sql.fragment`true`,
+      f.max_score !== undefined ? sql.fragment`success_score <= ${f.max_score}` : sql.fragment`true`,
     ],
     sql.fragment` AND `,
   );
@@ -37,7 +55,7 @@ export async function listQueue(db: Db, f: QueueFilters) {
              success_score, risk_level, queued_at, started_at, completed_at, test_id, notes, revision, synopsis, advisory_type, severity,
              cvss_score, cves, reboot_suggested
       FROM v_queue_details WHERE ${where}
-      ORDER BY success_score DESC, effective_priority DESC, queued_at, id LIMIT ${f.limit} OFFSET ${f.offset}`),
+      ORDER BY ${QUEUE_SORTS[f.sort ?? 'score']} LIMIT ${f.limit} OFFSET ${f.offset}`),
     db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM v_queue_details WHERE ${where}`),
   ]);
   return { items, total };
