@@ -64,6 +64,9 @@ const envSchema = z.object({
   HTTP_BODY_LIMIT_BYTES: int('HTTP_BODY_LIMIT_BYTES', 1024, 104857600).default(1048576),
   SHUTDOWN_GRACE_SECONDS: int('SHUTDOWN_GRACE_SECONDS', 1, 600).default(4),
   TRUST_PROXY: bool('TRUST_PROXY').default(false),
+  UI_PROXY_USER_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').optional(),
+  UI_PROXY_ROLE_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').optional(),
+  UI_PROXY_DEFAULT_ROLE: z.enum(['viewer', 'operator', 'approver', 'admin']).default('viewer'),
 
   DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
   DB_HOST: nonEmpty('DB_HOST').optional(),
@@ -148,6 +151,8 @@ export interface Config {
   prometheus: { url: string; timeoutMs: number } | undefined;
   smtp: { host: string; port: number; secure: boolean; user: string | undefined; password: string | undefined; from: string } | undefined;
   webhookSecret: string | undefined;
+  /** Dashboard sign-in by a trusted reverse proxy's header (only with TRUST_PROXY=true). */
+  uiProxy: { userHeader: string; roleHeader: string | undefined; defaultRole: 'viewer' | 'operator' | 'approver' | 'admin' } | undefined;
   nvdApiKey: string | undefined;
   nvd: { enabled: boolean; url: string };
   leaseTtlMs: number;
@@ -185,6 +190,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   };
   requireTogether('UYUNI_URL', ['UYUNI_USER', 'UYUNI_PASSWORD']);
   requireTogether('SALT_API_URL', ['SALT_USER', 'SALT_PASSWORD']);
+  if (cleaned.UI_PROXY_USER_HEADER !== undefined && !/^(1|true|yes|on)$/i.test(String(cleaned.TRUST_PROXY ?? ''))) {
+    problems.push('UI_PROXY_USER_HEADER: only with TRUST_PROXY=true (the proxy must strip the header from clients)');
+  }
   if (cleaned.DATABASE_URL !== undefined && cleaned.DB_HOST !== undefined) problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
   for (const seam of ['SPM_TEST_FAKE_WORLD_URL', 'SPM_TEST_DISABLE_RECONCILE']) {
     if (cleaned[seam] !== undefined && cleaned.NODE_ENV === 'production') problems.push(`${seam}: a test seam, refused when NODE_ENV=production`);
@@ -241,6 +249,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         ? undefined
         : { host: e.SMTP_HOST, port: e.SMTP_PORT, secure: e.SMTP_SECURE, user: e.SMTP_USER, password: e.SMTP_PASSWORD, from: e.SMTP_FROM },
     webhookSecret: e.WEBHOOK_SECRET,
+    uiProxy: e.UI_PROXY_USER_HEADER === undefined ? undefined : { userHeader: e.UI_PROXY_USER_HEADER.toLowerCase(), roleHeader: e.UI_PROXY_ROLE_HEADER?.toLowerCase(), defaultRole: e.UI_PROXY_DEFAULT_ROLE },
     nvdApiKey: e.NVD_API_KEY,
     nvd: { enabled: e.NVD_ENABLED, url: e.NVD_URL },
     leaseTtlMs: e.LEASE_TTL_SECONDS * 1000,

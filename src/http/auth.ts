@@ -8,11 +8,32 @@ import { coerceError } from '../errors.ts';
 import type { BaseDeps } from '../interfaces.ts';
 import { insertAudit } from '../persistence/sql/audit.ts';
 import { findLiveToken } from '../persistence/sql/tokens.ts';
-import { hashToken, roleAtLeast, TOKEN_PATTERN, type Role } from '../services/tokens.ts';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { hashToken, roleAtLeast, ROLES, TOKEN_PATTERN, type Role } from '../services/tokens.ts';
 import { clientIp, type ApiEnv } from './context.ts';
 import { errorResponse } from './errors.ts';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * In-process calls of the dashboard for a user signed in by a trusted reverse proxy (no API
+ * token): a per-process random secret, never sent over the network, proves the call came from
+ * this process's dashboard.
+ */
+const INTERNAL_SECRET = randomBytes(32).toString('hex');
+export function internalAuthHeaders(name: string, role: Role): Record<string, string> {
+  return { 'x-spm-internal-auth': INTERNAL_SECRET, 'x-spm-internal-user': name, 'x-spm-internal-role': role };
+}
+function internalPrincipal(c: { req: { header(n: string): string | undefined } }): { name: string; role: Role } | null {
+  const given = c.req.header('x-spm-internal-auth');
+  if (given === undefined) return null;
+  const a = Buffer.from(given);
+  const b = Buffer.from(INTERNAL_SECRET);
+  if (a.length !== b.length || !timingSafeEqual(a, b)) return null;
+  const role = c.req.header('x-spm-internal-role') as Role;
+  const name = c.req.header('x-spm-internal-user') ?? '';
+  return (ROLES as readonly string[]).includes(role) && name !== '' ? { name: `proxy:${name}`, role } : null;
+}
 
 export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
   return async function authenticate(c, next) {
@@ -27,16 +48,22 @@ export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
       }).catch((raw) => deps.logger.warn({ err: coerceError(raw).message }, 'audit write failed'));
       return errorResponse(c, 401, code, message, null, { 'WWW-Authenticate': 'Bearer realm="spm-orchestrator"' });
     };
-    if (m === null) return deny('unauthorized', 'missing bearer token (Authorization: Bearer <token>)');
-    const token = m[1]!;
-    if (!TOKEN_PATTERN.test(token)) return deny('invalid_token', 'malformed token');
-    const row = await findLiveToken(deps.db, hashToken(token));
-    if (row === null) return deny('invalid_token', 'unknown, revoked or expired token');
-    c.set('principal', { tokenId: row.id, name: row.name, role: row.role });
+    const internal = m === null ? internalPrincipal(c) : null;
+    let principal: { tokenId: number; name: string; role: Role };
+    if (internal !== null) principal = { tokenId: 0, ...internal };
+    else {
+      if (m === null) return deny('unauthorized', 'missing bearer token (Authorization: Bearer <token>)');
+      const token = m[1]!;
+      if (!TOKEN_PATTERN.test(token)) return deny('invalid_token', 'malformed token');
+      const row = await findLiveToken(deps.db, hashToken(token));
+      if (row === null) return deny('invalid_token', 'unknown, revoked or expired token');
+      principal = { tokenId: row.id, name: row.name, role: row.role };
+    }
+    c.set('principal', principal);
     await next();
     if (MUTATING.has(c.req.method)) {
       await insertAudit(deps.db, {
-        actor: row.name, tokenId: row.id, action: `${c.req.method} ${c.req.routePath}`, method: c.req.method, path: c.req.path,
+        actor: principal.name, tokenId: principal.tokenId === 0 ? null : principal.tokenId, action: `${c.req.method} ${c.req.routePath}`, method: c.req.method, path: c.req.path,
         outcome: c.res.status < 400 ? 'succeeded' : c.res.status === 403 ? 'denied' : 'failed', statusCode: c.res.status, ip, userAgent: ua, requestId: c.get('requestId'),
       }).catch((raw) => deps.logger.warn({ err: coerceError(raw).message }, 'audit write failed'));
     }

@@ -13,7 +13,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { BaseDeps } from '../../interfaces.ts';
-import { roleAtLeast, TOKEN_PATTERN, type Role } from '../../services/tokens.ts';
+import { roleAtLeast, ROLES, TOKEN_PATTERN, type Role } from '../../services/tokens.ts';
+import { internalAuthHeaders } from '../auth.ts';
 import { html, raw, type Html } from './html.ts';
 import { APP_CSS, APP_JS } from './static.ts';
 import { machineSvg } from './svg.ts';
@@ -35,10 +36,11 @@ export function dashboardRoutes(deps: BaseDeps, app: Hono<any>): void {
   const secret = randomBytes(32);
   const csrfOf = (token: string) => createHmac('sha256', secret).update(token).digest('base64url');
 
-  const apiFor = (token: string, c: Context): Api => async (method, path, body) => {
+  const apiFor = (token: string | { name: string; role: Role }, c: Context): Api => async (method, path, body) => {
+    const auth = typeof token === 'string' ? { authorization: `Bearer ${token}` } : internalAuthHeaders(token.name, token.role);
     const res = await app.request(`/api/v1${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, 'user-agent': `${c.req.header('user-agent') ?? ''} (dashboard)`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...auth, 'user-agent': `${c.req.header('user-agent') ?? ''} (dashboard)`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
@@ -64,6 +66,14 @@ export function dashboardRoutes(deps: BaseDeps, app: Hono<any>): void {
 
   /** The signed-in viewer, or a redirect to the sign-in page. */
   async function viewer(c: Context): Promise<Viewer | Response> {
+    // Signed in by a trusted reverse proxy (UI_PROXY_USER_HEADER, only with TRUST_PROXY=true).
+    const proxy = deps.config.uiProxy;
+    const proxyUser = proxy ? c.req.header(proxy.userHeader)?.trim() : undefined;
+    if (proxy && proxyUser && /^[\w.@-]{1,100}$/.test(proxyUser)) {
+      const asked = proxy.roleHeader ? c.req.header(proxy.roleHeader)?.trim().toLowerCase() : undefined;
+      const role: Role = asked && (ROLES as readonly string[]).includes(asked) ? (asked as Role) : proxy.defaultRole;
+      return { name: `proxy:${proxyUser}`, role, csrf: csrfOf(`proxy:${proxyUser}:${role}`), api: apiFor({ name: proxyUser, role }, c) };
+    }
     const token = getCookie(c, COOKIE);
     if (!token || !TOKEN_PATTERN.test(token)) return c.redirect('/ui/login', 303);
     const api = apiFor(token, c);
