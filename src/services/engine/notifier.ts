@@ -23,16 +23,56 @@ export const notificationConfigSchema = z.object({
   webhook_enabled: z.boolean().default(false),
   webhook_url: z.union([z.string().url(), z.literal('')]).default(''),
   digest_time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('08:00'),
+  digest_enabled: z.boolean().default(true),
+  digest_timezone: z.string().refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'unknown IANA time zone').default('UTC'),
   smtp_server: z.string().optional(),
 });
 
-export type AlertType = 'test_failed' | 'pending_approval' | 'prod_failed' | 'rollback_initiated' | 'rollback_completed' | 'needs_attention' | 'approved' | 'completed' | 'test';
+export type AlertType = 'test_failed' | 'pending_approval' | 'prod_failed' | 'rollback_initiated' | 'rollback_completed' | 'needs_attention' | 'approved' | 'completed' | 'daily_digest' | 'test';
+
+async function loadNotificationConfig(db: Db) {
+  const parsed = notificationConfigSchema.safeParse((await getConfigValue(db, 'notification_config')) ?? {});
+  if (!parsed.success) throw new Error(`orchestrator_config.notification_config is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+const pendingRow = z.object({ id: z.number(), errata_id: z.string(), target_os: z.string(), severity: z.string(), success_score: z.number(), hours_pending: z.number().nullable() });
+
+/**
+ * The daily digest of pending approvals: due during the hour after `digest_time` in
+ * `digest_timezone`, once per local day (the idempotency key carries the date), only when something
+ * waits. Returns the number of messages queued.
+ */
+export async function enqueueDigestIfDue(db: Db, now: number = Date.now()): Promise<number> {
+  const cfg = await loadNotificationConfig(db);
+  if (!cfg.digest_enabled) return 0;
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', { timeZone: cfg.digest_timezone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' })
+    .formatToParts(new Date(now)).filter((p) => p.type !== 'literal').map((p) => [p.type, p.value]));
+  const minutes = Number(parts.hour) * 60 + Number(parts.minute);
+  const [h, m] = cfg.digest_time.split(':').map(Number) as [number, number];
+  if (minutes < h * 60 + m || minutes >= h * 60 + m + 60) return 0;
+  const rows = await db.any(sql.type(pendingRow)`
+    SELECT id, errata_id, target_os, severity, success_score, hours_pending::float8 AS hours_pending FROM v_pending_approvals ORDER BY pending_since NULLS LAST, id`);
+  if (rows.length === 0) return 0;
+  const day = `${parts.year}-${parts.month}-${parts.day}`;
+  const lines = rows.map((r) => `#${r.id} ${r.errata_id} (${r.target_os}, ${r.severity}, score ${r.success_score}) waiting ${r.hours_pending ?? '?'} h`);
+  return enqueueAlert(db, {
+    type: 'daily_digest', key: `digest:${day}`, errataId: null, queueId: null,
+    subject: `${rows.length} patch(es) waiting for approval (${day})`,
+    body: `Waiting for a decision, oldest first:\n${lines.join('\n')}\n\nDecide in the dashboard (/ui/approvals) or with POST /api/v1/approvals/{id}/approve|reject|snooze.`,
+  });
+}
 
 /** Queue a message for every configured channel and recipient (idempotent by key). */
 export async function enqueueAlert(db: Db, m: { type: AlertType; key: string; errataId: string | null; queueId: number | null; subject: string; body: string }): Promise<number> {
-  const parsed = notificationConfigSchema.safeParse((await getConfigValue(db, 'notification_config')) ?? {});
-  if (!parsed.success) throw new Error(`orchestrator_config.notification_config is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const cfg = parsed.data;
+  const cfg = await loadNotificationConfig(db);
   const targets: { channel: 'email' | 'webhook'; recipient: string }[] = [];
   if (cfg.email_enabled) for (const r of cfg.recipients) targets.push({ channel: 'email', recipient: r });
   if (cfg.webhook_enabled && cfg.webhook_url !== '') targets.push({ channel: 'webhook', recipient: cfg.webhook_url });
@@ -77,9 +117,16 @@ export class Notifier extends AbortableLoop {
     this.interrupt();
   }
 
+  private lastDigestCheck = 0;
+
   protected async run(): Promise<void> {
     while (this.active) {
       try {
+        if (Date.now() - this.lastDigestCheck >= 60_000) {
+          this.lastDigestCheck = Date.now();
+          const n = await enqueueDigestIfDue(this.o.db);
+          if (n > 0) this.o.logger.info({ messages: n }, 'daily digest of pending approvals queued');
+        }
         while (this.active && (await this.deliverBatch()) > 0);
       } catch (raw) {
         this.o.logger.error({ err: coerceError(raw).message }, 'notifier: delivery round failed');
