@@ -52,6 +52,10 @@ describe('parseConfig', () => {
     expect(parseConfig({ UYUNI_URL: '', HTTP_PORT: '' }).http.port).toBe(5001);
   });
 
+  it('refuses settings it cannot honour instead of ignoring them', () => {
+    expect(() => parseConfig({ SALT_API_URL: 'https://salt.example:9080', SALT_USER: 'u', SALT_PASSWORD: 'p', SALT_VERIFY_SSL: 'false' })).toThrow(/SALT_VERIFY_SSL: false is not supported/);
+  });
+
   it('refuses the fake-world test seam in production', () => {
     expect(problemsOf({ NODE_ENV: 'production', SPM_TEST_FAKE_WORLD_URL: 'http://127.0.0.1:9' })[0]).toMatch(/^SPM_TEST_FAKE_WORLD_URL: a test seam/);
   });

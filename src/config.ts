@@ -190,6 +190,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   };
   requireTogether('UYUNI_URL', ['UYUNI_USER', 'UYUNI_PASSWORD']);
   requireTogether('SALT_API_URL', ['SALT_USER', 'SALT_PASSWORD']);
+  if (cleaned.SALT_VERIFY_SSL !== undefined && /^(0|false|no|off)$/i.test(String(cleaned.SALT_VERIFY_SSL))) {
+    problems.push('SALT_VERIFY_SSL: false is not supported (the Salt API certificate is always verified); trust a private CA with NODE_EXTRA_CA_CERTS=/path/ca.pem');
+  }
   if (cleaned.UI_PROXY_USER_HEADER !== undefined && !/^(1|true|yes|on)$/i.test(String(cleaned.TRUST_PROXY ?? ''))) {
     problems.push('UI_PROXY_USER_HEADER: only with TRUST_PROXY=true (the proxy must strip the header from clients)');
   }

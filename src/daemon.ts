@@ -83,7 +83,6 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
       testEngine = { available: true, reason: null };
       realEngine = true;
       releasers.add('uyuni-session', () => uyuni.closeShared());
-      if (config.salt && !config.salt.verifySsl) logger.warn('SALT_VERIFY_SSL=false is not honoured yet: the Salt API certificate is verified (use NODE_EXTRA_CA_CERTS for a private CA)');
       if (!prometheus) logger.warn('PROMETHEUS_URL is not set: validation uses Salt service checks only (no CPU/memory evidence)');
     } else {
       const reason = `the test engine needs ${!uyuni ? 'UYUNI_URL' : 'SALT_API_URL'} (UYUNI and the Salt API)`;
