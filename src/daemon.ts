@@ -27,6 +27,7 @@ import { PrometheusClient } from './services/prometheus/client.ts';
 import { createEnginePorts } from './services/engine/index.ts';
 import { Notifier } from './services/engine/notifier.ts';
 import { TestLanes } from './scheduler/lanes.ts';
+import { RollbackRunner } from './scheduler/rollbacks.ts';
 import { deploymentRoutes } from './http/routes/deployments.ts';
 import { dashboardRoutes } from './http/dashboard/index.ts';
 import { reportRoutes } from './http/routes/reports.ts';
@@ -115,6 +116,11 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
       lanes.start();
       releasers.add('test-lanes', () => lanes.stop());
     }
+    const rollbacks = realEngine ? new RollbackRunner({ db, logger, ports, pollMs: Math.max(1000, config.schedulerPollMs * 5) }) : undefined;
+    if (rollbacks) {
+      rollbacks.start();
+      releasers.add('rollback-runner', () => rollbacks.stop());
+    }
     const profile = uyuni ? (ids: string[]) => profileErrata(db, ids, uyuni) : undefined;
     const queueDeps = { db, logger, actors: actors.host, settings, profile };
     let sync: UyuniSync | undefined;
@@ -148,7 +154,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
       queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings, testEngine, profile }),
       syncRoutes({ ...deps, sync }),
       riskProfileRoutes({ ...deps, uyuni }),
-      deploymentRoutes({ ...deps, actors: actors.host, lanes }),
+      deploymentRoutes({ ...deps, actors: actors.host, lanes, rollbacks }),
       reportRoutes(deps),
     ], [(root) => dashboardRoutes(deps, root)]);
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });

@@ -149,6 +149,21 @@ describe('test engine and production rollout against the lab with a real Prometh
     expect(new Set(d.systems.map((s: any) => s.action_id)).size).toBe(4);
     for (const s of world.fleet.systems) expect(world.salt.minions.get(s.name)!.packages.get('curl')).toBe('8.5.0-1ubuntu1');
     expect(world.duplicates()).toEqual([]);
+
+    // After completion an operator rolls two systems back (a durable rollback job: the actor is final).
+    const two = d.systems.slice(0, 2).map((s: any) => s.system_id as number);
+    const rb = await call('POST', `/deployments/${d.id}/rollback`, { type: 'package', systems: two, reason: 'curl regression on two hosts' });
+    expect(rb.status, JSON.stringify(rb.body)).toBe(202);
+    await until(async () => (await call('GET', `/rollback/${rb.body.rollback_id}`)).body.status === 'completed', 30_000, 'rollback of the completed deployment');
+    for (const s of d.systems) {
+      const want = two.includes(s.system_id) ? '0.9-1' : '8.5.0-1ubuntu1';
+      expect(world.minionOf(s.system_id).packages.get('curl'), s.system_name).toBe(want);
+    }
+    const after = (await call('GET', `/deployments/${d.id}`)).body;
+    expect(after).toMatchObject({ status: 'completed', rollback_performed: true });
+    expect(after.systems.filter((s: any) => s.status === 'rolled_back').map((s: any) => s.system_id).sort()).toEqual([...two].sort());
+    const again = await call('POST', `/deployments/${d.id}/rollback`, { type: 'package', systems: [1], reason: 'x' });
+    expect(again.status).toBe(400);
   }, 180_000);
 
   it('(2) an errata that breaks nginx fails validation and the test system is rolled back; the score of similar errata learns', async () => {

@@ -11,6 +11,7 @@ import { AppError } from '../../errors.ts';
 import type { BaseDeps } from '../../interfaces.ts';
 import type { ActorHost } from '../../machines/host.ts';
 import type { TestLanes } from '../../scheduler/lanes.ts';
+import type { RollbackRunner } from '../../scheduler/rollbacks.ts';
 import { loadMaintenanceWindows, loadRolloutPolicy } from '../../services/engine/support.ts';
 import { openWindow, windowsFor } from '../../services/windows.ts';
 import { requireRole } from '../auth.ts';
@@ -22,6 +23,8 @@ import { meta } from './queue.ts';
 export interface DeploymentDeps extends BaseDeps {
   actors: ActorHost;
   lanes?: TestLanes | undefined;
+  /** Runs rollbacks of deployments whose entry completed (absent: no test engine). */
+  rollbacks?: RollbackRunner | undefined;
 }
 
 const DEPLOYMENT_STATUSES = ['pending', 'scheduled', 'in_progress', 'completed', 'partial_failure', 'halted', 'failed', 'rolled_back'] as const;
@@ -53,10 +56,27 @@ export function deploymentRoutes(deps: DeploymentDeps) {
       const unknown = body.systems.filter((s) => !known.includes(s));
       if (unknown.length > 0) throw new AppError(400, 'validation_failed', `systems not in deployment ${deploymentId}: ${unknown.join(', ')}`, [{ path: 'systems', message: 'not in this deployment' }]);
     }
+    if (entry.status === 'completed') {
+      // The entry's actor is final: the rollback runs as a durable job (a patch_rollbacks row).
+      if (!deps.rollbacks) throw new AppError(503, 'engine_unavailable', 'rollbacks need the test engine (UYUNI_URL and SALT_API_URL)');
+      const systems = body.systems ?? await deps.db.anyFirst(sql.type(z.object({ system_id: z.number() }))`
+        SELECT system_id FROM patch_deployment_systems WHERE deployment_id = ${deploymentId} AND status IN ('succeeded', 'failed', 'rollback_failed') ORDER BY system_id`);
+      if (systems.length === 0) throw new AppError(409, 'nothing_to_roll_back', `deployment ${deploymentId} has no applied system to roll back`);
+      const running = await deps.db.maybeOneFirst(sql.type(z.object({ id: z.number() }))`SELECT id FROM patch_rollbacks WHERE deployment_id = ${deploymentId} AND status = 'in_progress' LIMIT 1`);
+      if (running !== null) throw new AppError(409, 'rollback_in_progress', `rollback ${running} of deployment ${deploymentId} is still running`, { rollback_id: running });
+      const d = await deps.db.one(sql.type(z.object({ errata_id: z.string(), n: z.number() }))`
+        SELECT errata_id, (SELECT count(*)::int FROM patch_rollbacks WHERE deployment_id = ${deploymentId}) AS n FROM patch_deployments WHERE id = ${deploymentId}`);
+      const id = await deps.db.oneFirst(sql.type(z.object({ id: z.number() }))`
+        INSERT INTO patch_rollbacks (deployment_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)
+        VALUES (${deploymentId}, ${entry.id}, ${d.errata_id}, ${body.type}, ${sql.array(systems, 'int4')}, ${body.reason}, ${m.actor}, ${`rb:${deploymentId}:${d.n + 1}`})
+        RETURNING id`);
+      deps.rollbacks.nudge();
+      return c.json({ deployment_id: deploymentId, queue_id: entry.id, rollback_id: id, status: 'in_progress' }, 202);
+    }
     let res;
     if (entry.status === 'prod_applied') res = await deps.actors.send(entry.id, { type: 'ROLLBACK', ...common }, m);
     else if (entry.status === 'needs_attention' && (entry.attention_phase === 'prod' || entry.attention_phase === 'prod_rollback')) res = await deps.actors.send(entry.id, { type: 'FORCE_ROLLBACK', ...common }, m);
-    else throw new AppError(409, 'invalid_state', `deployment ${deploymentId} cannot be rolled back while its entry is ${entry.status}: a rollback is possible after the last wave (prod_applied) or when the deployment halted or failed (needs_attention)`, { status: entry.status });
+    else throw new AppError(409, 'invalid_state', `deployment ${deploymentId} cannot be rolled back while its entry is ${entry.status}: a rollback is possible after the last wave (prod_applied, completed) or when the deployment halted or failed (needs_attention)`, { status: entry.status });
     return c.json({ deployment_id: deploymentId, queue_id: entry.id, ...res }, 202);
   }
 

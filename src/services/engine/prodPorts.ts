@@ -390,16 +390,22 @@ export function prodPorts(e: EngineDeps) {
         await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'rollback_failed', message = 'rollback failed' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(failures.map((f) => f.system), 'text')})`);
       }
       const ok = chosen.length - failures.length;
+      // Only unreachable systems: the rollback is retried (same key) and the row stays in progress.
+      const retryable = failures.length > 0 && failures.every((f) => f.message === 'not responding');
       await e.db.query(sql.unsafe`
-        UPDATE patch_rollbacks SET status = ${failures.length > 0 ? 'failed' : 'completed'}, completed_at = now(), systems_succeeded = ${ok}, systems_failed = ${failures.length},
-          error_details = ${failures.length > 0 ? sql.jsonb(failures as never) : null}
+        UPDATE patch_rollbacks SET status = ${retryable ? 'in_progress' : failures.length > 0 ? 'failed' : 'completed'}, completed_at = ${retryable ? null : sql.fragment`now()`},
+          systems_succeeded = ${ok}, systems_failed = ${failures.length}, error_details = ${failures.length > 0 ? sql.jsonb(failures as never) : null}
         WHERE effect_key = ${input.key}`);
+      // The deployment is rolled back when no system is left with the errata applied; a rollback of
+      // selected systems keeps its status (and says a rollback was performed).
       await e.db.query(sql.unsafe`
-        UPDATE patch_deployments SET rollback_performed = true, rollback_type = ${input.rollbackType}, rollback_at = now(),
-          status = ${failures.length > 0 ? 'failed' : 'rolled_back'} WHERE id = ${dep.id}`);
+        UPDATE patch_deployments d SET rollback_performed = true, rollback_type = ${input.rollbackType}, rollback_at = now(),
+          status = CASE WHEN ${failures.length > 0 && !retryable} THEN 'failed'
+                        WHEN NOT EXISTS (SELECT 1 FROM patch_deployment_systems s WHERE s.deployment_id = d.id AND s.status IN ('succeeded', 'failed', 'rollback_failed')) THEN 'rolled_back'
+                        ELSE d.status END
+        WHERE id = ${dep.id}`);
       await enqueueAlert(e.db, { type: 'rollback_completed', key: `${input.key}:done`, errataId: dep.errata_id, queueId: dep.queue_id, subject: `Rollback ${failures.length > 0 ? 'FAILED on some systems' : 'completed'}: ${dep.errata_id}`, body: `${input.rollbackType} rollback of deployment ${dep.id}: ${ok} system(s) rolled back, ${failures.length} failed.${failures.length ? `\n${failures.map((f) => `${f.system}: ${f.message}`).join('\n')}` : ''}` });
       if (failures.length > 0) {
-        const retryable = failures.every((f) => f.message === 'not responding');
         const msg = `rollback failed on ${failures.length} system(s): ${failures.slice(0, 5).map((f) => `${f.system}: ${f.message}`).join('; ')}`;
         throw retryable ? new TransientError(msg) : new Error(msg);
       }
