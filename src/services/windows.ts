@@ -10,18 +10,21 @@
 import { z } from 'zod';
 
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+/** An IANA time zone name this runtime knows (e.g. `Europe/Rome`). */
+export const ianaTimeZone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'unknown IANA time zone');
+
 const windowSchema = z.object({
   days: z.array(z.enum(DAYS)).min(1),
   start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM'),
   duration_minutes: z.number().int().min(1).max(7 * 1440),
-  timezone: z.string().refine((tz) => {
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: tz });
-      return true;
-    } catch {
-      return false;
-    }
-  }, 'unknown IANA time zone').default('UTC'),
+  timezone: ianaTimeZone.default('UTC'),
 });
 export const maintenanceWindowsSchema = z.record(z.string(), z.array(windowSchema));
 export type MaintenanceWindows = z.infer<typeof maintenanceWindowsSchema>;

@@ -16,6 +16,7 @@ import type { Logger } from '../../logger.ts';
 import type { Db } from '../../persistence/db.ts';
 import { getConfigValue } from '../../persistence/sql/config.ts';
 import { AbortableLoop } from '../../scheduler/loop.ts';
+import { ianaTimeZone } from '../windows.ts';
 
 export const notificationConfigSchema = z.object({
   email_enabled: z.boolean().default(true),
@@ -24,14 +25,7 @@ export const notificationConfigSchema = z.object({
   webhook_url: z.union([z.string().url(), z.literal('')]).default(''),
   digest_time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('08:00'),
   digest_enabled: z.boolean().default(true),
-  digest_timezone: z.string().refine((tz) => {
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: tz });
-      return true;
-    } catch {
-      return false;
-    }
-  }, 'unknown IANA time zone').default('UTC'),
+  digest_timezone: ianaTimeZone.default('UTC'),
   smtp_server: z.string().optional(),
 });
 
