@@ -164,6 +164,15 @@ describe('test engine and production rollout against the lab with a real Prometh
     expect(after.systems.filter((s: any) => s.status === 'rolled_back').map((s: any) => s.system_id).sort()).toEqual([...two].sort());
     const again = await call('POST', `/deployments/${d.id}/rollback`, { type: 'package', systems: [1], reason: 'x' });
     expect(again.status).toBe(400);
+    // System level: snapper rollback to the pre-wave snapshot, active after one reboot.
+    const third = d.systems.at(-3);
+    const name = world.minionOf(third.system_id).id;
+    const sysRb = await call('POST', `/deployments/${d.id}/rollback`, { type: 'system', systems: [third.system_id], reason: 'full restore of one host' });
+    expect(sysRb.status, JSON.stringify(sysRb.body)).toBe(202);
+    await until(async () => (await call('GET', `/rollback/${sysRb.body.rollback_id}`)).body.status === 'completed', 30_000, 'system rollback');
+    expect(world.minionOf(third.system_id).packages.get('curl')).toBe('0.9-1');
+    expect(world.salt.effects.get(`reboot|${name}`), 'one reboot activates the snapshot').toBe(1);
+    expect(world.countOf(`snapper_rollback|${name}|`)).toBe(1);
   }, 180_000);
 
   it('(2) an errata that breaks nginx fails validation and the test system is rolled back; the score of similar errata learns', async () => {

@@ -43,7 +43,7 @@ describe('GET /api/v1/health/detail', () => {
     const body = (await res.json()) as Record<string, unknown>;
     expect(body).toMatchObject({
       status: 'healthy',
-      schema_version: 2,
+      schema_version: 3,
       components: { database: 'connected', uyuni: 'not configured', salt: 'not configured', prometheus: 'not configured' },
       queue_stats: {},
     });

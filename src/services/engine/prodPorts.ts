@@ -55,6 +55,7 @@ const deploymentRow = z.object({ id: z.number(), queue_id: z.number(), errata_id
 const systemRow = z.object({
   system_id: z.number(), system_name: z.string(), wave: z.number(), status: z.string(), action_id: z.number().nullable(), packages_before: z.unknown().nullable(),
   snapshot_id: z.string().nullable(), group_name: z.string().nullable(), reboot_state: z.string().nullable(), reboot_requested_at: z.number().nullable(), checked_at: z.number().nullable(),
+  rollback_reboot_at: z.number().nullable(),
 });
 type SystemRow = z.infer<typeof systemRow>;
 
@@ -66,7 +67,8 @@ async function deploymentOf(e: EngineDeps, id: number) {
 const systemsOf = (e: EngineDeps, id: number, wave?: number) =>
   e.db.any(sql.type(systemRow)`
     SELECT system_id, system_name, wave, status, action_id, packages_before, snapshot_id, group_name, reboot_state,
-           (extract(epoch FROM reboot_requested_at) * 1000)::float8 AS reboot_requested_at, (extract(epoch FROM checked_at) * 1000)::float8 AS checked_at
+           (extract(epoch FROM reboot_requested_at) * 1000)::float8 AS reboot_requested_at, (extract(epoch FROM checked_at) * 1000)::float8 AS checked_at,
+           (extract(epoch FROM rollback_reboot_at) * 1000)::float8 AS rollback_reboot_at
     FROM patch_deployment_systems
     WHERE deployment_id = ${id} ${wave === undefined ? sql.fragment`` : sql.fragment`AND wave = ${wave}`} ORDER BY system_id`);
 
@@ -78,71 +80,82 @@ async function windowOf(e: EngineDeps, group: string | null, minRemainingMs: num
 const uptime = z.object({ since_t: z.number() });
 
 /**
- * Reboot the wave's systems that need it, inside the window, each once: the request time is
- * recorded before Salt is asked, and a resumed stage compares it with the host's boot time
- * (`status.uptime`) — booted since: done; not answering: still rebooting; booted before: the
- * request never reached it, ask again.
+ * Reboot each host once, across crashes: the request time is recorded (`record`) before Salt is
+ * asked, and a resumed run compares it with the host's boot time (`status.uptime`) — booted since:
+ * done; not answering: still rebooting; booted before a request older than the grace: the request
+ * never reached it (a crash between recording and Salt), ask once more. Never re-asks a request of
+ * this run. Returns the hosts back up and those still away at the deadline.
  */
+async function rebootOnce(
+  e: EngineDeps, hosts: { name: string; requestedAt: number | null }[], record: (names: string[]) => Promise<void>,
+  o: { pollMs: number; deadlineMs: number; graceMs: number }, signal: AbortSignal,
+): Promise<{ back: string[]; lost: string[] }> {
+  const requested = new Map(hosts.map((h) => [h.name, h.requestedAt]));
+  const inherited = new Set(hosts.filter((h) => h.requestedAt !== null).map((h) => h.name));
+  const fresh = hosts.filter((h) => h.requestedAt === null).map((h) => h.name);
+  if (fresh.length > 0) {
+    await record(fresh);
+    for (const m of fresh) requested.set(m, Date.now());
+    await saltCall(() => e.salt.localAsync(fresh, 'system.reboot'));
+  }
+  const deadline = Date.now() + o.deadlineMs;
+  const back: string[] = [];
+  let waiting = hosts.map((h) => h.name);
+  for (;;) {
+    const r = await e.salt.local<unknown>(waiting, 'status.uptime').catch(() => ({ returned: {} as Record<string, unknown>, missing: waiting }));
+    const notRebooted: string[] = [];
+    for (const m of waiting) {
+      const u = uptime.safeParse(r.returned[m]);
+      if (!u.success) continue; // not answering: rebooting
+      if (u.data.since_t * 1000 >= (requested.get(m) ?? 0) - 1000) back.push(m);
+      else notRebooted.push(m);
+    }
+    const lostRequests = notRebooted.filter((m) => inherited.has(m) && Date.now() - (requested.get(m) ?? Date.now()) > o.graceMs);
+    if (lostRequests.length > 0) {
+      await record(lostRequests);
+      for (const m of lostRequests) {
+        requested.set(m, Date.now());
+        inherited.delete(m);
+      }
+      await saltCall(() => e.salt.localAsync(lostRequests, 'system.reboot'));
+    }
+    waiting = waiting.filter((m) => !back.includes(m));
+    if (waiting.length === 0) return { back, lost: [] };
+    if (Date.now() > deadline) return { back, lost: waiting };
+    await sleep(o.pollMs, signal);
+  }
+}
+
+/** Reboot the wave's systems that need it, inside the window, each once (`rebootOnce`). */
 async function rebootStage(e: EngineDeps, depId: number, waveIndex: number, group: string, t: Awaited<ReturnType<typeof loadThresholds>>, signal: AbortSignal): Promise<void> {
   const { pollMs, unitMs } = timing(t);
-  let rows = (await systemsOf(e, depId, waveIndex)).filter((r) => r.status === 'succeeded' && (r.reboot_state === null || r.reboot_state === 'requested' || r.reboot_state === 'deferred'));
+  const rows = (await systemsOf(e, depId, waveIndex)).filter((r) => r.status === 'succeeded' && (r.reboot_state === null || r.reboot_state === 'requested' || r.reboot_state === 'deferred'));
   if (rows.length === 0) return;
-  /** Requested by an earlier run (before a crash): only these may be asked again. */
-  const inherited = new Set(rows.filter((r) => r.reboot_state === 'requested').map((r) => r.system_name));
   const fresh = rows.filter((r) => r.reboot_state === null || r.reboot_state === 'deferred').map((r) => r.system_name);
+  let yes: string[] = [];
   if (fresh.length > 0) {
     const need = await rebootRequired(e, fresh);
     if (need.missing.length > 0) throw new TransientError(`not responding to the reboot check: ${need.missing.join(', ')}`);
     const no = fresh.filter((m) => need.required.get(m) !== true);
     await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'not_needed' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(no, 'text')})`);
-    const yes = fresh.filter((m) => need.required.get(m) === true);
+    yes = fresh.filter((m) => need.required.get(m) === true);
     if (yes.length > 0 && (await windowOf(e, group, 0, Date.now())).open === null) {
       // Reboots in production only inside the window: the systems stay patched and wait.
       await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'deferred', message = 'reboot deferred to the next window' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(yes, 'text')})`);
       e.logger.warn({ deployment: depId, systems: yes }, 'reboot needed but the window is closed: deferred');
       return;
     }
-    if (yes.length > 0) {
-      await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'requested', reboot_requested_at = now() WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(yes, 'text')})`);
-      await saltCall(() => e.salt.localAsync(yes, 'system.reboot'));
-    }
   }
-  rows = (await systemsOf(e, depId, waveIndex)).filter((r) => r.reboot_state === 'requested');
-  if (rows.length === 0) return;
-  const deadline = Date.now() + t.reboot_timeout_seconds * unitMs;
-  let waiting = rows;
-  let resent = false;
-  for (;;) {
-    const r = await e.salt.local<unknown>(waiting.map((x) => x.system_name), 'status.uptime').catch(() => ({ returned: {} as Record<string, unknown>, missing: waiting.map((x) => x.system_name) }));
-    const back: string[] = [];
-    const notRebooted: string[] = [];
-    for (const x of waiting) {
-      const u = uptime.safeParse(r.returned[x.system_name]);
-      if (!u.success) continue; // not answering: rebooting
-      if (u.data.since_t * 1000 >= (x.reboot_requested_at ?? 0) - 1000) back.push(x.system_name);
-      else notRebooted.push(x.system_name);
-    }
-    if (back.length > 0) await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'done', message = coalesce(message, '') || ' · rebooted' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(back, 'text')})`);
-    // A request older than the grace whose host still shows its old boot time was lost (a crash
-    // between recording it and Salt receiving it): ask once more. Never for a request of this run.
-    const graceMs = 60 * unitMs;
-    const lost = notRebooted.filter((m) => inherited.has(m) && Date.now() - (rows.find((x) => x.system_name === m)?.reboot_requested_at ?? Date.now()) > graceMs);
-    if (lost.length > 0 && !resent) {
-      resent = true;
-      await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_requested_at = now() WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(lost, 'text')})`);
-      await saltCall(() => e.salt.localAsync(lost, 'system.reboot'));
-      for (const m of lost) inherited.delete(m);
-      waiting = (await systemsOf(e, depId, waveIndex)).filter((x) => x.reboot_state === 'requested');
-    } else {
-      waiting = waiting.filter((x) => !back.includes(x.system_name));
-    }
-    if (waiting.length === 0) return;
-    if (Date.now() > deadline) {
-      await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'failed', status = 'failed', message = 'did not come back after the reboot' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(waiting.map((x) => x.system_name), 'text')})`);
-      return;
-    }
-    await sleep(pollMs, signal);
-  }
+  const hosts = [
+    ...yes.map((name) => ({ name, requestedAt: null })),
+    ...rows.filter((r) => r.reboot_state === 'requested').map((r) => ({ name: r.system_name, requestedAt: r.reboot_requested_at })),
+  ];
+  if (hosts.length === 0) return;
+  const record = (names: string[]) => e.db.query(sql.unsafe`
+    UPDATE patch_deployment_systems SET reboot_state = 'requested', reboot_requested_at = now() WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(names, 'text')})`).then(() => undefined);
+  const { back, lost } = await rebootOnce(e, hosts, record, { pollMs, deadlineMs: t.reboot_timeout_seconds * unitMs, graceMs: 60 * unitMs }, signal);
+  if (back.length > 0) await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'done', message = coalesce(message, '') || ' · rebooted' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(back, 'text')})`);
+  if (lost.length > 0) await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'failed', status = 'failed', message = 'did not come back after the reboot' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(lost, 'text')})`);
 }
 
 export function prodPorts(e: EngineDeps) {
@@ -371,18 +384,13 @@ export function prodPorts(e: EngineDeps) {
           reboot.push(r.system_name);
         }
         if (reboot.length > 0) {
-          await saltCall(() => e.salt.localAsync(reboot, 'system.reboot'));
-          await sleep(pollMs, signal);
-          for (let i = 0; ; i++) {
-            const ping = await e.salt.local<boolean>(reboot, 'test.ping').catch(() => ({ returned: {} as Record<string, boolean>, missing: reboot }));
-            if (ping.missing.length === 0) break;
-            if (i > 600) {
-              for (const m of ping.missing) failures.push({ system: m, message: 'did not come back after the rollback reboot' });
-              break;
-            }
-            await sleep(pollMs, signal);
-          }
-          const back = reboot.filter((m) => !failures.some((f) => f.system === m));
+          // The snapshot takes effect at the next boot: one reboot per system, across crashes.
+          const t = await loadThresholds(e.db);
+          const record = (names: string[]) => e.db.query(sql.unsafe`
+            UPDATE patch_deployment_systems SET rollback_reboot_at = now() WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(names, 'text')})`).then(() => undefined);
+          const hosts = withSnap.filter((r) => reboot.includes(r.system_name)).map((r) => ({ name: r.system_name, requestedAt: r.rollback_reboot_at }));
+          const { back, lost } = await rebootOnce(e, hosts, record, { pollMs, deadlineMs: t.reboot_timeout_seconds * timing(t).unitMs, graceMs: 60 * timing(t).unitMs }, signal);
+          for (const m of lost) failures.push({ system: m, message: 'did not come back after the rollback reboot' });
           await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'rolled_back' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(back, 'text')})`);
         }
       }
