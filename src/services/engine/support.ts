@@ -12,7 +12,7 @@ import type { TargetOs } from '../../machines/patch.machine.ts';
 import type { Db } from '../../persistence/db.ts';
 import { getConfigValue } from '../../persistence/sql/config.ts';
 import type { Evidence } from '../judge.ts';
-import { PrometheusUnavailable, promString, type PrometheusClient } from '../prometheus/client.ts';
+import { instanceMatcher, PrometheusUnavailable, QUERIES, type PrometheusClient } from '../prometheus/client.ts';
 import { SaltUnavailable, type SaltClient } from '../salt/client.ts';
 import { loadThresholds, type Thresholds } from '../settings.ts';
 import { UyuniUnavailable, type UyuniClient, type UyuniSession } from '../uyuni/client.ts';
@@ -180,10 +180,6 @@ export async function awaitActions(e: EngineDeps, actionIds: number[], systemIds
 // ---------------------------------------------------------------------------------------------
 // Evidence.
 
-function instanceMatcher(instances: string[]): string {
-  return instances.length === 1 ? `instance=${promString(instances[0]!)}` : `instance=~${promString(instances.map((i) => i.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'))}`;
-}
-
 /**
  * Evidence for several systems with a constant number of calls: CPU and memory from Prometheus;
  * the critical services' state live from Salt `service.status` (Prometheus samples are up to a
@@ -223,10 +219,10 @@ export async function collectEvidence(e: EngineDeps, minions: string[], services
   const sel = instanceMatcher(minions);
   try {
     const [up, cpu, mem, units] = await Promise.all([
-      e.prometheus.vector(`up{${sel}}`),
-      e.prometheus.vector(`100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",${sel}}[${windowS}s])) * 100`),
-      e.prometheus.vector(`(1 - node_memory_MemAvailable_bytes{${sel}} / node_memory_MemTotal_bytes{${sel}}) * 100`),
-      e.prometheus.vector(`node_systemd_unit_state{${sel},state="active"}`),
+      e.prometheus.vector(QUERIES.up(sel)),
+      e.prometheus.vector(QUERIES.cpuPercent(sel, windowS)),
+      e.prometheus.vector(QUERIES.memoryPercent(sel)),
+      e.prometheus.vector(QUERIES.activeUnits(sel)),
     ]);
     const upNow = new Set(up.filter((x) => x.value === 1).map((x) => x.labels.instance));
     for (const [m, ev] of out) {

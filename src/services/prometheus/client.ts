@@ -38,16 +38,20 @@ export function promString(v: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-/** The queries of design §9, per instance, with a rate window (seconds). */
+/**
+ * A label matcher for one or several instances (`instance="a"` or `instance=~"a|b"`, regex
+ * metacharacters escaped), so that the queries below cost one call whatever the number of hosts.
+ */
+export function instanceMatcher(instances: string[]): string {
+  return instances.length === 1 ? `instance=${promString(instances[0]!)}` : `instance=~${promString(instances.map((i) => i.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'))}`;
+}
+
+/** The queries of design §9 with the reference's metric names, for an instance matcher. */
 export const QUERIES = {
-  cpuPercent: (instance: string, windowS: number) =>
-    `100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",instance=${promString(instance)}}[${windowS}s])) * 100`,
-  memoryPercent: (instance: string) =>
-    `(1 - node_memory_MemAvailable_bytes{instance=${promString(instance)}} / node_memory_MemTotal_bytes{instance=${promString(instance)}}) * 100`,
-  failedUnits: (instance: string) => `node_systemd_unit_state{instance=${promString(instance)},state="failed"} == 1`,
-  activeUnits: (instance: string) => `node_systemd_unit_state{instance=${promString(instance)},state="active"} == 1`,
-  rebootRequired: (instance: string) => `node_reboot_required{instance=${promString(instance)}}`,
-  up: (instance: string) => `up{instance=${promString(instance)}}`,
+  up: (sel: string) => `up{${sel}}`,
+  cpuPercent: (sel: string, windowS: number) => `100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",${sel}}[${windowS}s])) * 100`,
+  memoryPercent: (sel: string) => `(1 - node_memory_MemAvailable_bytes{${sel}} / node_memory_MemTotal_bytes{${sel}}) * 100`,
+  activeUnits: (sel: string) => `node_systemd_unit_state{${sel},state="active"}`,
 } as const;
 
 export class PrometheusClient {
@@ -93,27 +97,10 @@ export class PrometheusClient {
     return parsed.data.map((s) => ({ labels: s.metric, value: Number(s.value[1]) }));
   }
 
-  /** One number (the first sample), or null when the query matched nothing or gave NaN. */
-  async scalar(query: string, at?: Date): Promise<number | null> {
-    const v = await this.vector(query, at);
-    const x = v[0]?.value;
-    return x === undefined || Number.isNaN(x) ? null : x;
-  }
-
   async range(query: string, start: Date, end: Date, stepS: number): Promise<{ labels: Record<string, string>; values: [number, number][] }[]> {
     const data = await this.call('api/v1/query_range', { query, start: (start.getTime() / 1000).toFixed(3), end: (end.getTime() / 1000).toFixed(3), step: String(stepS) });
     const parsed = matrix.safeParse(data.result);
     if (!parsed.success) throw new Error(`Prometheus: malformed matrix for ${query}`);
     return parsed.data.map((s) => ({ labels: s.metric, values: s.values.map(([t, v]) => [t, Number(v)] as [number, number]) }));
-  }
-
-  /** Is Prometheus answering? */
-  async ready(): Promise<boolean> {
-    try {
-      await this.vector('vector(1)');
-      return true;
-    } catch {
-      return false;
-    }
   }
 }
