@@ -14,9 +14,9 @@ import { z } from 'zod';
 import { coerceError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Db } from '../../persistence/db.ts';
-import { getConfigValue } from '../../persistence/sql/config.ts';
 import { AbortableLoop } from '../../scheduler/loop.ts';
 import { ianaTimeZone } from '../windows.ts';
+import { configValue } from './support.ts';
 
 export const notificationConfigSchema = z.object({
   email_enabled: z.boolean().default(true),
@@ -31,11 +31,7 @@ export const notificationConfigSchema = z.object({
 
 export type AlertType = 'test_failed' | 'pending_approval' | 'prod_failed' | 'rollback_initiated' | 'rollback_completed' | 'needs_attention' | 'approved' | 'completed' | 'daily_digest' | 'test';
 
-async function loadNotificationConfig(db: Db) {
-  const parsed = notificationConfigSchema.safeParse((await getConfigValue(db, 'notification_config')) ?? {});
-  if (!parsed.success) throw new Error(`orchestrator_config.notification_config is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return parsed.data;
-}
+const loadNotificationConfig = (db: Db) => configValue(db, 'notification_config', notificationConfigSchema);
 
 const pendingRow = z.object({ id: z.number(), errata_id: z.string(), target_os: z.string(), severity: z.string(), success_score: z.number(), hours_pending: z.number().nullable() });
 

@@ -262,19 +262,15 @@ export function prodPorts(e: EngineDeps) {
           if (actionId === null) {
             const ids = await uyuniCall(e, (s) => s.scheduleApplyErrata(pending.map((r) => r.system_id), [facts.uyuni_errata_id!]));
             await recordActions(e.db, input.key, pending.map((r) => r.system_id), ids);
-            actionId = ids[0]!;
             if (ids.length > 1) e.logger.warn({ ids }, 'UYUNI split the wave into several actions: tracking all');
-            await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'scheduled', action_id = ${actionId}, started_at = now() WHERE deployment_id = ${dep.id} AND system_id = ANY(${sql.array(pending.map((r) => r.system_id), 'int4')})`);
-            if (ids.length > 1) await e.db.query(sql.unsafe`UPDATE effects SET external_ref = external_ref || ${sql.jsonb({ waveActions: ids })} WHERE key = ${input.key}`);
-          } else {
-            await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'scheduled', action_id = ${actionId}, started_at = now() WHERE deployment_id = ${dep.id} AND system_id = ANY(${sql.array(pending.map((r) => r.system_id), 'int4')})`);
+            actionId = ids[0]!;
           }
+          await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'scheduled', action_id = ${actionId}, started_at = now() WHERE deployment_id = ${dep.id} AND system_id = ANY(${sql.array(pending.map((r) => r.system_id), 'int4')})`);
         }
         rows = await systemsOf(e, dep.id, input.waveIndex);
         const running = rows.filter((r) => r.status === 'scheduled' || r.status === 'in_progress');
-        const actionIds = [...new Set(running.map((r) => r.action_id!))];
-        const extra = await e.db.maybeOneFirst(sql.type(z.object({ ids: z.unknown() }))`SELECT external_ref->'waveActions' AS ids FROM effects WHERE key = ${input.key}`);
-        for (const id of (Array.isArray(extra) ? (extra as number[]) : [])) if (!actionIds.includes(id)) actionIds.push(id);
+        // Every action of the wave: UYUNI may split one schedule into several (all recorded under the key).
+        const actionIds = [...new Set([...running.map((r) => r.action_id!), ...(await ownActions(e.db, input.key))])];
         const outcome = await awaitActions(e, actionIds, running.map((r) => r.system_id), pollMs, signal);
         await e.db.query(sql.unsafe`
           UPDATE patch_deployment_systems s SET status = v.status, message = v.message, completed_at = now()

@@ -42,7 +42,8 @@ export const criticalServicesSchema = z.record(z.string(), z.array(z.string().mi
 export const testSystemsSchema = z.partialRecord(z.enum(['ubuntu', 'debian', 'rhel']), z.array(z.object({ system_id: z.number().int().nullable(), system_name: z.string().min(1) })));
 export const clmSchema = z.object({ project_label: z.string().min(1).nullable().default(null), test_environment: z.string().default('test'), prod_environment: z.string().default('prod') });
 
-async function configValue<T extends z.ZodType>(db: Db, key: string, schema: T, fallback: unknown = {}): Promise<z.infer<T>> {
+/** A runtime setting from `orchestrator_config`, validated; a bad row is an error naming key and field. */
+export async function configValue<T extends z.ZodType>(db: Db, key: string, schema: T, fallback: unknown = {}): Promise<z.infer<T>> {
   const parsed = schema.safeParse((await getConfigValue(db, key)) ?? fallback);
   if (!parsed.success) throw new Error(`orchestrator_config.${key} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   return parsed.data;
