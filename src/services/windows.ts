@@ -48,10 +48,10 @@ export function zonedTime(y: number, m: number, d: number, hh: number, mm: numbe
   return t;
 }
 
-/** Local calendar date (y, m, d, weekday) of an instant in a time zone. */
-function localDate(at: number, timeZone: string): { y: number; m: number; d: number; dow: number } {
+/** Local wall-clock time of an instant in a time zone (m is 0-based; dow 0 = Sunday). */
+export function localTime(at: number, timeZone: string): { y: number; m: number; d: number; dow: number; hh: number; mm: number } {
   const local = new Date(at + tzOffsetMs(at, timeZone));
-  return { y: local.getUTCFullYear(), m: local.getUTCMonth(), d: local.getUTCDate(), dow: local.getUTCDay() };
+  return { y: local.getUTCFullYear(), m: local.getUTCMonth(), d: local.getUTCDate(), dow: local.getUTCDay(), hh: local.getUTCHours(), mm: local.getUTCMinutes() };
 }
 
 export interface OpenWindow {
@@ -65,7 +65,7 @@ function occurrences(windows: WeeklyWindow[], from: number): OpenWindow[] {
   for (const w of windows) {
     const [hh, mm] = w.start.split(':').map(Number) as [number, number];
     for (let k = -8; k <= 15; k++) {
-      const { y, m, d, dow } = localDate(from + k * 86_400_000, w.timezone);
+      const { y, m, d, dow } = localTime(from + k * 86_400_000, w.timezone);
       if (!w.days.includes(DAYS[dow]!)) continue;
       const opensAt = zonedTime(y, m, d, hh, mm, w.timezone);
       out.push({ opensAt, closesAt: opensAt + w.duration_minutes * 60_000 });

@@ -15,7 +15,7 @@ import { coerceError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Db } from '../../persistence/db.ts';
 import { AbortableLoop } from '../../scheduler/loop.ts';
-import { ianaTimeZone } from '../windows.ts';
+import { ianaTimeZone, localTime } from '../windows.ts';
 import { configValue } from './support.ts';
 
 export const notificationConfigSchema = z.object({
@@ -43,15 +43,15 @@ const pendingRow = z.object({ id: z.number(), errata_id: z.string(), target_os: 
 export async function enqueueDigestIfDue(db: Db, now: number = Date.now()): Promise<number> {
   const cfg = await loadNotificationConfig(db);
   if (!cfg.digest_enabled) return 0;
-  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', { timeZone: cfg.digest_timezone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' })
-    .formatToParts(new Date(now)).filter((p) => p.type !== 'literal').map((p) => [p.type, p.value]));
-  const minutes = Number(parts.hour) * 60 + Number(parts.minute);
+  const local = localTime(now, cfg.digest_timezone);
+  const minutes = local.hh * 60 + local.mm;
   const [h, m] = cfg.digest_time.split(':').map(Number) as [number, number];
   if (minutes < h * 60 + m || minutes >= h * 60 + m + 60) return 0;
   const rows = await db.any(sql.type(pendingRow)`
     SELECT id, errata_id, target_os, severity, success_score, hours_pending::float8 AS hours_pending FROM v_pending_approvals ORDER BY pending_since NULLS LAST, id`);
   if (rows.length === 0) return 0;
-  const day = `${parts.year}-${parts.month}-${parts.day}`;
+  const two = (n: number) => String(n).padStart(2, '0');
+  const day = `${local.y}-${two(local.m + 1)}-${two(local.d)}`;
   const lines = rows.map((r) => `#${r.id} ${r.errata_id} (${r.target_os}, ${r.severity}, score ${r.success_score}) waiting ${r.hours_pending ?? '?'} h`);
   return enqueueAlert(db, {
     type: 'daily_digest', key: `digest:${day}`, errataId: null, queueId: null,
