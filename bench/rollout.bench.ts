@@ -20,7 +20,7 @@ import { createDb } from '../src/persistence/db.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
 import { adminToken, api } from '../test/helpers/daemon.ts';
 import { createMigratedDatabase, startScratchPostgres } from '../test/helpers/pgServer.ts';
-import { freePort, startChild, waitForHttp } from '../test/helpers/proc.ts';
+import { freePort, startChild, waitForHttp, waitUntil } from '../test/helpers/proc.ts';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,100,1000').split(',').map(Number);
 const TESTS = Number(process.env.BENCH_TESTS ?? 4);
@@ -98,14 +98,7 @@ async function runOne(prodSystems: number) {
   }
 }
 
-async function until(fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('bench: timed out');
-}
+const until = (fn: () => Promise<boolean>, ms: number) => waitUntil(fn, ms, 'bench:rollout step', { pollMs: 25 });
 
 const f = (x: number) => x.toFixed(2);
 console.log('| wave systems | test s | test overhead s | wave s | wave overhead s | UYUNI calls / wave | Salt calls / wave | UYUNI calls by method |');

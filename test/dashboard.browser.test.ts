@@ -17,7 +17,7 @@ import { insertToken } from '../src/persistence/sql/tokens.ts';
 import { generateToken } from '../src/services/tokens.ts';
 import { adminToken, api } from './helpers/daemon.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { freePort, startChild, waitForHttp, type Child } from './helpers/proc.ts';
+import { freePort, startChild, waitForHttp, waitUntil, type Child } from './helpers/proc.ts';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const SHOTS = 'test-results/dashboard';
@@ -80,14 +80,7 @@ afterAll(async () => {
   await t?.drop();
 });
 
-async function until(fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out\n${child.stdout().slice(-2000)}`);
-}
+const until = (fn: () => Promise<boolean>, ms: number) => waitUntil(fn, ms, 'the daemon', { child: () => child });
 
 async function signedIn(token: string, watchConsole = true): Promise<Page> {
   const ctx = await browser.newContext();

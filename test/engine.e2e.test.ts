@@ -21,7 +21,7 @@ import { LabWorld } from '../src/lab/world.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
 import { adminToken, api } from './helpers/daemon.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { freePort, startChild, waitForHttp, type Child } from './helpers/proc.ts';
+import { freePort, startChild, waitForHttp, waitUntil, type Child } from './helpers/proc.ts';
 import { startPrometheus, type PromProc } from './helpers/prometheus.ts';
 
 export const ENGINE_THRESHOLDS = {
@@ -75,14 +75,7 @@ afterAll(async () => {
   await t?.drop();
 });
 
-async function until(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}\n${child.stderr().slice(-2000)}\n${child.stdout().slice(-3000)}`);
-}
+const until = (fn: () => Promise<boolean>, ms: number, what: string) => waitUntil(fn, ms, what, { child: () => child });
 
 async function queue(errata: string): Promise<number> {
   const r = await call('POST', '/queue', { errata_ids: [errata] });

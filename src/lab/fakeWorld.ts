@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import type { PatchPorts } from '../machines/effects.ts';
 import { EFFECT_NAMES, portsFrom, TransientError } from '../machines/effects.ts';
 import type { EffectName, Effects } from '../machines/patch.machine.ts';
+import { sleep } from '../services/engine/support.ts';
 
 /** Effects that change the outside world: running one twice for one key is a duplicate. */
 export const MUTATING_EFFECTS: readonly EffectName[] = [
@@ -201,14 +202,4 @@ export function fakeWorldHttpPorts(baseUrl: string): PatchPorts {
     throw new Error(body.error?.message ?? 'fake world error');
   };
   return portsFrom((name, input, signal) => call('run', name, input, signal), (name, input) => call('reconcile', name, input));
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new Error('aborted'));
-    }, { once: true });
-  });
 }

@@ -44,3 +44,17 @@ export async function waitForHttp(url: string, timeoutMs: number, child?: Child)
   }
   throw new Error(`${url} not answering after ${timeoutMs} ms${child ? `: ${child.stderr()}` : ''}`);
 }
+
+/**
+ * Poll `fn` until it is true; on time-out the error names what was awaited and, given the daemon,
+ * ends with its last output.
+ */
+export async function waitUntil(fn: () => Promise<boolean>, ms: number, what: string, o: { child?: () => Child | undefined; pollMs?: number } = {}): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 200));
+  }
+  const c = o.child?.();
+  throw new Error(`timed out waiting for ${what}${c ? `\n${c.stderr().slice(-2000)}\n${c.stdout().slice(-3000)}` : ''}`);
+}
