@@ -28,6 +28,7 @@ const UNIT_MS = 10; // one configured "second"
 const WAIT_AFTER_PATCH_S = 30; // → 0.3 s
 const PICKUP_MS = 100;
 const RUN_MS = 300;
+const until = (fn: () => Promise<boolean>, ms: number) => waitUntil(fn, ms, 'bench:rollout step', { pollMs: 25 });
 
 const pg = await startScratchPostgres('rollout-bench');
 const rows: { systems: number; testS: number; testOverheadS: number; waveS: number; waveOverheadS: number; uyuniCalls: number; saltCalls: number; callsByMethod: Record<string, number> }[] = [];
@@ -98,7 +99,6 @@ async function runOne(prodSystems: number) {
   }
 }
 
-const until = (fn: () => Promise<boolean>, ms: number) => waitUntil(fn, ms, 'bench:rollout step', { pollMs: 25 });
 
 const f = (x: number) => x.toFixed(2);
 console.log('| wave systems | test s | test overhead s | wave s | wave overhead s | UYUNI calls / wave | Salt calls / wave | UYUNI calls by method |');
