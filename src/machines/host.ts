@@ -24,6 +24,7 @@ import {
   claimEntries, FencedWriteError, insertEntry, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead, type TransitionWrite,
 } from '../persistence/sql/entries.ts';
 import { applyProjections, needsProjection, testProjectionSignature } from '../persistence/sql/projections.ts';
+import { DEFAULT_SETTINGS } from '../services/settings.ts';
 import {
   acceptedOperatorEvents, FINAL_STATUSES, MACHINE_VERSION, stateLabel, statusOf, timersFor, type PatchContext, type PatchEvent,
   type PatchInput, type PatchMachine, type PatchSnapshot, type Settings, type Status,
@@ -491,15 +492,4 @@ function statusReason(ctx: PatchContext, status: Status): string | null {
   if (status === 'rejected' || status === 'snoozed') return ctx.approval?.reason ?? null;
   return null;
 }
-
-/** Production defaults of the design (waits 300 s / 180 s); `test_thresholds` in the database overrides them. */
-export const DEFAULT_SETTINGS: Settings = {
-  waitAfterPatchMs: 300_000,
-  waitAfterRebootMs: 180_000,
-  rebootTimeoutMs: 900_000,
-  stepTimeoutMs: 1_800_000,
-  retryBaseMs: 30_000,
-  retryMaxMs: 1_800_000,
-  retryMaxAttempts: 8,
-};
 

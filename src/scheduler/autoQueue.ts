@@ -5,20 +5,12 @@
  */
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { getConfigValue } from '../persistence/sql/config.ts';
 import { queueErrata, type QueueServiceDeps } from '../services/queue.ts';
+import { loadAutoQueuePolicy } from '../services/settings.ts';
 import type { SyncReport } from './sync.ts';
 
-export const autoQueuePolicySchema = z.object({
-  enabled: z.boolean().default(true),
-  advisory_types: z.array(z.enum(['Security Advisory', 'Bug Fix Advisory', 'Product Enhancement Advisory'])).default(['Security Advisory']),
-  requeue_new_versions: z.boolean().default(true),
-});
-
 export async function autoQueueAfterSync(deps: QueueServiceDeps, report: SyncReport): Promise<{ queued: number; requeued: number }> {
-  const parsed = autoQueuePolicySchema.safeParse((await getConfigValue(deps.db, 'auto_queue_policy')) ?? {});
-  if (!parsed.success) throw new Error(`orchestrator_config.auto_queue_policy is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const policy = parsed.data;
+  const policy = await loadAutoQueuePolicy(deps.db);
   if (!policy.enabled) return { queued: 0, requeued: 0 };
   const meta = { actor: 'auto-queue' };
   let queued = 0;

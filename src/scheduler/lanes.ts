@@ -16,8 +16,8 @@ import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ActorHost } from '../machines/host.ts';
 import type { Db } from '../persistence/db.ts';
-import { loadTestSystems } from '../services/engine/support.ts';
 import type { SaltClient } from '../services/salt/client.ts';
+import { loadTestSystems } from '../services/settings.ts';
 import { AbortableLoop } from './loop.ts';
 
 export interface LaneState {

@@ -7,15 +7,9 @@
 import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../persistence/db.ts';
-import { getConfigValue } from '../persistence/sql/config.ts';
-import { factorsFromPackages, scoreWeightsSchema, successScore, type PackageInfo, type ScoreBreakdown, type ScoreWeights } from './score.ts';
+import { factorsFromPackages, successScore, type PackageInfo, type ScoreBreakdown } from './score.ts';
+import { loadScoreWeights } from './settings.ts';
 import type { UyuniClient } from './uyuni/client.ts';
-
-export async function loadScoreWeights(db: Db): Promise<ScoreWeights> {
-  const parsed = scoreWeightsSchema.safeParse((await getConfigValue(db, 'score_weights')) ?? {});
-  if (!parsed.success) throw new Error(`orchestrator_config.score_weights is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return parsed.data;
-}
 
 const profileInputs = z.object({ errata_id: z.string(), packages: z.unknown().nullable(), reboot_suggested: z.boolean(), target_os: z.string() });
 const history = z.object({ tested: z.number(), failed: z.number() });

@@ -1,12 +1,36 @@
 /**
- * The test settings an entry is created with, from `orchestrator_config.test_thresholds` (runtime
- * tunable) over the design's defaults. A malformed row is an error that names the key and field.
+ * Runtime configuration: every `orchestrator_config` row the daemon reads, its schema (with the
+ * design's defaults) and its loader. Rows are read at each use, so an operator's change applies to
+ * the next step; a malformed row is an error that names the key and the field.
  */
 import { z } from 'zod';
-import { DEFAULT_SETTINGS } from '../machines/host.ts';
 import type { Settings } from '../machines/patch.machine.ts';
 import type { Db } from '../persistence/db.ts';
 import { getConfigValue } from '../persistence/sql/config.ts';
+import { scoreWeightsSchema, type ScoreWeights } from './score.ts';
+import { ianaTimeZone, maintenanceWindowsSchema, type MaintenanceWindows } from './windows.ts';
+
+/**
+ * A runtime setting from `orchestrator_config`, validated; a bad row is an error naming key and field.
+ * @example
+ * const policy = await configValue(db, 'rollout_policy', rolloutPolicySchema);
+ */
+export async function configValue<T extends z.ZodType>(
+  db: Db,
+  key: string,
+  schema: T,
+  fallback: unknown = {},
+): Promise<z.infer<T>> {
+  const parsed = schema.safeParse((await getConfigValue(db, key)) ?? fallback);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new Error(`orchestrator_config.${key} is invalid: ${issues}`);
+  }
+  return parsed.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// test_thresholds: the test settings an entry is created with, and the engine's polling.
 
 const seconds = z.number().int().min(0).max(7 * 86400);
 export const thresholdsSchema = z.object({
@@ -29,16 +53,13 @@ export const thresholdsSchema = z.object({
 });
 export type Thresholds = z.infer<typeof thresholdsSchema>;
 
-export async function loadThresholds(db: Db): Promise<Thresholds> {
-  const raw = (await getConfigValue(db, 'test_thresholds')) ?? {};
-  const parsed = thresholdsSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(`orchestrator_config.test_thresholds is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  }
-  return parsed.data;
-}
+/** @example const t = await loadThresholds(db); */
+export const loadThresholds = (db: Db): Promise<Thresholds> => configValue(db, 'test_thresholds', thresholdsSchema);
 
-/** Settings for a new entry. `time_scale_ms` (lab/tests) makes every "second" that many ms. */
+/**
+ * Settings for a new entry. `time_scale_ms` (lab/tests) makes every "second" that many ms.
+ * @example settingsFrom(await loadThresholds(db)).waitAfterPatchMs // 300_000 by default
+ */
 export function settingsFrom(t: Thresholds): Settings {
   const unit = t.time_scale_ms ?? 1000;
   return {
@@ -52,4 +73,72 @@ export function settingsFrom(t: Thresholds): Settings {
   };
 }
 
-export { DEFAULT_SETTINGS };
+/**
+ * The design's defaults (waits 300 s / 180 s), from the schema's own defaults so the numbers are
+ * stated once; `test_thresholds` in the database overrides them.
+ * @example DEFAULT_SETTINGS.waitAfterRebootMs // 180_000
+ */
+export const DEFAULT_SETTINGS: Settings = settingsFrom(thresholdsSchema.parse({}));
+
+// ---------------------------------------------------------------------------------------------
+// Production and the test systems.
+
+export const rolloutPolicySchema = z.object({
+  canary_systems: z.number().int().min(0).max(1000).default(1),
+  wave_percentages: z.array(z.number().min(1).max(100)).min(1).default([25, 50, 100]),
+  max_failed_systems: z.number().int().min(0).default(1),
+  max_failed_percent: z.number().min(0).max(100).default(5),
+  min_window_remaining_minutes: z.number().min(0).max(1440).default(30),
+});
+export type RolloutPolicy = z.infer<typeof rolloutPolicySchema>;
+export const criticalServicesSchema = z.record(z.string(), z.array(z.string().min(1)));
+export const testSystemsSchema = z.partialRecord(
+  z.enum(['ubuntu', 'debian', 'rhel']),
+  z.array(z.object({ system_id: z.number().int().nullable(), system_name: z.string().min(1) })),
+);
+export const clmSchema = z.object({
+  project_label: z.string().min(1).nullable().default(null),
+  test_environment: z.string().default('test'),
+  prod_environment: z.string().default('prod'),
+});
+
+/** @example const { canary_systems } = await loadRolloutPolicy(db); */
+export const loadRolloutPolicy = (db: Db) => configValue(db, 'rollout_policy', rolloutPolicySchema);
+/** @example (await loadCriticalServices(db)).ubuntu // ['ssh', 'nginx'] */
+export const loadCriticalServices = (db: Db) => configValue(db, 'critical_services', criticalServicesSchema);
+/** @example windowsFor(await loadMaintenanceWindows(db), 'prod-web') */
+export const loadMaintenanceWindows = (db: Db): Promise<MaintenanceWindows> =>
+  configValue(db, 'maintenance_windows', maintenanceWindowsSchema);
+/** @example (await loadTestSystems(db)).rhel?.[0]?.system_name */
+export const loadTestSystems = (db: Db) => configValue(db, 'test_systems', testSystemsSchema);
+/** @example (await loadClm(db)).project_label // null: no CLM promotion */
+export const loadClm = (db: Db) => configValue(db, 'clm', clmSchema);
+
+// ---------------------------------------------------------------------------------------------
+// Notifications, the auto-queue and the success score.
+
+export const notificationConfigSchema = z.object({
+  email_enabled: z.boolean().default(true),
+  recipients: z.array(z.string().email()).default([]),
+  webhook_enabled: z.boolean().default(false),
+  webhook_url: z.union([z.string().url(), z.literal('')]).default(''),
+  digest_time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('08:00'),
+  digest_enabled: z.boolean().default(true),
+  digest_timezone: ianaTimeZone.default('UTC'),
+  smtp_server: z.string().optional(),
+});
+/** @example (await loadNotificationConfig(db)).recipients */
+export const loadNotificationConfig = (db: Db) => configValue(db, 'notification_config', notificationConfigSchema);
+
+export const autoQueuePolicySchema = z.object({
+  enabled: z.boolean().default(true),
+  advisory_types: z
+    .array(z.enum(['Security Advisory', 'Bug Fix Advisory', 'Product Enhancement Advisory']))
+    .default(['Security Advisory']),
+  requeue_new_versions: z.boolean().default(true),
+});
+/** @example if ((await loadAutoQueuePolicy(db)).enabled) { … } */
+export const loadAutoQueuePolicy = (db: Db) => configValue(db, 'auto_queue_policy', autoQueuePolicySchema);
+
+/** @example successScore(factors, await loadScoreWeights(db)) */
+export const loadScoreWeights = (db: Db): Promise<ScoreWeights> => configValue(db, 'score_weights', scoreWeightsSchema);

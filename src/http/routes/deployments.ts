@@ -12,7 +12,7 @@ import type { BaseDeps } from '../../interfaces.ts';
 import type { ActorHost } from '../../machines/host.ts';
 import type { TestLanes } from '../../scheduler/lanes.ts';
 import type { RollbackRunner } from '../../scheduler/rollbacks.ts';
-import { loadMaintenanceWindows, loadRolloutPolicy } from '../../services/engine/support.ts';
+import { loadMaintenanceWindows, loadRolloutPolicy } from '../../services/settings.ts';
 import { openWindow, windowsFor } from '../../services/windows.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiEnv } from '../context.ts';

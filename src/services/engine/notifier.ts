@@ -15,23 +15,10 @@ import { coerceError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Db } from '../../persistence/db.ts';
 import { AbortableLoop } from '../../scheduler/loop.ts';
-import { ianaTimeZone, localTime } from '../windows.ts';
-import { configValue } from './support.ts';
-
-export const notificationConfigSchema = z.object({
-  email_enabled: z.boolean().default(true),
-  recipients: z.array(z.string().email()).default([]),
-  webhook_enabled: z.boolean().default(false),
-  webhook_url: z.union([z.string().url(), z.literal('')]).default(''),
-  digest_time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('08:00'),
-  digest_enabled: z.boolean().default(true),
-  digest_timezone: ianaTimeZone.default('UTC'),
-  smtp_server: z.string().optional(),
-});
+import { loadNotificationConfig } from '../settings.ts';
+import { localTime } from '../windows.ts';
 
 export type AlertType = 'test_failed' | 'pending_approval' | 'prod_failed' | 'rollback_initiated' | 'rollback_completed' | 'needs_attention' | 'approved' | 'completed' | 'daily_digest' | 'test';
-
-const loadNotificationConfig = (db: Db) => configValue(db, 'notification_config', notificationConfigSchema);
 
 const pendingRow = z.object({ id: z.number(), errata_id: z.string(), target_os: z.string(), severity: z.string(), success_score: z.number(), hours_pending: z.number().nullable() });
 

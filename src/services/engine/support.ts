@@ -10,13 +10,15 @@ import type { Logger } from '../../logger.ts';
 import { TransientError } from '../../machines/effects.ts';
 import type { TargetOs } from '../../machines/patch.machine.ts';
 import type { Db } from '../../persistence/db.ts';
-import { getConfigValue } from '../../persistence/sql/config.ts';
 import type { Evidence } from '../judge.ts';
 import { instanceMatcher, PrometheusUnavailable, QUERIES, type PrometheusClient } from '../prometheus/client.ts';
 import { SaltUnavailable, type SaltClient } from '../salt/client.ts';
-import { loadThresholds, type Thresholds } from '../settings.ts';
+import {
+  loadClm, loadCriticalServices, loadMaintenanceWindows, loadRolloutPolicy, loadTestSystems, loadThresholds, type RolloutPolicy, type Thresholds,
+} from '../settings.ts';
 import { UyuniUnavailable, type UyuniClient, type UyuniSession } from '../uyuni/client.ts';
-import { maintenanceWindowsSchema, type MaintenanceWindows } from '../windows.ts';
+
+export { loadClm, loadCriticalServices, loadMaintenanceWindows, loadRolloutPolicy, loadTestSystems, loadThresholds, type RolloutPolicy, type Thresholds };
 
 export interface EngineDeps {
   db: Db;
@@ -28,32 +30,7 @@ export interface EngineDeps {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Runtime configuration.
-
-export const rolloutPolicySchema = z.object({
-  canary_systems: z.number().int().min(0).max(1000).default(1),
-  wave_percentages: z.array(z.number().min(1).max(100)).min(1).default([25, 50, 100]),
-  max_failed_systems: z.number().int().min(0).default(1),
-  max_failed_percent: z.number().min(0).max(100).default(5),
-  min_window_remaining_minutes: z.number().min(0).max(1440).default(30),
-});
-export type RolloutPolicy = z.infer<typeof rolloutPolicySchema>;
-export const criticalServicesSchema = z.record(z.string(), z.array(z.string().min(1)));
-export const testSystemsSchema = z.partialRecord(z.enum(['ubuntu', 'debian', 'rhel']), z.array(z.object({ system_id: z.number().int().nullable(), system_name: z.string().min(1) })));
-export const clmSchema = z.object({ project_label: z.string().min(1).nullable().default(null), test_environment: z.string().default('test'), prod_environment: z.string().default('prod') });
-
-/** A runtime setting from `orchestrator_config`, validated; a bad row is an error naming key and field. */
-export async function configValue<T extends z.ZodType>(db: Db, key: string, schema: T, fallback: unknown = {}): Promise<z.infer<T>> {
-  const parsed = schema.safeParse((await getConfigValue(db, key)) ?? fallback);
-  if (!parsed.success) throw new Error(`orchestrator_config.${key} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  return parsed.data;
-}
-export const loadRolloutPolicy = (db: Db) => configValue(db, 'rollout_policy', rolloutPolicySchema);
-export const loadCriticalServices = (db: Db) => configValue(db, 'critical_services', criticalServicesSchema);
-export const loadMaintenanceWindows = (db: Db): Promise<MaintenanceWindows> => configValue(db, 'maintenance_windows', maintenanceWindowsSchema);
-export const loadTestSystems = (db: Db) => configValue(db, 'test_systems', testSystemsSchema);
-export const loadClm = (db: Db) => configValue(db, 'clm', clmSchema);
-export { loadThresholds, type Thresholds };
+// Timing.
 
 /** Milliseconds of one configured "second" (the lab and tests shrink it), and the poll interval. */
 export function timing(t: Thresholds): { unitMs: number; pollMs: number; windowS: number } {
