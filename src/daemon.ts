@@ -9,7 +9,7 @@ import type { InspectionEvent } from 'xstate';
 import { createApp } from './http/app.ts';
 import { queueRoutes } from './http/routes/queue.ts';
 import { unavailablePorts, type PatchPorts } from './machines/effects.ts';
-import { redactPayload } from './machines/host.ts';
+import { redactPayload } from './redact.ts';
 import { startActorSystem } from './machines/system.ts';
 import { loadThresholds, settingsFrom } from './services/settings.ts';
 import { syncRoutes } from './http/routes/sync.ts';

@@ -24,6 +24,7 @@ import {
   claimEntries, FencedWriteError, insertEntry, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead, type TransitionWrite,
 } from '../persistence/sql/entries.ts';
 import { applyProjections, needsProjection, testProjectionSignature } from '../persistence/sql/projections.ts';
+import { redactPayload } from '../redact.ts';
 import { DEFAULT_SETTINGS } from '../services/settings.ts';
 import {
   acceptedOperatorEvents, FINAL_STATUSES, MACHINE_VERSION, stateLabel, statusOf, timersFor, type PatchContext, type PatchEvent,
@@ -80,16 +81,6 @@ export interface HostOptions {
   onTimerArmed?: (fireAt: number) => void;
   /** Extra inspection observer (e.g. @statelyai/inspect), attached to every actor. */
   inspect?: (ev: InspectionEvent) => void;
-}
-
-/** Paths of event payloads never journalled in clear. */
-const SECRET_KEYS = /password|secret|token|authorization|cookie|api_?key/i;
-export function redactPayload(value: unknown, depth = 0): unknown {
-  if (depth > 6 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => redactPayload(v, depth + 1));
-  return Object.fromEntries(
-    Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, SECRET_KEYS.test(k) ? '[redacted]' : redactPayload(v, depth + 1)]),
-  );
 }
 
 const snapshotEnvelope = z.object({
