@@ -9,7 +9,8 @@ import { timersFor, type PatchContext, type PatchEvent } from '../../src/machine
 export const AT = 1_700_000_000_000;
 const by = 'model';
 
-const OUTPUTS: Record<string, unknown[]> = {
+/** Sample outputs of every effect, the first of each the successful one. */
+export const OUTPUTS: Record<string, unknown[]> = {
   takeSnapshot: [{ snapshotId: 'snap-1', at: AT }],
   collectBaseline: [{ at: AT }],
   applyErrata: [{ actionIds: [11], at: AT }],
