@@ -69,16 +69,36 @@ export async function getQueueItem(db: Db, id: number) {
     FROM v_queue_details WHERE id = ${id}`);
 }
 
+const keyCount = z.object({ k: z.string(), n: z.number() });
+
+/**
+ * How many entries each status has (only statuses with entries, by name): health, stats and reports.
+ * @example
+ * await countEntriesByStatus(db); // { pending_approval: 2, queued: 5 }
+ */
+export async function countEntriesByStatus(db: Db): Promise<Record<string, number>> {
+  const rows = await db.any(sql.type(keyCount)`
+    SELECT status AS k, count(*)::int AS n FROM patch_test_queue GROUP BY status ORDER BY status`);
+  return Object.fromEntries(rows.map((r) => [r.k, r.n]));
+}
+
+/**
+ * Entries per status and per OS, and the average score of the queued ones (`GET /queue/stats`).
+ * @example
+ * const { total, by_status } = await queueStats(db);
+ */
 export async function queueStats(db: Db) {
   const [byStatus, byOs, agg] = await Promise.all([
-    db.any(sql.type(z.object({ k: z.string(), n: z.number() }))`SELECT status AS k, count(*)::int AS n FROM patch_test_queue GROUP BY status ORDER BY status`),
-    db.any(sql.type(z.object({ k: z.string(), n: z.number() }))`SELECT target_os AS k, count(*)::int AS n FROM patch_test_queue GROUP BY target_os ORDER BY target_os`),
+    countEntriesByStatus(db),
+    db.any(sql.type(keyCount)`
+      SELECT target_os AS k, count(*)::int AS n FROM patch_test_queue GROUP BY target_os ORDER BY target_os`),
     db.one(sql.type(z.object({ total: z.number(), avg_score: z.number().nullable() }))`
-      SELECT count(*)::int AS total, round(avg(success_score) FILTER (WHERE status = 'queued'), 1)::float8 AS avg_score FROM patch_test_queue`),
+      SELECT count(*)::int AS total, round(avg(success_score) FILTER (WHERE status = 'queued'), 1)::float8 AS avg_score
+      FROM patch_test_queue`),
   ]);
   return {
     total: agg.total,
-    by_status: Object.fromEntries(byStatus.map((r) => [r.k, r.n])),
+    by_status: byStatus,
     by_os: Object.fromEntries(byOs.map((r) => [r.k, r.n])),
     avg_score_queued: agg.avg_score,
   };
