@@ -17,6 +17,7 @@ import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import { claimEffect, markEffectFailed, markEffectSucceeded } from '../persistence/sql/effects.ts';
+import { stepOfEffectKey } from './effectKey.ts';
 import type { EffectFailure, EffectName, Effects } from './patch.machine.ts';
 
 /** An error an integration raises when a dependency is unreachable: the machine retries with backoff. */
@@ -53,10 +54,6 @@ export const EFFECT_NAMES: readonly EffectName[] = [
   'rollbackTest', 'notify', 'promote', 'planDeployment', 'deployWave', 'verifyDeployment', 'rollbackProduction',
 ];
 
-function stepOf(key: string): string {
-  return key.split(':').slice(2).join(':') || key;
-}
-
 /**
  * Build the machine's `actors` for `patchMachine.provide({ actors })`.
  * @example
@@ -68,7 +65,7 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
 
   async function run<N extends EffectName>(name: N, input: Effects[N]['in'], signal: AbortSignal): Promise<Effects[N]['out']> {
     const key = input.key;
-    const recorded = await claimEffect(db, { key, queueId: input.entryId, step: stepOf(key) });
+    const recorded = await claimEffect(db, { key, queueId: input.entryId, step: stepOfEffectKey(key) });
     if (recorded.status === 'succeeded') return recorded.result as Effects[N]['out'];
     if (recorded.status === 'failed') throw recorded.result as EffectFailure;
 

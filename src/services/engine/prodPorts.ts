@@ -12,6 +12,7 @@
  */
 import { sql } from 'slonik';
 import { z } from 'zod';
+import { parseEffectKey, productionAttemptKey } from '../../machines/effectKey.ts';
 import { TransientError } from '../../machines/effects.ts';
 import type { Effects } from '../../machines/patch.machine.ts';
 import { judge } from '../judge.ts';
@@ -189,7 +190,8 @@ export function prodPorts(e: EngineDeps) {
     async planDeployment(input: Effects['planDeployment']['in']): Promise<Out<'planDeployment'>> {
       const policy = await loadRolloutPolicy(e.db);
       const facts = await errataFacts(e, input.errataId);
-      const planKey = `${input.entryId}:p${input.key.split(':')[1]?.replace(/^p/, '') ?? '1'}`;
+      // One plan per production attempt: a re-run or an operator retry round of the step finds it.
+      const planKey = productionAttemptKey(input.entryId, parseEffectKey(input.key)?.attempt ?? 1);
       let dep = await e.db.maybeOne(sql.type(z.object({ id: z.number(), waves: z.unknown() }))`SELECT id, waves FROM patch_deployments WHERE plan_key = ${planKey}`);
       if (!dep) {
         const systems = await e.db.any(sql.type(z.object({ system_id: z.number(), name: z.string(), group_name: z.string() }))`

@@ -13,6 +13,7 @@
  */
 import { sql } from 'slonik';
 import { z } from 'zod';
+import { effectKeyLikePattern } from '../../machines/effectKey.ts';
 import { TransientError } from '../../machines/effects.ts';
 import type { Effects, EffectInput } from '../../machines/patch.machine.ts';
 import { judge, type Evidence } from '../judge.ts';
@@ -152,7 +153,7 @@ export function testPorts(e: EngineDeps) {
         await enqueueAlert(e.db, { type: 'test_failed', key: `${input.key}:alert`, errataId: input.errataId, queueId: input.entryId, subject: `Test failed: ${input.errataId} on ${sys.name}`, body: `The test of ${input.errataId} on ${sys.name} failed: ${input.reason}\nThe test system is being rolled back.` });
         // Nothing was ever sent to UYUNI for this attempt (it failed before the apply): nothing to undo.
         const applyTried = await e.db.maybeOneFirst(sql.type(z.object({ n: z.number() }))`
-          SELECT count(*)::int AS n FROM effects WHERE queue_id = ${input.entryId} AND key LIKE ${`${input.entryId}:${input.attempt}:apply%`}`);
+          SELECT count(*)::int AS n FROM effects WHERE queue_id = ${input.entryId} AND key LIKE ${effectKeyLikePattern(input.entryId, input.attempt, false, 'apply')} ESCAPE '\\'`);
         if (applyTried === 0) return { out: { type: 'package' as const }, evidence: { type: 'none', reason: 'the test failed before the errata was applied: nothing to roll back' }, outcome: 'skipped' as const };
         const type = input.rebootRequired && input.snapshotId !== null ? 'system' : 'package';
         await e.db.query(sql.unsafe`
