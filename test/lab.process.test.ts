@@ -19,7 +19,7 @@ describe('npm run lab', () => {
     chmodSync(dir, 0o755);
     dirs.push(dir);
     const port = await freePort();
-    const child = startChild(['lab'], { EMBEDDED_PG_DIR: path.join(dir, 'pg'), EMBEDDED_PG_PORT: String(await freePort()), HTTP_PORT: String(port), INSTANCE_ID: 'lab-test', LAB_PROMETHEUS_DIR: path.join(dir, 'prom') });
+    const child = startChild(['lab'], { LAB_PG_DIR: path.join(dir, 'pg'), LAB_PG_PORT: String(await freePort()), HTTP_PORT: String(port), INSTANCE_ID: 'lab-test', LAB_PROMETHEUS_DIR: path.join(dir, 'prom') });
     let token = '';
     for (let i = 0; i < 600 && !token; i++) {
       if (child.proc.exitCode !== null) throw new Error(`lab exited: ${child.stderr()}`);
@@ -28,6 +28,7 @@ describe('npm run lab', () => {
     }
     expect(token).toMatch(/^spm_/);
     expect(child.stdout()).toMatch(new RegExp(`API: http://127\\.0\\.0\\.1:${port}/api/v1`));
+    expect(child.stdout()).toContain(`lab database: embedded PostgreSQL ${path.join(dir, 'pg')} on 127.0.0.1:`);
     const get = async (p: string) => (await fetch(`http://127.0.0.1:${port}/api/v1${p}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<any>;
     let queue: any = { total: 0 };
     for (let i = 0; i < 300 && queue.total < 500; i++) {

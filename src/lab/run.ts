@@ -82,8 +82,14 @@ export async function runLab(env: Record<string, string | undefined>, logger: Lo
   const mail = await smtp.listen();
   const prom = await startLabPrometheus(world, path.resolve(env.LAB_PROMETHEUS_DIR ?? 'var/lab-prometheus'), logger);
 
+  // The lab keeps its own database: an embedded cluster under ./var/lab-pg on port 54339
+  // (LAB_PG_DIR, LAB_PG_PORT), never what DATABASE_URL, DB_* or EMBEDDED_PG_* (e.g. from .env)
+  // configure for `npm start`, so the simulated fleet, errata and tokens never mix with a real one.
+  const { DATABASE_URL: _url, DB_HOST: _host, EMBEDDED_PG_DIR: _dir, EMBEDDED_PG_PORT: _port, ...daemonEnv } = env;
+  const labDb = { dir: path.resolve(env.LAB_PG_DIR ?? 'var/lab-pg'), port: env.LAB_PG_PORT ?? '54339' };
   const config: Config = parseConfig({
-    ...env,
+    ...daemonEnv,
+    EMBEDDED_PG_DIR: labDb.dir, EMBEDDED_PG_PORT: labDb.port,
     NODE_ENV: env.NODE_ENV === 'production' ? 'development' : (env.NODE_ENV ?? 'development'),
     UYUNI_URL: urls.uyuni, UYUNI_USER: 'lab', UYUNI_PASSWORD: 'lab', UYUNI_POLL_INTERVAL_MINUTES: env.UYUNI_POLL_INTERVAL_MINUTES ?? '30',
     SALT_API_URL: urls.salt, SALT_USER: 'salt', SALT_PASSWORD: 'salt',
@@ -111,6 +117,7 @@ export async function runLab(env: Record<string, string | undefined>, logger: Lo
   });
   const base = `http://${config.http.host}:${daemon.port}/api/v1`;
   out(`SPM Orchestrator lab is running`);
+  out(`lab database: embedded PostgreSQL ${labDb.dir} on 127.0.0.1:${labDb.port} (LAB_PG_DIR, LAB_PG_PORT; npm start's ./var/pg is not touched)`);
   out(`Dashboard: http://${config.http.host}:${daemon.port}/ui   (sign in with the admin token below)`);
   out(`API: ${base}   (OpenAPI: docs/openapi.yaml)`);
   out(`admin token: ${token}`);
