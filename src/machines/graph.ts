@@ -10,6 +10,8 @@ export interface GraphNode {
   parent: string | null;
   initial: string | null;
   final: boolean;
+  /** The state's `description`, where its name alone would mislead. */
+  description: string | null;
 }
 export interface GraphEdge {
   source: string;
@@ -20,7 +22,7 @@ export interface GraphEdge {
 
 interface DNode {
   id: string;
-  stateNode: { type: string; initial?: { target?: { id: string }[] } };
+  stateNode: { type: string; description?: string; initial?: { target?: { id: string }[] } };
   children: DNode[];
   edges: { source: { id: string }; target: { id: string }; label: { text: string }; transition: { guard?: { type?: string; params?: unknown } | ((...a: unknown[]) => unknown) } }[];
 }
@@ -42,7 +44,8 @@ export function machineGraph(machine: AnyStateMachine): { nodes: GraphNode[]; ed
   const walk = (n: DNode, parent: string | null) => {
     const id = strip(n.id);
     if (n.id !== 'patch') {
-      nodes.push({ id, parent, initial: n.stateNode.initial?.target?.[0] ? strip(n.stateNode.initial.target[0].id) : null, final: n.stateNode.type === 'final' });
+      const initial = n.stateNode.initial?.target?.[0] ? strip(n.stateNode.initial.target[0].id) : null;
+      nodes.push({ id, parent, initial, final: n.stateNode.type === 'final', description: n.stateNode.description ?? null });
     }
     for (const e of n.edges) {
       if (e.label.text === 'RESUME') continue; // accepted everywhere, changes nothing
@@ -74,6 +77,7 @@ export function toMermaid(machine: AnyStateMachine): string {
     }
     if (top.final) lines.push(`  ${name(top.id)} --> [*]`);
   }
+  for (const n of nodes) if (n.description) lines.push(`  note right of ${name(n.id)} : ${n.description}`);
   const seen = new Set<string>();
   for (const e of edges) {
     const line = `  ${name(e.source)} --> ${name(e.target)} : ${e.event}${e.guard && e.guard !== 'guarded' ? ` [${e.guard}]` : ''}`;

@@ -14,6 +14,7 @@
  * runner records and reconciles before acting (xstate re-runs in-flight promises on restore).
  */
 import { assign, fromPromise, setup, type SnapshotFrom, type StateValue } from 'xstate';
+import { formatEffectKey } from './effectKey.ts';
 
 export const MACHINE_VERSION = '1';
 
@@ -183,6 +184,35 @@ export interface Effects {
 }
 export type EffectName = keyof Effects;
 
+/** What a state says about itself (read by `timersFor()` and the lanes, never re-listed elsewhere). */
+export interface StateMeta {
+  /** The durable timer this state arms: its deadline is in `context.deadlines` (snooze: `snoozeUntil`). */
+  timer?: TimerName;
+}
+/**
+ * - `occupies_test_system`: an entry here holds its test system (a lane keeps it busy);
+ * - `holds_test_system_in_test_phase`: it holds it only while it waits on behalf of the test
+ *   (pending_retry of a test step, needs_attention of a test or its rollback).
+ */
+export type StateTag = 'occupies_test_system' | 'holds_test_system_in_test_phase';
+type Verdict = Effects['validate']['out']['verdict'];
+type WaveOutcome = Effects['deployWave']['out']['outcome'];
+
+/** What an operator's action records: who, why, when (the params of the record* actions). */
+interface OperatorAct {
+  by: string;
+  reason?: string | undefined;
+  at: number;
+}
+const act = ({ event }: { event: { by: string; reason?: string; at: number } }): OperatorAct => ({
+  by: event.by,
+  reason: event.reason,
+  at: event.at,
+});
+const reasonOf = ({ event }: { event: { reason?: string } }) => ({ reason: event.reason });
+/** The `hasReason` guard with the event's reason. */
+const withReason = { type: 'hasReason' as const, params: reasonOf };
+
 function notProvided(name: string) {
   return async (): Promise<never> => {
     throw new Error(`effect ${name} was not provided to the patch machine`);
@@ -214,9 +244,9 @@ export function failureOf(error: unknown): EffectFailure {
   };
 }
 
-function effectInput(context: PatchContext, step: string, attempt: number = context.attempt): EffectInput {
+function effectInput(context: PatchContext, step: string, attempt: number = context.attempt, production = false): EffectInput {
   return {
-    key: `${context.entryId}:${attempt}:${step}${context.round > 0 ? `#${context.round}` : ''}`,
+    key: formatEffectKey({ entryId: context.entryId, attempt, production, step, round: context.round }),
     entryId: context.entryId,
     errataId: context.errataId,
     targetOs: context.targetOs,
@@ -224,7 +254,11 @@ function effectInput(context: PatchContext, step: string, attempt: number = cont
     testSystem: context.testSystem,
   };
 }
-const prodKey = (context: PatchContext, step: string) => effectInput(context, step, context.prodAttempt).key.replace(/:(\d+):/, ':p$1:');
+/** A production step's input: the key carries the production attempt (`7:p2:promote`). */
+const prodInput = (context: PatchContext, step: string): EffectInput => ({
+  ...effectInput(context, step, context.prodAttempt, true),
+  attempt: context.attempt,
+});
 
 function backoffMs(s: Settings, count: number): number {
   return Math.min(s.retryMaxMs, s.retryBaseMs * 2 ** Math.max(0, count - 1));
@@ -235,42 +269,42 @@ const emptyTest = (): PatchContext['test'] => ({
   verdict: null, evidence: null, startedAt: null, finishedAt: null,
 });
 
-/** Where each step's state lives, for pending_retry → "the step it left". */
-const STEP_TARGET: Record<Step, string> = {
-  snapshot: '#patch.testing.snapshot',
-  baseline: '#patch.testing.baseline',
-  apply: '#patch.testing.apply',
-  await_action: '#patch.testing.await_action',
-  check_reboot: '#patch.testing.check_reboot',
-  validate: '#patch.testing.validate',
-  reboot: '#patch.needs_reboot',
-  rollback_test: '#patch.failed',
-  promote: '#patch.promoting',
-  plan_deployment: '#patch.prod_pending.planning',
-  deploy_wave: '#patch.prod_pending.deploying',
-  verify_deployment: '#patch.prod_applied',
-  rollback_prod: '#patch.prod_rollback',
+/**
+ * The facts of every step, stated once: the state it runs in (pending_retry goes back there), where
+ * it goes when it fails for good (not transient, or out of retries), and its phase (which decides
+ * whether a failure is the test's, a rollback's, or production's).
+ */
+const STEP_TABLE: Record<Step, { state: string; onFailure: '#patch.failed' | '#patch.needs_attention'; phase: Phase }> = {
+  snapshot: { state: '#patch.testing.snapshot', onFailure: '#patch.failed', phase: 'test' },
+  baseline: { state: '#patch.testing.baseline', onFailure: '#patch.failed', phase: 'test' },
+  apply: { state: '#patch.testing.apply', onFailure: '#patch.failed', phase: 'test' },
+  await_action: { state: '#patch.testing.await_action', onFailure: '#patch.failed', phase: 'test' },
+  check_reboot: { state: '#patch.testing.check_reboot', onFailure: '#patch.failed', phase: 'test' },
+  // Inconclusive validation is never a pass nor the patch's fault: a human decides.
+  validate: { state: '#patch.testing.validate', onFailure: '#patch.needs_attention', phase: 'test' },
+  reboot: { state: '#patch.needs_reboot', onFailure: '#patch.failed', phase: 'test' },
+  rollback_test: { state: '#patch.failed', onFailure: '#patch.needs_attention', phase: 'test_rollback' },
+  promote: { state: '#patch.promoting', onFailure: '#patch.needs_attention', phase: 'prod' },
+  plan_deployment: { state: '#patch.prod_pending.planning', onFailure: '#patch.needs_attention', phase: 'prod' },
+  deploy_wave: { state: '#patch.prod_pending.deploying', onFailure: '#patch.needs_attention', phase: 'prod' },
+  verify_deployment: { state: '#patch.prod_applied', onFailure: '#patch.needs_attention', phase: 'prod' },
+  rollback_prod: { state: '#patch.prod_rollback', onFailure: '#patch.needs_attention', phase: 'prod_rollback' },
 };
-/** Where a step goes when it fails for good (not transient, or out of retries). */
-const STEP_FAILURE_TARGET: Record<Step, string> = {
-  snapshot: '#patch.failed', baseline: '#patch.failed', apply: '#patch.failed', await_action: '#patch.failed',
-  check_reboot: '#patch.failed', validate: '#patch.needs_attention', reboot: '#patch.failed',
-  rollback_test: '#patch.needs_attention', promote: '#patch.needs_attention', plan_deployment: '#patch.needs_attention',
-  deploy_wave: '#patch.needs_attention', verify_deployment: '#patch.needs_attention', rollback_prod: '#patch.needs_attention',
-};
-const STEP_PHASE: Record<Step, Phase> = {
-  snapshot: 'test', baseline: 'test', apply: 'test', await_action: 'test', check_reboot: 'test', validate: 'test', reboot: 'test',
-  rollback_test: 'test_rollback', promote: 'prod', plan_deployment: 'prod', deploy_wave: 'prod', verify_deployment: 'prod', rollback_prod: 'prod_rollback',
-};
+
+/** The step's failure target (exported for the machine's unit tests). */
+export function stepFailureTarget(step: Step): string {
+  return STEP_TABLE[step].onFailure;
+}
 
 /**
  * The two ways a step's effect can fail: transient with retries left → pending_retry (and back to
  * the step when the backoff timer fires); otherwise → the step's failure target, with the reason.
  */
-function onStepError(step: Step, failureTarget: string = STEP_FAILURE_TARGET[step]) {
+function onStepError(step: Step) {
+  const failure = ({ event }: { event: { error?: unknown } }) => ({ step, failure: failureOf(event.error) });
   return [
-    { guard: 'retryable' as const, target: '#patch.pending_retry', actions: { type: 'scheduleRetry' as const, params: { step } } },
-    { target: failureTarget, actions: { type: 'recordStepError' as const, params: { step } } },
+    { guard: { type: 'retryable' as const, params: failure }, target: '#patch.pending_retry', actions: { type: 'scheduleRetry' as const, params: failure } },
+    { target: STEP_TABLE[step].onFailure, actions: { type: 'recordStepError' as const, params: failure } },
   ];
 }
 
@@ -281,6 +315,8 @@ export const patchMachine = setup({
     context: {} as PatchContext,
     events: {} as PatchEvent,
     input: {} as PatchInput,
+    meta: {} as StateMeta,
+    tags: {} as StateTag,
   },
   actors: {
     takeSnapshot: effect('takeSnapshot'),
@@ -301,23 +337,21 @@ export const patchMachine = setup({
   },
   guards: {
     isTimer: ({ event }, params: { name: TimerName }) => event.type === 'TIMER' && event.name === params.name,
-    retryable: ({ context, event }) => {
-      const f = failureOf((event as { error?: unknown }).error);
-      return f.transient && (context.retry?.count ?? 0) < context.settings.retryMaxAttempts;
-    },
+    retryable: ({ context }, params: { failure: EffectFailure }) =>
+      params.failure.transient && (context.retry?.count ?? 0) < context.settings.retryMaxAttempts,
     retryStepIs: ({ context }, params: { step: Step }) => context.retry?.step === params.step,
-    rebootRequired: ({ event }) => (event as { output?: { required?: boolean } }).output?.required === true,
-    actionSucceeded: ({ event }) => (event as { output?: { ok?: boolean } }).output?.ok === true,
-    verdictIs: ({ event }, params: { verdict: 'pass' | 'fail' | 'inconclusive' }) =>
-      (event as { output?: { verdict?: string } }).output?.verdict === params.verdict,
+    rebootRequired: (_, params: { required: boolean }) => params.required,
+    actionSucceeded: (_, params: { ok: boolean }) => params.ok,
+    verdictPass: (_, params: { verdict: Verdict }) => params.verdict === 'pass',
+    verdictFail: (_, params: { verdict: Verdict }) => params.verdict === 'fail',
     /** The approval gate: production work needs a passed test with evidence. */
     testPassed: ({ context }) => context.test.verdict === 'pass' && context.test.evidence != null,
-    hasReason: ({ event }) => typeof (event as { reason?: unknown }).reason === 'string' && ((event as { reason: string }).reason.trim().length > 0),
+    hasReason: (_, params: { reason: string | undefined }) => typeof params.reason === 'string' && params.reason.trim().length > 0,
     snoozeInFuture: ({ event }) => event.type === 'SNOOZE' && event.until > event.at && event.reason.trim().length > 0,
-    waveOutcomeIs: ({ event }, params: { outcome: 'ok' | 'halted' | 'window_closed' }) =>
-      (event as { output?: { outcome?: string } }).output?.outcome === params.outcome,
+    waveHalted: (_, params: { outcome: WaveOutcome }) => params.outcome === 'halted',
+    windowClosed: (_, params: { outcome: WaveOutcome }) => params.outcome === 'window_closed',
+    deploymentOk: (_, params: { ok: boolean }) => params.ok,
     moreWaves: ({ context }) => context.prod.waveIndex + 1 < context.prod.waveCount,
-    deploymentOk: ({ event }) => (event as { output?: { ok?: boolean } }).output?.ok === true,
     attentionPhaseIs: ({ context }, params: { phases: Phase[] }) => context.attention !== null && params.phases.includes(context.attention.phase),
     inProduction: ({ context }) => context.prod.deploymentId !== null,
   },
@@ -345,14 +379,13 @@ export const patchMachine = setup({
     armRebootTimeout: assign(({ context, event }) => ({ deadlines: { ...context.deadlines, reboot_timeout: eventTime(event) + context.settings.rebootTimeoutMs } })),
     armSettle: assign(({ context, event }) => ({ deadlines: { ...context.deadlines, settle: eventTime(event) + context.settings.waitAfterRebootMs } })),
     resetRetry: assign({ retry: null }),
-    recordSnapshot: assign(({ context, event }) => ({ test: { ...context.test, snapshotId: (event as unknown as { output: { snapshotId: string } }).output.snapshotId } })),
+    recordSnapshot: assign(({ context }, params: { snapshotId: string }) => ({ test: { ...context.test, snapshotId: params.snapshotId } })),
     recordBaseline: assign(({ context }) => ({ test: { ...context.test, baselineTaken: true } })),
-    recordActions: assign(({ context, event }) => ({ test: { ...context.test, actionIds: (event as unknown as { output: { actionIds: number[] } }).output.actionIds } })),
-    recordActionResult: assign(({ context, event }) => ({ test: { ...context.test, applyMessage: (event as unknown as { output: { message: string } }).output.message } })),
-    recordRebootCheck: assign(({ context, event }) => ({ test: { ...context.test, rebootRequired: (event as unknown as { output: { required: boolean } }).output.required } })),
-    recordRebootAction: assign(({ context, event }) => ({ test: { ...context.test, rebootActionId: (event as unknown as { output: { actionId: number } }).output.actionId } })),
-    recordVerdict: assign(({ context, event }) => {
-      const out = (event as unknown as { output: Effects['validate']['out'] }).output;
+    recordActions: assign(({ context }, params: { actionIds: number[] }) => ({ test: { ...context.test, actionIds: params.actionIds } })),
+    recordActionResult: assign(({ context }, params: { message: string }) => ({ test: { ...context.test, applyMessage: params.message } })),
+    recordRebootCheck: assign(({ context }, params: { required: boolean }) => ({ test: { ...context.test, rebootRequired: params.required } })),
+    recordRebootAction: assign(({ context }, params: { actionId: number }) => ({ test: { ...context.test, rebootActionId: params.actionId } })),
+    recordVerdict: assign(({ context }, out: Effects['validate']['out']) => {
       return {
         test: { ...context.test, verdict: out.verdict, evidence: out.evidence ?? null, finishedAt: out.at },
         failure: out.verdict === 'pass' ? null : { reason: out.reason ?? `verdict ${out.verdict}`, at: out.at, step: 'validate' as Step },
@@ -360,12 +393,11 @@ export const patchMachine = setup({
       };
     }),
     recordFailure: assign((_, params: { reason: string; at: number; step: Step | null }) => ({ failure: params })),
-    recordApplyFailure: assign(({ context, event }) => {
-      const out = (event as unknown as { output: { message: string; at: number } }).output;
+    recordApplyFailure: assign(({ context }, out: { message: string; at: number }) => {
       return { failure: { reason: `apply failed on ${context.testSystem?.name ?? 'test system'}: ${out.message}`, at: out.at, step: 'await_action' as Step } };
     }),
-    scheduleRetry: assign(({ context, event }, params: { step: Step }) => {
-      const f = failureOf((event as { error?: unknown }).error);
+    scheduleRetry: assign(({ context }, params: { step: Step; failure: EffectFailure }) => {
+      const f = params.failure;
       const count = (context.retry?.step === params.step ? context.retry.count : 0) + 1;
       return {
         retry: { step: params.step, count },
@@ -373,11 +405,11 @@ export const patchMachine = setup({
         deadlines: { ...context.deadlines, retry: f.at + backoffMs(context.settings, count) },
       };
     }),
-    recordStepError: assign(({ context, event }, params: { step: Step }) => {
-      const f = failureOf((event as { error?: unknown }).error);
+    recordStepError: assign(({ context }, params: { step: Step; failure: EffectFailure }) => {
+      const f = params.failure;
       const reason = `${params.step} failed${f.transient ? ` after ${context.retry?.count ?? 0} retries` : ''}: ${f.message}`;
-      const phase = STEP_PHASE[params.step];
-      const toAttention = STEP_FAILURE_TARGET[params.step] === '#patch.needs_attention';
+      const { phase, onFailure } = STEP_TABLE[params.step];
+      const toAttention = onFailure === '#patch.needs_attention';
       return {
         lastError: { step: params.step, message: f.message, transient: f.transient, at: f.at },
         failure: phase === 'test' && !toAttention ? { reason, at: f.at, step: params.step } : context.failure,
@@ -389,11 +421,11 @@ export const patchMachine = setup({
       const step = context.retry?.step ?? null;
       return { failure: { reason: `step timed out${step ? ` (${step})` : ''}`, at: eventTime(event), step } };
     }),
-    recordAbort: assign(({ event }) => ({
-      failure: { reason: `aborted by ${(event as { by?: string }).by ?? 'operator'}: ${(event as { reason?: string }).reason ?? ''}`.trim(), at: eventTime(event), step: null },
+    recordAbort: assign((_, e: OperatorAct) => ({
+      failure: { reason: `aborted by ${e.by}: ${e.reason ?? ''}`.trim(), at: e.at, step: null },
     })),
-    recordManualTestRollback: assign(({ event }) => ({
-      failure: { reason: `manual rollback by ${(event as { by?: string }).by ?? 'operator'}: ${(event as { reason?: string }).reason ?? ''}`.trim(), at: eventTime(event), step: null },
+    recordManualTestRollback: assign((_, e: OperatorAct) => ({
+      failure: { reason: `manual rollback by ${e.by}: ${e.reason ?? ''}`.trim(), at: e.at, step: null },
     })),
     recordRebootTimeout: assign(({ context, event }) => ({
       failure: { reason: `host ${context.testSystem?.name ?? ''} did not return within ${Math.round(context.settings.rebootTimeoutMs / 1000)} s after reboot`.replace('  ', ' '), at: eventTime(event), step: 'reboot' as Step },
@@ -409,21 +441,18 @@ export const patchMachine = setup({
       prodAttempt: context.prodAttempt + 1,
       prod: { deploymentId: null, waveIndex: 0, waveCount: 0, windowOpensAt: null, windowClosesAt: null, haltReason: null, plans: 0 },
     })),
-    recordPlan: assign(({ context, event }) => {
-      const out = (event as unknown as { output: Effects['planDeployment']['out'] }).output;
+    recordPlan: assign(({ context }, out: Effects['planDeployment']['out']) => {
       return {
         prod: { ...context.prod, deploymentId: out.deploymentId, waveCount: out.waveCount, windowOpensAt: out.windowOpensAt, windowClosesAt: out.windowClosesAt, plans: context.prod.plans + 1 },
         deadlines: { ...context.deadlines, window: out.windowOpensAt },
       };
     }),
     nextWave: assign(({ context }) => ({ prod: { ...context.prod, waveIndex: context.prod.waveIndex + 1 } })),
-    recordHalt: assign(({ context, event }) => {
-      const out = (event as unknown as { output: Effects['deployWave']['out'] }).output;
+    recordHalt: assign(({ context }, out: Effects['deployWave']['out']) => {
       const reason = `wave ${context.prod.waveIndex} halted: ${out.reason ?? 'error threshold exceeded'}`;
       return { prod: { ...context.prod, haltReason: reason }, attention: { reason, phase: 'prod' as Phase, at: out.at } };
     }),
-    recordVerifyFailure: assign(({ event }) => {
-      const out = (event as unknown as { output: Effects['verifyDeployment']['out'] }).output;
+    recordVerifyFailure: assign((_, out: Effects['verifyDeployment']['out']) => {
       return { rollback: { scope: 'prod' as const, type: 'package' as RollbackType, systems: null, by: 'policy', reason: `post-deployment checks failed: ${out.reason ?? 'unknown'}` } };
     }),
     recordRollbackRequest: assign(({ context, event }) => {
@@ -434,12 +463,11 @@ export const patchMachine = setup({
       } as Partial<PatchContext>;
     }),
     recordRetry: assign(({ context }) => ({ attention: null, lastError: null, retry: null, resolution: null, round: context.round + 1, deadlines: { ...context.deadlines } })),
-    recordManualFailure: assign(({ event }) => ({
-      resolution: `marked failed by ${(event as { by?: string }).by ?? 'operator'}: ${(event as { reason?: string }).reason ?? ''}`.trim(),
+    recordManualFailure: assign((_, e: OperatorAct) => ({
+      resolution: `marked failed by ${e.by}: ${e.reason ?? ''}`.trim(),
     })),
-    recordRemoval: assign(({ event }) => ({ resolution: `removed by ${(event as { by?: string }).by ?? 'operator'}${(event as { reason?: string }).reason ? `: ${(event as { reason?: string }).reason}` : ''}` })),
-    recordRollbackDone: assign(({ context, event }) => {
-      const out = (event as unknown as { output: { type?: RollbackType } }).output;
+    recordRemoval: assign((_, e: OperatorAct) => ({ resolution: `removed by ${e.by}${e.reason ? `: ${e.reason}` : ''}` })),
+    recordRollbackDone: assign(({ context }, out: { type?: RollbackType }) => {
       return { rollback: { scope: context.rollback?.scope ?? 'test', type: out.type ?? context.rollback?.type ?? null, systems: context.rollback?.systems ?? null, by: context.rollback?.by ?? 'policy', reason: context.rollback?.reason ?? context.failure?.reason ?? '' } };
     }),
     recordTestRollbackStart: assign(({ context }) => ({
@@ -479,116 +507,156 @@ export const patchMachine = setup({
     queued: {
       on: {
         START_TEST: { target: 'testing', actions: 'beginTest' },
-        REMOVE: { target: 'removed', actions: 'recordRemoval' },
+        REMOVE: { target: 'removed', actions: { type: 'recordRemoval', params: act } },
       },
     },
 
     testing: {
+      description: 'The test runs on the test system: snapshot, baseline, apply, wait, reboot check, validation.',
+      tags: ['occupies_test_system'],
       initial: 'snapshot',
       on: {
-        ABORT: { target: 'failed', actions: 'recordAbort' },
+        ABORT: { target: 'failed', actions: { type: 'recordAbort', params: act } },
         TIMER: { guard: { type: 'isTimer', params: { name: 'step_timeout' } }, target: 'failed', actions: 'recordTimeout' },
       },
       states: {
         snapshot: {
+          meta: { timer: 'step_timeout' },
           entry: 'armStepTimeout',
           invoke: {
             id: 'takeSnapshot',
             src: 'takeSnapshot',
             input: ({ context }) => effectInput(context, 'snapshot'),
-            onDone: { target: 'baseline', actions: ['recordSnapshot', 'resetRetry'] },
-            onError: onStepError('snapshot', '#patch.failed'),
+            onDone: { target: 'baseline', actions: [{ type: 'recordSnapshot', params: ({ event }) => ({ snapshotId: event.output.snapshotId }) }, 'resetRetry'] },
+            onError: onStepError('snapshot'),
           },
         },
         baseline: {
+          meta: { timer: 'step_timeout' },
           entry: 'armStepTimeout',
           invoke: {
             id: 'collectBaseline',
             src: 'collectBaseline',
             input: ({ context }) => effectInput(context, 'baseline'),
             onDone: { target: 'apply', actions: ['recordBaseline', 'resetRetry'] },
-            onError: onStepError('baseline', '#patch.failed'),
+            onError: onStepError('baseline'),
           },
         },
         apply: {
+          meta: { timer: 'step_timeout' },
           entry: 'armStepTimeout',
           invoke: {
             id: 'applyErrata',
             src: 'applyErrata',
             input: ({ context }) => effectInput(context, 'apply'),
-            onDone: { target: 'await_action', actions: ['recordActions', 'resetRetry'] },
-            onError: onStepError('apply', '#patch.failed'),
+            onDone: { target: 'await_action', actions: [{ type: 'recordActions', params: ({ event }) => ({ actionIds: event.output.actionIds }) }, 'resetRetry'] },
+            onError: onStepError('apply'),
           },
         },
         await_action: {
+          meta: { timer: 'step_timeout' },
           entry: 'armStepTimeout',
           invoke: {
             id: 'awaitAction',
             src: 'awaitAction',
             input: ({ context }) => ({ ...effectInput(context, 'await_action'), actionIds: context.test.actionIds }),
             onDone: [
-              { guard: 'actionSucceeded', target: 'stabilize', actions: ['recordActionResult', 'resetRetry'] },
-              { target: '#patch.failed', actions: ['recordActionResult', 'recordApplyFailure'] },
+              {
+                guard: { type: 'actionSucceeded', params: ({ event }) => ({ ok: event.output.ok }) },
+                target: 'stabilize',
+                actions: [{ type: 'recordActionResult', params: ({ event }) => ({ message: event.output.message }) }, 'resetRetry'],
+              },
+              {
+                target: '#patch.failed',
+                actions: [
+                  { type: 'recordActionResult', params: ({ event }) => ({ message: event.output.message }) },
+                  { type: 'recordApplyFailure', params: ({ event }) => ({ message: event.output.message, at: event.output.at }) },
+                ],
+              },
             ],
-            onError: onStepError('await_action', '#patch.failed'),
+            onError: onStepError('await_action'),
           },
         },
         stabilize: {
+          description: 'Waiting for the system to settle after the patch before the reboot check.',
+          meta: { timer: 'stabilize' },
           entry: ['clearStepTimeout', 'armStabilize'],
           on: { TIMER: { guard: { type: 'isTimer', params: { name: 'stabilize' } }, target: 'check_reboot' } },
         },
         check_reboot: {
+          meta: { timer: 'step_timeout' },
           entry: 'armStepTimeout',
           invoke: {
             id: 'checkReboot',
             src: 'checkReboot',
             input: ({ context }) => effectInput(context, 'check_reboot'),
             onDone: [
-              { guard: 'rebootRequired', target: '#patch.needs_reboot', actions: ['recordRebootCheck', 'resetRetry'] },
-              { target: 'validate', actions: ['recordRebootCheck', 'resetRetry'] },
+              {
+                guard: { type: 'rebootRequired', params: ({ event }) => ({ required: event.output.required }) },
+                target: '#patch.needs_reboot',
+                actions: [{ type: 'recordRebootCheck', params: ({ event }) => ({ required: event.output.required }) }, 'resetRetry'],
+              },
+              {
+                target: 'validate',
+                actions: [{ type: 'recordRebootCheck', params: ({ event }) => ({ required: event.output.required }) }, 'resetRetry'],
+              },
             ],
-            onError: onStepError('check_reboot', '#patch.failed'),
+            onError: onStepError('check_reboot'),
           },
         },
         validate: {
+          meta: { timer: 'step_timeout' },
           entry: 'armStepTimeout',
           invoke: {
             id: 'validate',
             src: 'validate',
             input: ({ context }) => effectInput(context, 'validate'),
             onDone: [
-              { guard: { type: 'verdictIs', params: { verdict: 'pass' } }, target: '#patch.passed', actions: ['recordVerdict', 'resetRetry'] },
-              { guard: { type: 'verdictIs', params: { verdict: 'fail' } }, target: '#patch.failed', actions: ['recordVerdict', 'resetRetry'] },
+              {
+                guard: { type: 'verdictPass', params: ({ event }) => ({ verdict: event.output.verdict }) },
+                target: '#patch.passed',
+                actions: [{ type: 'recordVerdict', params: ({ event }) => event.output }, 'resetRetry'],
+              },
+              {
+                guard: { type: 'verdictFail', params: ({ event }) => ({ verdict: event.output.verdict }) },
+                target: '#patch.failed',
+                actions: [{ type: 'recordVerdict', params: ({ event }) => event.output }, 'resetRetry'],
+              },
               // Inconclusive (no evidence): never a pass; a human decides.
-              { target: '#patch.needs_attention', actions: ['recordVerdict', 'resetRetry'] },
+              { target: '#patch.needs_attention', actions: [{ type: 'recordVerdict', params: ({ event }) => event.output }, 'resetRetry'] },
             ],
-            onError: onStepError('validate', '#patch.needs_attention'),
+            onError: onStepError('validate'),
           },
         },
       },
     },
 
     needs_reboot: {
+      description: 'The patch needs a reboot: scheduling it through UYUNI.',
+      tags: ['occupies_test_system'],
+      meta: { timer: 'step_timeout' },
       entry: 'armStepTimeout',
       on: {
-        ABORT: { target: 'failed', actions: 'recordAbort' },
+        ABORT: { target: 'failed', actions: { type: 'recordAbort', params: act } },
         TIMER: { guard: { type: 'isTimer', params: { name: 'step_timeout' } }, target: 'failed', actions: 'recordTimeout' },
       },
       invoke: {
         id: 'scheduleReboot',
         src: 'scheduleReboot',
         input: ({ context }) => effectInput(context, 'reboot'),
-        onDone: { target: 'rebooting', actions: ['recordRebootAction', 'resetRetry'] },
-        onError: onStepError('reboot', '#patch.failed'),
+        onDone: { target: 'rebooting', actions: [{ type: 'recordRebootAction', params: ({ event }) => ({ actionId: event.output.actionId }) }, 'resetRetry'] },
+        onError: onStepError('reboot'),
       },
     },
 
     rebooting: {
+      tags: ['occupies_test_system'],
       initial: 'awaiting_host',
       entry: ['clearStepTimeout', 'armRebootTimeout'],
-      on: { ABORT: { target: 'failed', actions: 'recordAbort' } },
+      on: { ABORT: { target: 'failed', actions: { type: 'recordAbort', params: act } } },
       states: {
         awaiting_host: {
+          meta: { timer: 'reboot_timeout' },
           on: { TIMER: { guard: { type: 'isTimer', params: { name: 'reboot_timeout' } }, target: '#patch.failed', actions: 'recordRebootTimeout' } },
           invoke: {
             id: 'awaitHost',
@@ -596,10 +664,15 @@ export const patchMachine = setup({
             input: ({ context }) => ({ ...effectInput(context, 'await_host'), rebootActionId: context.test.rebootActionId }),
             onDone: { target: 'settling' },
             // awaitHost keeps polling through transient errors; only a permanent error lands here.
-            onError: { target: '#patch.failed', actions: { type: 'recordStepError', params: { step: 'reboot' } } },
+            onError: {
+              target: STEP_TABLE.reboot.onFailure,
+              actions: { type: 'recordStepError', params: ({ event }) => ({ step: 'reboot' as Step, failure: failureOf(event.error) }) },
+            },
           },
         },
         settling: {
+          description: 'The host is back: waiting for its services to settle before validation.',
+          meta: { timer: 'settle' },
           entry: 'armSettle',
           on: { TIMER: { guard: { type: 'isTimer', params: { name: 'settle' } }, target: '#patch.testing.validate' } },
         },
@@ -607,16 +680,20 @@ export const patchMachine = setup({
     },
 
     pending_retry: {
+      description: 'A step failed transiently: waiting for the backoff, then back to that step.',
+      tags: ['holds_test_system_in_test_phase'],
+      meta: { timer: 'retry' },
       on: {
         TIMER: STEPS.map((step) => ({
           guard: ({ context, event }: { context: PatchContext; event: PatchEvent }) => event.type === 'TIMER' && event.name === 'retry' && context.retry?.step === step,
-          target: STEP_TARGET[step],
+          target: STEP_TABLE[step].state,
         })),
-        ABORT: { guard: ({ context }) => context.retry !== null && TEST_STEPS.includes(context.retry.step), target: 'failed', actions: 'recordAbort' },
+        ABORT: { guard: ({ context }) => context.retry !== null && TEST_STEPS.includes(context.retry.step), target: 'failed', actions: { type: 'recordAbort', params: act } },
       },
     },
 
     passed: {
+      description: 'The test passed: notifying the approvers (then pending approval).',
       entry: 'nextApprovalRound',
       invoke: {
         id: 'notifyPendingApproval',
@@ -629,6 +706,9 @@ export const patchMachine = setup({
     },
 
     failed: {
+      description: 'The test failed or was aborted: rolling the test system back.',
+      tags: ['occupies_test_system'],
+      meta: { timer: 'step_timeout' },
       entry: ['recordTestRollbackStart', 'armStepTimeout'],
       on: { TIMER: { guard: { type: 'isTimer', params: { name: 'step_timeout' } }, target: 'needs_attention', actions: assign(({ event }) => ({ attention: { reason: 'test-system rollback timed out', phase: 'test_rollback' as Phase, at: eventTime(event) } })) } },
       invoke: {
@@ -640,29 +720,33 @@ export const patchMachine = setup({
           snapshotId: context.test.snapshotId,
           reason: context.failure?.reason ?? 'test failed',
         }),
-        onDone: { target: 'rolled_back', actions: ['recordRollbackDone', 'clearStepTimeout'] },
-        onError: onStepError('rollback_test', '#patch.needs_attention'),
+        onDone: { target: 'rolled_back', actions: [{ type: 'recordRollbackDone', params: ({ event }) => ({ type: event.output.type }) }, 'clearStepTimeout'] },
+        onError: onStepError('rollback_test'),
       },
     },
 
     pending_approval: {
+      description: 'The approval gate: a human approves, rejects or snoozes.',
       on: {
         APPROVE: { guard: 'testPassed', target: 'approved', actions: 'recordApproval' },
-        REJECT: { guard: 'hasReason', target: 'rejected', actions: 'recordApproval' },
+        REJECT: { guard: withReason, target: 'rejected', actions: 'recordApproval' },
         SNOOZE: { guard: 'snoozeInFuture', target: 'snoozed', actions: 'recordApproval' },
-        ROLLBACK_TEST: { guard: 'hasReason', target: 'failed', actions: 'recordManualTestRollback' },
+        ROLLBACK_TEST: { guard: withReason, target: 'failed', actions: { type: 'recordManualTestRollback', params: act } },
       },
     },
 
     snoozed: {
+      description: 'Snoozed by an approver: back to the approvers when the snooze ends.',
+      meta: { timer: 'snooze' },
       on: {
         TIMER: { guard: { type: 'isTimer', params: { name: 'snooze' } }, target: 'passed' },
         APPROVE: { guard: 'testPassed', target: 'approved', actions: 'recordApproval' },
-        REJECT: { guard: 'hasReason', target: 'rejected', actions: 'recordApproval' },
+        REJECT: { guard: withReason, target: 'rejected', actions: 'recordApproval' },
       },
     },
 
     approved: {
+      description: 'Approved: notifying (then promoting).',
       invoke: {
         id: 'notifyApproved',
         src: 'notify',
@@ -673,14 +757,16 @@ export const patchMachine = setup({
     },
 
     promoting: {
+      description: 'Promoting the errata through the UYUNI content lifecycle (skipped when unconfigured).',
+      meta: { timer: 'step_timeout' },
       entry: 'armStepTimeout',
       on: { TIMER: { guard: { type: 'isTimer', params: { name: 'step_timeout' } }, target: 'needs_attention', actions: assign(({ event }) => ({ attention: { reason: 'CLM promotion timed out', phase: 'prod' as Phase, at: eventTime(event) } })) } },
       invoke: {
         id: 'promote',
         src: 'promote',
-        input: ({ context }) => ({ ...effectInput(context, 'promote'), key: prodKey(context, 'promote') }),
+        input: ({ context }) => prodInput(context, 'promote'),
         onDone: { target: 'prod_pending', actions: ['resetRetry', 'clearStepTimeout'] },
-        onError: onStepError('promote', '#patch.needs_attention'),
+        onError: onStepError('promote'),
       },
     },
 
@@ -691,12 +777,17 @@ export const patchMachine = setup({
           invoke: {
             id: 'planDeployment',
             src: 'planDeployment',
-            input: ({ context }) => ({ ...effectInput(context, 'plan_deployment'), key: prodKey(context, `plan_deployment_${context.prod.plans}`), approvedBy: context.approval?.by ?? null }),
-            onDone: { target: 'awaiting_window', actions: ['recordPlan', 'resetRetry'] },
-            onError: onStepError('plan_deployment', '#patch.needs_attention'),
+            input: ({ context }) => ({
+              ...prodInput(context, `plan_deployment_${context.prod.plans}`),
+              approvedBy: context.approval?.by ?? null,
+            }),
+            onDone: { target: 'awaiting_window', actions: [{ type: 'recordPlan', params: ({ event }) => event.output }, 'resetRetry'] },
+            onError: onStepError('plan_deployment'),
           },
         },
         awaiting_window: {
+          description: 'Planned: waiting for the maintenance window of the next wave.',
+          meta: { timer: 'window' },
           on: {
             TIMER: { guard: { type: 'isTimer', params: { name: 'window' } }, target: 'deploying' },
             START_DEPLOYMENT: { target: 'deploying' },
@@ -707,35 +798,41 @@ export const patchMachine = setup({
             id: 'deployWave',
             src: 'deployWave',
             input: ({ context }) => ({
-              ...effectInput(context, 'deploy_wave'),
-              key: prodKey(context, `deploy_wave_${context.prod.waveIndex}_plan${context.prod.plans}`),
+              ...prodInput(context, `deploy_wave_${context.prod.waveIndex}_plan${context.prod.plans}`),
               deploymentId: context.prod.deploymentId ?? 0,
               waveIndex: context.prod.waveIndex,
             }),
             onDone: [
-              { guard: { type: 'waveOutcomeIs', params: { outcome: 'halted' } }, target: '#patch.needs_attention', actions: 'recordHalt' },
+              {
+                guard: { type: 'waveHalted', params: ({ event }) => ({ outcome: event.output.outcome }) },
+                target: '#patch.needs_attention',
+                actions: { type: 'recordHalt', params: ({ event }) => event.output },
+              },
               // The window closed between waves: plan the rest for the next window.
-              { guard: { type: 'waveOutcomeIs', params: { outcome: 'window_closed' } }, target: 'planning' },
+              {
+                guard: { type: 'windowClosed', params: ({ event }) => ({ outcome: event.output.outcome }) },
+                target: 'planning',
+              },
               { guard: 'moreWaves', target: 'deploying', reenter: true, actions: ['nextWave', 'resetRetry'] },
               { target: '#patch.prod_applied', actions: 'resetRetry' },
             ],
-            onError: onStepError('deploy_wave', '#patch.needs_attention'),
+            onError: onStepError('deploy_wave'),
           },
         },
       },
     },
 
     prod_applied: {
-      on: { ROLLBACK: { guard: 'hasReason', target: 'prod_rollback', actions: 'recordRollbackRequest' } },
+      on: { ROLLBACK: { guard: withReason, target: 'prod_rollback', actions: 'recordRollbackRequest' } },
       invoke: {
         id: 'verifyDeployment',
         src: 'verifyDeployment',
-        input: ({ context }) => ({ ...effectInput(context, 'verify_deployment'), key: prodKey(context, 'verify_deployment'), deploymentId: context.prod.deploymentId ?? 0 }),
+        input: ({ context }) => ({ ...prodInput(context, 'verify_deployment'), deploymentId: context.prod.deploymentId ?? 0 }),
         onDone: [
-          { guard: 'deploymentOk', target: 'completed', actions: 'resetRetry' },
-          { target: 'prod_rollback', actions: 'recordVerifyFailure' },
+          { guard: { type: 'deploymentOk', params: ({ event }) => ({ ok: event.output.ok }) }, target: 'completed', actions: 'resetRetry' },
+          { target: 'prod_rollback', actions: { type: 'recordVerifyFailure', params: ({ event }) => event.output } },
         ],
-        onError: onStepError('verify_deployment', '#patch.needs_attention'),
+        onError: onStepError('verify_deployment'),
       },
     },
 
@@ -744,19 +841,21 @@ export const patchMachine = setup({
         id: 'rollbackProduction',
         src: 'rollbackProduction',
         input: ({ context }) => ({
-          ...effectInput(context, 'rollback_prod'),
-          key: prodKey(context, 'rollback_prod'),
+          ...prodInput(context, 'rollback_prod'),
           deploymentId: context.prod.deploymentId,
           rollbackType: context.rollback?.type ?? 'package',
           systems: context.rollback?.systems ?? null,
           reason: context.rollback?.reason ?? 'rollback',
         }),
-        onDone: { target: 'rolled_back', actions: ['recordRollbackDone', 'resetRetry'] },
-        onError: onStepError('rollback_prod', '#patch.needs_attention'),
+        // A production rollback reports no type of its own: the requested one stands.
+        onDone: { target: 'rolled_back', actions: [{ type: 'recordRollbackDone', params: {} }, 'resetRetry'] },
+        onError: onStepError('rollback_prod'),
       },
     },
 
     needs_attention: {
+      description: 'A human must decide: retry, mark failed, or force a rollback.',
+      tags: ['holds_test_system_in_test_phase'],
       on: {
         RETRY: [
           { guard: { type: 'attentionPhaseIs', params: { phases: ['test'] } }, target: 'testing', actions: ['beginTest'] },
@@ -764,7 +863,7 @@ export const patchMachine = setup({
           { guard: { type: 'attentionPhaseIs', params: { phases: ['prod'] } }, target: 'prod_pending', actions: 'recordRetry' },
           { guard: { type: 'attentionPhaseIs', params: { phases: ['prod_rollback'] } }, target: 'prod_rollback', actions: 'recordRetry' },
         ],
-        MARK_FAILED: { guard: 'hasReason', target: 'rolled_back', actions: 'recordManualFailure' },
+        MARK_FAILED: { guard: withReason, target: 'rolled_back', actions: { type: 'recordManualFailure', params: act } },
         FORCE_ROLLBACK: [
           { guard: { type: 'attentionPhaseIs', params: { phases: ['prod', 'prod_rollback'] } }, target: 'prod_rollback', actions: ['recordRollbackRequest', 'recordRetry'] },
           { target: 'failed', actions: ['recordRollbackRequest', 'recordRetry'] },
@@ -801,40 +900,48 @@ export interface DurableTimer {
   fireAt: number;
 }
 
+interface StateFacts {
+  timer: TimerName | null;
+  tags: ReadonlySet<StateTag>;
+}
+/** Every state's facts by label (`testing.apply`), read once from the machine's own definition. */
+const STATE_FACTS: ReadonlyMap<string, StateFacts> = (() => {
+  const facts = new Map<string, StateFacts>();
+  type Node = { path: string[]; meta?: StateMeta; tags: StateTag[]; states: Record<string, Node> };
+  const walk = (node: Node, inherited: ReadonlySet<StateTag>) => {
+    const tags = new Set([...inherited, ...node.tags]);
+    if (node.path.length > 0) facts.set(node.path.join('.'), { timer: node.meta?.timer ?? null, tags });
+    for (const child of Object.values(node.states)) walk(child, tags);
+  };
+  walk(patchMachine.root as unknown as Node, new Set());
+  return facts;
+})();
+
+function factsOf(value: StateValue): StateFacts {
+  const f = STATE_FACTS.get(stateLabel(value));
+  if (!f) throw new Error(`state value ${JSON.stringify(value)} is not a state of the patch machine`);
+  return f;
+}
+
 /**
- * The durable timers a snapshot needs: which deadline the scheduler must fire for this state.
- * The host writes them to the `timers` table in the same transaction as the snapshot.
+ * The durable timers a snapshot needs: the timer its state's `meta` names, at the deadline the
+ * context holds for it. The host writes them to the `timers` table in the same transaction as the
+ * snapshot.
  */
 export function timersFor(value: StateValue, context: PatchContext): DurableTimer[] {
-  const label = stateLabel(value);
-  const d = context.deadlines;
-  const at = (name: TimerName, fireAt: number | undefined | null): DurableTimer[] => (typeof fireAt === 'number' ? [{ name, fireAt }] : []);
-  switch (label) {
-    case 'testing.snapshot':
-    case 'testing.baseline':
-    case 'testing.apply':
-    case 'testing.await_action':
-    case 'testing.check_reboot':
-    case 'testing.validate':
-    case 'needs_reboot':
-    case 'failed':
-    case 'promoting':
-      return at('step_timeout', d.step_timeout);
-    case 'testing.stabilize':
-      return at('stabilize', d.stabilize);
-    case 'rebooting.awaiting_host':
-      return at('reboot_timeout', d.reboot_timeout);
-    case 'rebooting.settling':
-      return at('settle', d.settle);
-    case 'pending_retry':
-      return at('retry', d.retry);
-    case 'snoozed':
-      return at('snooze', context.snoozeUntil);
-    case 'prod_pending.awaiting_window':
-      return at('window', d.window);
-    default:
-      return [];
-  }
+  const name = factsOf(value).timer;
+  if (name === null) return [];
+  const fireAt = name === 'snooze' ? context.snoozeUntil : context.deadlines[name];
+  return typeof fireAt === 'number' ? [{ name, fireAt }] : [];
+}
+
+/** Whether an entry in this state holds its test system (no other test may start there). */
+export function occupiesTestSystem(value: StateValue, context: PatchContext): boolean {
+  const { tags } = factsOf(value);
+  if (tags.has('occupies_test_system')) return true;
+  if (!tags.has('holds_test_system_in_test_phase')) return false;
+  const phase = statusOf(value) === 'pending_retry' ? (context.retry ? STEP_TABLE[context.retry.step].phase : null) : (context.attention?.phase ?? null);
+  return phase === 'test' || phase === 'test_rollback';
 }
 
 /** A representative event of each operator type, for asking a snapshot whether it would accept it. */
