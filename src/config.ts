@@ -119,10 +119,6 @@ const envSchema = z.object({
     })
     .default('ws://localhost:8080'),
 
-  /** Test seam: effects go to a fake world over loopback instead of UYUNI/Salt. Refused in production. */
-  SPM_TEST_FAKE_WORLD_URL: httpUrl('SPM_TEST_FAKE_WORLD_URL').optional(),
-  /** Test seam (chaos control run): effects skip reconciliation. Refused in production. */
-  SPM_TEST_DISABLE_RECONCILE: bool('SPM_TEST_DISABLE_RECONCILE').default(false),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -158,8 +154,6 @@ export interface Config {
   leaseTtlMs: number;
   schedulerPollMs: number;
   inspect: { mode: 'off' | 'websocket'; url: string };
-  testFakeWorldUrl: string | undefined;
-  testDisableReconcile: boolean;
 }
 
 /**
@@ -197,8 +191,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     problems.push('UI_PROXY_USER_HEADER: only with TRUST_PROXY=true (the proxy must strip the header from clients)');
   }
   if (cleaned.DATABASE_URL !== undefined && cleaned.DB_HOST !== undefined) problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
+  // Former test seams: the fake world is now passed by the test's own entry point
+  // (test/helpers/fakeWorldServe.ts), never through the daemon's configuration.
   for (const seam of ['SPM_TEST_FAKE_WORLD_URL', 'SPM_TEST_DISABLE_RECONCILE']) {
-    if (cleaned[seam] !== undefined && cleaned.NODE_ENV === 'production') problems.push(`${seam}: a test seam, refused when NODE_ENV=production`);
+    if (cleaned[seam] !== undefined) {
+      problems.push(`${seam}: a test seam that the daemon's configuration no longer has (tests pass the fake world through test/helpers/fakeWorldServe.ts): remove it`);
+    }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
@@ -258,8 +256,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     leaseTtlMs: e.LEASE_TTL_SECONDS * 1000,
     schedulerPollMs: e.SCHEDULER_POLL_MS,
     inspect: { mode: e.INSPECT, url: e.INSPECT_WS_URL },
-    testFakeWorldUrl: e.SPM_TEST_FAKE_WORLD_URL,
-    testDisableReconcile: e.SPM_TEST_DISABLE_RECONCILE,
   };
 }
 

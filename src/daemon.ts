@@ -24,7 +24,7 @@ import { profileErrata } from './services/riskProfile.ts';
 import { UyuniClient } from './services/uyuni/client.ts';
 import { SaltClient } from './services/salt/client.ts';
 import { PrometheusClient } from './services/prometheus/client.ts';
-import { createEnginePorts } from './services/engine/index.ts';
+import { createEnginePorts } from './engine/index.ts';
 import { Notifier } from './services/engine/notifier.ts';
 import { TestLanes } from './scheduler/lanes.ts';
 import { RollbackRunner } from './scheduler/rollbacks.ts';
@@ -50,7 +50,26 @@ export interface Daemon {
  * @example
  * const daemon = await startDaemon(config, logger); … await daemon.stop();
  */
-export async function startDaemon(config: Config, logger: Logger, hooks: { afterMigrate?: (db: BaseDeps['db']) => Promise<void> } = {}): Promise<Daemon> {
+/**
+ * Effects supplied by the caller instead of the real engine built from the configuration: the
+ * process tests pass a fake world this way (test/helpers/fakeWorldServe.ts). Production never does.
+ */
+export interface SuppliedEngine {
+  ports: PatchPorts;
+  /** Reconcile before re-running an effect (off only for the chaos harness's control run). */
+  reconcile: boolean;
+  /** Whether the test lanes start queued entries on their own (off: the caller starts tests). */
+  lanes: boolean;
+  /** Said in the log at start, e.g. "fake world at http://127.0.0.1:…". */
+  description: string;
+}
+
+export interface DaemonOptions {
+  engine?: SuppliedEngine;
+  afterMigrate?: (db: BaseDeps['db']) => Promise<void>;
+}
+
+export async function startDaemon(config: Config, logger: Logger, hooks: DaemonOptions = {}): Promise<Daemon> {
   const releasers = new Releasers();
   const lifecycle: Lifecycle = { state: 'starting' };
   try {
@@ -61,9 +80,9 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
 
     const deps: BaseDeps = { config, logger, db, version: VERSION, startedAt: Date.now(), lifecycle };
 
-    // Effects: the real test engine (UYUNI + Salt, Prometheus when configured) when UYUNI and Salt
-    // are configured; without them every effect is refused and POST /tests/start answers 503. The
-    // fake world is a test seam (never in production).
+    // Effects: the caller's engine when it supplies one, else the real test engine (UYUNI + Salt,
+    // Prometheus when configured) when UYUNI and Salt are configured; without them every effect is
+    // refused and POST /tests/start answers 503.
     let ports: PatchPorts;
     let testEngine: { available: boolean; reason: string | null };
     const uyuni = config.uyuni ? new UyuniClient({ ...config.uyuni }) : undefined;
@@ -72,17 +91,16 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
     const notifier = new Notifier({ db, logger, smtp: config.smtp, webhookSecret: config.webhookSecret });
     notifier.start();
     releasers.add('notifier', () => notifier.stop());
-    let realEngine = false;
-    if (config.testFakeWorldUrl !== undefined) {
-      // src/lab is test/demo code: loaded only through this seam, which NODE_ENV=production refuses.
-      const { fakeWorldHttpPorts } = await import('./lab/fakeWorld.ts');
-      ports = fakeWorldHttpPorts(config.testFakeWorldUrl);
+    let lanesEnabled = false;
+    let reconcile = true;
+    if (hooks.engine) {
+      ({ ports, reconcile, lanes: lanesEnabled } = hooks.engine);
       testEngine = { available: true, reason: null };
-      logger.warn({ url: config.testFakeWorldUrl }, 'TEST SEAM: effects go to a fake world');
+      logger.warn({ engine: hooks.engine.description }, 'effects go to an engine supplied by the caller');
     } else if (uyuni && salt) {
       ports = createEnginePorts({ db, logger, uyuni, salt, prometheus, onNotify: () => notifier.nudge() });
       testEngine = { available: true, reason: null };
-      realEngine = true;
+      lanesEnabled = true;
       releasers.add('uyuni-session', () => uyuni.closeShared());
       if (!prometheus) logger.warn('PROMETHEUS_URL is not set: validation uses Salt service checks only (no CPU/memory evidence)');
     } else {
@@ -100,7 +118,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
     }
     const actors = await startActorSystem({
       db, logger, ownerId: config.instanceId, leaseTtlMs: config.leaseTtlMs, pollMs: config.schedulerPollMs, ports,
-      reconcile: !config.testDisableReconcile,
+      reconcile,
       ...(inspect ? { inspect } : {}),
     });
     releasers.add('actors', () => actors.stop());
@@ -109,14 +127,14 @@ export async function startDaemon(config: Config, logger: Logger, hooks: { after
     // UYUNI: the sync poller (one run at start, then every UYUNI_POLL_INTERVAL_MINUTES), NVD
     // enrichment after each sync (never blocking it), auto-queue policy, risk profiles on queueing.
     const settings = async () => settingsFrom(await loadThresholds(db));
-    // Test lanes: one per configured test system, filled by success score (real engine only: with
-    // the fake-world seam tests start entries themselves).
-    const lanes = realEngine ? new TestLanes({ db, logger, actors: actors.host, salt, pollMs: config.schedulerPollMs }) : undefined;
+    // Test lanes: one per configured test system, filled by success score (unless the caller's
+    // engine starts its tests itself).
+    const lanes = lanesEnabled ? new TestLanes({ db, logger, actors: actors.host, salt, pollMs: config.schedulerPollMs }) : undefined;
     if (lanes) {
       lanes.start();
       releasers.add('test-lanes', () => lanes.stop());
     }
-    const rollbacks = realEngine ? new RollbackRunner({ db, logger, ports, pollMs: Math.max(1000, config.schedulerPollMs * 5) }) : undefined;
+    const rollbacks = testEngine.available ? new RollbackRunner({ db, logger, ports, pollMs: Math.max(1000, config.schedulerPollMs * 5) }) : undefined;
     if (rollbacks) {
       rollbacks.start();
       releasers.add('rollback-runner', () => rollbacks.stop());

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadEnv, parseConfig, type Config } from './config.ts';
 import { ConfigError, EXIT_CONFIG, coerceError } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { SHUTDOWN_SIGNALS } from './signals.ts';
+import { flushLogger, SHUTDOWN_SIGNALS, stopOnSignals } from './signals.ts';
 
 const USAGE = `usage: spm-orchestrator <command>
 
@@ -40,36 +40,9 @@ function loadConfig(): Config {
   }
 }
 
-async function flushLogger(logger: Logger): Promise<void> {
-  await new Promise<void>((resolve) => logger.flush(() => resolve()));
-}
-
 async function serve(config: Config, logger: Logger): Promise<void> {
   const { startDaemon } = await import('./daemon.ts');
-  const daemon = await startDaemon(config, logger);
-  let stopping = false;
-  for (const signal of SHUTDOWN_SIGNALS) {
-    process.on(signal, () => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: forcing exit');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      daemon.stop().then(
-        async () => {
-          logger.info('stopped');
-          await flushLogger(logger);
-          process.exit(0);
-        },
-        async (raw) => {
-          logger.error({ err: coerceError(raw) }, 'shutdown finished with errors');
-          await flushLogger(logger);
-          process.exit(1);
-        },
-      );
-    });
-  }
+  stopOnSignals(await startDaemon(config, logger), logger);
 }
 
 async function withDatabase<T>(config: Config, logger: Logger, fn: (url: string, db: import('./persistence/db.ts').Db) => Promise<T>): Promise<T> {

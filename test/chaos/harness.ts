@@ -59,7 +59,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   await seedErrata(db, names);
   const token = await adminToken(db);
   const port = await freePort();
-  const env: Record<string, string> = o.reconcile ? {} : { SPM_TEST_DISABLE_RECONCILE: '1' };
+  const env: Record<string, string> = o.reconcile ? {} : { FAKE_WORLD_RECONCILE: '0' };
   let daemon: DaemonProc = await spawnDaemon({ dbUrl: o.dbUrl, worldUrl: served.url, instanceId: 'chaos', port, env });
   let up = true;
   let kills = 0;

@@ -1,4 +1,4 @@
-/** Run the real daemon as a child process against a test database and a fake world. */
+/** Run the real daemon as a child process against a test database and a fake world (test/helpers/fakeWorldServe.ts). */
 import { generateToken } from '../../src/services/tokens.ts';
 import { insertToken } from '../../src/persistence/sql/tokens.ts';
 import type { Db } from '../../src/persistence/db.ts';
@@ -12,10 +12,11 @@ export interface DaemonProc {
 
 export async function spawnDaemon(o: { dbUrl: string; worldUrl: string; instanceId: string; port?: number; env?: Record<string, string> }): Promise<DaemonProc> {
   const port = o.port ?? (await freePort());
-  const child = startChild(['serve'], {
-    DATABASE_URL: o.dbUrl, SPM_TEST_FAKE_WORLD_URL: o.worldUrl, INSTANCE_ID: o.instanceId, HTTP_PORT: String(port), LOG_LEVEL: 'warn',
+  const env = {
+    DATABASE_URL: o.dbUrl, FAKE_WORLD_URL: o.worldUrl, INSTANCE_ID: o.instanceId, HTTP_PORT: String(port), LOG_LEVEL: 'warn',
     SCHEDULER_POLL_MS: '100', LEASE_TTL_SECONDS: '10', NODE_ENV: 'test', ...(o.env ?? {}),
-  });
+  };
+  const child = startChild([], env, { entry: 'test/helpers/fakeWorldServe.ts' });
   await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
   return { child, base: `http://127.0.0.1:${port}/api/v1`, port };
 }

@@ -20,8 +20,10 @@ export interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function startChild(args: string[], env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['src/main.ts', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `node src/main.ts <args>` (the CLI), or another entry point given as `{ entry }`. */
+export function startChild(args: string[], env: Record<string, string>, o: { entry?: string } = {}): Child {
+  const argv = [o.entry ?? 'src/main.ts', ...args];
+  const proc = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
