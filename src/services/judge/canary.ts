@@ -32,8 +32,8 @@
  * patch's own ramp, which is signal), capped at `MIN_EFFECTIVE_SAMPLES` effective samples per
  * window. It is off by default because bench:judge measured its price: with 15 points per window a
  * leak of 1.5–3 × the allowance then passed 4 % of the time (15 points are "worth" at most 5, and
- * five cannot show a ramp), for no false fail saved. Turn it on when the step is shorter than the
- * rate range.
+ * five cannot show a ramp), to save about one false fail in 2,500 good tests. Turn it on when the
+ * step is shorter than the rate range.
  */
 import { hodgesLehmann, mannWhitneyU, median } from './statistics.ts';
 
@@ -78,7 +78,12 @@ export interface CanaryPolicy {
   serialCorrelation: boolean;
 }
 
-/** Spinnaker's customary canary thresholds (pass 95, marginal 75), a 95 % interval, no serial-correlation correction (see the module comment). */
+/**
+ * Pass at 95, marginal from 75: with the default weights any one non-critical metric beyond its
+ * allowance (7–13 % of the weight) lands in marginal, more than a quarter of the measured weight
+ * beyond its allowance fails. A 95 % interval; no
+ * serial-correlation correction (see the module comment).
+ */
 export const DEFAULT_CANARY_POLICY: CanaryPolicy = { passScore: 95, marginalScore: 75, confidence: 0.95, serialCorrelation: false };
 
 /** The serial-correlation correction never leaves a window fewer effective samples than this. */
