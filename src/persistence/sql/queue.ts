@@ -120,8 +120,44 @@ export function updateQueueFields(db: Db, id: number, f: { priority_override?: n
     WHERE id = ${id} RETURNING id`);
 }
 
+/**
+ * An errata's stored risk profile (every column), or null before it was ever profiled.
+ * @example
+ * const profile = await getRiskProfile(db, 'USN-7000-1');
+ */
 export function getRiskProfile(db: Db, errataId: string) {
   return db.maybeOne(sql.type(z.object({}).passthrough())`SELECT * FROM patch_risk_profile WHERE errata_id = ${errataId}`);
+}
+
+export interface RiskProfileFilters {
+  /** Inclusive success-score band; absent = every profile. */
+  band?: readonly [number, number] | undefined;
+  limit: number;
+  offset: number;
+}
+
+/**
+ * One page of stored risk profiles, lowest score first, and how many match.
+ * @example
+ * const { items, total } = await listRiskProfiles(db, { band: [60, 79], limit: 100, offset: 0 });
+ */
+export async function listRiskProfiles(db: Db, f: RiskProfileFilters) {
+  const where = f.band ? sql.fragment`success_score BETWEEN ${f.band[0]} AND ${f.band[1]}` : sql.fragment`true`;
+  const items = await db.any(sql.type(z.object({}).passthrough())`
+    SELECT * FROM patch_risk_profile WHERE ${where} ORDER BY success_score, errata_id LIMIT ${f.limit} OFFSET ${f.offset}`);
+  const total = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM patch_risk_profile WHERE ${where}`);
+  return { items, total };
+}
+
+/**
+ * Which of the given errata ids are in the errata cache.
+ * @example
+ * await findCachedErrataIds(db, ['USN-7000-1', 'NOPE']); // ['USN-7000-1']
+ */
+export function findCachedErrataIds(db: Db, ids: string[]): Promise<readonly string[]> {
+  return db.anyFirst(sql.type(z.object({ id: z.string() }))`
+    SELECT errata_id AS id FROM errata_cache WHERE errata_id = ANY(${sql.array(ids, 'text')})`);
 }
 
 export function getErrata(db: Db, errataId: string) {
