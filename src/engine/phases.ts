@@ -6,7 +6,7 @@
  */
 import { sql } from 'slonik';
 import { z } from 'zod';
-import type { Db } from '../../persistence/db.ts';
+import type { Db } from '../persistence/db.ts';
 
 export type PhaseName = 'snapshot' | 'baseline' | 'apply' | 'await_action' | 'stabilize' | 'check_reboot' | 'reboot' | 'await_host' | 'settle' | 'validate' | 'rollback';
 

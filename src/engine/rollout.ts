@@ -5,52 +5,30 @@
  * `scheduleApplyErrata` for all its systems, a pre-wave snapshot and package versions (for a
  * rollback), per-system results, reboots inside the window, post-wave checks with the judge, and a
  * halt when failures exceed the error threshold (count or percentage, as AWS rate control). Then a
- * final verification, and operator rollbacks (package or system level, all or selected systems).
+ * final verification. Operator rollbacks are in rollbacks.ts.
  *
  * The number of UYUNI and Salt calls of a wave does not grow with its systems.
  * Every step resumes: per-system rows record what happened, and a re-run acts only on the rest.
  */
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { parseEffectKey, productionAttemptKey } from '../../machines/effectKey.ts';
-import { TransientError } from '../../machines/effects.ts';
-import type { Effects } from '../../machines/patch.machine.ts';
-import { judge } from '../judge.ts';
-import { nextWindow, openWindow, windowsFor } from '../windows.ts';
-import { enqueueAlert } from './notifier.ts';
-import {
-  awaitActions, collectEvidence, errataFacts, findUnclaimedAction, loadClm, ownActions, loadMaintenanceWindows, loadRolloutPolicy, loadThresholds,
-  packageVersions, rebootRequired, recordActions, restorePackages, saltCall, servicesFor, sleep, timing, uyuniCall, type EngineDeps, type RolloutPolicy,
-} from './support.ts';
+import { parseEffectKey, productionAttemptKey } from '../machines/effectKey.ts';
+import { TransientError } from '../machines/effects.ts';
+import type { Effects } from '../machines/patch.machine.ts';
+import { enqueueAlert } from '../services/engine/notifier.ts';
+import { judge } from '../services/judge.ts';
+import { loadClm, loadMaintenanceWindows, loadRolloutPolicy, loadThresholds } from '../services/settings.ts';
+import { nextWindow, openWindow, windowsFor } from '../services/windows.ts';
+import { saltCall, uyuniCall, type EngineDeps } from './deps.ts';
+import { errataFacts } from './errata.ts';
+import { collectEvidence, servicesFor } from './evidence.ts';
+import { packageVersions } from './packages.ts';
+import { rebootOnce, rebootRequired } from './reboots.ts';
+import { sleep, timing } from './timing.ts';
+import { awaitActions, findUnclaimedAction, ownActions, recordActions } from './uyuniActions.ts';
+import { planWaves, thresholdExceeded } from './waves.ts';
 
 type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
-
-/** Waves per group: a canary wave, then each cumulative percentage of the group's systems. */
-export function planWaves(systemsByGroup: Map<string, number[]>, p: RolloutPolicy): { group: string; systems: number[] }[] {
-  const waves: { group: string; systems: number[] }[] = [];
-  for (const [group, ids] of [...systemsByGroup].sort(([a], [b]) => a.localeCompare(b))) {
-    const sorted = [...ids].sort((a, b) => a - b);
-    let done = 0;
-    if (p.canary_systems > 0 && sorted.length > 0) {
-      done = Math.min(p.canary_systems, sorted.length);
-      waves.push({ group, systems: sorted.slice(0, done) });
-    }
-    for (const pct of [...p.wave_percentages].sort((a, b) => a - b)) {
-      const upTo = Math.max(done, Math.ceil((sorted.length * pct) / 100));
-      if (upTo > done) waves.push({ group, systems: sorted.slice(done, upTo) });
-      done = upTo;
-    }
-    if (done < sorted.length) waves.push({ group, systems: sorted.slice(done) });
-  }
-  return waves;
-}
-
-/** Has the error threshold been exceeded? (count and/or percentage of the deployment's systems) */
-export function thresholdExceeded(failed: number, total: number, p: RolloutPolicy): string | null {
-  if (failed > p.max_failed_systems) return `${failed} system(s) failed (threshold ${p.max_failed_systems})`;
-  if (total > 0 && (failed / total) * 100 > p.max_failed_percent) return `${Math.round((failed / total) * 1000) / 10}% of systems failed (threshold ${p.max_failed_percent}%)`;
-  return null;
-}
 
 const deploymentRow = z.object({ id: z.number(), queue_id: z.number(), errata_id: z.string(), status: z.string(), waves: z.unknown(), total_systems: z.number() });
 const systemRow = z.object({
@@ -60,12 +38,12 @@ const systemRow = z.object({
 });
 type SystemRow = z.infer<typeof systemRow>;
 
-async function deploymentOf(e: EngineDeps, id: number) {
+export async function deploymentOf(e: EngineDeps, id: number) {
   const d = await e.db.maybeOne(sql.type(deploymentRow)`SELECT id, queue_id, errata_id, status, waves, total_systems FROM patch_deployments WHERE id = ${id}`);
   if (!d) throw new Error(`deployment ${id} does not exist`);
   return d;
 }
-const systemsOf = (e: EngineDeps, id: number, wave?: number) =>
+export const systemsOf = (e: EngineDeps, id: number, wave?: number) =>
   e.db.any(sql.type(systemRow)`
     SELECT system_id, system_name, wave, status, action_id, packages_before, snapshot_id, group_name, reboot_state,
            (extract(epoch FROM reboot_requested_at) * 1000)::float8 AS reboot_requested_at, (extract(epoch FROM checked_at) * 1000)::float8 AS checked_at,
@@ -76,55 +54,6 @@ const systemsOf = (e: EngineDeps, id: number, wave?: number) =>
 async function windowOf(e: EngineDeps, group: string | null, minRemainingMs: number, now: number) {
   const windows = windowsFor(await loadMaintenanceWindows(e.db), group);
   return { open: openWindow(windows, now, minRemainingMs), next: nextWindow(windows, now, minRemainingMs), configured: windows.length > 0 };
-}
-
-const uptime = z.object({ since_t: z.number() });
-
-/**
- * Reboot each host once, across crashes: the request time is recorded (`record`) before Salt is
- * asked, and a resumed run compares it with the host's boot time (`status.uptime`) — booted since:
- * done; not answering: still rebooting; booted before a request older than the grace: the request
- * never reached it (a crash between recording and Salt), ask once more. Never re-asks a request of
- * this run. Returns the hosts back up and those still away at the deadline.
- */
-async function rebootOnce(
-  e: EngineDeps, hosts: { name: string; requestedAt: number | null }[], record: (names: string[]) => Promise<void>,
-  o: { pollMs: number; deadlineMs: number; graceMs: number }, signal: AbortSignal,
-): Promise<{ back: string[]; lost: string[] }> {
-  const requested = new Map(hosts.map((h) => [h.name, h.requestedAt]));
-  const inherited = new Set(hosts.filter((h) => h.requestedAt !== null).map((h) => h.name));
-  const fresh = hosts.filter((h) => h.requestedAt === null).map((h) => h.name);
-  if (fresh.length > 0) {
-    await record(fresh);
-    for (const m of fresh) requested.set(m, Date.now());
-    await saltCall(() => e.salt.localAsync(fresh, 'system.reboot'));
-  }
-  const deadline = Date.now() + o.deadlineMs;
-  const back: string[] = [];
-  let waiting = hosts.map((h) => h.name);
-  for (;;) {
-    const r = await e.salt.local<unknown>(waiting, 'status.uptime').catch(() => ({ returned: {} as Record<string, unknown>, missing: waiting }));
-    const notRebooted: string[] = [];
-    for (const m of waiting) {
-      const u = uptime.safeParse(r.returned[m]);
-      if (!u.success) continue; // not answering: rebooting
-      if (u.data.since_t * 1000 >= (requested.get(m) ?? 0) - 1000) back.push(m);
-      else notRebooted.push(m);
-    }
-    const lostRequests = notRebooted.filter((m) => inherited.has(m) && Date.now() - (requested.get(m) ?? Date.now()) > o.graceMs);
-    if (lostRequests.length > 0) {
-      await record(lostRequests);
-      for (const m of lostRequests) {
-        requested.set(m, Date.now());
-        inherited.delete(m);
-      }
-      await saltCall(() => e.salt.localAsync(lostRequests, 'system.reboot'));
-    }
-    waiting = waiting.filter((m) => !back.includes(m));
-    if (waiting.length === 0) return { back, lost: [] };
-    if (Date.now() > deadline) return { back, lost: waiting };
-    await sleep(o.pollMs, signal);
-  }
 }
 
 /** Reboot the wave's systems that need it, inside the window, each once (`rebootOnce`). */
@@ -159,7 +88,7 @@ async function rebootStage(e: EngineDeps, depId: number, waveIndex: number, grou
   if (lost.length > 0) await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET reboot_state = 'failed', status = 'failed', message = 'did not come back after the reboot' WHERE deployment_id = ${depId} AND system_name = ANY(${sql.array(lost, 'text')})`);
 }
 
-export function prodPorts(e: EngineDeps) {
+export function rolloutPorts(e: EngineDeps) {
   return {
     async promote(input: Effects['promote']['in'], signal: AbortSignal): Promise<Out<'promote'>> {
       const clm = await loadClm(e.db);
@@ -335,87 +264,6 @@ export function prodPorts(e: EngineDeps) {
       if (bad.length > 0) return { ok: false, reason: `services not active on ${bad.length} system(s): ${bad.slice(0, 5).join('; ')}` };
       if (unknown === rows.length) throw new TransientError('post-deployment checks: no evidence (Prometheus and Salt unavailable)');
       return { ok: true, reason: null };
-    },
-
-    async rollbackProduction(input: Effects['rollbackProduction']['in'], signal: AbortSignal): Promise<Out<'rollbackProduction'>> {
-      if (input.deploymentId === null) throw new Error('no deployment to roll back');
-      const dep = await deploymentOf(e, input.deploymentId);
-      const all = await systemsOf(e, dep.id);
-      const chosen = input.systems === null ? all.filter((r) => ['succeeded', 'failed', 'rollback_failed'].includes(r.status)) : all.filter((r) => input.systems!.includes(r.system_id));
-      const unknown = input.systems === null ? [] : input.systems.filter((s) => !all.some((r) => r.system_id === s));
-      if (unknown.length > 0) throw new Error(`systems not in deployment ${dep.id}: ${unknown.join(', ')}`);
-      await e.db.query(sql.unsafe`
-        INSERT INTO patch_rollbacks (deployment_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)
-        VALUES (${dep.id}, ${dep.queue_id}, ${dep.errata_id}, ${input.rollbackType}, ${sql.array(chosen.map((r) => r.system_id), 'int4')}, ${input.reason}, 'operator', ${input.key})
-        ON CONFLICT (effect_key) DO NOTHING`);
-      await enqueueAlert(e.db, { type: 'rollback_initiated', key: `${input.key}:start`, errataId: dep.errata_id, queueId: dep.queue_id, subject: `Rollback started: ${dep.errata_id}`, body: `${input.rollbackType} rollback of deployment ${dep.id} on ${chosen.length} system(s): ${input.reason}` });
-      const todo = chosen.filter((r) => r.status !== 'rolled_back');
-      const failures: { system: string; message: string }[] = [];
-      if (input.rollbackType === 'package') {
-        const before = new Map<string, Record<string, string>>();
-        for (const r of todo) {
-          if (r.packages_before === null) failures.push({ system: r.system_name, message: 'no package versions were recorded before the wave' });
-          else before.set(r.system_name, r.packages_before as Record<string, string>);
-        }
-        const res = await restorePackages(e, before);
-        for (const f of res.failed) failures.push({ system: f.minion, message: f.message });
-        await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'rolled_back' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(res.restored, 'text')})`);
-      } else {
-        const { pollMs } = timing(await loadThresholds(e.db));
-        const withSnap = todo.filter((r) => r.snapshot_id !== null);
-        for (const r of todo) if (r.snapshot_id === null) failures.push({ system: r.system_name, message: 'no snapshot was taken before the wave' });
-        const list = withSnap.length > 0 ? await saltCall(() => e.salt.listSnapshots(withSnap.map((r) => r.system_name))) : { returned: {}, missing: [] as string[] };
-        const reboot: string[] = [];
-        for (const r of withSnap) {
-          if (list.missing.includes(r.system_name)) {
-            failures.push({ system: r.system_name, message: 'not responding' });
-            continue;
-          }
-          const done = (list.returned as Record<string, { description?: string | undefined }[]>)[r.system_name]!.some((s) => s.description === `writable copy of #${r.snapshot_id}`);
-          if (!done) {
-            const out = await saltCall(() => e.salt.local<string>([r.system_name], 'cmd.run', [`snapper -c root rollback ${Number(r.snapshot_id)}`]));
-            if (!/read-write snapshot|writable copy/i.test(String(out.returned[r.system_name] ?? ''))) {
-              failures.push({ system: r.system_name, message: `snapper rollback failed: ${String(out.returned[r.system_name] ?? 'no answer').slice(0, 200)}` });
-              continue;
-            }
-          }
-          reboot.push(r.system_name);
-        }
-        if (reboot.length > 0) {
-          // The snapshot takes effect at the next boot: one reboot per system, across crashes.
-          const t = await loadThresholds(e.db);
-          const record = (names: string[]) => e.db.query(sql.unsafe`
-            UPDATE patch_deployment_systems SET rollback_reboot_at = now() WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(names, 'text')})`).then(() => undefined);
-          const hosts = withSnap.filter((r) => reboot.includes(r.system_name)).map((r) => ({ name: r.system_name, requestedAt: r.rollback_reboot_at }));
-          const { back, lost } = await rebootOnce(e, hosts, record, { pollMs, deadlineMs: t.reboot_timeout_seconds * timing(t).unitMs, graceMs: 60 * timing(t).unitMs }, signal);
-          for (const m of lost) failures.push({ system: m, message: 'did not come back after the rollback reboot' });
-          await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'rolled_back' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(back, 'text')})`);
-        }
-      }
-      if (failures.length > 0) {
-        await e.db.query(sql.unsafe`UPDATE patch_deployment_systems SET status = 'rollback_failed', message = 'rollback failed' WHERE deployment_id = ${dep.id} AND system_name = ANY(${sql.array(failures.map((f) => f.system), 'text')})`);
-      }
-      const ok = chosen.length - failures.length;
-      // Only unreachable systems: the rollback is retried (same key) and the row stays in progress.
-      const retryable = failures.length > 0 && failures.every((f) => f.message === 'not responding');
-      await e.db.query(sql.unsafe`
-        UPDATE patch_rollbacks SET status = ${retryable ? 'in_progress' : failures.length > 0 ? 'failed' : 'completed'}, completed_at = ${retryable ? null : sql.fragment`now()`},
-          systems_succeeded = ${ok}, systems_failed = ${failures.length}, error_details = ${failures.length > 0 ? sql.jsonb(failures as never) : null}
-        WHERE effect_key = ${input.key}`);
-      // The deployment is rolled back when no system is left with the errata applied; a rollback of
-      // selected systems keeps its status (and says a rollback was performed).
-      await e.db.query(sql.unsafe`
-        UPDATE patch_deployments d SET rollback_performed = true, rollback_type = ${input.rollbackType}, rollback_at = now(),
-          status = CASE WHEN ${failures.length > 0 && !retryable} THEN 'failed'
-                        WHEN NOT EXISTS (SELECT 1 FROM patch_deployment_systems s WHERE s.deployment_id = d.id AND s.status IN ('succeeded', 'failed', 'rollback_failed')) THEN 'rolled_back'
-                        ELSE d.status END
-        WHERE id = ${dep.id}`);
-      await enqueueAlert(e.db, { type: 'rollback_completed', key: `${input.key}:done`, errataId: dep.errata_id, queueId: dep.queue_id, subject: `Rollback ${failures.length > 0 ? 'FAILED on some systems' : 'completed'}: ${dep.errata_id}`, body: `${input.rollbackType} rollback of deployment ${dep.id}: ${ok} system(s) rolled back, ${failures.length} failed.${failures.length ? `\n${failures.map((f) => `${f.system}: ${f.message}`).join('\n')}` : ''}` });
-      if (failures.length > 0) {
-        const msg = `rollback failed on ${failures.length} system(s): ${failures.slice(0, 5).map((f) => `${f.system}: ${f.message}`).join('; ')}`;
-        throw retryable ? new TransientError(msg) : new Error(msg);
-      }
-      return {};
     },
   };
 }

@@ -13,16 +13,20 @@
  */
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { effectKeyLikePattern } from '../../machines/effectKey.ts';
-import { TransientError } from '../../machines/effects.ts';
-import type { Effects, EffectInput } from '../../machines/patch.machine.ts';
-import { judge, type Evidence } from '../judge.ts';
+import { effectKeyLikePattern } from '../machines/effectKey.ts';
+import { TransientError } from '../machines/effects.ts';
+import type { Effects, EffectInput } from '../machines/patch.machine.ts';
+import { enqueueAlert } from '../services/engine/notifier.ts';
+import { judge, type Evidence } from '../services/judge.ts';
+import { loadThresholds } from '../services/settings.ts';
+import { saltCall, uyuniCall, type EngineDeps } from './deps.ts';
+import { errataFacts, systemIdOf } from './errata.ts';
+import { collectEvidence, servicesFor } from './evidence.ts';
+import { packageVersions, restorePackages } from './packages.ts';
 import { inPhase, recordWait, testIdOf } from './phases.ts';
-import {
-  awaitActions, collectEvidence, errataFacts, findUnclaimedAction, loadThresholds, ownActions, packageVersions, rebootRequired, recordActions,
-  restorePackages, saltCall, servicesFor, sleep, systemIdOf, timing, uyuniCall, type EngineDeps,
-} from './support.ts';
-import { enqueueAlert } from './notifier.ts';
+import { rebootRequired } from './reboots.ts';
+import { sleep, timing } from './timing.ts';
+import { awaitActions, findUnclaimedAction, ownActions, recordActions } from './uyuniActions.ts';
 
 type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
 

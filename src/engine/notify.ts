@@ -1,22 +1,10 @@
-/**
- * The real `PatchPorts`: test phases and production against UYUNI (XML-RPC), Salt (salt-api) and
- * Prometheus, notifications through the outbox.
- */
-import type { PatchPorts } from '../../machines/effects.ts';
-import type { EffectInput, Effects } from '../../machines/patch.machine.ts';
-import { enqueueAlert } from './notifier.ts';
-import { prodPorts } from './prodPorts.ts';
-import type { EngineDeps } from './support.ts';
-import { reconcileTest, testPorts } from './testPorts.ts';
+/** The notify effect: the approvers' messages (approval needed, approved) queued in the outbox. */
+import type { Effects } from '../machines/patch.machine.ts';
+import { enqueueAlert } from '../services/engine/notifier.ts';
+import type { EngineDeps } from './deps.ts';
 
-export type { EngineDeps } from './support.ts';
-
-export function createEnginePorts(e: EngineDeps & { onNotify?: () => void }): PatchPorts {
-  const test = testPorts(e);
-  const prod = prodPorts(e);
+export function notifyPorts(e: EngineDeps & { onNotify?: () => void }) {
   return {
-    ...test,
-    ...prod,
     async notify(input: Effects['notify']['in']) {
       const pending = input.kind === 'pending_approval';
       await enqueueAlert(e.db, {
@@ -28,9 +16,6 @@ export function createEnginePorts(e: EngineDeps & { onNotify?: () => void }): Pa
       });
       e.onNotify?.();
       return {};
-    },
-    async reconcile(name, input) {
-      return (await reconcileTest(e, name, input as EffectInput)) as never;
     },
   };
 }
