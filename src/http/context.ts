@@ -1,6 +1,8 @@
 /** Request-scoped values shared by middleware and routes. */
 import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
+import type { BaseDeps } from '../interfaces.ts';
+import type { EventMeta } from '../machines/host.ts';
 import type { Role } from '../services/tokens.ts';
 
 export interface Principal {
@@ -21,4 +23,21 @@ export function clientIp(c: Context, trustProxy: boolean): string | null {
   } catch {
     return null; // app.request() in tests has no socket
   }
+}
+
+/**
+ * Who sent an operator event and from where, for the journal and the audit trail.
+ * @param c the request (its principal is set by `authenticate`)
+ * @param deps for `trustProxy`: whether X-Forwarded-For names the client
+ * @returns the event's metadata
+ * @example
+ * await deps.actors.send(id, { type: 'RETRY', by: m.actor }, eventMeta(c, deps));
+ */
+export function eventMeta(c: Context<ApiEnv>, deps: BaseDeps): EventMeta {
+  return {
+    actor: c.get('principal').name,
+    ip: clientIp(c, deps.config.http.trustProxy),
+    userAgent: c.req.header('user-agent') ?? null,
+    requestId: c.get('requestId'),
+  };
 }

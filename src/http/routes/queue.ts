@@ -18,7 +18,7 @@ import {
 } from '../../persistence/sql/queue.ts';
 import { queueErrata, type QueueServiceDeps } from '../../services/queue.ts';
 import { requireRole } from '../auth.ts';
-import { clientIp, type ApiEnv } from '../context.ts';
+import { eventMeta, type ApiEnv } from '../context.ts';
 import { readId, readJson, readQuery } from '../validate.ts';
 import { toApi } from '../serialize.ts';
 import type { Context } from 'hono';
@@ -41,9 +41,7 @@ const snoozeBody = z
   .strict()
   .refine((b) => (b.until === undefined) !== (b.days === undefined), { message: 'give exactly one of until (ISO-8601 date-time) or days (1–365)', path: ['until'] });
 
-export function meta(c: Context<ApiEnv>, deps: BaseDeps): EventMeta {
-  return { actor: c.get('principal').name, ip: clientIp(c, deps.config.http.trustProxy), userAgent: c.req.header('user-agent') ?? null, requestId: c.get('requestId') };
-}
+const meta = eventMeta;
 
 function snoozeUntil(body: z.infer<typeof snoozeBody>, now: number): number {
   const until = body.until !== undefined ? Date.parse(body.until) : now + (body.days ?? 0) * 86_400_000;
