@@ -9,6 +9,16 @@
  *    system and advisory, a Salt snapshot whose description carries the key, …);
  * 3. only then does the effect run, and its result is recorded.
  *
+ * Two rules make it exactly once across crashes *and* database faults (issue 11, docs/durability.md):
+ *
+ * - **Nothing starts before its transition is committed.** xstate starts an invoked child inside
+ *   the transition that enters its state; the child's first step is to wait on the host's
+ *   `whenCommitted` gate for that transition's write. When the write fails for good the host
+ *   evicts the actor, the child is aborted, and the effect never ran.
+ * - **A database fault is never the patch's failure.** The ledger's own reads and writes (claim,
+ *   reconcile's record, the result) are retried with backoff while the error is transient
+ *   (`isTransient`); only the integration's own error decides the effect's outcome.
+ *
  * Outputs and failures are stamped with `at` (database clock) so the machine stays pure.
  */
 import { fromPromise } from 'xstate';
@@ -17,17 +27,11 @@ import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import { claimEffect, markEffectFailed, markEffectSucceeded } from '../persistence/sql/effects.ts';
+import { backoffDelay, isTransient, TransientError } from '../transient.ts';
 import { stepOfEffectKey } from './effectKey.ts';
 import type { EffectFailure, EffectName, Effects } from './patch.machine.ts';
 
-/** An error an integration raises when a dependency is unreachable: the machine retries with backoff. */
-export class TransientError extends Error {
-  readonly transient = true;
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'TransientError';
-  }
-}
+export { TransientError };
 
 type OutputOf<N extends EffectName> = Omit<Effects[N]['out'], 'at'>;
 
@@ -39,11 +43,17 @@ export type PatchPorts = {
   reconcile<N extends EffectName>(name: N, input: Effects[N]['in']): Promise<OutputOf<N> | null>;
 };
 
+/** The host's promise that every transition of an entry written so far is committed. */
+export interface CommitGate {
+  whenCommitted(entryId: number): Promise<void>;
+}
+
 export interface EffectRunnerOptions {
   db: Db;
   clock: Clock;
   logger: Logger;
   ports: PatchPorts;
+  gate: CommitGate;
   /** Test seam for the chaos harness's control run: skip step 2. Never disabled in production. */
   reconcile?: boolean;
 }
@@ -60,36 +70,61 @@ export const EFFECT_NAMES: readonly EffectName[] = [
  * const machine = patchMachine.provide({ actors: makeEffectActors({ db, clock, logger, ports }) });
  */
 export function makeEffectActors(opts: EffectRunnerOptions) {
-  const { db, clock, logger, ports } = opts;
+  const { db, clock, logger, ports, gate } = opts;
   const reconcile = opts.reconcile ?? true;
+
+  /** A ledger statement, retried while the database is unreachable (a blip pauses the effect). */
+  async function ledger<T>(what: string, key: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (raw) {
+        if (signal.aborted || !isTransient(raw)) throw raw;
+        const ms = backoffDelay(attempt, { baseMs: 100, maxMs: 5000 });
+        if (attempt === 1 || attempt % 10 === 0) {
+          logger.warn({ key, ledger: what, attempt, err: coerceError(raw).message }, 'effect ledger: database unreachable; retrying');
+        }
+        await abortableSleep(ms, signal);
+      }
+    }
+  }
+
+  /** The failure the machine sees: stamped with the one clock, transient by the one rule. */
+  function failureOf(raw: unknown): EffectFailure {
+    return { message: coerceError(raw).message, transient: isTransient(raw), at: clock.now() };
+  }
 
   async function run<N extends EffectName>(name: N, input: Effects[N]['in'], signal: AbortSignal): Promise<Effects[N]['out']> {
     const key = input.key;
-    const recorded = await claimEffect(db, { key, queueId: input.entryId, step: stepOfEffectKey(key) });
+    // xstate starts this child inside the transition, before the host has queued that transition's
+    // write: one microtask lets the host queue it, then the gate waits for its commit.
+    await Promise.resolve();
+    await gate.whenCommitted(input.entryId);
+    if (signal.aborted) throw new Error(`effect ${key} aborted before it started`);
+
+    const recorded = await ledger('claim', key, signal, () => claimEffect(db, { key, queueId: input.entryId, step: stepOfEffectKey(key) }));
     if (recorded.status === 'succeeded') return recorded.result as Effects[N]['out'];
     if (recorded.status === 'failed') throw recorded.result as EffectFailure;
 
-    if (!recorded.fresh && reconcile) {
-      const found = await ports.reconcile(name, input);
-      if (found !== null) {
-        const out = { ...found, at: clock.now() } as Effects[N]['out'];
-        await markEffectSucceeded(db, key, out, true);
-        logger.info({ key, effect: name }, 'effect reconciled: it had already happened');
-        return out;
-      }
-    }
-
     try {
+      if (!recorded.fresh && reconcile) {
+        const found = await ports.reconcile(name, input);
+        if (found !== null) {
+          const out = { ...found, at: clock.now() } as Effects[N]['out'];
+          await ledger('reconciled', key, signal, () => markEffectSucceeded(db, key, out, true));
+          logger.info({ key, effect: name }, 'effect reconciled: it had already happened');
+          return out;
+        }
+      }
       const result = await ports[name](input as never, signal);
       const out = { ...result, at: clock.now() } as Effects[N]['out'];
-      await markEffectSucceeded(db, key, out, false);
+      await ledger('succeeded', key, signal, () => markEffectSucceeded(db, key, out, false));
       return out;
     } catch (raw) {
       if (signal.aborted) throw raw;
-      const err = coerceError(raw);
-      const failure: EffectFailure = { message: err.message, transient: (err as { transient?: boolean }).transient === true, at: clock.now() };
-      logger.warn({ key, effect: name, transient: failure.transient, err: err.message }, 'effect failed');
-      await markEffectFailed(db, key, failure).catch(() => undefined);
+      const failure = failureOf(raw);
+      logger.warn({ key, effect: name, transient: failure.transient, err: failure.message }, 'effect failed');
+      await ledger('failed', key, signal, () => markEffectFailed(db, key, failure)).catch(() => undefined);
       throw failure;
     }
   }
@@ -121,5 +156,17 @@ export function portsFrom(
 export function unavailablePorts(reason: string): PatchPorts {
   return portsFrom(async () => {
     throw new Error(reason);
+  });
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
   });
 }

@@ -221,6 +221,18 @@ export class ActorHost {
     return { status: statusOf(after.value), state: stateLabel(after.value), revision: h.revision };
   }
 
+  /**
+   * Resolves once every transition of the entry queued so far is committed; rejects when they
+   * could not be (the actor is then evicted, and nothing its last transition invoked may run).
+   * The effect runner's gate: an effect starts only after the transition that invoked it is durable.
+   */
+  async whenCommitted(id: number): Promise<void> {
+    const h = this.actors.get(id);
+    if (!h || h.evicted) throw new AppError(503, 'not_hosted', `queue entry ${id} is not hosted here`);
+    await h.lastWrite;
+    if (h.evicted) throw new AppError(503, 'not_hosted', `queue entry ${id} was evicted before its transition was committed`);
+  }
+
   /** Wait until every queued write of every actor is committed (shutdown, tests). */
   async flush(): Promise<void> {
     await Promise.allSettled([...this.actors.values()].map((h) => h.lastWrite));

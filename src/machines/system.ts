@@ -8,7 +8,7 @@ import type { Logger } from '../logger.ts';
 import { DbClock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import { TimerScheduler } from '../scheduler/timers.ts';
-import { makeEffectActors, type PatchPorts } from './effects.ts';
+import { makeEffectActors, type CommitGate, type PatchPorts } from './effects.ts';
 import { ActorHost } from './host.ts';
 import { patchMachine } from './patch.machine.ts';
 
@@ -35,11 +35,19 @@ export interface ActorSystem {
 export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSystem> {
   const clock = new DbClock(o.db);
   await clock.start();
+  // The effect runner waits on the host's commit gate; the host is built with the machine, so the
+  // gate is bound once the host exists (no effect can start before: no actor runs yet).
+  let host: ActorHost | undefined;
+  const gate: CommitGate = {
+    whenCommitted: (entryId) => (host ? host.whenCommitted(entryId) : Promise.reject(new Error('actor host not started'))),
+  };
   const machine = patchMachine.provide({
-    actors: makeEffectActors({ db: o.db, clock, logger: o.logger, ports: o.ports, ...(o.reconcile === undefined ? {} : { reconcile: o.reconcile }) }),
+    actors: makeEffectActors({
+      db: o.db, clock, logger: o.logger, ports: o.ports, gate, ...(o.reconcile === undefined ? {} : { reconcile: o.reconcile }),
+    }),
   });
   let scheduler: TimerScheduler | undefined;
-  const host = new ActorHost({
+  host = new ActorHost({
     db: o.db, logger: o.logger, clock, ownerId: o.ownerId, leaseTtlMs: o.leaseTtlMs, machine,
     onTimerArmed: (fireAt) => scheduler?.nudge(fireAt),
     ...(o.inspect ? { inspect: o.inspect } : {}),

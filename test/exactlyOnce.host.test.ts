@@ -1,0 +1,91 @@
+/**
+ * Exactly once against the database's own faults (issue 11), through the real host and PostgreSQL:
+ *
+ * - an effect starts only after the transition that invoked it is committed: a transition that
+ *   cannot be written (jsonb refuses a NUL byte) starts nothing;
+ * - a database blip in the effect ledger (claim, result) pauses the effect; it never fails the test.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ActorSystem } from '../src/machines/system.ts';
+import type { FakeWorld } from '../src/lab/fakeWorld.ts';
+import type { Db } from '../src/persistence/db.ts';
+import { createTestDatabase } from './helpers/db.ts';
+import { FAST_SETTINGS, seedErrata, startTestSystem, statusOfEntry, waitForStatus } from './helpers/actors.ts';
+
+let t: Awaited<ReturnType<typeof createTestDatabase>>;
+let sys: ActorSystem;
+let world: FakeWorld;
+/** Ledger statements to fail with a connection reset, by the table they touch. */
+const blips = { claims: 0, results: 0 };
+
+/** The test database with injected connection resets on the effects ledger's statements. */
+function flakyLedger(db: Db): Db {
+  const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+  return new Proxy(db, {
+    get(target, prop, receiver) {
+      const real = Reflect.get(target, prop, receiver);
+      if (typeof real !== 'function') return real;
+      return (...args: unknown[]) => {
+        const text = String((args[0] as { sql?: string } | undefined)?.sql ?? '');
+        if (text.includes('INSERT INTO effects') && blips.claims > 0) {
+          blips.claims--;
+          return Promise.reject(reset());
+        }
+        if (text.includes("UPDATE effects SET status = 'succeeded'") && blips.results > 0) {
+          blips.results--;
+          return Promise.reject(reset());
+        }
+        return real.apply(target, args);
+      };
+    },
+  });
+}
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  ({ sys, world } = await startTestSystem(flakyLedger(t.db)));
+});
+afterAll(async () => {
+  await sys.stop();
+  await t.drop();
+});
+
+const op = { actor: 'alice' };
+async function toPendingApproval(errataId: string): Promise<number> {
+  await seedErrata(t.db, [errataId]);
+  const id = await sys.host.create({ errataId, errataVersion: '1', targetOs: 'ubuntu', priority: 0, successScore: 80, notes: null, settings: FAST_SETTINGS }, op);
+  await sys.host.send(id, { type: 'START_TEST', by: 'alice', testSystem: { id: 1, name: 'test-ubuntu-01' } }, op);
+  await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+  return id;
+}
+
+describe('effects start only after their transition commits', () => {
+  it('an APPROVE whose transition cannot be written is refused, and the approval notice never goes out', async () => {
+    const id = await toPendingApproval('FAKE-EO-1');
+    const notifiesBefore = world.count('notify');
+    const refused = await sys.host.send(id, { type: 'APPROVE', by: 'bob', reason: 'ok \u0000 boom' }, { actor: 'bob' }).then(
+      () => null,
+      (err: { status?: number; code?: string }) => err,
+    );
+    expect(refused).toMatchObject({ status: 503, code: 'not_persisted' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(world.count('notify')).toBe(notifiesBefore);
+    expect(await statusOfEntry(t.db, id)).toBe('pending_approval');
+    // The entry is re-hydrated from the database on the next event and approves normally.
+    await sys.host.send(id, { type: 'APPROVE', by: 'bob', reason: 'ok' }, { actor: 'bob' });
+    await waitForStatus(t.db, id, (s) => s === 'completed');
+    expect(world.count('notify')).toBe(notifiesBefore + 1);
+    expect(world.duplicates()).toEqual([]);
+  });
+});
+
+describe('a database blip in the effect ledger', () => {
+  it('pauses the effect and retries; the test still passes, nothing runs twice', async () => {
+    blips.claims = 3;
+    blips.results = 2;
+    const id = await toPendingApproval('FAKE-EO-2');
+    expect(blips).toEqual({ claims: 0, results: 0 });
+    expect(await statusOfEntry(t.db, id)).toBe('pending_approval');
+    expect(world.duplicates()).toEqual([]);
+  });
+});
