@@ -1,7 +1,14 @@
 /** Body and query validation at the HTTP boundary: bad input is a 4xx that says what is wrong. */
 import type { Context } from 'hono';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { AppError } from '../errors.ts';
+
+/** The longest reason an operator may give for a decision or an action. */
+export const REASON_MAX = 2000;
+/** A required reason (REJECT, SNOOZE, MARK_FAILED, FORCE_ROLLBACK, ABORT, rollbacks). */
+export const reasonField = z.string().trim().min(1, 'reason is required').max(REASON_MAX);
+/** An optional note (APPROVE, RETRY). */
+export const optionalReasonField = z.string().trim().max(REASON_MAX).optional();
 
 function issuesOf(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));

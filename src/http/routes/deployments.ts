@@ -16,7 +16,7 @@ import { requestRollback, startDeployment } from '../../services/commands/deploy
 import { deploymentDetail } from '../../services/views/deploymentView.ts';
 import { eventMeta, type ApiEnv } from '../context.ts';
 import { toApi } from '../serialize.ts';
-import { readId, readJson, readQuery } from '../validate.ts';
+import { readId, readJson, readQuery, reasonField } from '../validate.ts';
 import { mountEndpoints, type Endpoint } from './endpoints.ts';
 
 export interface DeploymentDeps extends BaseDeps {
@@ -36,7 +36,7 @@ const deploymentsQuery = z.object({
 const rollbackBody = z.object({
   type: z.enum(['package', 'system']),
   systems: z.array(z.number().int().positive()).min(1).max(100_000).optional(),
-  reason: z.string().trim().min(1, 'reason is required').max(2000),
+  reason: reasonField,
 }).strict();
 const rollbackByIdBody = rollbackBody.extend({ deployment_id: z.number().int().positive() }).strict();
 const notificationsQuery = z.object({

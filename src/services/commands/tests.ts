@@ -1,0 +1,36 @@
+/** `POST /tests/start`: start the test of a given entry, or of the next one a lane would take. */
+import { AppError } from '../../errors.ts';
+import type { ActorHost, EventMeta } from '../../machines/host.ts';
+import type { Db } from '../../persistence/db.ts';
+import { getQueueItem, nextQueued } from '../../persistence/sql/queue.ts';
+
+export interface StartTestDeps {
+  db: Db;
+  actors: ActorHost;
+  /** Whether tests can run (integrations or the lab are wired); else 503. */
+  testEngine: { available: boolean; reason: string | null };
+}
+
+export interface StartTestRequest {
+  queue_id?: number | undefined;
+  /** Without `queue_id`: the next queued entry of this OS (any OS when absent). */
+  target_os?: string | undefined;
+  test_system?: { id: number | null; name: string } | undefined;
+}
+
+/**
+ * Send START_TEST to the entry and answer with its test id.
+ * @example
+ * const res = await startTest(deps, { target_os: 'rhel' }, meta); // { queue_id: 9, test_id: 4, status: 'testing', … }
+ */
+export async function startTest(deps: StartTestDeps, req: StartTestRequest, m: EventMeta) {
+  if (!deps.testEngine.available) {
+    throw new AppError(503, 'test_engine_unavailable', deps.testEngine.reason ?? 'the test engine is not configured');
+  }
+  const id = req.queue_id ?? (await nextQueued(deps.db, req.target_os ?? null));
+  if (id === null) throw new AppError(409, 'queue_empty', 'no queued entry to test');
+  const event = { type: 'START_TEST' as const, by: m.actor, ...(req.test_system ? { testSystem: req.test_system } : {}) };
+  const res = await deps.actors.send(id, event, m);
+  const entry = await getQueueItem(deps.db, id);
+  return { queue_id: id, test_id: entry?.test_id ?? null, ...res };
+}
