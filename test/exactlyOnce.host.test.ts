@@ -3,7 +3,8 @@
  *
  * - an effect starts only after the transition that invoked it is committed: a transition that
  *   cannot be written (jsonb refuses a NUL byte) starts nothing;
- * - a database blip in the effect ledger (claim, result) pauses the effect; it never fails the test.
+ * - a database blip in the effect ledger (claim, result) pauses the effect; it never fails the test;
+ * - a write that committed but whose answer was lost is read back: the operator hears the truth.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActorSystem } from '../src/machines/system.ts';
@@ -15,8 +16,11 @@ import { FAST_SETTINGS, seedErrata, startTestSystem, statusOfEntry, waitForStatu
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let sys: ActorSystem;
 let world: FakeWorld;
-/** Ledger statements to fail with a connection reset, by the table they touch. */
-const blips = { claims: 0, results: 0 };
+/**
+ * Injected faults: ledger statements that fail with a connection reset, and snapshot writes that
+ * commit but whose answer is lost (the connection resets after COMMIT).
+ */
+const blips = { claims: 0, results: 0, lostAcks: 0 };
 
 /** The test database with injected connection resets on the effects ledger's statements. */
 function flakyLedger(db: Db): Db {
@@ -34,6 +38,11 @@ function flakyLedger(db: Db): Db {
         if (text.includes("UPDATE effects SET status = 'succeeded'") && blips.results > 0) {
           blips.results--;
           return Promise.reject(reset());
+        }
+        const isSnapshotWrite = prop === 'transaction' || text.includes('WITH u AS (');
+        if (isSnapshotWrite && blips.lostAcks > 0) {
+          blips.lostAcks--;
+          return (real.apply(target, args) as Promise<unknown>).then(() => Promise.reject(reset()));
         }
         return real.apply(target, args);
       };
@@ -84,8 +93,25 @@ describe('a database blip in the effect ledger', () => {
     blips.claims = 3;
     blips.results = 2;
     const id = await toPendingApproval('FAKE-EO-2');
-    expect(blips).toEqual({ claims: 0, results: 0 });
+    expect(blips).toEqual({ claims: 0, results: 0, lostAcks: 0 });
     expect(await statusOfEntry(t.db, id)).toBe('pending_approval');
+    expect(world.duplicates()).toEqual([]);
+  });
+});
+
+describe('an ambiguous commit', () => {
+  it('answers what happened: the APPROVE committed, so it is 200 and the entry goes on, journalled once', async () => {
+    const id = await toPendingApproval('FAKE-EO-3');
+    blips.lostAcks = 1;
+    const res = await sys.host.send(id, { type: 'APPROVE', by: 'bob', reason: 'ok' }, { actor: 'bob' });
+    expect(blips.lostAcks).toBe(0);
+    expect(res.status).not.toBe('pending_approval');
+    await waitForStatus(t.db, id, (s) => s === 'completed');
+    const { loadJournal } = await import('../src/persistence/sql/entries.ts');
+    const journal = await loadJournal(t.db, id);
+    expect(journal.filter((j) => j.event_type === 'APPROVE')).toHaveLength(1);
+    const { checkInvariants } = await import('./helpers/actors.ts');
+    await checkInvariants(t.db, id);
     expect(world.duplicates()).toEqual([]);
   });
 });

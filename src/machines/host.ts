@@ -17,11 +17,13 @@ import { createActor, type Actor, type InspectionEvent, type StateValue } from '
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { AppError, coerceError } from '../errors.ts';
+import { isTransient } from '../transient.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import {
-  claimEntries, FencedWriteError, insertEntry, loadEntry, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead, type TransitionWrite,
+  claimEntries, FencedWriteError, insertEntry, loadEntry, readWriteState, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead,
+  type TransitionWrite,
 } from '../persistence/sql/entries.ts';
 import { applyProjections, needsProjection, testProjectionSignature } from '../persistence/sql/projections.ts';
 import { redactPayload } from '../redact.ts';
@@ -394,17 +396,22 @@ export class ActorHost {
               await applyProjections(tx, h.id, items, r.lastSeq - batch.length + 1, writeTest);
               return r;
             });
-        h.head = res.head;
-        h.revision = res.revision;
-        h.writtenTimers = timersSig;
-        h.writtenTest = testSig;
-        h.pending.splice(0, batch.length);
+        this.committed(h, batch.length, res, timersSig, testSig, timers, status);
         failures = 0;
-        for (const b of batch) b.resolve();
-        for (const t of timers) this.o.onTimerArmed?.(t.fireAt);
-        if ((FINAL_STATUSES as readonly string[]).includes(status) && h.pending.length === 0) this.release(h);
       } catch (raw) {
         const err = coerceError(raw);
+        // An ambiguous commit: the connection failed after the statement was sent. Read back
+        // before retrying or answering: if the revision moved by exactly this batch under our
+        // epoch, it committed (only this drain writes this entry), and the truth is "it happened".
+        if (isTransient(raw)) {
+          const landed = await this.readBack(h, batch.length);
+          if (landed) {
+            this.o.logger.warn({ entryId: h.id, err: err.message }, 'a transition write lost its answer but had committed');
+            this.committed(h, batch.length, landed, timersSig, testSig, timers, status);
+            failures = 0;
+            continue;
+          }
+        }
         if (err instanceof FencedWriteError || failures >= 5) {
           this.o.logger.error({ entryId: h.id, err: err.message }, 'persisting a transition failed for good; releasing the actor (it will be re-hydrated from the database)');
           for (const b of h.pending.splice(0)) b.reject(new AppError(503, 'not_persisted', `the transition of entry ${h.id} could not be persisted; nothing changed`, null, { cause: err }));
@@ -417,6 +424,28 @@ export class ActorHost {
       }
     }
     h.draining = false;
+  }
+
+  /** After a write committed: advance the fence, settle the batch's waiters, arm its timers. */
+  private committed(
+    h: Hosted, n: number, res: { revision: number; head: JournalHead }, timersSig: string, testSig: string,
+    timers: { fireAt: number }[], status: Status,
+  ): void {
+    h.head = res.head;
+    h.revision = res.revision;
+    h.writtenTimers = timersSig;
+    h.writtenTest = testSig;
+    for (const b of h.pending.splice(0, n)) b.resolve();
+    for (const t of timers) this.o.onTimerArmed?.(t.fireAt);
+    if ((FINAL_STATUSES as readonly string[]).includes(status) && h.pending.length === 0) this.release(h);
+  }
+
+  /** Did a write of `n` transitions from `h.revision` commit? Its new revision and head if so. */
+  private async readBack(h: Hosted, n: number): Promise<{ revision: number; head: JournalHead } | null> {
+    const row = await readWriteState(this.o.db, h.id).catch(() => null);
+    if (!row || row.owner_id !== this.o.ownerId || row.owner_epoch !== h.epoch) return null;
+    if (row.revision !== h.revision + n || row.seq === null || row.hash === null) return null;
+    return { revision: row.revision, head: { seq: row.seq, hash: row.hash } };
   }
 
   private release(h: Hosted): void {

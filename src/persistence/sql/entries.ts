@@ -189,6 +189,18 @@ export async function writeTransitions(
   return result;
 }
 
+/**
+ * Where an entry's snapshot stands (revision and fence) and its journal head: read after a write
+ * whose answer was lost, to learn whether it committed before saying anything to anyone.
+ */
+export function readWriteState(db: Db, id: number) {
+  return db.maybeOne(sql.type(z.object({ revision: z.number(), owner_id: z.string().nullable(), owner_epoch: z.number(), seq: z.number().nullable(), hash: z.string().nullable() }))`
+    SELECT q.revision, q.owner_id, q.owner_epoch, j.seq, j.hash
+    FROM patch_test_queue q
+    LEFT JOIN LATERAL (SELECT seq, hash FROM patch_transitions WHERE queue_id = q.id ORDER BY seq DESC LIMIT 1) j ON true
+    WHERE q.id = ${id}`);
+}
+
 export function loadEntry(db: Db | DatabaseTransactionConnection, id: number) {
   return db.maybeOne(sql.type(entryRow)`
     SELECT id, errata_id, target_os, status, machine_version, snapshot, revision, owner_id, owner_epoch,
