@@ -69,6 +69,9 @@ describe('daemon with UYUNI configured', () => {
     expect(new Set(scores).size).toBeGreaterThan(3);
     const profiles = await t.db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_risk_profile WHERE score_breakdown ? 'kernel'`);
     expect(profiles).toBe(security);
+    // One UYUNI session for the whole cycle: the sync and the profiling of what it queued.
+    await until(async () => lab.logouts, (n) => n >= 1);
+    expect({ logins: lab.logins, logouts: lab.logouts, listPackages: lab.count('errata.listPackages') }).toEqual({ logins: 1, logouts: 1, listPackages: security });
   });
 
   it('enriches severity from NVD after the sync, without blocking it', async () => {

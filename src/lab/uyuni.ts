@@ -7,7 +7,8 @@
  * - unknown system -208 "No such system"; unknown advisory -208 "The patch X cannot be found.";
  * - null struct members omitted; dateTime.iso8601 without a time zone.
  * Knobs: per-call latency, an injected fault for the next call of a method, a malformed reply,
- * dropped connections. Every call is counted by method.
+ * dropped connections, the form of the errata dates (`dateForm`: each form a real server
+ * generation sends). Every call is counted by method.
  * Never imported by production code (src/lab).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -81,6 +82,34 @@ export interface LabClmEnvironment {
 
 type Handler = (...args: unknown[]) => unknown;
 
+/**
+ * How the lab sends errata dates (`ErrataOverview.date/issue_date/update_date`, `errata.getDetails`):
+ * - `sql`: `2026-11-01 10:00:00` strings (newest UYUNI, the default);
+ * - `datetime`: `dateTime.iso8601` without zone (`20261101T10:00:00`), as Spacewalk-lineage servers;
+ * - `iso`: ISO 8601 strings in UTC (`2026-11-01T10:00:00Z`);
+ * - `date`: date-only strings (`2026-11-01`);
+ * - `short`: the locale short date of `errata.getDetails` (`11/1/26`);
+ * - `legacy`: the old serializer: only `date`, a `dateTime.iso8601`, and no `issue_date`,
+ *   `update_date`, `advisory_status`, `reboot`.
+ */
+export type LabDateForm = 'sql' | 'datetime' | 'iso' | 'date' | 'short' | 'legacy';
+export const LAB_DATE_FORMS: readonly LabDateForm[] = ['sql', 'datetime', 'iso', 'date', 'short', 'legacy'];
+
+/** A fleet date (`yyyy-MM-dd HH:mm:ss`) in the given form. */
+export function labDate(wall: string, form: LabDateForm): string | Date {
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(wall);
+  if (!m) return wall;
+  const [y, mo, d, h, mi, sec] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  switch (form) {
+    case 'sql': return wall;
+    // A local-time Date: the xmlrpc serializer writes its local wall clock without a zone, as UYUNI's Redstone does.
+    case 'datetime': case 'legacy': return new Date(y, mo - 1, d, h, mi, sec);
+    case 'iso': return `${wall.slice(0, 10)}T${wall.slice(11)}Z`;
+    case 'date': return wall.slice(0, 10);
+    case 'short': return `${mo}/${d}/${String(y % 100).padStart(2, '0')}`;
+  }
+}
+
 export class LabUyuni {
   readonly calls = new Map<string, number>();
   logins = 0;
@@ -98,6 +127,11 @@ export class LabUyuni {
   readonly failApply = new Map<string, Set<number>>();
   /** Scenario knob: applying this advisory hangs (the action is picked up and never finishes). */
   readonly hangApply = new Set<string>();
+  /** Knob: record every call (method, session key, time) in `callLog` (off by default: long runs). */
+  recordCalls = false;
+  readonly callLog: { method: string; key: string | null; at: number }[] = [];
+  /** Knob: the form of the errata dates in replies (see `LabDateForm`). */
+  dateForm: LabDateForm = 'sql';
   /** Scenario knob: UYUNI is down (connections are dropped) until this time (epoch ms). */
   downUntil = 0;
   /** Scenario knob: probability that a call's connection is dropped (a flaky network). */
@@ -162,7 +196,9 @@ export class LabUyuni {
   }
 
   private overview(e: LabErrata) {
-    return { id: e.id, issue_date: e.issueDate, date: e.updateDate, update_date: e.updateDate, advisory_synopsis: e.synopsis, advisory_type: e.type, advisory_status: 'stable', advisory_name: e.advisoryName, reboot: e.rebootSuggested };
+    const f = this.dateForm;
+    if (f === 'legacy') return { id: e.id, date: labDate(e.updateDate, f), advisory_synopsis: e.synopsis, advisory_type: e.type, advisory_name: e.advisoryName };
+    return { id: e.id, issue_date: labDate(e.issueDate, f), date: labDate(e.updateDate, f), update_date: labDate(e.updateDate, f), advisory_synopsis: e.synopsis, advisory_type: e.type, advisory_status: 'stable', advisory_name: e.advisoryName, reboot: e.rebootSuggested };
   }
 
   /** Where a system stands in an action now: Queued → Picked Up → Completed / Failed. */
@@ -416,7 +452,8 @@ export class LabUyuni {
     'errata.getDetails/2': (key, name) => {
       this.user(key);
       const e = this.errata(name);
-      return { id: e.id, issue_date: e.issueDate, update_date: e.updateDate, advisory_status: 'stable', vendor_advisory: '', product: e.os, errataFrom: '', solution: '', description: `${e.synopsis}.`, synopsis: e.synopsis, topic: '', references: '', notes: '', type: e.type, reboot_suggested: e.rebootSuggested, restart_suggested: false };
+      const legacy = this.dateForm === 'legacy';
+      return { id: e.id, issue_date: legacy ? null : labDate(e.issueDate, this.dateForm), update_date: legacy ? null : labDate(e.updateDate, this.dateForm), advisory_status: legacy ? null : 'stable', vendor_advisory: '', product: e.os, errataFrom: '', solution: '', description: `${e.synopsis}.`, synopsis: e.synopsis, topic: '', references: '', notes: '', type: e.type, reboot_suggested: e.rebootSuggested, restart_suggested: false };
     },
     'errata.listCves/2': (key, name) => {
       this.user(key);
@@ -454,6 +491,7 @@ export class LabUyuni {
         return req.socket.destroy();
       }
       this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
+      if (this.recordCalls) this.callLog.push({ method, key: typeof params[0] === 'string' && method !== 'auth.login' ? params[0] : null, at: Date.now() });
       const inject = this.failNext.get(method);
       if (inject !== undefined) this.failNext.delete(method);
       const run = () => {

@@ -18,9 +18,9 @@ export class SyncPoller extends AbortableLoop {
     let trigger: 'startup' | 'schedule' = 'startup';
     while (this.active) {
       try {
-        const report = await this.o.sync.run(trigger);
+        // afterSync runs inside the sync's UYUNI session (one login per cycle, profiling included).
+        const report = await this.o.sync.run(trigger, { after: this.o.afterSync });
         this.o.logger.info({ status: report.status, errata: report.errata, ms: report.durationMs, error: report.error }, 'UYUNI sync finished');
-        if (report.status === 'completed') await this.o.afterSync(report);
       } catch (raw) {
         if (!(raw instanceof SyncAlreadyRunning)) this.o.logger.error({ err: coerceError(raw).message }, 'UYUNI sync could not run');
       }

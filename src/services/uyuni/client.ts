@@ -2,7 +2,15 @@
  * UYUNI XML-RPC client (`xmlrpc` package) for `<UYUNI_URL>/rpc/api`.
  *
  * - One session per cycle shared by all workers (`withSession`: one auth.login, one auth.logout).
+ *   A `withSession` called inside another one (same async context: e.g. the risk profiling of the
+ *   errata a sync just queued) reuses the outer session instead of logging in again.
+ * - When a `withSession` ends (normally or because one worker failed), its session is closed for
+ *   its workers: calls still queued fail at once with `UyuniSessionClosed`, no retry or re-login
+ *   starts, and the logout is sent only after the calls already on the wire have settled, so the
+ *   logout is the session's last call and no re-logged-in session is left behind.
  * - A fault that mentions the session (expired or unknown key) logs in again once and retries.
+ * - Dates: every documented form (dateTime.iso8601 without zone, ISO, `yyyy-MM-dd HH:mm:ss`, short
+ *   dates) is accepted for every date field and normalised (`dates.ts`).
  * - Per-call timeout (`UYUNI_TIMEOUT_SECONDS`), TLS verification switch (`UYUNI_VERIFY_SSL`),
  *   bounded concurrency (`UYUNI_SYNC_WORKERS`), keep-alive sockets.
  * - Retry with jittered exponential backoff on transient failures only (connection reset/refused,
@@ -10,10 +18,12 @@
  * - Replies are validated at the boundary: a malformed reply is an error naming the method and the
  *   field, never a crash.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import https from 'node:https';
 import xmlrpc from 'xmlrpc';
 import { z } from 'zod';
+import { uyuniDateInstant, uyuniDateText } from './dates.ts';
 
 export interface UyuniConfig {
   url: string;
@@ -40,6 +50,18 @@ export class UyuniUnavailable extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'UyuniUnavailable';
+  }
+}
+
+
+/**
+ * A call made on a session whose `withSession` has ended (a failed sync's remaining workers, the
+ * engine's session at shutdown): never sent, never retried; transient for callers (try later).
+ */
+export class UyuniSessionClosed extends UyuniUnavailable {
+  constructor(method: string) {
+    super(`UYUNI ${method}: not sent, the session's cycle has ended`);
+    this.name = 'UyuniSessionClosed';
   }
 }
 
@@ -74,7 +96,9 @@ class Limiter {
 }
 
 // --------------------------------------------------------------------------- reply schemas
-const dateish = z.union([z.date(), z.string()]);
+// Timestamps (check-in, action times) as a Date; errata dates as the server's wall-clock text.
+const dateish = uyuniDateInstant;
+const dateText = uyuniDateText;
 export const groupSchema = z.object({ id: z.number().int(), name: z.string(), description: z.string().optional(), system_count: z.number().int().optional(), org_id: z.number().int().optional() });
 export const systemOverviewSchema = z.object({ id: z.number().int(), name: z.string(), last_checkin: dateish.optional() });
 export const errataOverviewSchema = z.object({
@@ -82,11 +106,14 @@ export const errataOverviewSchema = z.object({
   advisory_name: z.string().min(1),
   advisory_type: z.enum(['Security Advisory', 'Bug Fix Advisory', 'Product Enhancement Advisory']),
   advisory_synopsis: z.string().optional(),
+  // Spacewalk-lineage servers send none of advisory_status, issue_date, update_date (only `date`, a dateTime).
   advisory_status: z.string().optional(),
-  issue_date: z.string().optional(),
-  update_date: z.string().optional(),
-  date: z.string().optional(),
+  issue_date: dateText.optional(),
+  update_date: dateText.optional(),
+  date: dateText.optional(),
+  last_modified_date: dateText.optional(),
   reboot: z.boolean().optional(),
+  reload: z.boolean().optional(),
 });
 export type ErrataOverview = z.infer<typeof errataOverviewSchema>;
 export const packageSchema = z.object({
@@ -97,21 +124,24 @@ export const packageSchema = z.object({
   epoch: z.string().optional(),
   arch_label: z.string().optional(),
   size: z.union([z.number(), z.string()]).optional(),
+  build_date: dateText.optional(),
+  last_modified_date: dateText.optional(),
 });
 export const errataDetailsSchema = z.object({
   id: z.number().int(),
   synopsis: z.string().optional(),
   description: z.string().optional(),
   type: z.string().optional(),
-  issue_date: z.string().optional(),
-  update_date: z.string().optional(),
+  issue_date: dateText.optional(),
+  update_date: dateText.optional(),
+  last_modified_date: dateText.optional(),
   reboot_suggested: z.boolean().optional(),
 });
 
 export const actionedSystemSchema = z.object({ server_id: z.number().int(), server_name: z.string().optional(), timestamp: dateish.optional(), message: z.string().optional() });
 export type ActionedSystem = z.infer<typeof actionedSystemSchema>;
 export const scheduledActionSchema = z.object({ id: z.number().int(), name: z.string().optional(), type: z.string().optional(), earliest: dateish.optional() });
-export const installedPackageSchema = z.object({ name: z.string(), version: z.string(), release: z.string(), epoch: z.string(), arch: z.string().optional() });
+export const installedPackageSchema = z.object({ name: z.string(), version: z.string(), release: z.string(), epoch: z.string(), arch: z.string().optional(), installtime: dateish.optional() });
 export const clmEnvironmentSchema = z.object({
   id: z.number().int(), label: z.string(), name: z.string(), version: z.number().int(), status: z.string(),
   previousEnvironmentLabel: z.string().optional(), nextEnvironmentLabel: z.string().optional(),
@@ -169,7 +199,7 @@ export class UyuniClient {
       try {
         return await fn();
       } catch (raw) {
-        if (!(raw instanceof UyuniUnavailable) || i + 1 >= attempts) throw raw;
+        if (!(raw instanceof UyuniUnavailable) || raw instanceof UyuniSessionClosed || i + 1 >= attempts) throw raw;
         this.stats.retries++;
         await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** i) * (0.5 + Math.random())));
       }
@@ -183,20 +213,42 @@ export class UyuniClient {
     return key;
   }
 
+  /** The session of the `withSession` whose callback we are in (nested calls reuse it). */
+  private readonly current = new AsyncLocalStorage<SessionKey>();
+
+  private async logout(core: SessionKey): Promise<void> {
+    core.ended = true;
+    await this.rawCall('auth.logout', [core.key]).then(
+      () => void this.stats.logouts++,
+      () => undefined, // an expired session cannot be logged out; nothing to do
+    );
+  }
+
   /**
-   * Run `fn` with one session (login before, logout after, even on failure).
+   * Run `fn` with one session (login before, logout after, even on failure). Inside another
+   * `withSession` it reuses that session (no login, no logout). Either way, when `fn` settles the
+   * session handle given to it is closed: its remaining calls are not sent (`UyuniSessionClosed`).
    * @example
    * const groups = await uyuni.withSession((s) => s.listAllGroups());
    */
   async withSession<T>(fn: (s: UyuniSession) => Promise<T>): Promise<T> {
-    const session = new UyuniSession(this, await this.login());
+    const outer = this.current.getStore();
+    if (outer && !outer.ended) {
+      const handle = new UyuniSession(this, outer);
+      try {
+        return await fn(handle);
+      } finally {
+        await handle.close();
+      }
+    }
+    const core = new SessionKey(await this.login());
+    const handle = new UyuniSession(this, core);
     try {
-      return await fn(session);
+      return await this.current.run(core, () => fn(handle));
     } finally {
-      await this.rawCall('auth.logout', [session.key]).then(
-        () => void this.stats.logouts++,
-        () => undefined, // an expired session cannot be logged out; nothing to do
-      );
+      await handle.close();
+      await core.idle(); // nested handles' calls already on the wire
+      await this.logout(core);
     }
   }
 
@@ -206,7 +258,7 @@ export class UyuniClient {
    * `sessionCall`): a test or a wave makes a handful of calls, not one login each.
    */
   async shared(): Promise<UyuniSession> {
-    this.sharedSession ??= this.login().then((k) => new UyuniSession(this, k)).catch((raw) => {
+    this.sharedSession ??= this.login().then((k) => new UyuniSession(this, new SessionKey(k))).catch((raw) => {
       this.sharedSession = undefined;
       throw raw;
     });
@@ -216,33 +268,43 @@ export class UyuniClient {
   async closeShared(): Promise<void> {
     const s = await this.sharedSession?.catch(() => undefined);
     this.sharedSession = undefined;
-    if (s) await this.rawCall('auth.logout', [s.key]).then(() => void this.stats.logouts++, () => undefined);
+    if (s) {
+      await s.close();
+      await this.logout(s.core);
+    }
   }
 
   /** @internal used by UyuniSession */
   async sessionCall(session: UyuniSession, method: string, params: unknown[]): Promise<unknown> {
-    return this.limiter.run(async () => {
+    const send = () => {
+      if (!session.open) throw new UyuniSessionClosed(method); // checked again before every attempt and retry
+      return this.rawCall(method, [session.core.key, ...params]);
+    };
+    return session.track(this.limiter.run(async () => {
       try {
-        return await this.withRetry(() => this.rawCall(method, [session.key, ...params]));
+        return await this.withRetry(send);
       } catch (raw) {
-        // Expired or unknown session: log in again once (shared by every worker) and retry.
-        if (raw instanceof UyuniFault && /session/i.test(raw.message)) {
-          await session.relogin(() => this.login());
+        // Expired or unknown session: log in again once (shared by every worker) and retry —
+        // unless the cycle has ended meanwhile (then the fault is the logout's doing).
+        if (raw instanceof UyuniFault && /session/i.test(raw.message) && session.open) {
+          await session.core.relogin(() => this.login());
           this.stats.relogins++;
-          return this.withRetry(() => this.rawCall(method, [session.key, ...params]));
+          return this.withRetry(send);
         }
         throw raw;
       }
-    });
+    }));
   }
 }
 
-export class UyuniSession {
+/** A logged-in session key, shared by the handles of one cycle; re-logged in once on expiry. */
+class SessionKey {
   key: string;
+  /** Logged out (or being): nothing may be sent with it any more, and no re-login. */
+  ended = false;
   private relogging: Promise<void> | undefined;
-  private readonly client: UyuniClient;
-  constructor(client: UyuniClient, key: string) {
-    this.client = client;
+  private readonly inflight = new Set<Promise<unknown>>();
+  constructor(key: string) {
     this.key = key;
   }
 
@@ -255,6 +317,51 @@ export class UyuniSession {
       this.relogging = undefined;
     });
     if (this.key === stale) await this.relogging;
+  }
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    void p.then(() => this.inflight.delete(p), () => this.inflight.delete(p));
+    return p;
+  }
+
+  /** Every call made with this key has settled. */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+}
+
+export class UyuniSession {
+  /** @internal */
+  readonly core: SessionKey;
+  private closed = false;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly client: UyuniClient;
+  constructor(client: UyuniClient, core: SessionKey) {
+    this.client = client;
+    this.core = core;
+  }
+
+  get key(): string {
+    return this.core.key;
+  }
+
+  /** Calls may still be sent: neither this handle's cycle nor the key has ended. */
+  get open(): boolean {
+    return !this.closed && !this.core.ended;
+  }
+
+  /** @internal */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    void p.then(() => this.inflight.delete(p), () => this.inflight.delete(p));
+    return this.core.track(p);
+  }
+
+  /** Refuse further calls and wait for the ones already made to settle (each is bounded by the call timeout). */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
   private async typed<T extends z.ZodType>(method: string, params: unknown[], schema: T): Promise<z.infer<T>> {
