@@ -1,9 +1,11 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { cvssMetric, LabNvd } from '../src/lab/nvd.ts';
-import { highestSeverity, NvdClient, NvdThrottledError, pickScore, severityOf } from '../src/services/nvd/client.ts';
+import { highestSeverity, NvdClient, NvdThrottledError, NvdUnreachableError, pickScore, severityOf } from '../src/services/nvd/client.ts';
 import { enrichFromNvd } from '../src/services/nvd/enrich.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';
@@ -146,5 +148,97 @@ describe('enrichFromNvd', () => {
     lab.throttleFirst = 0;
     expect(await enrichFromNvd(t.db, nvd, silentLogger)).toMatchObject({ fetched: 2, errataUpdated: 1 });
     expect(await t.db.oneFirst(sql.type(z.object({ s: z.string() }))`SELECT severity AS s FROM errata_cache WHERE errata_id = '7002-1'`)).toBe('High');
+  });
+});
+
+describe('NVD unreachable (air-gapped site)', () => {
+  /** A port that refuses, or a lab NVD, switchable; counts the connection attempts. */
+  async function switchable(lab: LabNvd) {
+    const inner = await lab.serve();
+    let up = false;
+    let attempts = 0;
+    const front = createServer((req, res) => {
+      attempts++;
+      if (!up) return void req.socket.destroy(); // as a dropped route: no HTTP answer at all
+      fetch(`${inner.url}${req.url}`, { headers: req.headers.apikey ? { apiKey: String(req.headers.apikey) } : {} })
+        .then(async (r) => res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text()));
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+    return {
+      url: `http://127.0.0.1:${(front.address() as AddressInfo).port}`,
+      setUp: (v: boolean) => void (up = v),
+      attempts: () => attempts,
+      close: () => { front.close(); inner.server.close(); },
+    };
+  }
+
+  it('the client records "NVD unreachable since …", backs off without touching the network, and recovers', async () => {
+    const lab = new LabNvd();
+    lab.add('CVE-2024-6387', cvssMetric('3.1', 8.1));
+    const nvd0 = await switchable(lab);
+    let now = Date.parse('2026-12-01T10:00:00Z');
+    const nvd = new NvdClient({ baseUrl: nvd0.url, minIntervalMs: 0, sleep: async () => undefined, now: () => now, unreachableBackoffMs: 60_000 });
+    try {
+      expect(nvd.status()).toMatchObject({ state: 'unknown', message: 'NVD not contacted yet' });
+      const first = await nvd.fetchScore('CVE-2024-6387').catch((e: unknown) => e);
+      expect(first).toBeInstanceOf(NvdUnreachableError);
+      expect(first).toMatchObject({ transient: true, backingOff: false });
+      const st = nvd.status();
+      expect(st).toMatchObject({ state: 'unreachable', since: new Date(now), failures: 1 });
+      expect(st.message).toMatch(/^NVD unreachable since 2026-12-01T10:00:00\.000Z \(.+\); next try after /);
+      expect(st.retryAt!.getTime() - now).toBeGreaterThanOrEqual(48_000);
+      expect(st.retryAt!.getTime() - now).toBeLessThanOrEqual(72_000);
+      // Inside the backoff: answered at once, no request.
+      const tries = nvd0.attempts();
+      now += 30_000;
+      await expect(nvd.fetchScore('CVE-2024-6387')).rejects.toMatchObject({ backingOff: true });
+      expect(nvd0.attempts()).toBe(tries);
+      // After it: one attempt, failed again, the backoff doubles; "since" stays the first failure.
+      now = st.retryAt!.getTime() + 1;
+      await expect(nvd.fetchScore('CVE-2024-6387')).rejects.toMatchObject({ backingOff: false });
+      expect(nvd0.attempts()).toBe(tries + 1);
+      const st2 = nvd.status();
+      expect(st2).toMatchObject({ failures: 2, since: new Date(Date.parse('2026-12-01T10:00:00Z')) });
+      expect(st2.retryAt!.getTime() - now).toBeGreaterThanOrEqual(96_000);
+      // NVD is back.
+      nvd0.setUp(true);
+      now = st2.retryAt!.getTime() + 1;
+      expect(await nvd.fetchScore('CVE-2024-6387')).toMatchObject({ baseScore: 8.1 });
+      expect(nvd.status()).toMatchObject({ state: 'reachable', failures: 0, retryAt: null });
+    } finally {
+      nvd0.close();
+    }
+  });
+
+  it('enrichment logs one warning (not one per CVE or per run), keeps the UYUNI severities, and resumes when NVD is back', async () => {
+    const t = await createTestDatabase();
+    const lab = new LabNvd();
+    const cves = Array.from({ length: 30 }, (_, i) => `CVE-2025-${String(1000 + i)}`);
+    for (const c of cves) lab.add(c, cvssMetric('3.1', 9.5));
+    const front = await switchable(lab);
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    let now = Date.parse('2026-12-01T10:00:00Z');
+    const nvd = new NvdClient({ baseUrl: front.url, minIntervalMs: 0, sleep: async () => undefined, now: () => now, unreachableBackoffMs: 60_000 });
+    try {
+      await t.db.query(sql.unsafe`INSERT INTO errata_cache (errata_id, advisory_type, target_os, severity, cves) VALUES ('8001-1', 'Security Advisory', 'ubuntu', 'Medium', ${sql.array(cves, 'text')})`);
+      for (let run = 0; run < 3; run++) {
+        const r = await enrichFromNvd(t.db, nvd, logger);
+        expect(r).toMatchObject({ fetched: 0, errataUpdated: 0 });
+        expect(r.stoppedEarly).toMatch(/NVD unreachable since 2026-12-01T10:00:00\.000Z/);
+        now += 30 * 60_000; // the next sync, 30 minutes later
+      }
+      expect(lines.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual(['NVD unreachable: severity enrichment paused, severities keep the UYUNI mapping; retrying with backoff']);
+      expect(front.attempts()).toBe(3); // one attempt per run, not one per CVE
+      expect(await t.db.oneFirst(sql.type(z.object({ s: z.string() }))`SELECT severity AS s FROM errata_cache WHERE errata_id = '8001-1'`)).toBe('Medium');
+      front.setUp(true);
+      now += 24 * 3600_000;
+      expect(await enrichFromNvd(t.db, nvd, logger)).toMatchObject({ fetched: 30, errataUpdated: 1, stoppedEarly: null });
+      expect(lines.some((l) => l.level === 30 && l.msg === 'NVD reachable again: severity enrichment resumed')).toBe(true);
+      expect(await t.db.oneFirst(sql.type(z.object({ s: z.string() }))`SELECT severity AS s FROM errata_cache WHERE errata_id = '8001-1'`)).toBe('Critical');
+    } finally {
+      front.close();
+      await t.drop();
+    }
   });
 });

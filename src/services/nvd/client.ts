@@ -8,8 +8,12 @@
  *   (header) faster. HTTP 403 and 429 are throttling: back off (jittered, growing) and try again.
  * - An unknown CVE answers 200 with `totalResults: 0`: that is "not found", cached as such.
  * - A malformed answer is an error that names the CVE and the field, never a crash.
+ * - NVD unreachable (no route, DNS, refused, timeout, HTTP 5xx: air-gapped sites): the client
+ *   records "NVD unreachable since …" (`status()`), throws `NvdUnreachableError` and, for a growing
+ *   backoff (5 min doubling to 6 h, jittered), answers every request with that error at once
+ *   without touching the network; the first answer from NVD after that clears it.
  */
-import ky, { HTTPError, TimeoutError } from 'ky';
+import ky, { HTTPError, NetworkError, TimeoutError } from 'ky';
 import { z } from 'zod';
 
 export type CvssSeverity = 'Critical' | 'High' | 'Medium' | 'Low' | 'None';
@@ -72,6 +76,22 @@ export function pickScore(cveId: string, metrics: Record<string, unknown[]> | un
   return { cveId, found: true, baseScore: null, severity: null, cvssVersion: null, vector: null };
 }
 
+/** The system error code (ECONNREFUSED, ENOTFOUND, …) somewhere in a fetch failure's causes. */
+function networkCode(raw: Error): string {
+  const seen = new Set<unknown>();
+  const queue: unknown[] = [raw];
+  let deepest = raw.message;
+  while (queue.length > 0) {
+    const e = queue.shift() as { code?: unknown; cause?: unknown; errors?: unknown[]; message?: unknown } | null;
+    if (e === null || typeof e !== 'object' || seen.has(e)) continue;
+    seen.add(e);
+    if (typeof e.code === 'string' && /^E[A-Z_]+$|^UND_ERR/.test(e.code)) return e.code;
+    if (typeof e.message === 'string' && e.message !== '') deepest = e.message;
+    queue.push(e.cause, ...(Array.isArray(e.errors) ? e.errors : []));
+  }
+  return deepest;
+}
+
 export interface NvdClientOptions {
   baseUrl?: string;
   apiKey?: string | undefined;
@@ -83,10 +103,40 @@ export interface NvdClientOptions {
   /** First throttling backoff; doubles each time (jittered). */
   throttleBackoffMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** First backoff after NVD was found unreachable; doubles per failed attempt (jittered) up to `unreachableBackoffMaxMs`. */
+  unreachableBackoffMs?: number;
+  unreachableBackoffMaxMs?: number;
+  now?: () => number;
 }
 
 export class NvdThrottledError extends Error {
   readonly transient = true;
+}
+
+/** NVD cannot be reached (or is backing off after that): transient, the UYUNI severities stay. */
+export class NvdUnreachableError extends Error {
+  readonly transient = true;
+  /** True when no request was made (still inside the backoff). */
+  readonly backingOff: boolean;
+  constructor(message: string, backingOff: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'NvdUnreachableError';
+    this.backingOff = backingOff;
+  }
+}
+
+/** Whether NVD answers, as this client last saw it. */
+export interface NvdStatus {
+  state: 'unknown' | 'reachable' | 'unreachable';
+  /** Since when it is in this state (null while unknown). */
+  since: Date | null;
+  lastError: string | null;
+  /** While unreachable: no request before this time. */
+  retryAt: Date | null;
+  /** Consecutive failed attempts. */
+  failures: number;
+  /** One line for status pages: `NVD unreachable since 2026-12-01T19:00:00.000Z (…); next try after …`. */
+  message: string;
 }
 
 /**
@@ -99,6 +149,29 @@ export class NvdClient {
   private nextSlot = 0;
   private chain: Promise<void> = Promise.resolve();
   requests = 0;
+  private reach: Omit<NvdStatus, 'message'> = { state: 'unknown', since: null, lastError: null, retryAt: null, failures: 0 };
+
+  /** Whether NVD answered last time, since when, and when the next attempt may be made. */
+  status(): NvdStatus {
+    const r = this.reach;
+    const message =
+      r.state === 'unknown' ? 'NVD not contacted yet'
+      : r.state === 'reachable' ? `NVD reachable since ${r.since!.toISOString()}`
+      : `NVD unreachable since ${r.since!.toISOString()} (${r.lastError}); next try after ${r.retryAt!.toISOString()}`;
+    return { ...r, message };
+  }
+
+  private reachable(): void {
+    if (this.reach.state !== 'reachable') this.reach = { state: 'reachable', since: new Date(this.o.now()), lastError: null, retryAt: null, failures: 0 };
+  }
+
+  private unreachable(cveId: string, why: string, cause: unknown): NvdUnreachableError {
+    const failures = this.reach.state === 'unreachable' ? this.reach.failures + 1 : 1;
+    const backoff = Math.min(this.o.unreachableBackoffMaxMs, this.o.unreachableBackoffMs * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4);
+    const since = this.reach.state === 'unreachable' ? this.reach.since! : new Date(this.o.now());
+    this.reach = { state: 'unreachable', since, lastError: why, retryAt: new Date(this.o.now() + backoff), failures };
+    return new NvdUnreachableError(`NVD ${cveId}: ${why}; ${this.status().message}`, false, { cause });
+  }
 
   constructor(opts: NvdClientOptions = {}) {
     this.o = {
@@ -109,6 +182,9 @@ export class NvdClient {
       maxThrottleRetries: opts.maxThrottleRetries ?? 5,
       throttleBackoffMs: opts.throttleBackoffMs ?? 30_000,
       sleep: opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+      unreachableBackoffMs: opts.unreachableBackoffMs ?? 5 * 60_000,
+      unreachableBackoffMaxMs: opts.unreachableBackoffMaxMs ?? 6 * 3600_000,
+      now: opts.now ?? Date.now,
     };
   }
 
@@ -125,6 +201,9 @@ export class NvdClient {
 
   async fetchScore(cveId: string): Promise<CveScore> {
     if (!CVE_ID.test(cveId)) throw new Error(`NVD: ${JSON.stringify(cveId)} is not a CVE id`);
+    if (this.reach.state === 'unreachable' && this.o.now() < this.reach.retryAt!.getTime()) {
+      throw new NvdUnreachableError(`NVD ${cveId}: not asked, ${this.status().message}`, true);
+    }
     for (let attempt = 0; ; attempt++) {
       await this.slot();
       this.requests++;
@@ -137,6 +216,7 @@ export class NvdClient {
             retry: 0,
           })
           .json<unknown>();
+        this.reachable();
         const parsed = nvdResponse.safeParse(body);
         if (!parsed.success) throw new Error(`NVD ${cveId}: unexpected answer: ${parsed.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`);
         const vuln = parsed.data.vulnerabilities.find((v) => v.cve.id === cveId);
@@ -144,14 +224,16 @@ export class NvdClient {
         return pickScore(cveId, vuln.cve.metrics as Record<string, unknown[]> | undefined);
       } catch (raw) {
         const status = raw instanceof HTTPError ? raw.response.status : null;
+        if (status !== null && status < 500) this.reachable(); // it answered, if only to say no
         if (status === 403 || status === 429) {
           if (attempt >= this.o.maxThrottleRetries) throw new NvdThrottledError(`NVD ${cveId}: still throttled (HTTP ${status}) after ${attempt + 1} attempts`);
           const backoff = this.o.throttleBackoffMs * 2 ** attempt * (0.75 + Math.random() * 0.5);
           await this.o.sleep(backoff);
           continue;
         }
-        if (raw instanceof TimeoutError) throw new NvdThrottledError(`NVD ${cveId}: no answer within ${this.o.timeoutMs} ms`);
-        if (status !== null && status >= 500) throw new NvdThrottledError(`NVD ${cveId}: HTTP ${status}`);
+        if (raw instanceof TimeoutError) throw this.unreachable(cveId, `no answer within ${this.o.timeoutMs} ms`, raw);
+        if (status !== null && status >= 500) throw this.unreachable(cveId, `HTTP ${status}`, raw);
+        if (raw instanceof NetworkError || (raw instanceof TypeError && /fetch failed/i.test(raw.message))) throw this.unreachable(cveId, networkCode(raw), raw);
         if (status !== null) throw new Error(`NVD ${cveId}: HTTP ${status}`);
         throw raw;
       }

@@ -2,13 +2,15 @@
  * NVD enrichment run: fetch every CVE the errata cache references and NVD has not answered yet
  * (a CVE is fetched once), cache each answer, then raise errata severities to their worst CVE.
  * Throttling or an unreachable NVD stops this run early (the rest waits for the next one); it never
- * blocks or fails a sync.
+ * blocks or fails a sync. An unreachable NVD (air-gapped sites) is logged once, when it becomes
+ * unreachable, not per CVE or per run: the client then backs off (`NvdClient.status()` says "NVD
+ * unreachable since …") and the severities keep the UYUNI mapping; its return is logged once too.
  */
 import { coerceError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Db } from '../../persistence/db.ts';
 import { applyNvdSeverity, saveCveScore, uncachedCves } from '../../persistence/sql/cves.ts';
-import type { NvdClient } from './client.ts';
+import { NvdUnreachableError, type NvdClient } from './client.ts';
 
 export interface EnrichResult {
   fetched: number;
@@ -25,6 +27,7 @@ export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts
   let stoppedEarly: string | null = null;
   let errataUpdated = 0;
   const applyEvery = opts.applyEvery ?? 10;
+  const before = nvd.status();
   for (const cve of cves) {
     if (opts.signal?.aborted) {
       stoppedEarly = 'aborted';
@@ -38,6 +41,13 @@ export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts
       if (fetched % applyEvery === 0) errataUpdated += await applyNvdSeverity(db);
     } catch (raw) {
       const err = coerceError(raw);
+      if (err instanceof NvdUnreachableError) {
+        stoppedEarly = err.message;
+        const now = nvd.status();
+        if (before.state !== 'unreachable') logger.warn({ err: now.lastError, since: now.since, retryAt: now.retryAt }, 'NVD unreachable: severity enrichment paused, severities keep the UYUNI mapping; retrying with backoff');
+        else logger.debug({ status: now.message }, 'NVD still unreachable');
+        break;
+      }
       if ((err as { transient?: boolean }).transient) {
         stoppedEarly = err.message;
         logger.warn({ cve, err: err.message }, 'NVD enrichment paused until the next run');
@@ -46,6 +56,7 @@ export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts
       logger.warn({ cve, err: err.message }, 'NVD answer for this CVE was unusable; skipped');
     }
   }
+  if (before.state === 'unreachable' && nvd.status().state === 'reachable') logger.info({ unreachableSince: before.since }, 'NVD reachable again: severity enrichment resumed');
   errataUpdated += await applyNvdSeverity(db);
   return { fetched, notFound, errataUpdated, stoppedEarly };
 }
