@@ -33,6 +33,7 @@ import { dashboardRoutes } from './http/dashboard/index.ts';
 import { reportRoutes } from './http/routes/reports.ts';
 import { coerceError } from './errors.ts';
 import { startHttpServer } from './http/server.ts';
+import { acquireInstanceLock } from './persistence/instanceLock.ts';
 import { migrate } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
 import { Releasers } from './releasers.ts';
@@ -77,6 +78,13 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     const { applied } = await migrate(url);
     logger.info({ applied, embeddedDatabase: embedded }, applied.length > 0 ? 'migrations applied' : 'schema up to date');
     await hooks.afterMigrate?.(db);
+    // Before any entry is claimed: a second process with this INSTANCE_ID would take them all over.
+    const instanceLock = await acquireInstanceLock(url, config.instanceId, logger, (why) => {
+      logger.fatal({ instance: config.instanceId }, `${why}: stopping`);
+      process.exitCode = 1;
+      process.kill(process.pid, 'SIGTERM');
+    });
+    releasers.add('instance-lock', () => instanceLock.release());
 
     const deps: BaseDeps = { config, logger, db, version: VERSION, startedAt: Date.now(), lifecycle };
 

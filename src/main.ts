@@ -151,6 +151,9 @@ async function main(argv: string[]): Promise<void> {
     const err = coerceError(raw);
     logger.debug({ err }, 'command failed');
     await flushLogger(logger);
+    // A configuration problem found only once running (e.g. a duplicate INSTANCE_ID): exit 78, so
+    // systemd does not restart into the same refusal.
+    if (raw instanceof ConfigError) fail(`${command}: ${raw.problems.join('; ')}`, EXIT_CONFIG);
     fail(`${command}: ${err.message}${err.cause instanceof Error && err.cause.message !== err.message ? ` (${err.cause.message})` : ''}`);
   }
 }
