@@ -14,10 +14,23 @@ import type { EngineDeps } from './deps.ts';
  * Prometheus' `node_systemd_unit_state` for what Salt could not answer. With neither, a service is
  * unknown (null) and the judge says inconclusive.
  */
-export async function collectEvidence(e: EngineDeps, minions: string[], services: string[], windowS: number): Promise<Map<string, Evidence>> {
+export async function collectEvidence(
+  e: EngineDeps,
+  minions: string[],
+  services: string[],
+  windowS: number,
+): Promise<Map<string, Evidence>> {
   const out = new Map<string, Evidence>();
   const takenAt = new Date().toISOString();
-  for (const m of minions) out.set(m, { source: { metrics: null, services: null }, cpuPercent: null, memoryPercent: null, services: Object.fromEntries(services.map((s) => [s, null])), takenAt, notes: [] });
+  for (const m of minions)
+    out.set(m, {
+      source: { metrics: null, services: null },
+      cpuPercent: null,
+      memoryPercent: null,
+      services: Object.fromEntries(services.map((s) => [s, null])),
+      takenAt,
+      notes: [],
+    });
   if (minions.length === 0) return out;
 
   if (services.length > 0) {
@@ -79,4 +92,5 @@ export async function collectEvidence(e: EngineDeps, minions: string[], services
   return out;
 }
 
-export const servicesFor = async (db: Db, os: TargetOs | string): Promise<string[]> => (await loadCriticalServices(db))[os] ?? [];
+export const servicesFor = async (db: Db, os: TargetOs | string): Promise<string[]> =>
+  (await loadCriticalServices(db))[os] ?? [];

@@ -6,6 +6,7 @@ import type { PatchPorts } from '../machines/effects.ts';
 import type { EffectInput } from '../machines/patch.machine.ts';
 import type { EngineDeps } from './deps.ts';
 import { notifyPorts } from './notify.ts';
+import { promotionPorts } from './promotion.ts';
 import { rollbackPorts } from './rollbacks.ts';
 import { rolloutPorts } from './rollout.ts';
 import { reconcileTest, testPorts } from './testPhase.ts';
@@ -20,6 +21,7 @@ export type { EngineDeps } from './deps.ts';
 export function createEnginePorts(e: EngineDeps & { onNotify?: () => void }): PatchPorts {
   return {
     ...testPorts(e),
+    ...promotionPorts(e),
     ...rolloutPorts(e),
     ...rollbackPorts(e),
     ...notifyPorts(e),

@@ -8,10 +8,17 @@ export function notifyPorts(e: EngineDeps & { onNotify?: () => void }) {
     async notify(input: Effects['notify']['in']) {
       const pending = input.kind === 'pending_approval';
       await enqueueAlert(e.db, {
-        type: input.kind, key: input.key, errataId: input.errataId, queueId: input.entryId,
-        subject: pending ? `Approval needed: ${input.errataId} (${input.targetOs}) passed its test` : `Approved: ${input.errataId} (${input.targetOs}) goes to production`,
+        type: input.kind,
+        key: input.key,
+        errataId: input.errataId,
+        queueId: input.entryId,
+        subject: pending
+          ? `Approval needed: ${input.errataId} (${input.targetOs}) passed its test`
+          : `Approved: ${input.errataId} (${input.targetOs}) goes to production`,
         body: pending
-          ? `${input.errataId} passed its test on ${input.testSystem?.name ?? 'the test system'}. Review the evidence and approve, reject or snooze it.\nGET /api/v1/tests?errata_id=${encodeURIComponent(input.errataId)}`
+          ? `${input.errataId} passed its test on ${input.testSystem?.name ?? 'the test system'}. ` +
+            'Review the evidence and approve, reject or snooze it.\n' +
+            `GET /api/v1/tests?errata_id=${encodeURIComponent(input.errataId)}`
           : `${input.errataId} was approved; it will be promoted and deployed in the next maintenance window.`,
       });
       e.onNotify?.();

@@ -4,10 +4,19 @@ import { saltCall, type EngineDeps } from './deps.ts';
 import { sleep } from './timing.ts';
 
 /** Does the host need a reboot? Salt's check (Debian/Ubuntu flag file, RHEL needs-restarting). One call. */
-export async function rebootRequired(e: EngineDeps, minions: string[]): Promise<{ required: Map<string, boolean>; missing: string[] }> {
-  const cmd = 'if [ -f /var/run/reboot-required ] || { command -v needs-restarting >/dev/null 2>&1 && ! needs-restarting -r >/dev/null 2>&1; }; then echo yes; else echo no; fi';
+export async function rebootRequired(
+  e: EngineDeps,
+  minions: string[],
+): Promise<{ required: Map<string, boolean>; missing: string[] }> {
+  const cmd =
+    'if [ -f /var/run/reboot-required ] || ' +
+    '{ command -v needs-restarting >/dev/null 2>&1 && ! needs-restarting -r >/dev/null 2>&1; }; ' +
+    'then echo yes; else echo no; fi';
   const r = await saltCall(() => e.salt.local<string>(minions, 'cmd.run', [cmd], { python_shell: true }));
-  return { required: new Map(Object.entries(r.returned).map(([m, out]) => [m, String(out).trim() === 'yes'])), missing: r.missing };
+  return {
+    required: new Map(Object.entries(r.returned).map(([m, out]) => [m, String(out).trim() === 'yes'])),
+    missing: r.missing,
+  };
 }
 
 const uptime = z.object({ since_t: z.number() });
@@ -20,8 +29,11 @@ const uptime = z.object({ since_t: z.number() });
  * this run. Returns the hosts back up and those still away at the deadline.
  */
 export async function rebootOnce(
-  e: EngineDeps, hosts: { name: string; requestedAt: number | null }[], record: (names: string[]) => Promise<void>,
-  o: { pollMs: number; deadlineMs: number; graceMs: number }, signal: AbortSignal,
+  e: EngineDeps,
+  hosts: { name: string; requestedAt: number | null }[],
+  record: (names: string[]) => Promise<void>,
+  o: { pollMs: number; deadlineMs: number; graceMs: number },
+  signal: AbortSignal,
 ): Promise<{ back: string[]; lost: string[] }> {
   const requested = new Map(hosts.map((h) => [h.name, h.requestedAt]));
   const inherited = new Set(hosts.filter((h) => h.requestedAt !== null).map((h) => h.name));
@@ -35,7 +47,9 @@ export async function rebootOnce(
   const back: string[] = [];
   let waiting = hosts.map((h) => h.name);
   for (;;) {
-    const r = await e.salt.local<unknown>(waiting, 'status.uptime').catch(() => ({ returned: {} as Record<string, unknown>, missing: waiting }));
+    const r = await e.salt
+      .local<unknown>(waiting, 'status.uptime')
+      .catch(() => ({ returned: {} as Record<string, unknown>, missing: waiting }));
     const notRebooted: string[] = [];
     for (const m of waiting) {
       const u = uptime.safeParse(r.returned[m]);
@@ -43,7 +57,9 @@ export async function rebootOnce(
       if (u.data.since_t * 1000 >= (requested.get(m) ?? 0) - 1000) back.push(m);
       else notRebooted.push(m);
     }
-    const lostRequests = notRebooted.filter((m) => inherited.has(m) && Date.now() - (requested.get(m) ?? Date.now()) > o.graceMs);
+    const lostRequests = notRebooted.filter(
+      (m) => inherited.has(m) && Date.now() - (requested.get(m) ?? Date.now()) > o.graceMs,
+    );
     if (lostRequests.length > 0) {
       await record(lostRequests);
       for (const m of lostRequests) {

@@ -11,11 +11,12 @@
  * world (snapper descriptions carry the key, UYUNI actions are matched to known ids, package
  * versions are compared) and only acts for what has not happened yet.
  */
-import { sql } from 'slonik';
-import { z } from 'zod';
 import { effectKeyLikePattern } from '../machines/effectKey.ts';
 import { TransientError } from '../machines/effects.ts';
 import type { Effects, EffectInput } from '../machines/patch.machine.ts';
+import { countEffectsMatching } from '../persistence/sql/effects.ts';
+import { completeTestRollback, failTestRollback, insertTestRollback } from '../persistence/sql/rollbacks.ts';
+import { getTestBaseline, setTestBaseline, setTestValidation } from '../persistence/sql/testResults.ts';
 import { enqueueAlert } from '../services/engine/notifier.ts';
 import { judge, type Evidence } from '../services/judge.ts';
 import { loadThresholds } from '../services/settings.ts';
@@ -35,33 +36,106 @@ async function testSystemOf(e: EngineDeps, input: EffectInput): Promise<{ id: nu
   return { id: await systemIdOf(e.db, input.testSystem.name, input.testSystem.id), name: input.testSystem.name };
 }
 
-const baselineRow = z.object({ baseline_metrics: z.unknown().nullable(), package_versions_before: z.unknown().nullable() });
-async function storedBaseline(e: EngineDeps, input: EffectInput): Promise<{ evidence: Evidence | null; packages: Record<string, string> | null }> {
-  const r = await e.db.maybeOne(sql.type(baselineRow)`SELECT baseline_metrics, package_versions_before FROM patch_tests WHERE queue_id = ${input.entryId} AND attempt = ${input.attempt}`);
-  return { evidence: (r?.baseline_metrics as Evidence | null) ?? null, packages: (r?.package_versions_before as Record<string, string> | null) ?? null };
+async function storedBaseline(
+  e: EngineDeps,
+  input: EffectInput,
+): Promise<{ evidence: Evidence | null; packages: Record<string, string> | null }> {
+  const r = await getTestBaseline(e.db, input.entryId, input.attempt);
+  return {
+    evidence: (r?.baseline_metrics as Evidence | null) ?? null,
+    packages: (r?.package_versions_before as Record<string, string> | null) ?? null,
+  };
 }
 
-async function waitForHost(e: EngineDeps, sys: { id: number; name: string }, actionId: number | null, pollMs: number, signal: AbortSignal): Promise<void> {
+async function waitForHost(
+  e: EngineDeps,
+  sys: { id: number; name: string },
+  actionId: number | null,
+  pollMs: number,
+  signal: AbortSignal,
+): Promise<void> {
   if (actionId !== null) {
     const r = (await awaitActions(e, [actionId], [sys.id], pollMs, signal)).get(sys.id)!;
     if (!r.ok) throw new Error(`reboot of ${sys.name} failed in UYUNI: ${r.message}`);
   }
   for (;;) {
-    const ping = await e.salt.local<boolean>([sys.name], 'test.ping').catch(() => ({ returned: {} as Record<string, boolean>, missing: [sys.name] }));
+    const ping = await e.salt
+      .local<boolean>([sys.name], 'test.ping')
+      .catch(() => ({ returned: {} as Record<string, boolean>, missing: [sys.name] }));
     if (ping.returned[sys.name] === true) return;
     await sleep(pollMs, signal);
   }
 }
 
+/**
+ * The test system back at its state before the patch: the recorded package versions when no reboot
+ * was needed, else snapper's pre-patch snapshot (the Salt module has no rollback: cmd.run) and a
+ * reboot through UYUNI; each step only once.
+ */
+async function restoreTestSystem(
+  e: EngineDeps,
+  input: Effects['rollbackTest']['in'],
+  sys: { id: number; name: string },
+  type: 'package' | 'system',
+  pollMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const notResponding = () => new TransientError(`test system ${sys.name} is not responding`);
+  if (type === 'package') {
+    const base = await storedBaseline(e, input);
+    if (base.packages === null) {
+      throw new Error('no package versions were recorded at baseline: package rollback impossible');
+    }
+    const r = await restorePackages(e, new Map([[sys.name, base.packages]]));
+    if (r.failed.length > 0) {
+      if (r.failed.every((f) => f.message === 'not responding')) throw notResponding();
+      throw new Error(r.failed.map((f) => f.message).join('; '));
+    }
+    return;
+  }
+  const n = input.snapshotId!;
+  const snaps = await saltCall(() => e.salt.listSnapshots([sys.name]));
+  if (snaps.missing.length > 0) throw notResponding();
+  if (!snaps.returned[sys.name]!.some((s) => s.description === `writable copy of #${n}`)) {
+    const cmd = `snapper -c root rollback ${Number(n)}`;
+    const out = await saltCall(() => e.salt.local<string>([sys.name], 'cmd.run', [cmd]));
+    const text = String(out.returned[sys.name] ?? '');
+    if (out.missing.length > 0) throw notResponding();
+    if (!/read-write snapshot|writable copy/i.test(text)) {
+      throw new Error(`snapper rollback ${n} failed: ${text.slice(0, 300)}`);
+    }
+  }
+  let actionId =
+    (await ownActions(e.db, input.key))[0] ??
+    (await findUnclaimedAction(e, sys.id, (ev) => ev.action_type === 'System reboot'));
+  if (actionId === null) {
+    actionId = await uyuniCall(e, (s) => s.scheduleReboot(sys.id));
+    await recordActions(e.db, input.key, [sys.id], [actionId]);
+  }
+  await waitForHost(e, sys, actionId, pollMs, signal);
+}
+
+/**
+ * The test phases' effects.
+ * @example const ports = { ...testPorts(e), ...rolloutPorts(e) };
+ */
 export function testPorts(e: EngineDeps) {
-  const phaseOf = (input: EffectInput) => ({ key: input.key, entryId: input.entryId, attempt: input.attempt, errataId: input.errataId });
+  const phaseOf = (input: EffectInput) => ({
+    key: input.key,
+    entryId: input.entryId,
+    attempt: input.attempt,
+    errataId: input.errataId,
+  });
 
   return {
     async takeSnapshot(input: Effects['takeSnapshot']['in']): Promise<Out<'takeSnapshot'>> {
       return inPhase(e.db, phaseOf(input), 'snapshot', async () => {
         const sys = await testSystemOf(e, input);
         const snap = await saltCall(() => e.salt.snapshotOnce(sys.name, input.key));
-        return { out: { snapshotId: String(snap.id) }, evidence: { snapshotId: snap.id, type: 'snapper', reused: !snap.created } };
+        return {
+          out: { snapshotId: String(snap.id) },
+          evidence: { snapshotId: snap.id, type: 'snapper', reused: !snap.created },
+        };
       });
     },
 
@@ -77,10 +151,7 @@ export function testPorts(e: EngineDeps) {
         if (pk.missing.length > 0) throw new TransientError(`test system ${sys.name} did not answer pkg.version`);
         const packages = pk.versions.get(sys.name) ?? {};
         const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
-        await e.db.query(sql.unsafe`
-          UPDATE patch_tests SET baseline_metrics = ${sql.jsonb(evidence as never)}, services_baseline = ${sql.jsonb(evidence.services as never)},
-                 package_versions_before = ${sql.jsonb(packages as never)}
-          WHERE id = ${testId}`);
+        await setTestBaseline(e.db, testId, { evidence, services: evidence.services, packages });
         return { out: {}, evidence: { ...evidence, packages } };
       });
     },
@@ -91,7 +162,10 @@ export function testPorts(e: EngineDeps) {
         const facts = await errataFacts(e, input.errataId);
         const ids = await uyuniCall(e, (s) => s.scheduleApplyErrata([sys.id], [facts.uyuni_errata_id!]));
         await recordActions(e.db, input.key, [sys.id], ids);
-        return { out: { actionIds: ids }, evidence: { actionIds: ids, systemId: sys.id, uyuniErrataId: facts.uyuni_errata_id } };
+        return {
+          out: { actionIds: ids },
+          evidence: { actionIds: ids, systemId: sys.id, uyuniErrataId: facts.uyuni_errata_id },
+        };
       });
     },
 
@@ -109,7 +183,9 @@ export function testPorts(e: EngineDeps) {
       return inPhase(e.db, phaseOf(input), 'check_reboot', async () => {
         const sys = await testSystemOf(e, input);
         const r = await rebootRequired(e, [sys.name]);
-        if (r.missing.length > 0) throw new TransientError(`test system ${sys.name} did not answer the reboot-required check`);
+        if (r.missing.length > 0) {
+          throw new TransientError(`test system ${sys.name} did not answer the reboot-required check`);
+        }
         return { out: { required: r.required.get(sys.name) === true } };
       });
     },
@@ -141,12 +217,18 @@ export function testPorts(e: EngineDeps) {
         const base = await storedBaseline(e, input);
         const post = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
         const v = judge(base.evidence, post, t);
-        await e.db.query(sql.unsafe`
-          UPDATE patch_tests SET post_patch_metrics = ${sql.jsonb(post as never)}, services_post_patch = ${sql.jsonb(post.services as never)},
-                 metrics_delta = ${sql.jsonb(v.checks as never)}, failed_services = ${sql.array(v.failedServices, 'text')}
-          WHERE queue_id = ${input.entryId} AND attempt = ${input.attempt}`);
+        await setTestValidation(e.db, input.entryId, input.attempt, {
+          post,
+          services: post.services,
+          checks: v.checks,
+          failedServices: v.failedServices,
+        });
         const evidence = { checks: v.checks, baseline: base.evidence, post, failedServices: v.failedServices };
-        return { out: { verdict: v.verdict, reason: v.reason, evidence }, evidence, outcome: v.verdict === 'pass' ? 'ok' : 'failed' };
+        return {
+          out: { verdict: v.verdict, reason: v.reason, evidence },
+          evidence,
+          outcome: v.verdict === 'pass' ? 'ok' : 'failed',
+        };
       });
     },
 
@@ -154,68 +236,79 @@ export function testPorts(e: EngineDeps) {
       return inPhase(e.db, phaseOf(input), 'rollback', async () => {
         const sys = await testSystemOf(e, input);
         const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
-        await enqueueAlert(e.db, { type: 'test_failed', key: `${input.key}:alert`, errataId: input.errataId, queueId: input.entryId, subject: `Test failed: ${input.errataId} on ${sys.name}`, body: `The test of ${input.errataId} on ${sys.name} failed: ${input.reason}\nThe test system is being rolled back.` });
+        await enqueueAlert(e.db, {
+          type: 'test_failed',
+          key: `${input.key}:alert`,
+          errataId: input.errataId,
+          queueId: input.entryId,
+          subject: `Test failed: ${input.errataId} on ${sys.name}`,
+          body:
+            `The test of ${input.errataId} on ${sys.name} failed: ${input.reason}\n` +
+            'The test system is being rolled back.',
+        });
         // Nothing was ever sent to UYUNI for this attempt (it failed before the apply): nothing to undo.
-        const applyTried = await e.db.maybeOneFirst(sql.type(z.object({ n: z.number() }))`
-          SELECT count(*)::int AS n FROM effects WHERE queue_id = ${input.entryId} AND key LIKE ${effectKeyLikePattern(input.entryId, input.attempt, false, 'apply')} ESCAPE '\\'`);
-        if (applyTried === 0) return { out: { type: 'package' as const }, evidence: { type: 'none', reason: 'the test failed before the errata was applied: nothing to roll back' }, outcome: 'skipped' as const };
+        // Any round of the apply step counts (an operator retry runs it under `apply#N`).
+        const applyTried = await countEffectsMatching(
+          e.db,
+          input.entryId,
+          effectKeyLikePattern(input.entryId, input.attempt, false, 'apply'),
+        );
+        if (applyTried === 0) {
+          return {
+            out: { type: 'package' as const },
+            evidence: { type: 'none', reason: 'the test failed before the errata was applied: nothing to roll back' },
+            outcome: 'skipped' as const,
+          };
+        }
         const type = input.rebootRequired && input.snapshotId !== null ? 'system' : 'package';
-        await e.db.query(sql.unsafe`
-          INSERT INTO patch_rollbacks (test_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)
-          VALUES (${testId}, ${input.entryId}, ${input.errataId}, ${type}, ${sql.array([sys.id], 'int4')}, ${input.reason}, 'orchestrator', ${input.key})
-          ON CONFLICT (effect_key) DO NOTHING`);
+        await insertTestRollback(e.db, {
+          testId,
+          queueId: input.entryId,
+          errataId: input.errataId,
+          type,
+          systemId: sys.id,
+          reason: input.reason,
+          key: input.key,
+        });
         const { pollMs } = timing(await loadThresholds(e.db));
         try {
-          if (type === 'package') {
-            const base = await storedBaseline(e, input);
-            if (base.packages === null) throw new Error('no package versions were recorded at baseline: package rollback impossible');
-            const r = await restorePackages(e, new Map([[sys.name, base.packages]]));
-            if (r.failed.length > 0) {
-              if (r.failed.every((f) => f.message === 'not responding')) throw new TransientError(`test system ${sys.name} is not responding`);
-              throw new Error(r.failed.map((f) => f.message).join('; '));
-            }
-          } else {
-            // snapper rollback N (the Salt module has none: cmd.run) and a reboot through UYUNI; each step only once.
-            const n = input.snapshotId!;
-            const snaps = await saltCall(() => e.salt.listSnapshots([sys.name]));
-            if (snaps.missing.length > 0) throw new TransientError(`test system ${sys.name} is not responding`);
-            if (!snaps.returned[sys.name]!.some((s) => s.description === `writable copy of #${n}`)) {
-              const out = await saltCall(() => e.salt.local<string>([sys.name], 'cmd.run', [`snapper -c root rollback ${Number(n)}`]));
-              const text = String(out.returned[sys.name] ?? '');
-              if (out.missing.length > 0) throw new TransientError(`test system ${sys.name} is not responding`);
-              if (!/read-write snapshot|writable copy/i.test(text)) throw new Error(`snapper rollback ${n} failed: ${text.slice(0, 300)}`);
-            }
-            let actionId = (await ownActions(e.db, input.key))[0] ?? (await findUnclaimedAction(e, sys.id, (ev) => ev.action_type === 'System reboot'));
-            if (actionId === null) {
-              actionId = await uyuniCall(e, (s) => s.scheduleReboot(sys.id));
-              await recordActions(e.db, input.key, [sys.id], [actionId]);
-            }
-            await waitForHost(e, sys, actionId, pollMs, signal);
-          }
+          await restoreTestSystem(e, input, sys, type, pollMs, signal);
         } catch (raw) {
           if ((raw as { transient?: boolean }).transient !== true) {
-            await e.db.query(sql.unsafe`UPDATE patch_rollbacks SET status = 'failed', completed_at = now(), systems_failed = 1, error_details = ${sql.jsonb({ message: (raw as Error).message })} WHERE effect_key = ${input.key}`);
+            await failTestRollback(e.db, input.key, (raw as Error).message);
           }
           throw raw;
         }
-        await e.db.query(sql.unsafe`UPDATE patch_rollbacks SET status = 'completed', completed_at = now(), systems_succeeded = 1 WHERE effect_key = ${input.key}`);
+        await completeTestRollback(e.db, input.key);
         return { out: { type }, evidence: { type, system: sys.name, snapshotId: input.snapshotId } };
       });
     },
   };
 }
 
-/** Reconciliation of the test effects that schedule UYUNI actions (the others are idempotent by construction). */
-export async function reconcileTest(e: EngineDeps, name: string, input: EffectInput & { errataId: string }): Promise<unknown> {
+/**
+ * Reconciliation of the test effects that schedule UYUNI actions (the others are idempotent by construction).
+ * @example await reconcileTest(e, 'applyErrata', input) // { actionIds: [55] } | null
+ */
+export async function reconcileTest(
+  e: EngineDeps,
+  name: string,
+  input: EffectInput & { errataId: string },
+): Promise<unknown> {
   if (name !== 'applyErrata' && name !== 'scheduleReboot') return null;
   if (!input.testSystem) return null;
   const sid = await systemIdOf(e.db, input.testSystem.name, input.testSystem.id);
   // Recorded by this very effect before the crash?
   const own = await ownActions(e.db, input.key);
   if (own.length > 0) return name === 'applyErrata' ? { actionIds: own } : { actionId: own[0]! };
-  const id = name === 'applyErrata'
-    ? await findUnclaimedAction(e, sid, (ev) => (ev.name ?? '').includes(input.errataId) && ev.action_type !== 'System reboot')
-    : await findUnclaimedAction(e, sid, (ev) => ev.action_type === 'System reboot');
+  const id =
+    name === 'applyErrata'
+      ? await findUnclaimedAction(
+          e,
+          sid,
+          (ev) => (ev.name ?? '').includes(input.errataId) && ev.action_type !== 'System reboot',
+        )
+      : await findUnclaimedAction(e, sid, (ev) => ev.action_type === 'System reboot');
   if (id === null) return null;
   await recordActions(e.db, input.key, [sid], [id]);
   return name === 'applyErrata' ? { actionIds: [id] } : { actionId: id };

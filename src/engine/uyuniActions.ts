@@ -2,9 +2,9 @@
  * UYUNI actions: waiting for their per-system results, recording the ids an effect scheduled, and
  * finding the action a crashed run scheduled but never recorded (reconciliation).
  */
-import { sql } from 'slonik';
-import { z } from 'zod';
 import type { Db } from '../persistence/db.ts';
+import { addEffectActions, getEffectRef, listEffectRefsForSystem } from '../persistence/sql/effects.ts';
+import { listDeploymentActionIds } from '../persistence/sql/rollout.ts';
 import { uyuniCall, type EngineDeps } from './deps.ts';
 import { sleep } from './timing.ts';
 
@@ -12,31 +12,42 @@ import { sleep } from './timing.ts';
  * The action ids this orchestrator already knows for a system (recorded under other effect keys or
  * deployment rows). An action for the same advisory/type on that system that is not among them —
  * and newer than all of them (UYUNI action ids only grow) — was scheduled by the crashed run.
+ * @example (await knownActionIds(db, 1001)).has(55)
  */
 export async function knownActionIds(db: Db, systemId: number): Promise<Set<number>> {
-  const refs = await db.anyFirst(sql.type(z.object({ ref: z.unknown() }))`
-    SELECT external_ref AS ref FROM effects WHERE external_ref @> ${sql.jsonb({ systemIds: [systemId] })}`);
-  const rows = await db.anyFirst(sql.type(z.object({ action_id: z.number() }))`
-    SELECT action_id FROM patch_deployment_systems WHERE system_id = ${systemId} AND action_id IS NOT NULL`);
+  const refs = await listEffectRefsForSystem(db, systemId);
+  const rows = await listDeploymentActionIds(db, systemId);
   const ids = new Set<number>(rows);
-  for (const r of refs) for (const id of ((r as { actionIds?: number[] }).actionIds ?? [])) ids.add(id);
+  for (const r of refs) for (const id of (r as { actionIds?: number[] }).actionIds ?? []) ids.add(id);
   return ids;
 }
 
-/** Record the UYUNI action ids an effect scheduled, right after scheduling (before its result is recorded). */
+/**
+ * Record the UYUNI action ids an effect scheduled, right after scheduling (before its result is recorded).
+ * @example await recordActions(db, input.key, [1001], [55]);
+ */
 export async function recordActions(db: Db, key: string, systemIds: number[], actionIds: number[]): Promise<void> {
-  await db.query(sql.unsafe`
-    UPDATE effects SET external_ref = coalesce(external_ref, '{}'::jsonb) || ${sql.jsonb({ systemIds, actionIds })} WHERE key = ${key}`);
+  await addEffectActions(db, key, systemIds, actionIds);
 }
 
-/** Action ids this effect key already recorded (it scheduled them before a crash). */
+/**
+ * Action ids this effect key already recorded (it scheduled them before a crash).
+ * @example const [actionId] = await ownActions(db, input.key);
+ */
 export async function ownActions(db: Db, key: string): Promise<number[]> {
-  const ref = await db.maybeOneFirst(sql.type(z.object({ ref: z.unknown() }))`SELECT external_ref AS ref FROM effects WHERE key = ${key}`);
+  const ref = await getEffectRef(db, key);
   return ((ref as { actionIds?: number[] } | null)?.actionIds ?? []).filter((x) => Number.isInteger(x));
 }
 
-/** An action for this system that matches and that no recorded effect or deployment owns. */
-export async function findUnclaimedAction(e: EngineDeps, systemId: number, match: (ev: { action_type?: string | undefined; name?: string | undefined }) => boolean): Promise<number | null> {
+/**
+ * An action for this system that matches and that no recorded effect or deployment owns.
+ * @example await findUnclaimedAction(e, 1001, (ev) => ev.action_type === 'System reboot') // 57 | null
+ */
+export async function findUnclaimedAction(
+  e: EngineDeps,
+  systemId: number,
+  match: (ev: { action_type?: string | undefined; name?: string | undefined }) => boolean,
+): Promise<number | null> {
   const known = await knownActionIds(e.db, systemId);
   const newestKnown = Math.max(0, ...known);
   const events = await uyuniCall(e, (s) => s.listSystemEvents(systemId));
@@ -47,15 +58,26 @@ export async function findUnclaimedAction(e: EngineDeps, systemId: number, match
 /**
  * Wait until every system has left "in progress" in every action; per-system outcome and message.
  * Three calls per action per poll, whatever the number of systems.
+ * @example const outcome = await awaitActions(e, [55], [1001], pollMs, signal); // Map { 1001 => { ok, message } }
  */
-export async function awaitActions(e: EngineDeps, actionIds: number[], systemIds: number[], pollMs: number, signal: AbortSignal): Promise<Map<number, { ok: boolean; message: string }>> {
+export async function awaitActions(
+  e: EngineDeps,
+  actionIds: number[],
+  systemIds: number[],
+  pollMs: number,
+  signal: AbortSignal,
+): Promise<Map<number, { ok: boolean; message: string }>> {
   const outcome = new Map<number, { ok: boolean; message: string }>();
   const wanted = new Set(systemIds);
   for (;;) {
     for (const id of actionIds) {
       const r = await uyuniCall(e, (s) => s.actionSystems(id));
-      for (const c of r.completed) if (wanted.has(c.server_id)) outcome.set(c.server_id, { ok: true, message: c.message ?? 'Completed' });
-      for (const f of r.failed) if (wanted.has(f.server_id)) outcome.set(f.server_id, { ok: false, message: f.message ?? 'Failed' });
+      for (const c of r.completed) {
+        if (wanted.has(c.server_id)) outcome.set(c.server_id, { ok: true, message: c.message ?? 'Completed' });
+      }
+      for (const f of r.failed) {
+        if (wanted.has(f.server_id)) outcome.set(f.server_id, { ok: false, message: f.message ?? 'Failed' });
+      }
     }
     if ([...wanted].every((sid) => outcome.has(sid))) return outcome;
     await sleep(pollMs, signal);

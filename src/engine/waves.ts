@@ -2,7 +2,10 @@
 import type { RolloutPolicy } from '../services/settings.ts';
 
 /** Waves per group: a canary wave, then each cumulative percentage of the group's systems. */
-export function planWaves(systemsByGroup: Map<string, number[]>, p: RolloutPolicy): { group: string; systems: number[] }[] {
+export function planWaves(
+  systemsByGroup: Map<string, number[]>,
+  p: RolloutPolicy,
+): { group: string; systems: number[] }[] {
   const waves: { group: string; systems: number[] }[] = [];
   for (const [group, ids] of [...systemsByGroup].sort(([a], [b]) => a.localeCompare(b))) {
     const sorted = [...ids].sort((a, b) => a - b);
@@ -24,6 +27,7 @@ export function planWaves(systemsByGroup: Map<string, number[]>, p: RolloutPolic
 /** Has the error threshold been exceeded? (count and/or percentage of the deployment's systems) */
 export function thresholdExceeded(failed: number, total: number, p: RolloutPolicy): string | null {
   if (failed > p.max_failed_systems) return `${failed} system(s) failed (threshold ${p.max_failed_systems})`;
-  if (total > 0 && (failed / total) * 100 > p.max_failed_percent) return `${Math.round((failed / total) * 1000) / 10}% of systems failed (threshold ${p.max_failed_percent}%)`;
+  if (total > 0 && (failed / total) * 100 > p.max_failed_percent)
+    return `${Math.round((failed / total) * 1000) / 10}% of systems failed (threshold ${p.max_failed_percent}%)`;
   return null;
 }

@@ -28,3 +28,41 @@ export function markEffectFailed(db: Db, key: string, failure: { message: string
     ? db.query(sql.unsafe`UPDATE effects SET error = ${failure.message} WHERE key = ${key}`)
     : db.query(sql.unsafe`UPDATE effects SET status = 'failed', error = ${failure.message}, result = ${sql.jsonb(failure as never)}, completed_at = now() WHERE key = ${key}`);
 }
+
+const refRow = z.object({ ref: z.unknown() });
+
+/**
+ * The external references of every effect that scheduled UYUNI actions on a system (its
+ * `external_ref` names the system): what reconciliation must not mistake for a lost action.
+ * @example const refs = await listEffectRefsForSystem(db, 1001); // [{ systemIds: [1001], actionIds: [5] }]
+ */
+export function listEffectRefsForSystem(db: Db, systemId: number) {
+  return db.anyFirst(sql.type(refRow)`
+    SELECT external_ref AS ref FROM effects WHERE external_ref @> ${sql.jsonb({ systemIds: [systemId] })}`);
+}
+
+/**
+ * Record the UYUNI actions an effect scheduled, merged into its external reference; done right
+ * after scheduling (before the effect's result) so a crash in between does not lose them.
+ * @example await addEffectActions(db, '7:1:apply', [1001], [55]);
+ */
+export function addEffectActions(db: Db, key: string, systemIds: number[], actionIds: number[]) {
+  return db.query(sql.unsafe`
+    UPDATE effects SET external_ref = coalesce(external_ref, '{}'::jsonb) || ${sql.jsonb({ systemIds, actionIds })}
+    WHERE key = ${key}`);
+}
+
+/** @example const ref = await getEffectRef(db, '7:1:apply'); // { systemIds, actionIds } | null */
+export function getEffectRef(db: Db, key: string) {
+  return db.maybeOneFirst(sql.type(refRow)`SELECT external_ref AS ref FROM effects WHERE key = ${key}`);
+}
+
+/**
+ * How many effects of an entry have a key matching a `LIKE` pattern (built by
+ * `effectKeyLikePattern`, which escapes with a backslash).
+ * @example await countEffectsMatching(db, 7, effectKeyLikePattern(7, 1, false, 'apply')) // 0: never applied
+ */
+export function countEffectsMatching(db: Db, queueId: number, likePattern: string) {
+  return db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM effects WHERE queue_id = ${queueId} AND key LIKE ${likePattern} ESCAPE '\\'`);
+}
