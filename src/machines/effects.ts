@@ -26,7 +26,7 @@ import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
-import { claimEffect, markEffectFailed, markEffectSucceeded } from '../persistence/sql/effects.ts';
+import { claimEffect, markEffectFailed, markEffectSucceeded, type EffectFence } from '../persistence/sql/effects.ts';
 import { backoffDelay, isTransient, TransientError } from '../transient.ts';
 import { stepOfEffectKey } from './effectKey.ts';
 import type { EffectFailure, EffectName, Effects } from './patch.machine.ts';
@@ -43,9 +43,20 @@ export type PatchPorts = {
   reconcile<N extends EffectName>(name: N, input: Effects[N]['in']): Promise<OutputOf<N> | null>;
 };
 
-/** The host's promise that every transition of an entry written so far is committed. */
+/** The host's side of the runner: the commit gate and the fence. */
 export interface CommitGate {
-  whenCommitted(entryId: number): Promise<void>;
+  /** Every transition of the entry queued so far is committed; the fence this replica holds it under. */
+  whenCommitted(entryId: number): Promise<EffectFence>;
+  /** The fence did not hold: another replica owns the entry now. The host lets the actor go. */
+  fenced(entryId: number, why: string): void;
+}
+
+/** The effect was refused by the fence: this replica no longer owns the entry. Nothing ran. */
+export class FencedEffectError extends Error {
+  constructor(key: string, when: string) {
+    super(`effect ${key} fenced ${when}: the entry belongs to another replica (or this replica's lease expired)`);
+    this.name = 'FencedEffectError';
+  }
 }
 
 export interface EffectRunnerOptions {
@@ -99,10 +110,18 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
     // xstate starts this child inside the transition, before the host has queued that transition's
     // write: one microtask lets the host queue it, then the gate waits for its commit.
     await Promise.resolve();
-    await gate.whenCommitted(input.entryId);
+    const fence = await gate.whenCommitted(input.entryId);
     if (signal.aborted) throw new Error(`effect ${key} aborted before it started`);
+    const queueId = input.entryId;
+    const refuse = (when: string): never => {
+      const err = new FencedEffectError(key, when);
+      logger.warn({ key, effect: name, owner: fence.ownerId, epoch: fence.epoch }, err.message);
+      gate.fenced(queueId, err.message);
+      throw err;
+    };
 
-    const recorded = await ledger('claim', key, signal, () => claimEffect(db, { key, queueId: input.entryId, step: stepOfEffectKey(key) }));
+    const recorded = await ledger('claim', key, signal, () => claimEffect(db, { key, queueId, step: stepOfEffectKey(key), fence }));
+    if (recorded === null) return refuse('before it ran');
     if (recorded.status === 'succeeded') return recorded.result as Effects[N]['out'];
     if (recorded.status === 'failed') throw recorded.result as EffectFailure;
 
@@ -111,20 +130,20 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
         const found = await ports.reconcile(name, input);
         if (found !== null) {
           const out = { ...found, at: clock.now() } as Effects[N]['out'];
-          await ledger('reconciled', key, signal, () => markEffectSucceeded(db, key, out, true));
+          if (!(await ledger('reconciled', key, signal, () => markEffectSucceeded(db, key, out, true, fence, queueId)))) refuse('at its result');
           logger.info({ key, effect: name }, 'effect reconciled: it had already happened');
           return out;
         }
       }
       const result = await ports[name](input as never, signal);
       const out = { ...result, at: clock.now() } as Effects[N]['out'];
-      await ledger('succeeded', key, signal, () => markEffectSucceeded(db, key, out, false));
+      if (!(await ledger('succeeded', key, signal, () => markEffectSucceeded(db, key, out, false, fence, queueId)))) refuse('at its result');
       return out;
     } catch (raw) {
-      if (signal.aborted) throw raw;
+      if (signal.aborted || raw instanceof FencedEffectError) throw raw;
       const failure = failureOf(raw);
       logger.warn({ key, effect: name, transient: failure.transient, err: failure.message }, 'effect failed');
-      await ledger('failed', key, signal, () => markEffectFailed(db, key, failure)).catch(() => undefined);
+      await ledger('failed', key, signal, () => markEffectFailed(db, key, failure, fence, queueId)).catch(() => undefined);
       throw failure;
     }
   }

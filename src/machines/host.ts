@@ -228,11 +228,22 @@ export class ActorHost {
    * could not be (the actor is then evicted, and nothing its last transition invoked may run).
    * The effect runner's gate: an effect starts only after the transition that invoked it is durable.
    */
-  async whenCommitted(id: number): Promise<void> {
+  async whenCommitted(id: number): Promise<{ ownerId: string; epoch: number }> {
     const h = this.actors.get(id);
     if (!h || h.evicted) throw new AppError(503, 'not_hosted', `queue entry ${id} is not hosted here`);
     await h.lastWrite;
     if (h.evicted) throw new AppError(503, 'not_hosted', `queue entry ${id} was evicted before its transition was committed`);
+    return { ownerId: this.o.ownerId, epoch: h.epoch };
+  }
+
+  /** Writes and effects refused by a fence (another replica owns the entry): the fence held. */
+  fencedRejections = 0;
+
+  /** An effect of the entry was refused by its fence: let the actor go (the new owner runs it). */
+  fenced(id: number, why: string): void {
+    this.fencedRejections++;
+    const h = this.actors.get(id);
+    if (h) this.evict(h, why);
   }
 
   /** Wait until every queued write of every actor is committed (shutdown, tests). */
@@ -412,6 +423,7 @@ export class ActorHost {
             continue;
           }
         }
+        if (err instanceof FencedWriteError) this.fencedRejections++;
         if (err instanceof FencedWriteError || failures >= 5) {
           this.o.logger.error({ entryId: h.id, err: err.message }, 'persisting a transition failed for good; releasing the actor (it will be re-hydrated from the database)');
           for (const b of h.pending.splice(0)) b.reject(new AppError(503, 'not_persisted', `the transition of entry ${h.id} could not be persisted; nothing changed`, null, { cause: err }));

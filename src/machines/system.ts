@@ -40,6 +40,7 @@ export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSyst
   let host: ActorHost | undefined;
   const gate: CommitGate = {
     whenCommitted: (entryId) => (host ? host.whenCommitted(entryId) : Promise.reject(new Error('actor host not started'))),
+    fenced: (entryId, why) => host?.fenced(entryId, why),
   };
   const machine = patchMachine.provide({
     actors: makeEffectActors({

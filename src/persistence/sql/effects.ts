@@ -3,30 +3,50 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
+/** The replica that may run an entry's effects: its owner, at its epoch, with a live lease. */
+export interface EffectFence {
+  ownerId: string;
+  epoch: number;
+}
+
+const fenceHolds = (queueId: number, f: EffectFence) => sql.fragment`EXISTS (
+  SELECT 1 FROM patch_test_queue
+  WHERE id = ${queueId} AND owner_id = ${f.ownerId} AND owner_epoch = ${f.epoch} AND lease_until > now())`;
+
 /**
  * Claim an effect key in one statement: a new key is recorded `started` (fresh: run it); an
  * existing one comes back with its recorded status and result (succeeded/failed: return it;
- * started: reconcile, then run again — the execution count goes up).
+ * started: reconcile, then run again — the execution count goes up). Fenced: only the entry's
+ * owner at its current epoch with a live lease can claim; otherwise no row (null) — a replica that
+ * lost its lease stops before its next effect.
  */
-export function claimEffect(db: Db, e: { key: string; queueId: number; step: string }) {
-  return db.one(sql.type(z.object({ fresh: z.boolean(), status: z.enum(['started', 'succeeded', 'failed']), result: z.unknown().nullable() }))`
-    INSERT INTO effects (key, queue_id, step, status, executions) VALUES (${e.key}, ${e.queueId}, ${e.step}, 'started', 1)
-    ON CONFLICT (key) DO UPDATE SET executions = effects.executions + (CASE WHEN effects.status = 'started' THEN 1 ELSE 0 END)
+export function claimEffect(db: Db, e: { key: string; queueId: number; step: string; fence: EffectFence }) {
+  return db.maybeOne(sql.type(z.object({ fresh: z.boolean(), status: z.enum(['started', 'succeeded', 'failed']), result: z.unknown().nullable() }))`
+    INSERT INTO effects (key, queue_id, step, status, executions, owner_id, owner_epoch)
+    SELECT ${e.key}, ${e.queueId}, ${e.step}, 'started', 1, ${e.fence.ownerId}, ${e.fence.epoch}
+    WHERE ${fenceHolds(e.queueId, e.fence)}
+    ON CONFLICT (key) DO UPDATE SET executions = effects.executions + (CASE WHEN effects.status = 'started' THEN 1 ELSE 0 END),
+      owner_id = excluded.owner_id, owner_epoch = excluded.owner_epoch
     RETURNING (xmax = 0) AS fresh, status, result`);
 }
 
-export function markEffectSucceeded(db: Db, key: string, result: unknown, reconciled: boolean) {
-  return db.query(sql.unsafe`
+/** Record the result; fenced like the claim. @returns false when the fence did not hold (nothing written). */
+export async function markEffectSucceeded(db: Db, key: string, result: unknown, reconciled: boolean, fence: EffectFence, queueId: number) {
+  const r = await db.query(sql.unsafe`
     UPDATE effects SET status = 'succeeded', result = ${sql.jsonb(result as never)}, completed_at = now(),
            external_ref = CASE WHEN ${reconciled} THEN '{"reconciled": true}'::jsonb ELSE external_ref END
-    WHERE key = ${key}`);
+    WHERE key = ${key} AND ${fenceHolds(queueId, fence)}`);
+  return r.rowCount > 0;
 }
 
 /** A permanent failure is recorded as the effect's outcome; a transient one leaves it `started` (reconcile first next time). */
-export function markEffectFailed(db: Db, key: string, failure: { message: string; transient: boolean; at: number }) {
-  return failure.transient
-    ? db.query(sql.unsafe`UPDATE effects SET error = ${failure.message} WHERE key = ${key}`)
-    : db.query(sql.unsafe`UPDATE effects SET status = 'failed', error = ${failure.message}, result = ${sql.jsonb(failure as never)}, completed_at = now() WHERE key = ${key}`);
+export async function markEffectFailed(db: Db, key: string, failure: { message: string; transient: boolean; at: number }, fence: EffectFence, queueId: number) {
+  const r = failure.transient
+    ? await db.query(sql.unsafe`UPDATE effects SET error = ${failure.message} WHERE key = ${key} AND ${fenceHolds(queueId, fence)}`)
+    : await db.query(sql.unsafe`
+        UPDATE effects SET status = 'failed', error = ${failure.message}, result = ${sql.jsonb(failure as never)}, completed_at = now()
+        WHERE key = ${key} AND ${fenceHolds(queueId, fence)}`);
+  return r.rowCount > 0;
 }
 
 const refRow = z.object({ ref: z.unknown() });
