@@ -124,8 +124,6 @@ export const packageSchema = z.object({
   epoch: z.string().optional(),
   arch_label: z.string().optional(),
   size: z.union([z.number(), z.string()]).optional(),
-  build_date: dateText.optional(),
-  last_modified_date: dateText.optional(),
 });
 export const errataDetailsSchema = z.object({
   id: z.number().int(),
@@ -141,7 +139,7 @@ export const errataDetailsSchema = z.object({
 export const actionedSystemSchema = z.object({ server_id: z.number().int(), server_name: z.string().optional(), timestamp: dateish.optional(), message: z.string().optional() });
 export type ActionedSystem = z.infer<typeof actionedSystemSchema>;
 export const scheduledActionSchema = z.object({ id: z.number().int(), name: z.string().optional(), type: z.string().optional(), earliest: dateish.optional() });
-export const installedPackageSchema = z.object({ name: z.string(), version: z.string(), release: z.string(), epoch: z.string(), arch: z.string().optional(), installtime: dateish.optional() });
+export const installedPackageSchema = z.object({ name: z.string(), version: z.string(), release: z.string(), epoch: z.string(), arch: z.string().optional() });
 export const clmEnvironmentSchema = z.object({
   id: z.number().int(), label: z.string(), name: z.string(), version: z.number().int(), status: z.string(),
   previousEnvironmentLabel: z.string().optional(), nextEnvironmentLabel: z.string().optional(),
