@@ -56,7 +56,7 @@ import { packageVersions } from './packages.ts';
 import { rebootOnce, rebootRequired } from './reboots.ts';
 import { sleep, timing } from './timing.ts';
 import { awaitActions, findUnclaimedAction, ownActions, recordActions } from './uyuniActions.ts';
-import { planWaves, thresholdExceeded } from './waves.ts';
+import { planWaves, systemsByGroup, thresholdExceeded } from './waves.ts';
 
 type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
 
@@ -275,8 +275,7 @@ export function rolloutPorts(e: EngineDeps) {
       let dep = await findDeploymentByPlanKey(e.db, planKey);
       if (!dep) {
         const systems = await listProductionSystems(e.db, input.targetOs, facts.affected_system_ids);
-        const byGroup = new Map<string, number[]>();
-        for (const s of systems) byGroup.set(s.group_name, [...(byGroup.get(s.group_name) ?? []), s.system_id]);
+        const byGroup = systemsByGroup(systems);
         const waves = planWaves(byGroup, policy);
         const names = new Map(systems.map((s) => [s.system_id, s]));
         const approvalId = await getLatestApprovalId(e.db, input.entryId);
