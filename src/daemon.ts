@@ -25,7 +25,7 @@ import { UyuniClient } from './services/uyuni/client.ts';
 import { SaltClient } from './services/salt/client.ts';
 import { PrometheusClient } from './services/prometheus/client.ts';
 import { createEnginePorts } from './engine/index.ts';
-import { Notifier } from './services/engine/notifier.ts';
+import { Notifier } from './scheduler/notifier.ts';
 import { TestLanes } from './scheduler/lanes.ts';
 import { RollbackRunner } from './scheduler/rollbacks.ts';
 import { deploymentRoutes } from './http/routes/deployments.ts';
@@ -126,7 +126,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     }
     const actors = await startActorSystem({
       db, logger, ownerId: config.instanceId, leaseTtlMs: config.leaseTtlMs, pollMs: config.schedulerPollMs, ports,
-      reconcile,
+      reconcile, listenUrl: url,
       ...(inspect ? { inspect } : {}),
     });
     releasers.add('actors', () => actors.stop());

@@ -83,6 +83,8 @@ export interface HostOptions {
   onTimerArmed?: (fireAt: number) => void;
   /** Extra inspection observer (e.g. @statelyai/inspect), attached to every actor. */
   inspect?: (ev: InspectionEvent) => void;
+  /** Forwards an event for an entry another replica owns to that owner (several replicas). */
+  forward?: (id: number, event: Record<string, unknown>, meta: EventMeta) => Promise<{ status: string; state: string; revision: number }>;
 }
 
 const snapshotEnvelope = z.object({
@@ -202,8 +204,18 @@ export class ActorHost {
    * Deliver an operator (or scheduler) event and wait until the transition it caused is committed.
    * @throws NotAcceptedError (409) when the current state does not accept it.
    */
-  async send(id: number, event: EventWithoutTime, meta: EventMeta): Promise<{ status: Status; state: string; revision: number }> {
-    const h = await this.ensureLoaded(id, event.type);
+  async send(id: number, event: EventWithoutTime, meta: EventMeta, opts: { forward?: boolean } = {}): Promise<{ status: Status; state: string; revision: number }> {
+    let h: Hosted;
+    try {
+      h = await this.ensureLoaded(id, event.type);
+    } catch (raw) {
+      // Another replica owns the entry: hand the event to it and answer with its committed outcome.
+      if (raw instanceof AppError && raw.code === 'owned_elsewhere' && this.o.forward && opts.forward !== false) {
+        const r = await this.o.forward(id, event as Record<string, unknown>, meta);
+        return r as { status: Status; state: string; revision: number };
+      }
+      throw raw;
+    }
     const at = this.o.clock.now();
     const ev = { ...event, at } as PatchEvent;
     const snap = h.actor.getSnapshot();

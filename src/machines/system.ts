@@ -10,6 +10,7 @@ import type { Db } from '../persistence/db.ts';
 import { TimerScheduler } from '../scheduler/timers.ts';
 import { makeEffectActors, type CommitGate, type PatchPorts } from './effects.ts';
 import { ActorHost } from './host.ts';
+import { OperatorInbox } from './inbox.ts';
 import { patchMachine } from './patch.machine.ts';
 
 export interface ActorSystemOptions {
@@ -22,12 +23,15 @@ export interface ActorSystemOptions {
   /** Chaos-harness control run only. */
   reconcile?: boolean;
   inspect?: (ev: InspectionEvent) => void;
+  /** The database URL for the operator inbox's LISTEN connection (polling without it). */
+  listenUrl?: string;
 }
 
 export interface ActorSystem {
   clock: DbClock;
   host: ActorHost;
   scheduler: TimerScheduler;
+  inbox: OperatorInbox;
   hydration: { hydrated: number; quarantined: number };
   stop(): Promise<void>;
 }
@@ -48,24 +52,30 @@ export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSyst
     }),
   });
   let scheduler: TimerScheduler | undefined;
+  const inbox = new OperatorInbox({ db: o.db, logger: o.logger, ownerId: o.ownerId, ...(o.listenUrl ? { listenUrl: o.listenUrl } : {}) });
   host = new ActorHost({
     db: o.db, logger: o.logger, clock, ownerId: o.ownerId, leaseTtlMs: o.leaseTtlMs, machine,
     onTimerArmed: (fireAt) => scheduler?.nudge(fireAt),
+    forward: (id, event, meta) => inbox.forward(id, event, meta),
     ...(o.inspect ? { inspect: o.inspect } : {}),
   });
   scheduler = new TimerScheduler({ db: o.db, logger: o.logger, clock, ownerId: o.ownerId, pollMs: o.pollMs, host });
   const hydration = await host.hydrateAll({ includeOwn: true });
   host.startLeaseLoop();
   scheduler.start();
+  const h = host;
+  inbox.startDelivering((id, event, meta) => h.send(id, event as never, meta, { forward: false }));
   const s = scheduler;
   return {
     clock,
     host,
     scheduler: s,
+    inbox,
     hydration,
     async stop() {
+      await inbox.stop();
       await s.stop();
-      await host.stop();
+      await h.stop();
       clock.stop();
     },
   };
