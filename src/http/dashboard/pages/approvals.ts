@@ -1,0 +1,74 @@
+/** The approvals page: entries waiting for a decision, oldest first; decide one, or approve a selection. */
+import type { Context, Hono } from 'hono';
+import { roleAtLeast } from '../../../services/tokens.ts';
+import { csrfField, decisionForms, tableHead } from '../components.ts';
+import { html, raw, type Html } from '../html.ts';
+import { back, flash, page } from '../layout.ts';
+import { checkedIds, type Session, type Viewer } from '../session.ts';
+
+const COLUMNS = ['Entry', 'Errata', 'Score', 'Hours waiting', 'Decision'];
+const APPROVER_ONLY = raw('<span class="muted">approver role needed</span>');
+const PAST_TENSE: Record<string, string> = { approve: 'approved', reject: 'rejected', snooze: 'snoozed' };
+
+function pendingRow(v: Viewer, approver: boolean, e: any): Html {
+  const select = approver
+    ? html`<td><input type="checkbox" form="batch" name="ids" value="${e.id}" aria-label="select ${e.errata_id}"></td>`
+    : '';
+  const hours = e.hours_pending !== undefined && e.hours_pending !== null ? Number(e.hours_pending).toFixed(1) : '';
+  const entry = html`<a href="/ui/entries/${e.id}">${e.id}</a>`;
+  return html`<tr>
+        ${select}
+        <td>${entry}</td><td>${e.errata_id} (${e.target_os})</td><td>${e.success_score ?? ''}</td>
+        <td>${hours}</td>
+        <td>${approver ? decisionForms(v, e.id, '/ui/approvals') : APPROVER_ONLY}</td></tr>`;
+}
+
+async function showApprovals(c: Context, s: Session) {
+  const v = await s.viewer(c);
+  if (v instanceof Response) return v;
+  const r = await v.api('GET', '/approvals/pending');
+  const items = (r.body?.items ?? []) as any[];
+  const approver = roleAtLeast(v.role, 'approver');
+  const batch = approver && items.length > 0;
+  const batchForm = batch
+    ? html`<form method="post" action="/ui/approvals/batch" id="batch">${csrfField(v)}</form>`
+    : '';
+  const batchButton = batch ? html`<p><button type="submit" form="batch">Approve selected</button></p>` : '';
+  return page(c, 'Approvals', v, html`${flash(c)}
+      <p>${items.length} waiting, oldest first.</p>
+      ${batchForm}
+      <table>${tableHead(approver ? ['Select', ...COLUMNS] : COLUMNS)}
+      <tbody>${items.map((e) => pendingRow(v, approver, e))}</tbody></table>
+      ${batchButton}`);
+}
+
+async function decideOne(c: Context, s: Session) {
+  const r = await s.form(c);
+  if (r instanceof Response) return r;
+  const { v, f } = r;
+  const id = c.req.param('id');
+  const action = c.req.param('action')!;
+  const to = f.back?.startsWith('/ui') ? f.back : `/ui/entries/${id}`;
+  const body: Record<string, unknown> = {};
+  if (f.reason) body.reason = f.reason;
+  if (action === 'snooze' && f.until) body.until = new Date(`${f.until}T00:00:00Z`).toISOString();
+  const res = await v.api('POST', `/approvals/${id}/${action}`, body);
+  return back(c, to, res, `${PAST_TENSE[action]} entry ${id}`);
+}
+
+async function approveSelected(c: Context, s: Session) {
+  const r = await s.form(c);
+  if (r instanceof Response) return r;
+  const ids = checkedIds((await c.req.parseBody({ all: true })).ids);
+  if (ids.length === 0) {
+    return c.redirect('/ui/approvals?error=' + encodeURIComponent('select at least one entry'), 303);
+  }
+  const res = await r.v.api('POST', '/approvals/batch', { items: ids.map((id) => ({ id, action: 'approve' })) });
+  return back(c, '/ui/approvals', res, `approved ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'}`);
+}
+
+export function approvalPages(app: Hono<any>, s: Session): void {
+  app.get('/ui/approvals', (c) => showApprovals(c, s));
+  app.post('/ui/approvals/:id{[0-9]+}/:action{approve|reject|snooze}', (c) => decideOne(c, s));
+  app.post('/ui/approvals/batch', (c) => approveSelected(c, s));
+}
