@@ -136,6 +136,11 @@ export class LabUyuni {
   downUntil = 0;
   /** Scenario knob: probability that a call's connection is dropped (a flaky network). */
   dropRate = 0;
+  /**
+   * Scenario knob: these methods are carried out at once but answered only after this many ms
+   * (a UYUNI that outlives its caller's timeout: the action exists, the answer comes too late).
+   */
+  readonly answerDelayMs = new Map<string, number>();
   /** Listeners told when a system of an action is picked up and when it finishes (the lab world applies errata). */
   readonly onAction: ((ev: LabActionEvent) => void)[] = [];
   /** Installed packages per system, answered by `system.listPackages` (set by the lab world). */
@@ -503,7 +508,9 @@ export class LabUyuni {
           if (!h) throw new Fault(-1, `Could not find method: ${method.split('.').pop()} in class: ${method.split('.')[0]} with params: [${params.map((p) => typeof p).join(', ')}]`);
           const value = omitNulls(h(...params));
           this.afterCall?.(method); // the effect happened; the caller may never hear of it (crash tests)
-          reply(Serializer.serializeMethodResponse(value));
+          const late = this.answerDelayMs.get(method);
+          if (late !== undefined) setTimeout(() => reply(Serializer.serializeMethodResponse(value)), late);
+          else reply(Serializer.serializeMethodResponse(value));
         } catch (raw) {
           const f = raw instanceof Fault ? raw : new Fault(-1, `unhandled internal exception: ${(raw as Error).message}`);
           reply(Serializer.serializeFault({ faultCode: f.faultCode, faultString: f.faultString }));

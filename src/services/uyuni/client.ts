@@ -47,11 +47,36 @@ export class UyuniFault extends Error {
 /** UYUNI unreachable or not answering: worth retrying later. */
 export class UyuniUnavailable extends Error {
   readonly transient = true;
-  constructor(message: string, options?: ErrorOptions) {
+  /**
+   * Whether UYUNI may have received (and carried out) the request: true after a timeout or a
+   * connection cut mid-call; false when no connection was ever made (refused, no route, no name).
+   */
+  readonly maybeDelivered: boolean;
+  constructor(message: string, options?: ErrorOptions & { maybeDelivered?: boolean }) {
     super(message, options);
     this.name = 'UyuniUnavailable';
+    this.maybeDelivered = options?.maybeDelivered ?? true;
   }
 }
+
+/**
+ * A scheduling call (apply errata, reboot, package install, promote) whose answer was lost after
+ * it may have reached UYUNI. It is never re-sent blindly — the action may exist — so the caller
+ * (the effect runner's reconcile) looks the action up for that system and advisory first.
+ */
+export class UyuniOutcomeUnknown extends UyuniUnavailable {
+  constructor(method: string, cause: UyuniUnavailable) {
+    super(`${cause.message}; UYUNI may have carried ${method} out, so it is not re-sent: the action is looked up before scheduling again`, { cause, maybeDelivered: true });
+    this.name = 'UyuniOutcomeUnknown';
+  }
+}
+
+/** Calls that create something in UYUNI: never retried once they may have been delivered. */
+export const UYUNI_WRITE_METHODS: ReadonlySet<string> = new Set([
+  'system.scheduleApplyErrata', 'system.scheduleReboot', 'system.schedulePackageInstall', 'contentmanagement.promoteProject',
+]);
+/** Connection errors that prove the request never left: safe to retry even for a write. */
+const NOT_DELIVERED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
 
 
 /**
@@ -183,7 +208,9 @@ export class UyuniClient {
         if (!err) return resolve(value);
         const e = err as Error & { faultCode?: number; faultString?: string; code?: string };
         if (typeof e.faultCode === 'number') return reject(new UyuniFault(method, e.faultCode, e.faultString ?? ''));
-        if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) return reject(new UyuniUnavailable(`UYUNI ${method}: ${e.code}`, { cause: err }));
+        if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) {
+          return reject(new UyuniUnavailable(`UYUNI ${method}: ${e.code}`, { cause: err, maybeDelivered: !NOT_DELIVERED_CODES.has(e.code) }));
+        }
         // Anything else is a reply we could not read (not XML-RPC, cut short, an HTTP error page):
         // a definite, wrong answer — retrying would not make it readable.
         reject(new Error(`UYUNI ${method}: unreadable reply (${e.message})`, { cause: err }));
@@ -191,12 +218,19 @@ export class UyuniClient {
     });
   }
 
-  /** Retry transient failures with jittered exponential backoff; faults and bad replies fail at once. */
-  private async withRetry<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  /**
+   * Retry transient failures with jittered exponential backoff; faults and bad replies fail at
+   * once. A write (`UYUNI_WRITE_METHODS`) is retried only when it provably never left; once it may
+   * have been delivered, it fails with `UyuniOutcomeUnknown` instead of being sent again.
+   */
+  private async withRetry<T>(fn: () => Promise<T>, attempts = 3, write?: string): Promise<T> {
     for (let i = 0; ; i++) {
       try {
         return await fn();
       } catch (raw) {
+        if (write !== undefined && raw instanceof UyuniUnavailable && !(raw instanceof UyuniSessionClosed) && raw.maybeDelivered) {
+          throw new UyuniOutcomeUnknown(write, raw);
+        }
         if (!(raw instanceof UyuniUnavailable) || raw instanceof UyuniSessionClosed || i + 1 >= attempts) throw raw;
         this.stats.retries++;
         await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** i) * (0.5 + Math.random())));
@@ -278,16 +312,17 @@ export class UyuniClient {
       if (!session.open) throw new UyuniSessionClosed(method); // checked again before every attempt and retry
       return this.rawCall(method, [session.core.key, ...params]);
     };
+    const write = UYUNI_WRITE_METHODS.has(method) ? method : undefined;
     return session.track(this.limiter.run(async () => {
       try {
-        return await this.withRetry(send);
+        return await this.withRetry(send, 3, write);
       } catch (raw) {
         // Expired or unknown session: log in again once (shared by every worker) and retry —
         // unless the cycle has ended meanwhile (then the fault is the logout's doing).
         if (raw instanceof UyuniFault && /session/i.test(raw.message) && session.open) {
           await session.core.relogin(() => this.login());
           this.stats.relogins++;
-          return this.withRetry(send);
+          return this.withRetry(send, 3, write);
         }
         throw raw;
       }
