@@ -1,6 +1,6 @@
 /** The notify effect: the approvers' messages (approval needed, approved) queued in the outbox. */
 import type { Effects } from '../machines/patch.machine.ts';
-import { enqueueAlert } from '../services/engine/notifier.ts';
+import { enqueueAlert } from '../services/alerts.ts';
 import type { EngineDeps } from './deps.ts';
 
 export function notifyPorts(e: EngineDeps & { onNotify?: () => void }) {

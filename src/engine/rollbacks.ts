@@ -15,7 +15,7 @@ import {
   recordDeploymentRollback,
 } from '../persistence/sql/rollbacks.ts';
 import type { DeploymentSystemRow } from '../persistence/sql/rollout.ts';
-import { enqueueAlert } from '../services/engine/notifier.ts';
+import { enqueueAlert } from '../services/alerts.ts';
 import { loadThresholds } from '../services/settings.ts';
 import { saltCall, type EngineDeps } from './deps.ts';
 import { restorePackages } from './packages.ts';

@@ -39,7 +39,7 @@ import {
   type DeploymentSystemRow,
 } from '../persistence/sql/rollout.ts';
 import { listProductionSystems } from '../persistence/sql/systems.ts';
-import { enqueueAlert } from '../services/engine/notifier.ts';
+import { enqueueAlert } from '../services/alerts.ts';
 import { judge } from '../services/judge.ts';
 import {
   loadMaintenanceWindows,

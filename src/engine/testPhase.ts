@@ -17,7 +17,7 @@ import type { Effects, EffectInput } from '../machines/patch.machine.ts';
 import { countEffectsMatching } from '../persistence/sql/effects.ts';
 import { completeTestRollback, failTestRollback, insertTestRollback } from '../persistence/sql/rollbacks.ts';
 import { getTestBaseline, setTestBaseline, setTestValidation } from '../persistence/sql/testResults.ts';
-import { enqueueAlert } from '../services/engine/notifier.ts';
+import { enqueueAlert } from '../services/alerts.ts';
 import { judge, type Evidence } from '../services/judge.ts';
 import { loadThresholds } from '../services/settings.ts';
 import { saltCall, uyuniCall, type EngineDeps } from './deps.ts';
