@@ -5,7 +5,7 @@ import type { ActorSystem } from '../src/machines/system.ts';
 import type { FakeWorld } from '../src/lab/fakeWorld.ts';
 import { loadJournal } from '../src/persistence/sql/entries.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { checkInvariants, FAST_SETTINGS, seedErrata, startTestSystem, waitForStatus } from './helpers/actors.ts';
+import { checkInvariants, FAST_SETTINGS, seedErrata, startTestSystem, committedStatus } from './helpers/actors.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let sys: ActorSystem;
@@ -30,10 +30,10 @@ describe('a patch entry through the real host', () => {
   it('goes queued → testing → passed → pending_approval → approved → … → completed', async () => {
     const id = await newEntry('FAKE-1001');
     await sys.host.send(id, { type: 'START_TEST', by: 'alice', testSystem: { id: 1, name: 'test-ubuntu-01' } }, op);
-    await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+    await committedStatus(sys, id, (s) => s === 'pending_approval');
     const res = await sys.host.send(id, { type: 'APPROVE', by: 'bob', reason: 'looks good' }, { actor: 'bob' });
     expect(['approved', 'promoting', 'prod_pending', 'prod_applied', 'completed']).toContain(res.status);
-    await waitForStatus(t.db, id, (s) => s === 'completed');
+    await committedStatus(sys, id, (s) => s === 'completed');
     await checkInvariants(t.db, id);
     const journal = await loadJournal(t.db, id);
     expect(journal.map((j) => j.to_state)).toEqual([
@@ -59,7 +59,7 @@ describe('a patch entry through the real host', () => {
   it('a failing validation rolls the test system back (package level without reboot)', async () => {
     const id = await newEntry('FAKE-1003-VALFAIL');
     await sys.host.send(id, { type: 'START_TEST', by: 'alice' }, op);
-    await waitForStatus(t.db, id, (s) => s === 'rolled_back');
+    await committedStatus(sys, id, (s) => s === 'rolled_back');
     const test = await t.db.one(sql.type(z.object({ result: z.string(), rollback_type: z.string().nullable(), failure_reason: z.string().nullable() }))`
       SELECT result, rollback_type, failure_reason FROM patch_tests WHERE queue_id = ${id}`);
     expect(test).toMatchObject({ result: 'failed', rollback_type: 'package' });
@@ -72,10 +72,10 @@ describe('a patch entry through the real host', () => {
     const lost = await newEntry('FAKE-1005-NORETURN-RBFAIL');
     await sys.host.send(ok, { type: 'START_TEST', by: 'alice' }, op);
     await sys.host.send(lost, { type: 'START_TEST', by: 'alice' }, op);
-    await waitForStatus(t.db, ok, (s) => s === 'pending_approval');
+    await committedStatus(sys, ok, (s) => s === 'pending_approval');
     const states = (await loadJournal(t.db, ok)).map((j) => j.to_state);
     expect(states).toEqual(expect.arrayContaining(['needs_reboot', 'rebooting.awaiting_host', 'rebooting.settling', 'testing.validate', 'passed']));
-    await waitForStatus(t.db, lost, (s) => s === 'needs_attention');
+    await committedStatus(sys, lost, (s) => s === 'needs_attention');
     const reasons = (await loadJournal(t.db, lost)).map((j) => `${j.event_type}→${j.to_state}`);
     expect(reasons).toEqual(expect.arrayContaining(['TIMER→failed', 'xstate.error.actor.rollbackTest→needs_attention']));
   });
@@ -83,7 +83,7 @@ describe('a patch entry through the real host', () => {
   it('transient failures go through pending_retry and come back to the step', async () => {
     const id = await newEntry('FAKE-1006-FLAKY');
     await sys.host.send(id, { type: 'START_TEST', by: 'alice' }, op);
-    await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+    await committedStatus(sys, id, (s) => s === 'pending_approval');
     const states = (await loadJournal(t.db, id)).map((j) => j.to_state);
     expect(states.filter((s) => s === 'pending_retry').length).toBeGreaterThanOrEqual(6);
     expect(world.duplicates()).toEqual([]);
@@ -92,13 +92,13 @@ describe('a patch entry through the real host', () => {
   it('snooze returns to pending_approval through passed (re-notified) when the timer fires', async () => {
     const id = await newEntry('FAKE-1007');
     await sys.host.send(id, { type: 'START_TEST', by: 'alice' }, op);
-    await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+    await committedStatus(sys, id, (s) => s === 'pending_approval');
     const until = sys.clock.now() + 300;
     await sys.host.send(id, { type: 'SNOOZE', by: 'bob', reason: 'wait for vendor note', until }, op);
     const timer = await t.db.one(sql.type(z.object({ name: z.string(), fire_at: z.number() }))`
       SELECT name, (extract(epoch FROM fire_at) * 1000)::float8 AS fire_at FROM timers WHERE queue_id = ${id}`);
     expect(timer).toEqual({ name: 'snooze', fire_at: until });
-    await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+    await committedStatus(sys, id, (s) => s === 'pending_approval');
     const journal = await loadJournal(t.db, id);
     const fired = journal.find((j) => j.event_type === 'TIMER' && j.from_state === 'snoozed');
     expect(fired).toMatchObject({ actor: 'scheduler', from_state: 'snoozed', to_state: 'passed' });
@@ -109,11 +109,11 @@ describe('a patch entry through the real host', () => {
   it('a production wave that halts needs attention; FORCE_ROLLBACK rolls back production', async () => {
     const id = await newEntry('FAKE-1008-HALT');
     await sys.host.send(id, { type: 'START_TEST', by: 'alice' }, op);
-    await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+    await committedStatus(sys, id, (s) => s === 'pending_approval');
     await sys.host.send(id, { type: 'APPROVE', by: 'bob' }, op);
-    await waitForStatus(t.db, id, (s) => s === 'needs_attention');
+    await committedStatus(sys, id, (s) => s === 'needs_attention');
     await sys.host.send(id, { type: 'FORCE_ROLLBACK', by: 'carol', reason: 'wave 0 broke nginx', rollbackType: 'system', systems: [7] }, op);
-    await waitForStatus(t.db, id, (s) => s === 'rolled_back');
+    await committedStatus(sys, id, (s) => s === 'rolled_back');
     const journal = await loadJournal(t.db, id);
     expect(journal.map((j) => j.to_state)).toEqual(expect.arrayContaining(['prod_rollback', 'rolled_back']));
     await checkInvariants(t.db, id);

@@ -11,7 +11,7 @@ import type { ActorSystem } from '../src/machines/system.ts';
 import type { FakeWorld } from '../src/lab/fakeWorld.ts';
 import type { Db } from '../src/persistence/db.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { FAST_SETTINGS, seedErrata, startTestSystem, statusOfEntry, waitForStatus } from './helpers/actors.ts';
+import { FAST_SETTINGS, seedErrata, startTestSystem, statusOfEntry, committedStatus } from './helpers/actors.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let sys: ActorSystem;
@@ -64,7 +64,7 @@ async function toPendingApproval(errataId: string): Promise<number> {
   await seedErrata(t.db, [errataId]);
   const id = await sys.host.create({ errataId, errataVersion: '1', targetOs: 'ubuntu', priority: 0, successScore: 80, notes: null, settings: FAST_SETTINGS }, op);
   await sys.host.send(id, { type: 'START_TEST', by: 'alice', testSystem: { id: 1, name: 'test-ubuntu-01' } }, op);
-  await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+  await committedStatus(sys, id, (s) => s === 'pending_approval');
   return id;
 }
 
@@ -82,7 +82,7 @@ describe('effects start only after their transition commits', () => {
     expect(await statusOfEntry(t.db, id)).toBe('pending_approval');
     // The entry is re-hydrated from the database on the next event and approves normally.
     await sys.host.send(id, { type: 'APPROVE', by: 'bob', reason: 'ok' }, { actor: 'bob' });
-    await waitForStatus(t.db, id, (s) => s === 'completed');
+    await committedStatus(sys, id, (s) => s === 'completed');
     expect(world.count('notify')).toBe(notifiesBefore + 1);
     expect(world.duplicates()).toEqual([]);
   });
@@ -106,7 +106,7 @@ describe('an ambiguous commit', () => {
     const res = await sys.host.send(id, { type: 'APPROVE', by: 'bob', reason: 'ok' }, { actor: 'bob' });
     expect(blips.lostAcks).toBe(0);
     expect(res.status).not.toBe('pending_approval');
-    await waitForStatus(t.db, id, (s) => s === 'completed');
+    await committedStatus(sys, id, (s) => s === 'completed');
     const { loadJournal } = await import('../src/persistence/sql/entries.ts');
     const journal = await loadJournal(t.db, id);
     expect(journal.filter((j) => j.event_type === 'APPROVE')).toHaveLength(1);

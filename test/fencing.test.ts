@@ -10,7 +10,7 @@ import { FakeWorld } from '../src/lab/fakeWorld.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';
 import { ControlledPorts } from './helpers/controlledPorts.ts';
-import { FAST_SETTINGS, seedErrata, waitForStatus } from './helpers/actors.ts';
+import { FAST_SETTINGS, seedErrata, committedStatus } from './helpers/actors.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let a: ActorSystem;
@@ -47,7 +47,7 @@ describe('effect fencing', () => {
     expect(a.host.snapshotOf(id)).toBeUndefined();
     expect(a.host.fencedRejections).toBeGreaterThanOrEqual(1);
 
-    await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+    await committedStatus(b, id, (s) => s === 'pending_approval');
     const owners = await t.db.anyFirst(sql.type(z.object({ owner_id: z.string().nullable() }))`
       SELECT owner_id FROM effects WHERE queue_id = ${id} ORDER BY key`);
     expect(new Set(owners)).toEqual(new Set(['replica-b']));

@@ -7,7 +7,7 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadJournal } from '../src/persistence/sql/entries.ts';
-import { checkInvariants, FAST_SETTINGS, seedErrata, startTestSystem, waitForStatus } from './helpers/actors.ts';
+import { checkInvariants, FAST_SETTINGS, seedErrata, startTestSystem, committedStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -48,8 +48,8 @@ describe('hydrating bad snapshots', () => {
       // The daemon keeps working: the good entry runs, and a quarantined one recovers with RETRY.
       await second.sys.host.send(goodId, { type: 'START_TEST', by: 'op' }, { actor: 'op' });
       await second.sys.host.send(versionId, { type: 'RETRY', by: 'op' }, { actor: 'op' });
-      await waitForStatus(t.db, goodId, (s) => s === 'pending_approval');
-      await waitForStatus(t.db, versionId, (s) => s === 'pending_approval');
+      await committedStatus(second.sys, goodId, (s) => s === 'pending_approval');
+      await committedStatus(second.sys, versionId, (s) => s === 'pending_approval');
       for (const id of ids) await checkInvariants(t.db, id);
 
       // The periodic claim leaves this replica's live actors alone (no new epoch, no re-hydration).
@@ -69,7 +69,7 @@ describe('a restart without changes', () => {
     const a = await startTestSystem(t.db, { ownerId: 'replica-q' });
     const id = await a.sys.host.create({ errataId: 'QUIET-1', errataVersion: null, targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 'test' });
     await a.sys.host.send(id, { type: 'START_TEST', by: 'op' }, { actor: 'op' });
-    await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+    await committedStatus(a.sys, id, (s) => s === 'pending_approval');
     await a.sys.stop();
     const before = (await loadJournal(t.db, id)).length;
     const b = await startTestSystem(t.db, { ownerId: 'replica-q' });

@@ -8,7 +8,7 @@ import { FakeWorld } from '../src/lab/fakeWorld.ts';
 import { loadJournal } from '../src/persistence/sql/entries.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';
-import { FAST_SETTINGS, seedErrata, statusOfEntry, waitForStatus } from './helpers/actors.ts';
+import { FAST_SETTINGS, seedErrata, statusOfEntry, committedStatus } from './helpers/actors.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let owner: ActorSystem;
@@ -29,7 +29,7 @@ async function pendingApproval(errataId: string): Promise<number> {
   await seedErrata(t.db, [errataId]);
   const id = await owner.host.create({ errataId, errataVersion: '1', targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 'alice' });
   await owner.host.send(id, { type: 'START_TEST', by: 'alice', testSystem: { id: 1, name: 'test-ubuntu-01' } }, { actor: 'alice' });
-  await waitForStatus(t.db, id, (s) => s === 'pending_approval');
+  await committedStatus(owner, id, (s) => s === 'pending_approval');
   return id;
 }
 
@@ -45,7 +45,7 @@ describe('operator inbox', () => {
     expect(other.host.snapshotOf(id)).toBeUndefined(); // the entry never moved
     expect(other.inbox.forwarded).toBe(1);
     expect(owner.inbox.delivered).toBe(1);
-    await waitForStatus(t.db, id, (s) => s === 'completed');
+    await committedStatus(owner, id, (s) => s === 'completed');
   });
 
   it('the owner’s refusal comes back as it is (409 with the accepted events)', async () => {

@@ -94,6 +94,14 @@ const snapshotEnvelope = z.object({
   children: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** What the host tells `onCommitted` listeners: an entry's state after a committed write. */
+export interface CommittedTransition {
+  id: number;
+  status: string;
+  state: string;
+  revision: number;
+}
+
 export class NotAcceptedError extends AppError {
   constructor(entryId: number, eventType: string, state: string, accepted: string[]) {
     super(409, 'invalid_transition', `entry ${entryId} is ${state}: ${eventType} is not accepted there`, { state, event: eventType, accepted_events: accepted });
@@ -256,6 +264,52 @@ export class ActorHost {
     this.fencedRejections++;
     const h = this.actors.get(id);
     if (h) this.evict(h, why);
+  }
+
+  private readonly committedListeners = new Set<(c: CommittedTransition) => void>();
+  private emitCommitted(c: CommittedTransition): void {
+    for (const l of this.committedListeners) {
+      try {
+        l(c);
+      } catch (raw) {
+        this.o.logger.warn({ err: coerceError(raw).message }, 'a committed-transition listener failed'); // never the host's problem
+      }
+    }
+  }
+
+  /** Be told of every committed transition batch (its last state); returns the unsubscribe. */
+  onCommitted(listener: (c: CommittedTransition) => void): () => void {
+    this.committedListeners.add(listener);
+    return () => this.committedListeners.delete(listener);
+  }
+
+  /**
+   * Resolve once the entry's committed state satisfies `pred` — now, or at a later commit of this
+   * host. Waits on commits, not on polling.
+   * @example await host.committedState(id, (c) => c.status === 'pending_approval');
+   */
+  async committedState(id: number, pred: (c: { status: string; state: string }) => boolean, timeoutMs = 15_000): Promise<CommittedTransition> {
+    return new Promise<CommittedTransition>((resolve, reject) => {
+      let done = false;
+      const finish = (c: CommittedTransition | Error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        off();
+        if (c instanceof Error) reject(c);
+        else resolve(c);
+      };
+      const off = this.onCommitted((c) => {
+        if (c.id === id && pred(c)) finish(c);
+      });
+      const timer = setTimeout(() => finish(new Error(`entry ${id}: no committed state matched within ${timeoutMs} ms`)), timeoutMs);
+      // The state already committed (the entry may have moved before we subscribed).
+      void loadEntry(this.o.db, id).then((row) => {
+        if (row === null) return finish(new Error(`entry ${id} does not exist`));
+        const c = { id, status: row.status, state: stateLabel((row.snapshot as { value: StateValue }).value), revision: row.revision };
+        if (pred(c)) finish(c);
+      }, (err: unknown) => finish(coerceError(err)));
+    });
   }
 
   /** Wait until every queued write of every actor is committed (shutdown, tests). */
@@ -459,7 +513,10 @@ export class ActorHost {
     h.revision = res.revision;
     h.writtenTimers = timersSig;
     h.writtenTest = testSig;
-    for (const b of h.pending.splice(0, n)) b.resolve();
+    const batch = h.pending.splice(0, n);
+    for (const b of batch) b.resolve();
+    const last = batch[batch.length - 1];
+    if (last) this.emitCommitted({ id: h.id, status, state: stateLabel(last.value), revision: res.revision });
     for (const t of timers) this.o.onTimerArmed?.(t.fireAt);
     if ((FINAL_STATUSES as readonly string[]).includes(status) && h.pending.length === 0) this.release(h);
   }

@@ -39,7 +39,15 @@ export async function statusOfEntry(db: Db, id: number): Promise<string> {
   return db.oneFirst(sql.type(z.object({ status: z.string() }))`SELECT status FROM patch_test_queue WHERE id = ${id}`);
 }
 
-/** Poll the database until the entry's status satisfies `pred`. */
+/**
+ * Wait until a committed transition of the entry (on `sys`'s host) has a status satisfying `pred`:
+ * driven by the host's commits, not by polling. For tests whose host runs in-process.
+ */
+export async function committedStatus(sys: ActorSystem, id: number, pred: (s: string) => boolean, timeoutMs = 15_000): Promise<string> {
+  return (await sys.host.committedState(id, (c) => pred(c.status), timeoutMs)).status;
+}
+
+/** Poll the database until the entry's status satisfies `pred` (tests whose daemon is another process). */
 export async function waitForStatus(db: Db, id: number, pred: (s: string) => boolean, timeoutMs = 15_000): Promise<string> {
   const until = Date.now() + timeoutMs;
   let s = '';
