@@ -22,7 +22,8 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
     if (empty.success) return empty.data;
     throw new AppError(400, 'validation_failed', 'request body is required', issuesOf(empty.error));
   }
-  if (!/^application\/(.+\+)?json\b/i.test(ct)) throw new AppError(415, 'unsupported_media_type', 'send the body as application/json');
+  if (!/^application\/(.+\+)?json\b/i.test(ct))
+    throw new AppError(415, 'unsupported_media_type', 'send the body as application/json');
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -30,18 +31,35 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
     throw new AppError(400, 'invalid_json', `request body is not valid JSON: ${(err as Error).message}`);
   }
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new AppError(400, 'validation_failed', `invalid request body: ${issuesOf(parsed.error).map((i) => `${i.path}: ${i.message}`).join('; ')}`, issuesOf(parsed.error));
+  if (!parsed.success)
+    throw new AppError(
+      400,
+      'validation_failed',
+      `invalid request body: ${issuesOf(parsed.error)
+        .map((i) => `${i.path}: ${i.message}`)
+        .join('; ')}`,
+      issuesOf(parsed.error),
+    );
   return parsed.data;
 }
 
 export function readQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<T> {
   const parsed = schema.safeParse(c.req.query());
-  if (!parsed.success) throw new AppError(400, 'validation_failed', `invalid query: ${issuesOf(parsed.error).map((i) => `${i.path}: ${i.message}`).join('; ')}`, issuesOf(parsed.error));
+  if (!parsed.success)
+    throw new AppError(
+      400,
+      'validation_failed',
+      `invalid query: ${issuesOf(parsed.error)
+        .map((i) => `${i.path}: ${i.message}`)
+        .join('; ')}`,
+      issuesOf(parsed.error),
+    );
   return parsed.data;
 }
 
 export function readId(c: Context, name = 'id'): number {
   const v = c.req.param(name) ?? '';
-  if (!/^[1-9]\d{0,15}$/.test(v)) throw new AppError(400, 'invalid_id', `${name} must be a positive integer, got ${JSON.stringify(v.slice(0, 40))}`);
+  if (!/^[1-9]\d{0,15}$/.test(v))
+    throw new AppError(400, 'invalid_id', `${name} must be a positive integer, got ${JSON.stringify(v.slice(0, 40))}`);
   return Number(v);
 }

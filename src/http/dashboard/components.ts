@@ -4,7 +4,13 @@ import type { Viewer } from './session.ts';
 
 const GOOD = new Set(['completed', 'passed', 'pending_approval', 'approved', 'succeeded']);
 const BAD = new Set([
-  'failed', 'needs_attention', 'rolled_back', 'halted', 'rollback_failed', 'partial_failure', 'rejected',
+  'failed',
+  'needs_attention',
+  'rolled_back',
+  'halted',
+  'rollback_failed',
+  'partial_failure',
+  'rejected',
 ]);
 
 /**
@@ -86,11 +92,13 @@ export function barChart(k: { baseline: number | null; post: number | null; limi
   const max = Math.max(1, k.baseline, k.post, k.baseline + k.limit);
   const w = (x: number) => Math.round((x / max) * 100);
   const limitX = w(k.baseline + k.limit);
-  return raw([
-    '<svg class="bars" width="110" height="26" role="img" ',
-    `aria-label="baseline ${k.baseline}, after ${k.post}, limit +${k.limit}">`,
-    `<rect x="0" y="2" height="9" width="${w(k.baseline)}" class="b0"/>`,
-    `<rect x="0" y="14" height="9" width="${w(k.post)}" class="b1"/>`,
-    `<line x1="${limitX}" x2="${limitX}" y1="0" y2="26" class="lim"/></svg>`,
-  ].join(''));
+  return raw(
+    [
+      '<svg class="bars" width="110" height="26" role="img" ',
+      `aria-label="baseline ${k.baseline}, after ${k.post}, limit +${k.limit}">`,
+      `<rect x="0" y="2" height="9" width="${w(k.baseline)}" class="b0"/>`,
+      `<rect x="0" y="14" height="9" width="${w(k.post)}" class="b1"/>`,
+      `<line x1="${limitX}" x2="${limitX}" y1="0" y2="26" class="lim"/></svg>`,
+    ].join(''),
+  );
 }

@@ -9,19 +9,35 @@ import type { Viewer } from './session.ts';
 
 /** No inline script or style, nothing from elsewhere: `/ui/static/*` only. */
 const CSP = [
-  "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
-  "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'",
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
 ].join('; ');
 
-const NAV_LINKS = raw([
-  '<a href="/ui">Queue</a>', '<a href="/ui/approvals">Approvals</a>', '<a href="/ui/tests">Tests</a>',
-  '<a href="/ui/deployments">Deployments</a>', '<a href="/ui/reports">Reports</a>', '<a href="/ui/sync">Sync</a>',
-].join(''));
+const NAV_LINKS = raw(
+  [
+    '<a href="/ui">Queue</a>',
+    '<a href="/ui/approvals">Approvals</a>',
+    '<a href="/ui/tests">Tests</a>',
+    '<a href="/ui/deployments">Deployments</a>',
+    '<a href="/ui/reports">Reports</a>',
+    '<a href="/ui/sync">Sync</a>',
+  ].join(''),
+);
 
-const HEAD_START = raw('<!doctype html><html lang="en"><head><meta charset="utf-8">'
-  + '<meta name="viewport" content="width=device-width, initial-scale=1">');
-const HEAD_END = raw('<link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/static/app.css">'
-  + '<script src="/ui/static/app.js" defer></script></head>');
+const HEAD_START = raw(
+  '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+);
+const HEAD_END = raw(
+  '<link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/static/app.css">' +
+    '<script src="/ui/static/app.js" defer></script></head>',
+);
 
 const SIGN_OUT_BUTTON = raw('<button type="submit">Sign out</button>');
 
@@ -45,9 +61,12 @@ export function page(c: Context, title: string, v: Viewer | null, body: Html, st
   c.header('Referrer-Policy', 'same-origin');
   c.header('Cache-Control', 'no-store');
   const header = html`<header><a class="brand" href="/ui">SPM Orchestrator</a>${nav(v)}</header>`;
-  return c.html(html`${HEAD_START}
+  return c.html(
+    html`${HEAD_START}
       <title>${title} · SPM Orchestrator</title>${HEAD_END}
-      <body>${header}<main id="main"><h1>${title}</h1>${body}</main></body></html>`.value, status as never);
+      <body>${header}<main id="main"><h1>${title}</h1>${body}</main></body></html>`.value,
+    status as never,
+  );
 }
 
 /**
@@ -68,8 +87,9 @@ export function flash(c: Context): Html {
  * return back(c, '/ui/sync', await v.api('POST', '/sync/trigger', {}), 'sync started');
  */
 export function back(c: Context, to: string, r: { status: number; body: any }, okText: string) {
-  const outcome = r.status < 300
-    ? `ok=${encodeURIComponent(okText)}`
-    : `error=${encodeURIComponent(r.body?.error?.message ?? `HTTP ${r.status}`)}`;
+  const outcome =
+    r.status < 300
+      ? `ok=${encodeURIComponent(okText)}`
+      : `error=${encodeURIComponent(r.body?.error?.message ?? `HTTP ${r.status}`)}`;
   return c.redirect(`${to}${to.includes('?') ? '&' : '?'}${outcome}`, 303);
 }

@@ -71,19 +71,20 @@ export function createSession(deps: BaseDeps, app: Hono<any>): Session {
   const secret = randomBytes(32);
   const csrfOf = (token: string) => createHmac('sha256', secret).update(token).digest('base64url');
 
-  const apiFor = (token: string | { name: string; role: Role }, c: Context): Api => async (method, path, body) => {
-    const auth = typeof token === 'string'
-      ? { authorization: `Bearer ${token}` }
-      : internalAuthHeaders(token.name, token.role);
-    const json = body !== undefined ? { 'content-type': 'application/json' } : {};
-    const res = await app.request(`/api/v1${path}`, {
-      method,
-      headers: { ...auth, 'user-agent': `${c.req.header('user-agent') ?? ''} (dashboard)`, ...json },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const apiFor =
+    (token: string | { name: string; role: Role }, c: Context): Api =>
+    async (method, path, body) => {
+      const auth =
+        typeof token === 'string' ? { authorization: `Bearer ${token}` } : internalAuthHeaders(token.name, token.role);
+      const json = body !== undefined ? { 'content-type': 'application/json' } : {};
+      const res = await app.request(`/api/v1${path}`, {
+        method,
+        headers: { ...auth, 'user-agent': `${c.req.header('user-agent') ?? ''} (dashboard)`, ...json },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null };
+    };
 
   const signOut = (c: Context) => deleteCookie(c, COOKIE, { path: '/ui' });
 
@@ -133,7 +134,11 @@ export function createSession(deps: BaseDeps, app: Hono<any>): Session {
   function signIn(c: Context, token: string) {
     const secure = isSecure(c);
     setCookie(c, COOKIE, token, {
-      httpOnly: true, sameSite: 'Strict', secure, path: '/ui', maxAge: SESSION_MAX_AGE_SECONDS,
+      httpOnly: true,
+      sameSite: 'Strict',
+      secure,
+      path: '/ui',
+      maxAge: SESSION_MAX_AGE_SECONDS,
     });
   }
 

@@ -27,7 +27,9 @@ const entryId = z.number().int().positive();
 const batchItem = z.discriminatedUnion('action', [
   z.object({ id: entryId, action: z.literal('approve'), reason: optionalReasonField }).strict(),
   z.object({ id: entryId, action: z.literal('reject'), reason: reasonField }).strict(),
-  z.object({ id: entryId, action: z.literal('snooze'), reason: reasonField, until: snoozeUntil, days: snoozeDays }).strict(),
+  z
+    .object({ id: entryId, action: z.literal('snooze'), reason: reasonField, until: snoozeUntil, days: snoozeDays })
+    .strict(),
 ]);
 const batchBody = z.object({ items: z.array(batchItem).min(1).max(200) }).strict();
 

@@ -26,18 +26,29 @@ export interface DeploymentDeps extends BaseDeps {
   rollbacks?: RollbackRunner | undefined;
 }
 
-const DEPLOYMENT_STATUSES = ['pending', 'scheduled', 'in_progress', 'completed', 'partial_failure', 'halted', 'failed', 'rolled_back'] as const;
+const DEPLOYMENT_STATUSES = [
+  'pending',
+  'scheduled',
+  'in_progress',
+  'completed',
+  'partial_failure',
+  'halted',
+  'failed',
+  'rolled_back',
+] as const;
 const deploymentsQuery = z.object({
   status: z.enum(DEPLOYMENT_STATUSES).optional(),
   errata_id: z.string().max(100).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   offset: z.coerce.number().int().min(0).default(0),
 });
-const rollbackBody = z.object({
-  type: z.enum(['package', 'system']),
-  systems: z.array(z.number().int().positive()).min(1).max(100_000).optional(),
-  reason: reasonField,
-}).strict();
+const rollbackBody = z
+  .object({
+    type: z.enum(['package', 'system']),
+    systems: z.array(z.number().int().positive()).min(1).max(100_000).optional(),
+    reason: reasonField,
+  })
+  .strict();
 const rollbackByIdBody = rollbackBody.extend({ deployment_id: z.number().int().positive() }).strict();
 const notificationsQuery = z.object({
   status: z.enum(['pending', 'sent', 'failed']).optional(),
@@ -82,7 +93,11 @@ async function getRollback(c: Context<ApiEnv>, deps: DeploymentDeps) {
 }
 
 function getLanes(c: Context<ApiEnv>, deps: DeploymentDeps) {
-  return c.json({ enabled: deps.lanes !== undefined, error: deps.lanes?.lastError ?? null, lanes: deps.lanes?.states() ?? [] });
+  return c.json({
+    enabled: deps.lanes !== undefined,
+    error: deps.lanes?.lastError ?? null,
+    lanes: deps.lanes?.states() ?? [],
+  });
 }
 
 async function listNotificationsPage(c: Context<ApiEnv>, deps: DeploymentDeps) {

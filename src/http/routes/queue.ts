@@ -35,7 +35,11 @@ export interface QueueDeps extends BaseDeps {
 const SEVERITIES = ['Critical', 'High', 'Medium', 'Low', 'Unknown'] as const;
 const score = z.coerce.number().int().min(0).max(100).optional();
 const listQuery = z.object({
-  status: z.string().optional().transform((s) => (s ? s.split(',') : undefined)).pipe(z.array(z.enum(STATUSES)).optional()),
+  status: z
+    .string()
+    .optional()
+    .transform((s) => (s ? s.split(',') : undefined))
+    .pipe(z.array(z.enum(STATUSES)).optional()),
   target_os: z.enum(TARGET_OS).optional(),
   severity: z.enum(SEVERITIES).optional(),
   q: z.string().trim().min(1).max(100).optional(),
@@ -46,21 +50,27 @@ const listQuery = z.object({
   offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
 });
 const priority = z.number().int().min(-1000).max(1000);
-const queueBody = z.object({
-  errata_ids: z.array(z.string().trim().min(1).max(100)).min(1).max(1000).optional(),
-  errata_id: z.string().trim().min(1).max(100).optional(),
-  priority: priority.default(0),
-  notes: z.string().max(4000).optional(),
-}).strict().refine((b) => (b.errata_ids === undefined) !== (b.errata_id === undefined), {
-  message: 'give errata_id or errata_ids',
-  path: ['errata_ids'],
-});
-const editBody = z.object({
-  priority_override: priority.nullable().optional(),
-  notes: z.string().max(4000).nullable().optional(),
-}).strict().refine((b) => b.priority_override !== undefined || b.notes !== undefined, {
-  message: 'give priority_override and/or notes',
-});
+const queueBody = z
+  .object({
+    errata_ids: z.array(z.string().trim().min(1).max(100)).min(1).max(1000).optional(),
+    errata_id: z.string().trim().min(1).max(100).optional(),
+    priority: priority.default(0),
+    notes: z.string().max(4000).optional(),
+  })
+  .strict()
+  .refine((b) => (b.errata_ids === undefined) !== (b.errata_id === undefined), {
+    message: 'give errata_id or errata_ids',
+    path: ['errata_ids'],
+  });
+const editBody = z
+  .object({
+    priority_override: priority.nullable().optional(),
+    notes: z.string().max(4000).nullable().optional(),
+  })
+  .strict()
+  .refine((b) => b.priority_override !== undefined || b.notes !== undefined, {
+    message: 'give priority_override and/or notes',
+  });
 
 const noSuchEntry = (id: number) => new AppError(404, 'not_found', `queue entry ${id} does not exist`);
 
@@ -73,7 +83,12 @@ async function listEntries(c: Context<ApiEnv>, deps: QueueDeps) {
 async function queueNewErrata(c: Context<ApiEnv>, deps: QueueDeps) {
   const body = await readJson(c, queueBody);
   const ids = [...new Set(body.errata_ids ?? [body.errata_id!])];
-  const results = await queueErrata(deps, ids, { priority: body.priority, notes: body.notes ?? null }, eventMeta(c, deps));
+  const results = await queueErrata(
+    deps,
+    ids,
+    { priority: body.priority, notes: body.notes ?? null },
+    eventMeta(c, deps),
+  );
   const queued = results.filter((r) => r.queued).length;
   return c.json({ queued, results }, queued > 0 ? 201 : 409);
 }
@@ -129,23 +144,30 @@ type OperatorEventType = 'RETRY' | 'MARK_FAILED' | 'FORCE_ROLLBACK';
 
 /** RETRY (optional note), MARK_FAILED and FORCE_ROLLBACK (reason required) on an entry that needs attention. */
 function sendOperatorEvent(type: OperatorEventType, needsReason: boolean): Handler<QueueDeps> {
-  const body = z.object({
-    reason: needsReason ? reasonField : optionalReasonField,
-    rollback_type: z.enum(['package', 'system']).optional(),
-    systems: z.array(z.number().int().positive()).max(10_000).optional(),
-  }).strict();
+  const body = z
+    .object({
+      reason: needsReason ? reasonField : optionalReasonField,
+      rollback_type: z.enum(['package', 'system']).optional(),
+      systems: z.array(z.number().int().positive()).max(10_000).optional(),
+    })
+    .strict();
   return async function sendOperatorEvent(c, deps) {
     const id = readId(c);
     const b = await readJson(c, body);
     const m = eventMeta(c, deps);
     const by = m.actor;
-    const ev = type === 'FORCE_ROLLBACK'
-      ? {
-        type, by, reason: b.reason ?? '',
-        ...(b.rollback_type ? { rollbackType: b.rollback_type } : {}),
-        ...(b.systems ? { systems: b.systems } : {}),
-      }
-      : type === 'MARK_FAILED' ? { type, by, reason: b.reason ?? '' } : { type, by, ...(b.reason ? { reason: b.reason } : {}) };
+    const ev =
+      type === 'FORCE_ROLLBACK'
+        ? {
+            type,
+            by,
+            reason: b.reason ?? '',
+            ...(b.rollback_type ? { rollbackType: b.rollback_type } : {}),
+            ...(b.systems ? { systems: b.systems } : {}),
+          }
+        : type === 'MARK_FAILED'
+          ? { type, by, reason: b.reason ?? '' }
+          : { type, by, ...(b.reason ? { reason: b.reason } : {}) };
     return c.json({ id, ...(await deps.actors.send(id, ev as never, m)) });
   };
 }

@@ -34,7 +34,8 @@ async function getProfile(c: Context<ApiEnv>, deps: RiskProfileDeps) {
   const id = c.req.param('errata_id') ?? '';
   if (id.length === 0 || id.length > 100) throw new AppError(400, 'invalid_id', 'errata_id must be 1–100 characters');
   const profile = await riskProfileOf(deps.db, id);
-  if (!profile) throw new AppError(404, 'not_found', `no risk profile for errata ${id} (queue it or POST /risk-profile/calculate)`);
+  if (!profile)
+    throw new AppError(404, 'not_found', `no risk profile for errata ${id} (queue it or POST /risk-profile/calculate)`);
   return c.json(toApi(profile));
 }
 

@@ -15,11 +15,16 @@ import { readId, readJson, reasonField } from '../validate.ts';
 import type { Endpoint } from './endpoints.ts';
 import type { QueueDeps } from './queue.ts';
 
-const startBody = z.object({
-  queue_id: z.number().int().positive().optional(),
-  target_os: z.enum(TARGET_OS).optional(),
-  test_system: z.object({ id: z.number().int().positive().nullable(), name: z.string().min(1).max(200) }).strict().optional(),
-}).strict();
+const startBody = z
+  .object({
+    queue_id: z.number().int().positive().optional(),
+    target_os: z.enum(TARGET_OS).optional(),
+    test_system: z
+      .object({ id: z.number().int().positive().nullable(), name: z.string().min(1).max(200) })
+      .strict()
+      .optional(),
+  })
+  .strict();
 const reasonBody = z.object({ reason: reasonField }).strict();
 
 const noSuchTest = (testId: number) => new AppError(404, 'not_found', `test ${testId} does not exist`);
@@ -55,7 +60,10 @@ async function abortTestRun(c: Context<ApiEnv>, deps: QueueDeps) {
   const queueId = await entryOfTest(c, deps);
   const body = await readJson(c, reasonBody);
   const m = eventMeta(c, deps);
-  return c.json({ queue_id: queueId, ...(await deps.actors.send(queueId, { type: 'ABORT', by: m.actor, reason: body.reason }, m)) });
+  return c.json({
+    queue_id: queueId,
+    ...(await deps.actors.send(queueId, { type: 'ABORT', by: m.actor, reason: body.reason }, m)),
+  });
 }
 
 async function rollBackTestSystem(c: Context<ApiEnv>, deps: QueueDeps) {

@@ -10,7 +10,11 @@ import type { Db } from '../db.ts';
 const wholeRow = z.object({}).passthrough();
 const systemId = z.object({ system_id: z.number() });
 
-export type DeploymentRecord = Record<string, unknown> & { queue_id: number; waves: { group: string }[]; current_wave?: unknown };
+export type DeploymentRecord = Record<string, unknown> & {
+  queue_id: number;
+  waves: { group: string }[];
+  current_wave?: unknown;
+};
 
 /**
  * A deployment row (every column), or null.
@@ -18,7 +22,9 @@ export type DeploymentRecord = Record<string, unknown> & { queue_id: number; wav
  * const d = await findDeployment(db, 3);
  */
 export async function findDeployment(db: Db, id: number): Promise<DeploymentRecord | null> {
-  return (await db.maybeOne(sql.type(wholeRow)`SELECT * FROM patch_deployments WHERE id = ${id}`)) as DeploymentRecord | null;
+  return (await db.maybeOne(
+    sql.type(wholeRow)`SELECT * FROM patch_deployments WHERE id = ${id}`,
+  )) as DeploymentRecord | null;
 }
 
 export interface DeploymentFilters {
@@ -40,7 +46,9 @@ export async function listDeployments(db: Db, f: DeploymentFilters) {
     AND (${errataId}::text IS NULL OR errata_id = ${errataId})`;
   const items = await db.any(sql.type(wholeRow)`
     SELECT * FROM patch_deployments ${where} ORDER BY id DESC LIMIT ${f.limit} OFFSET ${f.offset}`);
-  const total = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_deployments ${where}`);
+  const total = await db.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_deployments ${where}`,
+  );
   return { items, total };
 }
 
@@ -72,7 +80,12 @@ export function findRollback(db: Db, id: number) {
   return db.maybeOne(sql.type(wholeRow)`SELECT * FROM patch_rollbacks WHERE id = ${id}`);
 }
 
-export const deploymentEntry = z.object({ id: z.number(), status: z.string(), state_value: z.unknown(), attention_phase: z.string().nullable() });
+export const deploymentEntry = z.object({
+  id: z.number(),
+  status: z.string(),
+  state_value: z.unknown(),
+  attention_phase: z.string().nullable(),
+});
 export type DeploymentEntry = z.infer<typeof deploymentEntry>;
 
 /**
@@ -145,13 +158,16 @@ export interface RollbackJobRequest {
  * File the rollback of a completed deployment as a durable job (`in_progress`); the rollback
  * runner picks it up by its `rb:` effect key and resumes it after a crash.
  * @example
- * const id = await insertRollbackJob(db, { deploymentId: 3, queueId: 9, errataId, type: 'package', systems, reason, initiatedBy, effectKey: 'rb:3:1' });
+ * const id = await insertRollbackJob(db, {
+ *   deploymentId: 3, queueId: 9, errataId, type: 'package', systems, reason, initiatedBy, effectKey: 'rb:3:1',
+ * });
  */
 export function insertRollbackJob(db: Db, r: RollbackJobRequest): Promise<number> {
   return db.oneFirst(sql.type(z.object({ id: z.number() }))`
-    INSERT INTO patch_rollbacks (deployment_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)
-    VALUES (${r.deploymentId}, ${r.queueId}, ${r.errataId}, ${r.type}, ${sql.array([...r.systems], 'int4')}, ${r.reason},
-            ${r.initiatedBy}, ${r.effectKey})
+    INSERT INTO patch_rollbacks
+      (deployment_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)
+    VALUES (${r.deploymentId}, ${r.queueId}, ${r.errataId}, ${r.type}, ${sql.array([...r.systems], 'int4')},
+            ${r.reason}, ${r.initiatedBy}, ${r.effectKey})
     RETURNING id`);
 }
 
@@ -168,6 +184,8 @@ export interface NotificationFilters {
 export function listNotifications(db: Db, f: NotificationFilters) {
   const status = f.status ?? null;
   return db.any(sql.type(wholeRow)`
-    SELECT id, type, errata_id, queue_id, recipient, channel, subject, status, attempts, created_at, sent_at, error_message
-    FROM orchestrator_notifications WHERE (${status}::text IS NULL OR status = ${status}) ORDER BY id DESC LIMIT ${f.limit}`);
+    SELECT id, type, errata_id, queue_id, recipient, channel, subject, status, attempts, created_at, sent_at,
+           error_message
+    FROM orchestrator_notifications WHERE (${status}::text IS NULL OR status = ${status})
+    ORDER BY id DESC LIMIT ${f.limit}`);
 }

@@ -9,5 +9,7 @@ import type { Db } from '../db.ts';
  * const version = await readSchemaVersion(db); // 3
  */
 export function readSchemaVersion(db: Db): Promise<number> {
-  return db.oneFirst(sql.type(z.object({ v: z.number() }))`SELECT coalesce(max(version), 0)::int AS v FROM schema_migrations`);
+  return db.oneFirst(
+    sql.type(z.object({ v: z.number() }))`SELECT coalesce(max(version), 0)::int AS v FROM schema_migrations`,
+  );
 }

@@ -6,6 +6,7 @@
 import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
+import { SEVERITY_RANK } from './queue.ts';
 
 const keyCount = z.object({ k: z.string(), n: z.number() });
 const byKey = (rows: readonly { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
@@ -17,9 +18,11 @@ const since = (days: number) => sql.fragment`now() - make_interval(days => ${day
  * await countTestsByResultSince(db, 30); // { passed: 4, failed: 1 }
  */
 export async function countTestsByResultSince(db: Db, days: number): Promise<Record<string, number>> {
-  return byKey(await db.any(sql.type(keyCount)`
+  return byKey(
+    await db.any(sql.type(keyCount)`
     SELECT coalesce(result, 'unknown') AS k, count(*)::int AS n FROM patch_tests
-    WHERE started_at >= ${since(days)} GROUP BY 1 ORDER BY 1`));
+    WHERE started_at >= ${since(days)} GROUP BY 1 ORDER BY 1`),
+  );
 }
 
 /**
@@ -28,9 +31,11 @@ export async function countTestsByResultSince(db: Db, days: number): Promise<Rec
  * await countDeploymentsByStatusSince(db, 30); // { completed: 2 }
  */
 export async function countDeploymentsByStatusSince(db: Db, days: number): Promise<Record<string, number>> {
-  return byKey(await db.any(sql.type(keyCount)`
+  return byKey(
+    await db.any(sql.type(keyCount)`
     SELECT status AS k, count(*)::int AS n FROM patch_deployments
-    WHERE created_at >= ${since(days)} GROUP BY status ORDER BY status`));
+    WHERE created_at >= ${since(days)} GROUP BY status ORDER BY status`),
+  );
 }
 
 /**
@@ -39,9 +44,11 @@ export async function countDeploymentsByStatusSince(db: Db, days: number): Promi
  * await countRollbacksSince(db, 30); // { 'package:completed': 1 }
  */
 export async function countRollbacksSince(db: Db, days: number): Promise<Record<string, number>> {
-  return byKey(await db.any(sql.type(keyCount)`
+  return byKey(
+    await db.any(sql.type(keyCount)`
     SELECT rollback_type || ':' || status AS k, count(*)::int AS n FROM patch_rollbacks
-    WHERE started_at >= ${since(days)} GROUP BY 1 ORDER BY 1`));
+    WHERE started_at >= ${since(days)} GROUP BY 1 ORDER BY 1`),
+  );
 }
 
 /**
@@ -50,9 +57,11 @@ export async function countRollbacksSince(db: Db, days: number): Promise<Record<
  * await countNotificationsByStatusSince(db, 30); // { sent: 9, failed: 1 }
  */
 export async function countNotificationsByStatusSince(db: Db, days: number): Promise<Record<string, number>> {
-  return byKey(await db.any(sql.type(keyCount)`
+  return byKey(
+    await db.any(sql.type(keyCount)`
     SELECT status AS k, count(*)::int AS n FROM orchestrator_notifications
-    WHERE created_at >= ${since(days)} GROUP BY status ORDER BY status`));
+    WHERE created_at >= ${since(days)} GROUP BY status ORDER BY status`),
+  );
 }
 
 /**
@@ -98,5 +107,5 @@ export function listComplianceRows(db: Db, days: number): Promise<readonly Compl
            count(*) FILTER (WHERE NOT coalesce(deployed, false)
                               AND first_seen_at < now() - make_interval(days => ${days}))::int AS overdue
     FROM sec GROUP BY target_os, severity
-    ORDER BY target_os, CASE severity WHEN 'Critical' THEN 0 WHEN 'High' THEN 1 WHEN 'Medium' THEN 2 WHEN 'Low' THEN 3 ELSE 4 END`);
+    ORDER BY target_os, ${SEVERITY_RANK}`);
 }

@@ -6,13 +6,19 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
-export const errataKindCount = z.object({ target_os: z.string(), advisory_type: z.string(), severity: z.string(), n: z.number() });
+export const errataKindCount = z.object({
+  target_os: z.string(),
+  advisory_type: z.string(),
+  severity: z.string(),
+  n: z.number(),
+});
 export type ErrataKindCount = z.infer<typeof errataKindCount>;
 
 /**
  * Cached errata per OS × advisory type × severity.
  * @example
- * const rows = await countErrataByKind(db); // [{ target_os: 'rhel', advisory_type: 'Security Advisory', severity: 'High', n: 4 }]
+ * const rows = await countErrataByKind(db);
+ * // [{ target_os: 'rhel', advisory_type: 'Security Advisory', severity: 'High', n: 4 }]
  */
 export function countErrataByKind(db: Db): Promise<readonly ErrataKindCount[]> {
   return db.any(sql.type(errataKindCount)`
@@ -25,7 +31,14 @@ export function countErrataByKind(db: Db): Promise<readonly ErrataKindCount[]> {
  * const { total, last_synced_at } = await readErrataCacheTotals(db);
  */
 export function readErrataCacheTotals(db: Db) {
-  return db.one(sql.type(z.object({ total: z.number(), with_cves: z.number(), nvd_enriched: z.number(), last_synced_at: z.number().nullable() }))`
+  return db.one(sql.type(
+    z.object({
+      total: z.number(),
+      with_cves: z.number(),
+      nvd_enriched: z.number(),
+      last_synced_at: z.number().nullable(),
+    }),
+  )`
     SELECT count(*)::int AS total, count(*) FILTER (WHERE cardinality(cves) > 0)::int AS with_cves,
            count(*) FILTER (WHERE severity_source = 'nvd')::int AS nvd_enriched,
            (extract(epoch FROM max(synced_at)) * 1000)::float8 AS last_synced_at
@@ -49,13 +62,18 @@ export interface ErrataFilters {
  */
 export async function listErrata(db: Db, f: ErrataFilters) {
   // The search is not escaped: `%` and `_` in it act as LIKE wildcards, as the API always allowed.
-  const where = sql.join([
-    sql.fragment`true`,
-    f.target_os ? sql.fragment`target_os = ${f.target_os}` : sql.fragment`true`,
-    f.severity ? sql.fragment`severity = ${f.severity}` : sql.fragment`true`,
-    f.advisory_type ? sql.fragment`advisory_type = ${f.advisory_type}` : sql.fragment`true`,
-    f.search ? sql.fragment`(errata_id ILIKE ${`%${f.search}%`} OR synopsis ILIKE ${`%${f.search}%`})` : sql.fragment`true`,
-  ], sql.fragment` AND `);
+  const where = sql.join(
+    [
+      sql.fragment`true`,
+      f.target_os ? sql.fragment`target_os = ${f.target_os}` : sql.fragment`true`,
+      f.severity ? sql.fragment`severity = ${f.severity}` : sql.fragment`true`,
+      f.advisory_type ? sql.fragment`advisory_type = ${f.advisory_type}` : sql.fragment`true`,
+      f.search
+        ? sql.fragment`(errata_id ILIKE ${`%${f.search}%`} OR synopsis ILIKE ${`%${f.search}%`})`
+        : sql.fragment`true`,
+    ],
+    sql.fragment` AND `,
+  );
   const items = await db.any(sql.type(z.object({}).passthrough())`
     SELECT errata_id, synopsis, advisory_type, advisory_status, severity, severity_source, cvss_score, cves, target_os,
            errata_version, cardinality(affected_system_ids) AS systems, reboot_suggested, synced_at

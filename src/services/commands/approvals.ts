@@ -24,11 +24,14 @@ export type Decision =
 function snoozeUntil(d: { until?: string | undefined; days?: number | undefined }, now: number): number {
   const until = d.until !== undefined ? Date.parse(d.until) : now + (d.days ?? 0) * DAY_MS;
   if (!(until > now)) {
-    throw new AppError(400, 'validation_failed', 'snooze until must be in the future', [{ path: 'until', message: 'must be in the future' }]);
+    throw new AppError(400, 'validation_failed', 'snooze until must be in the future', [
+      { path: 'until', message: 'must be in the future' },
+    ]);
   }
   if (until > now + MAX_SNOOZE_DAYS * DAY_MS) {
-    throw new AppError(400, 'validation_failed', 'snooze until must be within a year',
-      [{ path: 'until', message: 'must be within 366 days' }]);
+    throw new AppError(400, 'validation_failed', 'snooze until must be within a year', [
+      { path: 'until', message: 'must be within 366 days' },
+    ]);
   }
   return until;
 }
@@ -40,7 +43,8 @@ function snoozeUntil(d: { until?: string | undefined; days?: number | undefined 
  */
 export function decide(deps: DecisionDeps, id: number, d: Decision, m: EventMeta) {
   const by = m.actor;
-  if (d.action === 'approve') return deps.actors.send(id, { type: 'APPROVE', by, ...(d.reason ? { reason: d.reason } : {}) }, m);
+  if (d.action === 'approve')
+    return deps.actors.send(id, { type: 'APPROVE', by, ...(d.reason ? { reason: d.reason } : {}) }, m);
   if (d.action === 'reject') return deps.actors.send(id, { type: 'REJECT', by, reason: d.reason }, m);
   return deps.actors.send(id, { type: 'SNOOZE', by, reason: d.reason, until: snoozeUntil(d, deps.clock.now()) }, m);
 }
@@ -62,7 +66,12 @@ export async function decideBatch(deps: DecisionDeps, items: readonly (Decision 
       results.push({ id: it.id, action: it.action, ok: true, status: r.status });
     } catch (raw) {
       if (!(raw instanceof AppError)) throw raw;
-      results.push({ id: it.id, action: it.action, ok: false, error: { code: raw.code, message: raw.message, details: raw.details } });
+      results.push({
+        id: it.id,
+        action: it.action,
+        ok: false,
+        error: { code: raw.code, message: raw.message, details: raw.details },
+      });
     }
   }
   const ok = results.filter((r) => r.ok).length;

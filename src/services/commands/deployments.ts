@@ -8,8 +8,14 @@ import { AppError } from '../../errors.ts';
 import type { ActorHost, EventMeta } from '../../machines/host.ts';
 import type { Db } from '../../persistence/db.ts';
 import {
-  findDeployment, findRunningRollback, findSystemsOfDeployment, insertRollbackJob, listAppliedSystems, readDeploymentEntry,
-  readRollbackNumbering, type DeploymentRecord,
+  findDeployment,
+  findRunningRollback,
+  findSystemsOfDeployment,
+  insertRollbackJob,
+  listAppliedSystems,
+  readDeploymentEntry,
+  readRollbackNumbering,
+  type DeploymentRecord,
 } from '../../persistence/sql/deployments.ts';
 import type { RollbackRunner } from '../../scheduler/rollbacks.ts';
 import { loadMaintenanceWindows, loadRolloutPolicy } from '../settings.ts';
@@ -47,15 +53,24 @@ export async function startDeployment(deps: DeploymentCommandDeps, id: number, m
   const entry = await readDeploymentEntry(deps.db, d.queue_id);
   const sv = entry.state_value as { prod_pending?: string } | null;
   if (sv?.prod_pending !== 'awaiting_window') {
-    throw new AppError(409, 'invalid_state', `deployment ${id} is not waiting for its window (entry is ${entry.status})`, { status: entry.status });
+    throw new AppError(
+      409,
+      'invalid_state',
+      `deployment ${id} is not waiting for its window (entry is ${entry.status})`,
+      { status: entry.status },
+    );
   }
   const group = d.waves.find((_, i) => i >= Number(d.current_wave ?? 0))?.group ?? null;
   const policy = await loadRolloutPolicy(deps.db);
   const minRemainingMs = policy.min_window_remaining_minutes * 60_000;
   const open = openWindow(windowsFor(await loadMaintenanceWindows(deps.db), group), Date.now(), minRemainingMs);
   if (!open) {
-    throw new AppError(409, 'outside_window', `the maintenance window of ${group ?? 'this deployment'} is not open (or ends within `
-      + `${policy.min_window_remaining_minutes} min): a deployment may only be started inside a window`);
+    throw new AppError(
+      409,
+      'outside_window',
+      `the maintenance window of ${group ?? 'this deployment'} is not open (or ends within ` +
+        `${policy.min_window_remaining_minutes} min): a deployment may only be started inside a window`,
+    );
   }
   return { deployment_id: id, ...(await deps.actors.send(entry.id, { type: 'START_DEPLOYMENT', by: m.actor }, m)) };
 }
@@ -68,46 +83,83 @@ export async function startDeployment(deps: DeploymentCommandDeps, id: number, m
  * @example
  * await requestRollback(deps, 3, { type: 'package', reason: 'broke nginx' }, meta);
  */
-export async function requestRollback(deps: DeploymentCommandDeps, deploymentId: number, body: RollbackRequest, m: EventMeta) {
+export async function requestRollback(
+  deps: DeploymentCommandDeps,
+  deploymentId: number,
+  body: RollbackRequest,
+  m: EventMeta,
+) {
   const d = await deploymentOr404(deps.db, deploymentId);
   const entry = await readDeploymentEntry(deps.db, d.queue_id);
-  const common = { by: m.actor, reason: body.reason, rollbackType: body.type, ...(body.systems ? { systems: body.systems } : {}) };
+  const common = {
+    by: m.actor,
+    reason: body.reason,
+    rollbackType: body.type,
+    ...(body.systems ? { systems: body.systems } : {}),
+  };
   if (body.systems) {
     const known = await findSystemsOfDeployment(deps.db, deploymentId, body.systems);
     const unknown = body.systems.filter((s) => !known.includes(s));
     if (unknown.length > 0) {
-      throw new AppError(400, 'validation_failed', `systems not in deployment ${deploymentId}: ${unknown.join(', ')}`,
-        [{ path: 'systems', message: 'not in this deployment' }]);
+      throw new AppError(400, 'validation_failed', `systems not in deployment ${deploymentId}: ${unknown.join(', ')}`, [
+        { path: 'systems', message: 'not in this deployment' },
+      ]);
     }
   }
   if (entry.status === 'completed') return fileRollbackJob(deps, deploymentId, entry.id, body, m);
   let res;
   if (entry.status === 'prod_applied') res = await deps.actors.send(entry.id, { type: 'ROLLBACK', ...common }, m);
-  else if (entry.status === 'needs_attention' && (entry.attention_phase === 'prod' || entry.attention_phase === 'prod_rollback')) {
+  else if (
+    entry.status === 'needs_attention' &&
+    (entry.attention_phase === 'prod' || entry.attention_phase === 'prod_rollback')
+  ) {
     res = await deps.actors.send(entry.id, { type: 'FORCE_ROLLBACK', ...common }, m);
   } else {
-    throw new AppError(409, 'invalid_state', `deployment ${deploymentId} cannot be rolled back while its entry is ${entry.status}: `
-      + 'a rollback is possible after the last wave (prod_applied, completed) or when the deployment halted or failed '
-      + '(needs_attention)', { status: entry.status });
+    throw new AppError(
+      409,
+      'invalid_state',
+      `deployment ${deploymentId} cannot be rolled back while its entry is ${entry.status}: ` +
+        'a rollback is possible after the last wave (prod_applied, completed) ' +
+        'or when the deployment halted or failed (needs_attention)',
+      { status: entry.status },
+    );
   }
   return { deployment_id: deploymentId, queue_id: entry.id, ...res };
 }
 
 /** The entry's actor is final: the rollback runs as a durable job (a patch_rollbacks row). */
-async function fileRollbackJob(deps: DeploymentCommandDeps, deploymentId: number, queueId: number, body: RollbackRequest, m: EventMeta) {
-  if (!deps.rollbacks) throw new AppError(503, 'engine_unavailable', 'rollbacks need the test engine (UYUNI_URL and SALT_API_URL)');
-  const systems = body.systems ?? await listAppliedSystems(deps.db, deploymentId);
+async function fileRollbackJob(
+  deps: DeploymentCommandDeps,
+  deploymentId: number,
+  queueId: number,
+  body: RollbackRequest,
+  m: EventMeta,
+) {
+  if (!deps.rollbacks)
+    throw new AppError(503, 'engine_unavailable', 'rollbacks need the test engine (UYUNI_URL and SALT_API_URL)');
+  const systems = body.systems ?? (await listAppliedSystems(deps.db, deploymentId));
   if (systems.length === 0) {
     throw new AppError(409, 'nothing_to_roll_back', `deployment ${deploymentId} has no applied system to roll back`);
   }
   const running = await findRunningRollback(deps.db, deploymentId);
   if (running !== null) {
-    throw new AppError(409, 'rollback_in_progress', `rollback ${running} of deployment ${deploymentId} is still running`,
-      { rollback_id: running });
+    throw new AppError(
+      409,
+      'rollback_in_progress',
+      `rollback ${running} of deployment ${deploymentId} is still running`,
+      { rollback_id: running },
+    );
   }
   const { errata_id: errataId, n } = await readRollbackNumbering(deps.db, deploymentId);
   const id = await insertRollbackJob(deps.db, {
-    deploymentId, queueId, errataId, type: body.type, systems, reason: body.reason, initiatedBy: m.actor, effectKey: `rb:${deploymentId}:${n + 1}`,
+    deploymentId,
+    queueId,
+    errataId,
+    type: body.type,
+    systems,
+    reason: body.reason,
+    initiatedBy: m.actor,
+    effectKey: `rb:${deploymentId}:${n + 1}`,
   });
   deps.rollbacks.nudge();
   return { deployment_id: deploymentId, queue_id: queueId, rollback_id: id, status: 'in_progress' };

@@ -8,7 +8,11 @@ import { getQueueItem, updateQueueFields } from '../../persistence/sql/queue.ts'
  * @example
  * const entry = await editQueueEntry(db, 12, { notes: 'wait for the kernel fix' });
  */
-export async function editQueueEntry(db: Db, id: number, fields: { priority_override?: number | null; notes?: string | null }) {
+export async function editQueueEntry(
+  db: Db,
+  id: number,
+  fields: { priority_override?: number | null; notes?: string | null },
+) {
   const row = await updateQueueFields(db, id, fields);
   if (!row) return null;
   return getQueueItem(db, id);

@@ -15,7 +15,11 @@ export async function recalculateRiskProfiles(db: Db, ids: string[], uyuni: Uyun
   const known = new Set(await findCachedErrataIds(db, ids));
   const unknown = ids.filter((x) => !known.has(x));
   if (unknown.length === ids.length) {
-    throw new AppError(404, 'unknown_errata', `none of the errata is in the errata cache: ${unknown.slice(0, 5).join(', ')}`);
+    throw new AppError(
+      404,
+      'unknown_errata',
+      `none of the errata is in the errata cache: ${unknown.slice(0, 5).join(', ')}`,
+    );
   }
   const profiles = await profileErrata(db, [...known], uyuni);
   return {

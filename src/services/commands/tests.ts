@@ -21,7 +21,8 @@ export interface StartTestRequest {
 /**
  * Send START_TEST to the entry and answer with its test id.
  * @example
- * const res = await startTest(deps, { target_os: 'rhel' }, meta); // { queue_id: 9, test_id: 4, status: 'testing', … }
+ * const res = await startTest(deps, { target_os: 'rhel' }, meta);
+ * // { queue_id: 9, test_id: 4, status: 'testing', … }
  */
 export async function startTest(deps: StartTestDeps, req: StartTestRequest, m: EventMeta) {
   if (!deps.testEngine.available) {
@@ -29,7 +30,11 @@ export async function startTest(deps: StartTestDeps, req: StartTestRequest, m: E
   }
   const id = req.queue_id ?? (await nextQueued(deps.db, req.target_os ?? null));
   if (id === null) throw new AppError(409, 'queue_empty', 'no queued entry to test');
-  const event = { type: 'START_TEST' as const, by: m.actor, ...(req.test_system ? { testSystem: req.test_system } : {}) };
+  const event = {
+    type: 'START_TEST' as const,
+    by: m.actor,
+    ...(req.test_system ? { testSystem: req.test_system } : {}),
+  };
   const res = await deps.actors.send(id, event, m);
   const entry = await getQueueItem(deps.db, id);
   return { queue_id: id, test_id: entry?.test_id ?? null, ...res };

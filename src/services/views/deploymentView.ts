@@ -1,6 +1,10 @@
 /** The answer of `GET /deployments/{id}`: the deployment with its systems and rollbacks. */
 import type { Db } from '../../persistence/db.ts';
-import { findDeployment, listRollbacksOfDeployment, listSystemsOfDeployment } from '../../persistence/sql/deployments.ts';
+import {
+  findDeployment,
+  listRollbacksOfDeployment,
+  listSystemsOfDeployment,
+} from '../../persistence/sql/deployments.ts';
 
 /**
  * A deployment (every column) with `systems` (by wave) and `rollbacks` (oldest first), or null.

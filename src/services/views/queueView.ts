@@ -42,7 +42,7 @@ export async function queueEntryDetail(deps: QueueViewDeps, id: number) {
     errata,
     risk_profile: risk,
     tests,
-    state: live ? stateLabel(live.snapshot.value) : stateLabel(item.state_value as never ?? item.status),
+    state: live ? stateLabel(live.snapshot.value) : stateLabel((item.state_value as never) ?? item.status),
     allowed_events: allowedEvents(deps, live),
   };
 }

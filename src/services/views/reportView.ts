@@ -2,8 +2,13 @@
 import type { Db } from '../../persistence/db.ts';
 import { countEntriesByStatus } from '../../persistence/sql/queue.ts';
 import {
-  countDeploymentsByStatusSince, countNotificationsByStatusSince, countRollbacksSince, countTestsByResultSince,
-  listComplianceRows, readApprovalBacklog, type ComplianceRow,
+  countDeploymentsByStatusSince,
+  countNotificationsByStatusSince,
+  countRollbacksSince,
+  countTestsByResultSince,
+  listComplianceRows,
+  readApprovalBacklog,
+  type ComplianceRow,
 } from '../../persistence/sql/reports.ts';
 
 /**
@@ -33,8 +38,11 @@ export async function pipelineSummary(db: Db, days: number) {
 export async function complianceReport(db: Db, days: number) {
   const rows = await listComplianceRows(db, days);
   const total = rows.reduce(
-    (a: { needed: number; deployed: number; overdue: number }, r: ComplianceRow) =>
-      ({ needed: a.needed + r.needed, deployed: a.deployed + r.deployed, overdue: a.overdue + r.overdue }),
+    (a: { needed: number; deployed: number; overdue: number }, r: ComplianceRow) => ({
+      needed: a.needed + r.needed,
+      deployed: a.deployed + r.deployed,
+      overdue: a.overdue + r.overdue,
+    }),
     { needed: 0, deployed: 0, overdue: 0 },
   );
   const deployedPercent = total.needed > 0 ? Math.round((total.deployed / total.needed) * 1000) / 10 : null;

@@ -4,17 +4,32 @@ import { getRiskProfile, listRiskProfiles } from '../../persistence/sql/queue.ts
 import { riskLevel, type RiskLevel } from '../score.ts';
 
 /** The success-score band of each risk level (the inverse of `riskLevel`). */
-const BANDS: Record<RiskLevel, readonly [number, number]> = { Low: [80, 100], Medium: [60, 79], High: [40, 59], 'Very High': [0, 39] };
+const BANDS: Record<RiskLevel, readonly [number, number]> = {
+  Low: [80, 100],
+  Medium: [60, 79],
+  High: [40, 59],
+  'Very High': [0, 39],
+};
 
-const withLevel = <T extends Record<string, unknown>>(row: T) => ({ ...row, risk_level: riskLevel(row.success_score as number) });
+const withLevel = <T extends Record<string, unknown>>(row: T) => ({
+  ...row,
+  risk_level: riskLevel(row.success_score as number),
+});
 
 /**
  * One page of profiles (lowest score first), optionally of one risk level, and how many match.
  * @example
  * const { items, total } = await riskProfilePage(db, { risk_level: 'High', limit: 100, offset: 0 });
  */
-export async function riskProfilePage(db: Db, q: { risk_level?: RiskLevel | undefined; limit: number; offset: number }) {
-  const { items, total } = await listRiskProfiles(db, { band: q.risk_level ? BANDS[q.risk_level] : undefined, limit: q.limit, offset: q.offset });
+export async function riskProfilePage(
+  db: Db,
+  q: { risk_level?: RiskLevel | undefined; limit: number; offset: number },
+) {
+  const { items, total } = await listRiskProfiles(db, {
+    band: q.risk_level ? BANDS[q.risk_level] : undefined,
+    limit: q.limit,
+    offset: q.offset,
+  });
   return { items: items.map(withLevel), total };
 }
 

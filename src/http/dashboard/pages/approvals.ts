@@ -34,12 +34,17 @@ async function showApprovals(c: Context, s: Session) {
     ? html`<form method="post" action="/ui/approvals/batch" id="batch">${csrfField(v)}</form>`
     : '';
   const batchButton = batch ? html`<p><button type="submit" form="batch">Approve selected</button></p>` : '';
-  return page(c, 'Approvals', v, html`${flash(c)}
+  return page(
+    c,
+    'Approvals',
+    v,
+    html`${flash(c)}
       <p>${items.length} waiting, oldest first.</p>
       ${batchForm}
       <table>${tableHead(approver ? ['Select', ...COLUMNS] : COLUMNS)}
       <tbody>${items.map((e) => pendingRow(v, approver, e))}</tbody></table>
-      ${batchButton}`);
+      ${batchButton}`,
+  );
 }
 
 async function decideOne(c: Context, s: Session) {

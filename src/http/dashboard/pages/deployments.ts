@@ -13,22 +13,26 @@ const LIST_COLUMNS = ['Id', 'Errata', 'Status', 'Systems ok / failed / total', '
 const SYSTEM_COLUMNS = ['Wave', 'System', 'Status', 'Action', 'Message'];
 
 /** The rollback form's fields (static markup, one per line). */
-const ROLLBACK_FIELDS = raw([
-  '<fieldset><legend>Roll back selected systems</legend>',
-  '<label><input type="radio" name="type" value="package" checked> '
-    + 'package level (reinstall the versions from before the wave)</label>',
-  '<label><input type="radio" name="type" value="system"> '
-    + 'system level (snapper rollback to the pre-wave snapshot, then a reboot)</label>',
-  '<label for="rb-reason">Reason</label><input id="rb-reason" name="reason" required maxlength="2000">',
-  '<label><input type="checkbox" name="confirm" value="yes" required> '
-    + 'I understand: the selected systems will be rolled back now</label>',
-  '<button type="submit">Roll back selected</button></fieldset></form>',
-].join('\n        '));
+const ROLLBACK_FIELDS = raw(
+  [
+    '<fieldset><legend>Roll back selected systems</legend>',
+    '<label><input type="radio" name="type" value="package" checked> ' +
+      'package level (reinstall the versions from before the wave)</label>',
+    '<label><input type="radio" name="type" value="system"> ' +
+      'system level (snapper rollback to the pre-wave snapshot, then a reboot)</label>',
+    '<label for="rb-reason">Reason</label><input id="rb-reason" name="reason" required maxlength="2000">',
+    '<label><input type="checkbox" name="confirm" value="yes" required> ' +
+      'I understand: the selected systems will be rolled back now</label>',
+    '<button type="submit">Roll back selected</button></fieldset></form>',
+  ].join('\n        '),
+);
 
 function deploymentRow(d: any): Html {
   const id = html`<a href="/ui/deployments/${d.id}">${d.id}</a>`;
   const systems = html`${d.systems_succeeded} / ${d.systems_failed} / ${d.total_systems}`;
-  const window = String(d.window_start ?? '').slice(0, 16).replace('T', ' ');
+  const window = String(d.window_start ?? '')
+    .slice(0, 16)
+    .replace('T', ' ');
   return html`<tr><td>${id}</td><td>${d.errata_id}</td><td>${badge(d.status)}</td>
         <td>${systems}</td><td>${window}</td><td>${d.halt_reason ?? ''}</td></tr>`;
 }
@@ -37,8 +41,13 @@ async function listDeployments(c: Context, s: Session) {
   const v = await s.viewer(c);
   if (v instanceof Response) return v;
   const r = await v.api('GET', '/deployments?limit=100');
-  return page(c, 'Deployments', v, html`<table>${tableHead(LIST_COLUMNS)}
-      <tbody>${((r.body?.items ?? []) as any[]).map(deploymentRow)}</tbody></table>`);
+  return page(
+    c,
+    'Deployments',
+    v,
+    html`<table>${tableHead(LIST_COLUMNS)}
+      <tbody>${((r.body?.items ?? []) as any[]).map(deploymentRow)}</tbody></table>`,
+  );
 }
 
 function rollbackForm(v: Viewer, d: any): Html {
@@ -73,12 +82,17 @@ async function showDeployment(c: Context, s: Session) {
   const counts = html`${d.systems_succeeded} ok, ${d.systems_failed} failed of ${d.total_systems}`;
   const halted = d.halt_reason ? html` · <strong>halted: ${d.halt_reason}</strong>` : '';
   const entry = html`<a href="/ui/entries/${d.queue_id}">entry ${d.queue_id}</a>`;
-  return page(c, `Deployment ${d.id}: ${d.errata_id}`, v, html`${flash(c)}
+  return page(
+    c,
+    `Deployment ${d.id}: ${d.errata_id}`,
+    v,
+    html`${flash(c)}
       <p>Status ${badge(d.status)} · ${counts}${halted} · ${entry}</p>
       ${approver ? rollbackForm(v, d) : ''}
       <table>${tableHead(approver ? ['Select', ...SYSTEM_COLUMNS] : SYSTEM_COLUMNS)}
       <tbody>${((d.systems ?? []) as any[]).map((x) => systemRow(approver, x))}</tbody></table>
-      <h2>Rollbacks</h2><ul>${((d.rollbacks ?? []) as any[]).map(rollbackItem)}</ul>`);
+      <h2>Rollbacks</h2><ul>${((d.rollbacks ?? []) as any[]).map(rollbackItem)}</ul>`,
+  );
 }
 
 async function rollBackSystems(c: Context, s: Session) {

@@ -82,12 +82,16 @@ async function showEntry(c: Context, s: Session) {
   if (r.status !== 200) return page(c, `Entry ${id}`, v, alert(r.body?.error?.message ?? 'not found'), r.status);
   const { entry, errata, risk_profile: risk, tests, allowed_events: allowed } = r.body;
   const test = (tests as any[]).at(-1);
-  const phases = test ? (await v.api('GET', `/tests/${test.id}/phases`)).body?.phases ?? [] : [];
+  const phases = test ? ((await v.api('GET', `/tests/${test.id}/phases`)).body?.phases ?? []) : [];
   const waiting = entry.status === 'pending_approval' || entry.status === 'snoozed';
   const canDecide = roleAtLeast(v.role, 'approver') && waiting;
   const reason = entry.status_reason ? html`— ${entry.status_reason}` : '';
   const transitions = ((hist.body?.transitions ?? []) as any[]).map(transitionRow);
-  return page(c, `${entry.errata_id} (${entry.target_os})`, v, html`${flash(c)}
+  return page(
+    c,
+    `${entry.errata_id} (${entry.target_os})`,
+    v,
+    html`${flash(c)}
       <p>Status ${badge(entry.status)} ${reason} · <a href="/ui/inspector/${entry.id}">Inspector</a></p>
       ${errataSection(errata)}
       ${scoreSection(entry, risk)}
@@ -98,7 +102,8 @@ async function showEntry(c: Context, s: Session) {
       <section aria-labelledby="h-history"><h2 id="h-history">History</h2>
         <table>${tableHead(HISTORY_COLUMNS)}
         <tbody>${transitions}</tbody></table>
-        <p class="muted">Allowed now: ${(allowed ?? []).join(', ') || 'nothing'}</p></section>`);
+        <p class="muted">Allowed now: ${(allowed ?? []).join(', ') || 'nothing'}</p></section>`,
+  );
 }
 
 export function entryPages(app: Hono<any>, s: Session): void {

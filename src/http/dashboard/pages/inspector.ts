@@ -9,8 +9,10 @@ import { page } from '../layout.ts';
 import type { Session } from '../session.ts';
 import { machineSvg } from '../svg.ts';
 
-const CAPTION = raw('<figcaption>The patch machine; current state outlined, states visited in bold. '
-  + 'Legend: text marks the state as well as colour.</figcaption>');
+const CAPTION = raw(
+  '<figcaption>The patch machine; current state outlined, states visited in bold. ' +
+    'Legend: text marks the state as well as colour.</figcaption>',
+);
 
 async function showInspector(c: Context, s: Session) {
   const v = await s.viewer(c);
@@ -20,11 +22,16 @@ async function showInspector(c: Context, s: Session) {
   const i = r.body;
   const state = html`<strong id="current-state">${i.state}</strong> (revision ${i.revision}${i.live ? ', live' : ''})`;
   const diagram = raw(machineSvg(i.machine, i.status, i.path as string[]));
-  return page(c, `Inspector: entry ${i.id}`, v, html`
+  return page(
+    c,
+    `Inspector: entry ${i.id}`,
+    v,
+    html`
       <p>Current state ${state} · <a href="/ui/entries/${i.id}">entry</a></p>
       <figure>${diagram}${CAPTION}</figure>
       <h2>Path so far</h2><p>${(i.path as string[]).join(' → ')}</p>
-      <h2>Context (secrets redacted)</h2><pre>${JSON.stringify(i.context, null, 2)}</pre>`);
+      <h2>Context (secrets redacted)</h2><pre>${JSON.stringify(i.context, null, 2)}</pre>`,
+  );
 }
 
 export function inspectorPages(app: Hono<any>, s: Session): void {

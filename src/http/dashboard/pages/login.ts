@@ -6,16 +6,24 @@ import { html, raw } from '../html.ts';
 import { page } from '../layout.ts';
 import { isCrossSiteFetch, type Session } from '../session.ts';
 
-const TOKEN_INPUT = raw('<input id="token" name="token" type="password" autocomplete="off" required '
-  + 'pattern="spm_[A-Za-z0-9_\\-]{43}" aria-describedby="token-help">');
-const TOKEN_HELP = raw('<p id="token-help" class="help">Create one with '
-  + '<code>spm-orchestrator token create --name you --role approver</code>.</p>');
+const TOKEN_INPUT = raw(
+  '<input id="token" name="token" type="password" autocomplete="off" required ' +
+    'pattern="spm_[A-Za-z0-9_\\-]{43}" aria-describedby="token-help">',
+);
+const TOKEN_HELP = raw(
+  '<p id="token-help" class="help">Create one with ' +
+    '<code>spm-orchestrator token create --name you --role approver</code>.</p>',
+);
 
 const retry = (c: Context, error: string) => c.redirect('/ui/login?error=' + encodeURIComponent(error), 303);
 
 function showSignIn(c: Context) {
   const expired = c.req.query('expired') ? alert('Your token is no longer valid: sign in again.') : '';
-  return page(c, 'Sign in', null, html`
+  return page(
+    c,
+    'Sign in',
+    null,
+    html`
     ${expired}
     ${c.req.query('error') ? alert(c.req.query('error')) : ''}
     <form method="post" action="/ui/login" class="card">
@@ -23,7 +31,8 @@ function showSignIn(c: Context) {
       ${TOKEN_INPUT}
       ${TOKEN_HELP}
       <button type="submit">Sign in</button>
-    </form>`);
+    </form>`,
+  );
 }
 
 async function signIn(c: Context, s: Session) {

@@ -29,18 +29,38 @@ function queueQuery(c: Context) {
   const sort = SORTS.includes(get('sort')) ? get('sort') : 'score';
   const offset = Math.max(0, Math.min(10_000_000, Number(get('offset')) || 0));
   const ui = {
-    status: get('status'), target_os: get('target_os'), severity: get('severity'), q: get('q').trim(),
-    band: band ? get('band') : '', sort, offset,
+    status: get('status'),
+    target_os: get('target_os'),
+    severity: get('severity'),
+    q: get('q').trim(),
+    band: band ? get('band') : '',
+    sort,
+    offset,
   };
-  const api = new URLSearchParams(Object.entries({
-    status: ui.status, target_os: ui.target_os, severity: ui.severity, q: ui.q, sort: ui.sort,
-    limit: String(PAGE_SIZE), offset: String(ui.offset),
-    min_score: band ? String(band[0]) : '', max_score: band ? String(band[1]) : '',
-  }).filter(([, x]) => x !== ''));
+  const api = new URLSearchParams(
+    Object.entries({
+      status: ui.status,
+      target_os: ui.target_os,
+      severity: ui.severity,
+      q: ui.q,
+      sort: ui.sort,
+      limit: String(PAGE_SIZE),
+      offset: String(ui.offset),
+      min_score: band ? String(band[0]) : '',
+      max_score: band ? String(band[1]) : '',
+    }).filter(([, x]) => x !== ''),
+  );
   // The page's own links: the filters without empty values and without the default sort.
-  const links = new URLSearchParams(Object.entries({
-    status: ui.status, target_os: ui.target_os, severity: ui.severity, q: ui.q, band: ui.band, sort: ui.sort,
-  }).filter(([, x]) => x !== '' && !(x === 'score')));
+  const links = new URLSearchParams(
+    Object.entries({
+      status: ui.status,
+      target_os: ui.target_os,
+      severity: ui.severity,
+      q: ui.q,
+      band: ui.band,
+      sort: ui.sort,
+    }).filter(([, x]) => x !== '' && !(x === 'score')),
+  );
   return { ui, api, page: links };
 }
 
@@ -76,7 +96,9 @@ async function queueTable(v: Viewer, c: Context): Promise<Html> {
 
 function countsHtml(counts: Record<string, number>): Html {
   const count = ([s, n]: [string, number]) => html`<a class="count" href="/ui?status=${s}">${badge(s)} ${n}</a> `;
-  return html`${Object.entries(counts).filter(([, n]) => n > 0).map(count)}`;
+  return html`${Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(count)}`;
 }
 
 function options(values: readonly string[], selected: string): Html[] {
@@ -101,7 +123,11 @@ async function showQueue(c: Context, s: Session) {
   const search = html`<input id="f-q" name="q" value="${ui.q}" placeholder="errata, synopsis or CVE" maxlength="100">`;
   const sort = html`<select id="f-sort" name="sort">${options(SORTS, ui.sort)}</select>`;
   const live = `/ui/live/queue?${links.toString()}${ui.offset ? `&offset=${ui.offset}` : ''}`;
-  return page(c, 'Queue', v, html`
+  return page(
+    c,
+    'Queue',
+    v,
+    html`
       <section ${COUNTS_ATTRS}>${countsHtml(counts)}</section>
       <form method="get" action="/ui" class="filters" aria-label="Filter the queue">
         ${status} ${os}
@@ -109,7 +135,8 @@ async function showQueue(c: Context, s: Session) {
         <span class="field"><label for="f-q">Search</label>${search}</span>
         <span class="field"><label for="f-sort">Sort by</label>${sort}</span>
         <button type="submit">Filter</button></form>
-      <div id="queue-table" data-live="${live}" aria-live="polite">${table}</div>`);
+      <div id="queue-table" data-live="${live}" aria-live="polite">${table}</div>`,
+  );
 }
 
 async function liveTable(c: Context, s: Session) {

@@ -10,9 +10,10 @@ const COMPLIANCE_COLUMNS = ['OS', 'Severity', 'Needed', 'Deployed', 'In progress
 
 function kvTable(title: string, o: Record<string, number> | undefined): Html {
   const rows = o ? Object.entries(o).map(([k, n]) => html`<tr><th scope="row">${k}</th><td>${n}</td></tr>`) : [];
-  const table = o && Object.keys(o).length > 0
-    ? html`<table class="compact"><tbody>${rows}</tbody></table>`
-    : html`<p class="muted">none</p>`;
+  const table =
+    o && Object.keys(o).length > 0
+      ? html`<table class="compact"><tbody>${rows}</tbody></table>`
+      : html`<p class="muted">none</p>`;
   return html`<h3>${title}</h3>${table}`;
 }
 
@@ -44,10 +45,17 @@ async function showReports(c: Context, s: Session) {
   const waiting = sm.pending_approvals;
   const oldest = waiting?.oldest_hours ? html`, the oldest for ${waiting.oldest_hours} h` : '';
   const tables = [
-    kvTable('Queue by status', sm.queue), kvTable('Tests', sm.tests), kvTable('Deployments', sm.deployments),
-    kvTable('Rollbacks', sm.rollbacks), kvTable('Notifications', sm.notifications),
+    kvTable('Queue by status', sm.queue),
+    kvTable('Tests', sm.tests),
+    kvTable('Deployments', sm.deployments),
+    kvTable('Rollbacks', sm.rollbacks),
+    kvTable('Notifications', sm.notifications),
   ];
-  return page(c, 'Reports', v, html`
+  return page(
+    c,
+    'Reports',
+    v,
+    html`
       ${periodForm(days)}
       <section aria-labelledby="h-compliance"><h2 id="h-compliance">Compliance</h2>
         <p>${deployed}, ${overdue}.</p>
@@ -55,7 +63,8 @@ async function showReports(c: Context, s: Session) {
         <tbody>${((comp.body?.rows ?? []) as any[]).map(complianceRow)}</tbody></table></section>
       <section aria-labelledby="h-summary"><h2 id="h-summary">Summary (last ${days} days)</h2>
         <p>${waiting?.n ?? 0} waiting for approval${oldest}.</p>
-        <div class="grid">${tables}</div></section>`);
+        <div class="grid">${tables}</div></section>`,
+  );
 }
 
 export function reportPages(app: Hono<any>, s: Session): void {

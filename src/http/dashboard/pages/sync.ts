@@ -11,7 +11,9 @@ const SYNC_NOW = raw('<button type="submit">Sync now</button>');
 function lastRun(r: { status: number; body: any }): Html {
   const last = r.body?.last_run;
   if (!last) return html`<p>No sync yet${r.status !== 200 ? html` (${r.body?.error?.message ?? ''})` : ''}.</p>`;
-  const at = String(last.started_at ?? '').replace('T', ' ').slice(0, 19);
+  const at = String(last.started_at ?? '')
+    .replace('T', ' ')
+    .slice(0, 19);
   const error = last.error ? html` — ${last.error}` : '';
   return html`<p>Last run ${last.id}: <strong>${last.status}</strong> at ${at}${error}</p>
         <pre>${JSON.stringify(last.stats ?? {}, null, 2)}</pre>`;
@@ -24,9 +26,14 @@ async function showSync(c: Context, s: Session) {
   const trigger = roleAtLeast(v.role, 'operator')
     ? html`<form method="post" action="/ui/sync/trigger">${csrfField(v)}${SYNC_NOW}</form>`
     : '';
-  return page(c, 'Sync', v, html`${flash(c)}
+  return page(
+    c,
+    'Sync',
+    v,
+    html`${flash(c)}
       ${lastRun(r)}
-      ${trigger}`);
+      ${trigger}`,
+  );
 }
 
 async function triggerSync(c: Context, s: Session) {

@@ -12,7 +12,9 @@ const NO_LANES = raw('<p>No test lanes: the test engine is not configured (UYUNI
 function laneRow(l: any): Html {
   const now = l.paused
     ? html`<span class="badge bad">paused</span> ${l.paused}`
-    : l.entryId ? html`<a href="/ui/entries/${l.entryId}">entry ${l.entryId}</a>` : 'idle';
+    : l.entryId
+      ? html`<a href="/ui/entries/${l.entryId}">entry ${l.entryId}</a>`
+      : 'idle';
   return html`<tr><td>${l.os}</td><td>${l.system}</td><td>${now}</td><td>${l.completed}</td></tr>`;
 }
 
