@@ -13,7 +13,7 @@ import xmlrpc from 'xmlrpc';
 
 import { spawn } from 'node:child_process';
 import { createDb } from '../src/persistence/db.ts';
-import { osFromGroup, UyuniSync } from '../src/scheduler/sync.ts';
+import { osFromGroup, UyuniSync } from '../src/services/uyuni/sync.ts';
 import { UyuniClient } from '../src/services/uyuni/client.ts';
 import { createMigratedDatabase, startScratchPostgres } from '../test/helpers/pgServer.ts';
 

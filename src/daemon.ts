@@ -17,7 +17,7 @@ import { riskProfileRoutes } from './http/routes/riskProfile.ts';
 import { failInterruptedSyncRuns } from './persistence/sql/errata.ts';
 import { autoQueueAfterSync } from './scheduler/autoQueue.ts';
 import { SyncPoller } from './scheduler/poller.ts';
-import { UyuniSync } from './scheduler/sync.ts';
+import { UyuniSync } from './services/uyuni/sync.ts';
 import { NvdClient } from './services/nvd/client.ts';
 import { enrichFromNvd } from './services/nvd/enrich.ts';
 import { profileErrata } from './services/riskProfile.ts';

@@ -19,7 +19,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_SCALE } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
-import { UyuniSync } from '../src/scheduler/sync.ts';
+import { UyuniSync } from '../src/services/uyuni/sync.ts';
 import { UyuniClient } from '../src/services/uyuni/client.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';

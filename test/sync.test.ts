@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { generateFleet, LARGE_SCALE, SEED_SCALE } from '../src/lab/fleet.ts';
 import { LabUyuni } from '../src/lab/uyuni.ts';
 import { UyuniClient } from '../src/services/uyuni/client.ts';
-import { osFromGroup, SyncAlreadyRunning, UyuniSync } from '../src/scheduler/sync.ts';
+import { osFromGroup, SyncAlreadyRunning, UyuniSync } from '../src/services/uyuni/sync.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';
 import { freePort } from './helpers/proc.ts';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { generateFleet, SEED_SCALE } from '../src/lab/fleet.ts';
 import { LAB_DATE_FORMS, LabUyuni, type LabDateForm } from '../src/lab/uyuni.ts';
-import { UyuniSync } from '../src/scheduler/sync.ts';
+import { UyuniSync } from '../src/services/uyuni/sync.ts';
 import { UyuniClient } from '../src/services/uyuni/client.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFleet, type FleetSpec } from '../src/lab/fleet.ts';
 import { LabUyuni } from '../src/lab/uyuni.ts';
-import { UyuniSync } from '../src/scheduler/sync.ts';
+import { UyuniSync } from '../src/services/uyuni/sync.ts';
 import { profileErrata } from '../src/services/riskProfile.ts';
 import { UyuniClient } from '../src/services/uyuni/client.ts';
 import { createTestDatabase } from './helpers/db.ts';

@@ -7,7 +7,7 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import { queueErrata, type QueueServiceDeps } from '../services/queue.ts';
 import { loadAutoQueuePolicy } from '../services/settings.ts';
-import type { SyncReport } from './sync.ts';
+import type { SyncReport } from '../services/uyuni/sync.ts';
 
 export async function autoQueueAfterSync(deps: QueueServiceDeps, report: SyncReport): Promise<{ queued: number; requeued: number }> {
   const policy = await loadAutoQueuePolicy(deps.db);

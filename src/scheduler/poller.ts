@@ -5,7 +5,7 @@
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { AbortableLoop } from './loop.ts';
-import { SyncAlreadyRunning, type SyncReport, type UyuniSync } from './sync.ts';
+import { SyncAlreadyRunning, type SyncReport, type UyuniSync } from '../services/uyuni/sync.ts';
 
 export class SyncPoller extends AbortableLoop {
   private readonly o: { sync: UyuniSync; logger: Logger; intervalMs: number; afterSync: (r: SyncReport) => Promise<void> };

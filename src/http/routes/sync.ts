@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import type { BaseDeps } from '../../interfaces.ts';
 import { listErrata } from '../../persistence/sql/syncStatus.ts';
-import { SyncAlreadyRunning, type UyuniSync } from '../../scheduler/sync.ts';
+import { SyncAlreadyRunning, type UyuniSync } from '../../services/uyuni/sync.ts';
 import { errataCacheStats, syncStatus } from '../../services/views/syncView.ts';
 import type { ApiEnv } from '../context.ts';
 import { toApi } from '../serialize.ts';

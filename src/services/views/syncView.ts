@@ -2,7 +2,7 @@
 import type { Db } from '../../persistence/db.ts';
 import { lastSyncRun } from '../../persistence/sql/errata.ts';
 import { countErrataByKind, readErrataCacheTotals, type ErrataKindCount } from '../../persistence/sql/syncStatus.ts';
-import type { UyuniSync } from '../../scheduler/sync.ts';
+import type { UyuniSync } from '../uyuni/sync.ts';
 
 /**
  * Whether UYUNI sync is configured, the running sync's progress (null when idle) and the last run.

@@ -5,11 +5,11 @@
  * bounded concurrency, one run at a time (a second trigger gets the running run's progress). A run
  * that fails half-way changes nothing in the cache and records its error.
  */
-import { coerceError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
-import type { Db } from '../persistence/db.ts';
-import { existingErrata, finishSyncRun, insertErrata, replaceSystems, startSyncRun, updateErrata, type SyncedErrata } from '../persistence/sql/errata.ts';
-import type { ErrataOverview, UyuniClient } from '../services/uyuni/client.ts';
+import { coerceError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { Db } from '../../persistence/db.ts';
+import { existingErrata, finishSyncRun, insertErrata, replaceSystems, startSyncRun, updateErrata, type SyncedErrata } from '../../persistence/sql/errata.ts';
+import type { ErrataOverview, UyuniClient } from './client.ts';
 
 /** OS of a system group from its name (`test-ubuntu-2404` → ubuntu); null when it names none. */
 export function osFromGroup(name: string): 'ubuntu' | 'debian' | 'rhel' | null {
