@@ -14,7 +14,6 @@
  * - **Final actors** are stopped and released from memory once their last write is committed.
  */
 import { createActor, type Actor, type InspectionEvent, type StateValue } from 'xstate';
-import { sql } from 'slonik';
 import { z } from 'zod';
 import { AppError, coerceError } from '../errors.ts';
 import { isTransient } from '../transient.ts';
@@ -25,6 +24,7 @@ import {
   claimEntries, FencedWriteError, insertEntry, loadEntry, readWriteState, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead,
   type TransitionWrite,
 } from '../persistence/sql/entries.ts';
+import { getEntryErrata } from '../persistence/sql/host.ts';
 import { applyProjections, needsProjection, testProjectionSignature } from '../persistence/sql/projections.ts';
 import { redactPayload } from '../redact.ts';
 import { DEFAULT_SETTINGS } from '../services/settings.ts';
@@ -180,7 +180,11 @@ export class ActorHost {
    * @returns the entry id.
    */
   async create(
-    e: { errataId: string; errataVersion: string | null; targetOs: PatchInput['targetOs']; priority: number; successScore: number; notes: string | null; settings: Settings },
+    e: {
+      errataId: string; errataVersion: string | null; targetOs: PatchInput['targetOs']; priority: number; successScore: number; notes: string | null; settings: Settings;
+      /** The approval policy for this entry (issue 12): distinct approvers needed, separation of duties. */
+      approvals?: { required: number; separationOfDuties: boolean };
+    },
     meta: EventMeta,
   ): Promise<number> {
     const at = this.o.clock.now();
@@ -189,7 +193,10 @@ export class ActorHost {
         errataId: e.errataId, errataVersion: e.errataVersion, targetOs: e.targetOs, priority: e.priority, successScore: e.successScore,
         machineVersion: MACHINE_VERSION, createdBy: meta.actor, notes: e.notes, ownerId: this.o.ownerId, leaseMs: this.o.leaseTtlMs,
       });
-      const input: PatchInput = { entryId: row.id, errataId: e.errataId, targetOs: e.targetOs, settings: e.settings };
+      const input: PatchInput = {
+        entryId: row.id, errataId: e.errataId, targetOs: e.targetOs, settings: e.settings, queuedBy: meta.actor,
+        ...(e.approvals ? { requiredApprovals: e.approvals.required, separationOfDuties: e.approvals.separationOfDuties } : {}),
+      };
       const actor = createActor(this.o.machine, { input });
       const snap = actor.getSnapshot();
       const persisted = actor.getPersistedSnapshot();
@@ -556,7 +563,7 @@ export class ActorHost {
     this.o.logger.error({ entryId: row.id, reason }, 'entry cannot be restored; moving it to needs_attention');
     const at = this.o.clock.now();
     const old = (row.snapshot ?? {}) as { context?: Partial<PatchContext> };
-    const fallback = await this.o.db.maybeOne(sql.type(z.object({ errata_id: z.string(), target_os: z.string() }))`SELECT errata_id, target_os FROM patch_test_queue WHERE id = ${row.id}`);
+    const fallback = await getEntryErrata(this.o.db, row.id);
     const seed = createActor(this.o.machine, {
       input: { entryId: row.id, errataId: fallback?.errata_id ?? row.errata_id, targetOs: (fallback?.target_os ?? row.target_os) as PatchInput['targetOs'], settings: DEFAULT_SETTINGS },
     }).getSnapshot().context;

@@ -6,7 +6,8 @@
 import { createActor, fromPromise, waitFor, type StateValue } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import {
-  acceptedOperatorEvents, occupiesTestSystem, patchMachine, STEPS, stateLabel, stepFailureTarget, timersFor,
+  acceptedOperatorEvents, approvalRefusal, approvalsMissing, DEFAULT_APPROVAL_MAX_AGE_MS, occupiesTestSystem, patchMachine, STEPS,
+  stateLabel, stepFailureTarget, timersFor,
   type EffectName, type PatchContext, type PatchEvent, type Settings, type Step,
 } from './patch.machine.ts';
 
@@ -25,7 +26,7 @@ const STEP_EFFECT: Record<Step, EffectName> = {
 };
 
 /** Outputs that walk the happy path; the failing step's effect rejects for good. */
-function stubs(failing: Step) {
+function stubs(failing: Step | null) {
   const out: Record<EffectName, () => unknown> = {
     takeSnapshot: () => ({ snapshotId: 's1', at: AT }),
     collectBaseline: () => ({ at: AT }),
@@ -48,7 +49,7 @@ function stubs(failing: Step) {
   const actors: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(out)) {
     actors[name] = fromPromise(async () => {
-      if (name === STEP_EFFECT[failing]) throw Object.assign(new Error('broken'), { transient: false, at: AT });
+      if (failing !== null && name === STEP_EFFECT[failing]) throw Object.assign(new Error('broken'), { transient: false, at: AT });
       return fn();
     });
   }
@@ -139,5 +140,76 @@ describe('patch machine (no database)', () => {
       const ctx = { ...base, attention: { reason: 'x', phase, at: AT } };
       expect(occupiesTestSystem('needs_attention', ctx), phase).toBe(phase === 'test' || phase === 'test_rollback');
     }
+  });
+});
+
+describe('the approval gate (issue 12)', () => {
+  async function toPendingApproval(input: Record<string, unknown>) {
+    const actor = createActor(stubs(null), { input: { ...INPUT, ...input } }).start();
+    actor.send({ type: 'START_TEST', at: AT, by: 'bob', testSystem: { id: 1, name: 'test-1' } });
+    for (let i = 0; i < 30 && !actor.getSnapshot().matches('pending_approval'); i++) {
+      const ev = nudge(actor.getSnapshot().value);
+      if (ev && ev.type !== 'START_TEST') actor.send(ev);
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    await waitFor(actor, (s) => s.matches('pending_approval'), { timeout: 1000 });
+    return actor;
+  }
+  const approve = (by: string, at = AT): PatchEvent => ({ type: 'APPROVE', at, by, reason: 'ok' });
+
+  it('separation of duties: who queued or tested it may not approve it; someone else may', async () => {
+    const actor = await toPendingApproval({ queuedBy: 'alice', separationOfDuties: true });
+    const ctx = actor.getSnapshot().context;
+    expect(approvalRefusal(ctx, 'alice')).toBe('self_approval');
+    expect(approvalRefusal(ctx, 'bob')).toBe('self_approval');
+    expect(actor.getSnapshot().can(approve('alice'))).toBe(false);
+    expect(actor.getSnapshot().can(approve('bob'))).toBe(false);
+    actor.send(approve('carol'));
+    expect(actor.getSnapshot().matches('pending_approval')).toBe(false);
+    expect(actor.getSnapshot().context.approval?.by).toBe('carol');
+    actor.stop();
+  });
+
+  it('without the policy, the tester may approve (as before)', async () => {
+    const actor = await toPendingApproval({ queuedBy: 'alice' });
+    expect(actor.getSnapshot().can(approve('bob'))).toBe(true);
+    actor.stop();
+  });
+
+  it('two distinct approvers when the policy asks for two: the first is recorded, the gate opens on the second', async () => {
+    const actor = await toPendingApproval({ requiredApprovals: 2 });
+    actor.send(approve('carol'));
+    expect(actor.getSnapshot().matches('pending_approval')).toBe(true);
+    expect(actor.getSnapshot().context.approvals?.map((a) => a.by)).toEqual(['carol']);
+    expect(approvalsMissing(actor.getSnapshot().context)).toBe(1);
+    expect(actor.getSnapshot().can(approve('carol'))).toBe(false); // not twice
+    actor.send(approve('dave'));
+    expect(actor.getSnapshot().matches('pending_approval')).toBe(false);
+    actor.stop();
+  });
+
+  it('an errata that changed after its approval voids it: back to the approvers, notified', async () => {
+    const actor = await toPendingApproval({});
+    actor.send(approve('carol'));
+    // Wait in the window: then the errata changes.
+    await waitFor(actor, (s) => s.matches({ prod_pending: 'awaiting_window' }), { timeout: 1000 });
+    actor.send({ type: 'ERRATA_CHANGED', at: AT + 10, by: 'sync', reason: 'errata version 2 → 3' });
+    await waitFor(actor, (s) => s.matches('pending_approval'), { timeout: 1000 });
+    const ctx = actor.getSnapshot().context;
+    expect(ctx.approval).toBeNull();
+    expect(ctx.approvalVoided).toEqual({ reason: 'errata version 2 → 3', at: AT + 10 });
+    expect(ctx.approvalRound).toBe(2); // the approvers were notified again
+    actor.stop();
+  });
+
+  it('an approval older than the maximum age does not start production', async () => {
+    const actor = await toPendingApproval({});
+    actor.send(approve('carol'));
+    await waitFor(actor, (s) => s.matches({ prod_pending: 'awaiting_window' }), { timeout: 1000 });
+    const late = AT + DEFAULT_APPROVAL_MAX_AGE_MS + 1;
+    actor.send({ type: 'TIMER', at: late, name: 'window' });
+    await waitFor(actor, (s) => s.matches('pending_approval'), { timeout: 1000 });
+    expect(actor.getSnapshot().context.approvalVoided?.reason).toMatch(/^approval expired/);
+    actor.stop();
   });
 });

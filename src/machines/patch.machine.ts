@@ -13,7 +13,7 @@
  * Effects: each invoke's input carries `key` = `entry:attempt:step`, the idempotency key the effect
  * runner records and reconciles before acting (xstate re-runs in-flight promises on restore).
  */
-import { assign, fromPromise, setup, type SnapshotFrom, type StateValue } from 'xstate';
+import { and, assign, fromPromise, setup, type SnapshotFrom, type StateValue } from 'xstate';
 import { formatEffectKey } from './effectKey.ts';
 
 export const MACHINE_VERSION = '1';
@@ -51,13 +51,24 @@ export interface Settings {
   retryBaseMs: number;
   retryMaxMs: number;
   retryMaxAttempts: number;
+  /** An approval older than this when production would start is void (a new approval is needed). */
+  approvalMaxAgeMs?: number;
 }
+
+/** Used when an entry was created before approvals could expire (its settings have no age). */
+export const DEFAULT_APPROVAL_MAX_AGE_MS = 72 * 3_600_000;
 
 export interface PatchInput {
   entryId: number;
   errataId: string;
   targetOs: TargetOs;
   settings: Settings;
+  /** Who queued it (may not approve it under separation of duties). */
+  queuedBy?: string;
+  /** Distinct approvers needed (2 for Critical severity / Very High risk by policy); 1 by default. */
+  requiredApprovals?: number;
+  /** Enforce separation of duties (the policy's `separation_of_duties`, on by default there). */
+  separationOfDuties?: boolean;
 }
 
 export type RollbackType = 'package' | 'system';
@@ -111,7 +122,33 @@ export interface PatchContext {
   attention: { reason: string; phase: Phase; at: number } | null;
   resolution: string | null;
   lastError: { step: Step; message: string; transient: boolean; at: number } | null;
+  /**
+   * Separation of duties (issue 12). People who queued, tested, retried or forced this entry may
+   * not approve it; `approvals` are this round's distinct approvers (the gate opens at
+   * `requiredApprovals`). Optional: entries persisted before the gate had them start empty.
+   */
+  involved?: { by: string; as: 'queued' | 'tested' | 'retried' | 'forced' }[];
+  approvals?: { by: string; at: number; reason: string | null }[];
+  requiredApprovals?: number;
+  separationOfDuties?: boolean;
+  /** Why the last approval was voided (the errata changed, or it expired before production). */
+  approvalVoided?: { reason: string; at: number } | null;
 }
+
+/** Why `by` may not approve now (or null): the rule the API answers 403 with. */
+export function approvalRefusal(context: PatchContext, by: string): 'self_approval' | 'already_approved' | null {
+  if (context.separationOfDuties === true && (context.involved ?? []).some((p) => p.by === by)) return 'self_approval';
+  if ((context.approvals ?? []).some((a) => a.by === by)) return 'already_approved';
+  return null;
+}
+
+/** Approvals still needed after the ones given this round. */
+export function approvalsMissing(context: PatchContext): number {
+  return Math.max(0, (context.requiredApprovals ?? 1) - (context.approvals ?? []).length);
+}
+
+const involve = (context: PatchContext, by: string, as: 'queued' | 'tested' | 'retried' | 'forced') =>
+  by === 'scheduler' || (context.involved ?? []).some((p) => p.by === by && p.as === as) ? (context.involved ?? []) : [...(context.involved ?? []), { by, as }];
 
 // ---------------------------------------------------------------------------------------------
 // Events. Every event carries `at` (epoch ms, database clock). Operator events carry `by`.
@@ -136,9 +173,11 @@ export type PatchEvent =
   | ({ type: 'RETRY'; reason?: string } & ByOperator)
   | ({ type: 'MARK_FAILED'; reason: string } & ByOperator)
   | ({ type: 'FORCE_ROLLBACK'; reason: string; rollbackType?: RollbackType; systems?: number[] } & ByOperator)
+  /** The errata changed in UYUNI (version, packages) since it was approved: the approval is void. */
+  | ({ type: 'ERRATA_CHANGED'; reason: string } & ByOperator)
   | ({ type: 'TIMER'; name: TimerName } & Stamp);
 
-export type OperatorEventType = Exclude<PatchEvent['type'], 'RESUME' | 'TIMER'>;
+export type OperatorEventType = Exclude<PatchEvent['type'], 'RESUME' | 'TIMER' | 'ERRATA_CHANGED'>;
 export const OPERATOR_EVENTS: readonly OperatorEventType[] = [
   'START_TEST', 'REMOVE', 'ABORT', 'APPROVE', 'REJECT', 'SNOOZE', 'ROLLBACK_TEST', 'START_DEPLOYMENT', 'ROLLBACK', 'RETRY', 'MARK_FAILED', 'FORCE_ROLLBACK',
 ];
@@ -308,6 +347,23 @@ function onStepError(step: Step) {
   ];
 }
 
+const voidedBy = ({ event }: { event: { at: number; reason: string } }) => ({ reason: event.reason, at: event.at });
+const expired = ({ context, event }: { context: PatchContext; event: { at: number } }) => ({
+  reason: `approval expired: older than ${Math.round((context.settings.approvalMaxAgeMs ?? DEFAULT_APPROVAL_MAX_AGE_MS) / 3_600_000)} h when production was to start`,
+  at: event.at,
+});
+
+/**
+ * APPROVE under separation of duties: the last approval needed opens the gate; an earlier one (two
+ * distinct approvers for Critical) is recorded and the gate stays closed.
+ */
+function approveTransitions() {
+  return [
+    { guard: and(['testPassed', 'mayApprove', 'lastApprovalNeeded']), target: '#patch.approved', actions: 'recordApproval' as const },
+    { guard: and(['testPassed', 'mayApprove']), actions: { type: 'recordPartialApproval' as const, params: act } },
+  ];
+}
+
 // ---------------------------------------------------------------------------------------------
 
 export const patchMachine = setup({
@@ -346,6 +402,13 @@ export const patchMachine = setup({
     verdictFail: (_, params: { verdict: Verdict }) => params.verdict === 'fail',
     /** The approval gate: production work needs a passed test with evidence. */
     testPassed: ({ context }) => context.test.verdict === 'pass' && context.test.evidence != null,
+    /** Separation of duties: nobody approves what they queued, tested, retried or forced, nor twice. */
+    mayApprove: ({ context, event }) => event.type === 'APPROVE' && approvalRefusal(context, event.by) === null,
+    /** This approval is the last one needed (two distinct approvers for Critical, by policy). */
+    lastApprovalNeeded: ({ context }) => approvalsMissing(context) <= 1,
+    /** The approval is young enough for production to start under it. */
+    approvalFresh: ({ context, event }) =>
+      context.approval?.action === 'approved' && event.at - context.approval.at <= (context.settings.approvalMaxAgeMs ?? DEFAULT_APPROVAL_MAX_AGE_MS),
     hasReason: (_, params: { reason: string | undefined }) => typeof params.reason === 'string' && params.reason.trim().length > 0,
     snoozeInFuture: ({ event }) => event.type === 'SNOOZE' && event.until > event.at && event.reason.trim().length > 0,
     waveHalted: (_, params: { outcome: WaveOutcome }) => params.outcome === 'halted',
@@ -357,6 +420,8 @@ export const patchMachine = setup({
   },
   actions: {
     beginTest: assign(({ context, event }) => ({
+      involved: 'by' in event && typeof event.by === 'string' ? involve(context, event.by, event.type === 'RETRY' ? 'retried' : 'tested') : (context.involved ?? []),
+      approvals: [],
       attempt: context.attempt + 1,
       testSystem: event.type === 'START_TEST' && event.testSystem ? event.testSystem : context.testSystem,
       test: { ...emptyTest(), startedAt: eventTime(event) },
@@ -430,8 +495,18 @@ export const patchMachine = setup({
     recordRebootTimeout: assign(({ context, event }) => ({
       failure: { reason: `host ${context.testSystem?.name ?? ''} did not return within ${Math.round(context.settings.rebootTimeoutMs / 1000)} s after reboot`.replace('  ', ' '), at: eventTime(event), step: 'reboot' as Step },
     })),
-    recordApproval: assign(({ event }) => {
-      if (event.type === 'APPROVE') return { approval: { action: 'approved' as const, by: event.by, at: event.at, reason: event.reason ?? null } };
+    /** One approver of several: recorded; the gate stays closed until enough distinct ones approved. */
+    recordPartialApproval: assign(({ context }, e: OperatorAct) => ({
+      approvals: [...(context.approvals ?? []), { by: e.by, at: e.at, reason: e.reason ?? null }],
+    })),
+    recordApproval: assign(({ context, event }) => {
+      if (event.type === 'APPROVE') {
+        return {
+          approval: { action: 'approved' as const, by: event.by, at: event.at, reason: event.reason ?? null },
+          approvals: [...(context.approvals ?? []), { by: event.by, at: event.at, reason: event.reason ?? null }],
+          approvalVoided: null,
+        };
+      }
       if (event.type === 'REJECT') return { approval: { action: 'rejected' as const, by: event.by, at: event.at, reason: event.reason } };
       if (event.type === 'SNOOZE') return { approval: { action: 'snoozed' as const, by: event.by, at: event.at, reason: event.reason }, snoozeUntil: event.until };
       return {};
@@ -462,6 +537,13 @@ export const patchMachine = setup({
         rollback: { scope, type: event.rollbackType ?? 'package', systems: event.systems && event.systems.length > 0 ? event.systems : null, by: event.by, reason: event.reason },
       } as Partial<PatchContext>;
     }),
+    /** The approval no longer holds (the errata changed, or it expired): back to the approvers. */
+    voidApproval: assign((_, v: { reason: string; at: number }) => ({
+      approval: null,
+      approvals: [],
+      approvalVoided: { reason: v.reason, at: v.at },
+    })),
+    involveForcer: assign(({ context }, e: OperatorAct) => ({ involved: involve(context, e.by, 'forced') })),
     recordRetry: assign(({ context }) => ({ attention: null, lastError: null, retry: null, resolution: null, round: context.round + 1, deadlines: { ...context.deadlines } })),
     recordManualFailure: assign((_, e: OperatorAct) => ({
       resolution: `marked failed by ${e.by}: ${e.reason ?? ''}`.trim(),
@@ -499,6 +581,11 @@ export const patchMachine = setup({
     attention: null,
     resolution: null,
     lastError: null,
+    involved: input.queuedBy ? [{ by: input.queuedBy, as: 'queued' as const }] : [],
+    approvals: [],
+    requiredApprovals: Math.max(1, input.requiredApprovals ?? 1),
+    separationOfDuties: input.separationOfDuties === true,
+    approvalVoided: null,
   }),
   // RESUME is sent after every hydration. Timers live in the `timers` table (derived from state and
   // context), so nothing needs re-arming in memory: RESUME is accepted everywhere and changes nothing.
@@ -728,10 +815,11 @@ export const patchMachine = setup({
     pending_approval: {
       description: 'The approval gate: a human approves, rejects or snoozes.',
       on: {
-        APPROVE: { guard: 'testPassed', target: 'approved', actions: 'recordApproval' },
+        APPROVE: approveTransitions(),
         REJECT: { guard: withReason, target: 'rejected', actions: 'recordApproval' },
         SNOOZE: { guard: 'snoozeInFuture', target: 'snoozed', actions: 'recordApproval' },
         ROLLBACK_TEST: { guard: withReason, target: 'failed', actions: { type: 'recordManualTestRollback', params: act } },
+        ERRATA_CHANGED: { actions: { type: 'voidApproval', params: voidedBy } },
       },
     },
 
@@ -740,13 +828,15 @@ export const patchMachine = setup({
       meta: { timer: 'snooze' },
       on: {
         TIMER: { guard: { type: 'isTimer', params: { name: 'snooze' } }, target: 'passed' },
-        APPROVE: { guard: 'testPassed', target: 'approved', actions: 'recordApproval' },
+        APPROVE: approveTransitions(),
         REJECT: { guard: withReason, target: 'rejected', actions: 'recordApproval' },
+        ERRATA_CHANGED: { actions: { type: 'voidApproval', params: voidedBy } },
       },
     },
 
     approved: {
       description: 'Approved: notifying (then promoting).',
+      on: { ERRATA_CHANGED: { target: 'passed', actions: { type: 'voidApproval', params: voidedBy } } },
       invoke: {
         id: 'notifyApproved',
         src: 'notify',
@@ -789,8 +879,16 @@ export const patchMachine = setup({
           description: 'Planned: waiting for the maintenance window of the next wave.',
           meta: { timer: 'window' },
           on: {
-            TIMER: { guard: { type: 'isTimer', params: { name: 'window' } }, target: 'deploying' },
-            START_DEPLOYMENT: { target: 'deploying' },
+            // Production starts only under an approval young enough; an expired one goes back to the approvers.
+            TIMER: [
+              { guard: and([{ type: 'isTimer', params: { name: 'window' as const } }, 'approvalFresh']), target: 'deploying' },
+              { guard: { type: 'isTimer', params: { name: 'window' } }, target: '#patch.passed', actions: { type: 'voidApproval', params: expired } },
+            ],
+            START_DEPLOYMENT: [
+              { guard: 'approvalFresh', target: 'deploying' },
+              { target: '#patch.passed', actions: { type: 'voidApproval', params: expired } },
+            ],
+            ERRATA_CHANGED: { target: '#patch.passed', actions: { type: 'voidApproval', params: voidedBy } },
           },
         },
         deploying: {
@@ -860,13 +958,27 @@ export const patchMachine = setup({
         RETRY: [
           { guard: { type: 'attentionPhaseIs', params: { phases: ['test'] } }, target: 'testing', actions: ['beginTest'] },
           { guard: { type: 'attentionPhaseIs', params: { phases: ['test_rollback'] } }, target: 'failed', actions: 'recordRetry' },
-          { guard: { type: 'attentionPhaseIs', params: { phases: ['prod'] } }, target: 'prod_pending', actions: 'recordRetry' },
+          {
+            guard: and([{ type: 'attentionPhaseIs', params: { phases: ['prod'] as Phase[] } }, 'approvalFresh']),
+            target: 'prod_pending',
+            actions: 'recordRetry',
+          },
+          // Production resumes only under a fresh approval: an old one goes back to the approvers.
+          {
+            guard: { type: 'attentionPhaseIs', params: { phases: ['prod'] } },
+            target: 'passed',
+            actions: ['recordRetry', { type: 'voidApproval', params: expired }],
+          },
           { guard: { type: 'attentionPhaseIs', params: { phases: ['prod_rollback'] } }, target: 'prod_rollback', actions: 'recordRetry' },
         ],
         MARK_FAILED: { guard: withReason, target: 'rolled_back', actions: { type: 'recordManualFailure', params: act } },
         FORCE_ROLLBACK: [
-          { guard: { type: 'attentionPhaseIs', params: { phases: ['prod', 'prod_rollback'] } }, target: 'prod_rollback', actions: ['recordRollbackRequest', 'recordRetry'] },
-          { target: 'failed', actions: ['recordRollbackRequest', 'recordRetry'] },
+          {
+            guard: { type: 'attentionPhaseIs', params: { phases: ['prod', 'prod_rollback'] } },
+            target: 'prod_rollback',
+            actions: ['recordRollbackRequest', 'recordRetry', { type: 'involveForcer', params: act }],
+          },
+          { target: 'failed', actions: ['recordRollbackRequest', 'recordRetry', { type: 'involveForcer', params: act }] },
         ],
       },
     },

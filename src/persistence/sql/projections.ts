@@ -44,7 +44,8 @@ export async function applyProjections(tx: DatabaseTransactionConnection, entryI
     const it = items[i]!;
     const ev = it.event as PatchEvent;
     const action = APPROVAL_ACTION[ev.type];
-    if (action !== undefined && it.transition.from_state !== it.transition.to_state) {
+    // A decision that moved the entry, or one approval of several (the entry stays pending_approval).
+    if (action !== undefined && (it.transition.from_state !== it.transition.to_state || ev.type === 'APPROVE')) {
       const reason = 'reason' in ev ? (ev.reason ?? null) : null;
       const until = ev.type === 'SNOOZE' ? new Date(ev.until).toISOString() : null;
       await tx.query(sql.unsafe`
