@@ -5,18 +5,26 @@ import type { BaseDeps } from '../interfaces.ts';
 import type { EventMeta } from '../machines/host.ts';
 import type { Role } from '../services/tokens.ts';
 
+/** Who a request's token belongs to (set by `authenticate`). */
 export interface Principal {
   tokenId: number;
   name: string;
   role: Role;
 }
 
+/** The Hono environment of the API: the variables middleware sets for routes. */
 export type ApiEnv = { Variables: { requestId: string; principal: Principal } };
 
+/**
+ * The client's address: X-Forwarded-For's first hop behind a trusted proxy, else the socket's.
+ * @returns at most 45 characters, or null without a socket (`app.request()` in tests)
+ * @example
+ * const ip = clientIp(c, deps.config.http.trustProxy);
+ */
 export function clientIp(c: Context, trustProxy: boolean): string | null {
   if (trustProxy) {
     const fwd = c.req.header('x-forwarded-for');
-    if (fwd) return fwd.split(',')[0]!.trim().slice(0, 45);
+    if (fwd) return (fwd.split(',')[0] ?? '').trim().slice(0, 45);
   }
   try {
     return getConnInfo(c).remote.address?.slice(0, 45) ?? null;

@@ -14,6 +14,12 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
 }
 
+/**
+ * The JSON body, validated: 415 when it is not JSON, 400 with each issue when it does not fit; an
+ * empty body counts as `{}` when the schema allows it.
+ * @example
+ * const body = await readJson(c, z.object({ reason: reasonField }).strict());
+ */
 export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
   const ct = c.req.header('content-type') ?? '';
   const text = await c.req.text();
@@ -43,6 +49,11 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
   return parsed.data;
 }
 
+/**
+ * The query string, validated (400 with each issue).
+ * @example
+ * const { days } = readQuery(c, z.object({ days: z.coerce.number().int().default(30) }));
+ */
 export function readQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<T> {
   const parsed = schema.safeParse(c.req.query());
   if (!parsed.success)
@@ -57,6 +68,11 @@ export function readQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<T
   return parsed.data;
 }
 
+/**
+ * A positive integer path parameter (400 otherwise).
+ * @example
+ * const id = readId(c); // /queue/:id
+ */
 export function readId(c: Context, name = 'id'): number {
   const v = c.req.param(name) ?? '';
   if (!/^[1-9]\d{0,15}$/.test(v))

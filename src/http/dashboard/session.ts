@@ -21,6 +21,7 @@ const SESSION_MAX_AGE_SECONDS = 12 * 3600;
 /** A call of the daemon's own `/api/v1` as the signed-in user. */
 export type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
 
+/** The signed-in user as the pages see them. */
 export interface Viewer {
   name: string;
   role: Role;
@@ -35,6 +36,7 @@ export interface PostedForm {
   f: Record<string, string>;
 }
 
+/** The dashboard's sign-in state and form guard (one per mounted dashboard). */
 export interface Session {
   /** The signed-in viewer, or a redirect to the sign-in page. */
   viewer(c: Context): Promise<Viewer | Response>;

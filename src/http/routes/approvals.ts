@@ -61,6 +61,7 @@ async function decideMany(c: Context<ApiEnv>, deps: QueueDeps) {
   return c.json(await decideBatch(deps, body.items, eventMeta(c, deps)));
 }
 
+/** The approvals endpoints, mounted by `queueRoutes`. */
 export const APPROVALS: Endpoint<QueueDeps>[] = [
   ['GET', '/approvals/pending', 'viewer', listPendingApprovals],
   ['POST', '/approvals/:id/approve', 'approver', approveEntry],

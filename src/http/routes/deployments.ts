@@ -19,6 +19,7 @@ import { toApi } from '../serialize.ts';
 import { readId, readJson, readQuery, reasonField } from '../validate.ts';
 import { mountEndpoints, type Endpoint } from './endpoints.ts';
 
+/** What the deployment routes need besides the base dependencies. */
 export interface DeploymentDeps extends BaseDeps {
   actors: ActorHost;
   lanes?: TestLanes | undefined;
@@ -116,6 +117,11 @@ const DEPLOYMENTS: Endpoint<DeploymentDeps>[] = [
   ['GET', '/notifications', 'viewer', listNotificationsPage],
 ];
 
+/**
+ * The deployments, rollbacks, lanes and notifications endpoints.
+ * @example
+ * createApp(deps, [deploymentRoutes({ ...deps, actors: host, lanes, rollbacks })]);
+ */
 export function deploymentRoutes(deps: DeploymentDeps) {
   return (api: Hono<ApiEnv>) => mountEndpoints(api, deps, DEPLOYMENTS);
 }

@@ -8,6 +8,7 @@ import type { Role } from '../../services/tokens.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiEnv } from '../context.ts';
 
+/** The HTTP methods the API uses. */
 export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 /** One endpoint's work: validate the request, ask one service or query, serialise the answer. */

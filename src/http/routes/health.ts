@@ -28,6 +28,11 @@ const HEALTH: Endpoint<BaseDeps>[] = [
   ['GET', '/health/detail', null, getHealthDetail],
 ];
 
+/**
+ * The public health endpoints (mounted before authentication).
+ * @example
+ * healthRoutes(deps)(api);
+ */
 export function healthRoutes(deps: BaseDeps): RouteModule {
   return (api) => mountEndpoints(api, deps, HEALTH);
 }

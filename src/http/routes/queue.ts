@@ -21,6 +21,7 @@ import { APPROVALS } from './approvals.ts';
 import { mountEndpoints, type Endpoint, type Handler } from './endpoints.ts';
 import { TESTS } from './tests.ts';
 
+/** What the queue, approvals and tests routes need besides the base dependencies. */
 export interface QueueDeps extends BaseDeps {
   actors: ActorHost;
   clock: Clock;
@@ -82,7 +83,7 @@ async function listEntries(c: Context<ApiEnv>, deps: QueueDeps) {
 
 async function queueNewErrata(c: Context<ApiEnv>, deps: QueueDeps) {
   const body = await readJson(c, queueBody);
-  const ids = [...new Set(body.errata_ids ?? [body.errata_id!])];
+  const ids = [...new Set(body.errata_ids ?? [body.errata_id ?? ''])];
   const results = await queueErrata(
     deps,
     ids,
@@ -186,6 +187,11 @@ const QUEUE: Endpoint<QueueDeps>[] = [
   ['POST', '/queue/:id/force-rollback', 'operator', sendOperatorEvent('FORCE_ROLLBACK', true)],
 ];
 
+/**
+ * The queue, approvals and tests endpoints.
+ * @example
+ * createApp(deps, [queueRoutes({ ...deps, actors: host, clock, settings, testEngine })]);
+ */
 export function queueRoutes(deps: QueueDeps) {
   return (api: Hono<ApiEnv>) => mountEndpoints(api, deps, [...QUEUE, ...APPROVALS, ...TESTS]);
 }

@@ -28,6 +28,11 @@ const REPORTS: Endpoint<BaseDeps>[] = [
   ['GET', '/reports/compliance', 'viewer', getCompliance],
 ];
 
+/**
+ * The report endpoints.
+ * @example
+ * createApp(deps, [reportRoutes(deps)]);
+ */
 export function reportRoutes(deps: BaseDeps) {
   return (api: Hono<ApiEnv>) => mountEndpoints(api, deps, REPORTS);
 }

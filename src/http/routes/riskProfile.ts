@@ -50,6 +50,11 @@ const RISK_PROFILE: Endpoint<RiskProfileDeps>[] = [
   ['POST', '/risk-profile/calculate', 'operator', calculateProfiles],
 ];
 
+/**
+ * The risk-profile endpoints.
+ * @example
+ * createApp(deps, [riskProfileRoutes({ ...deps, uyuni })]);
+ */
 export function riskProfileRoutes(deps: RiskProfileDeps) {
   return (api: Hono<ApiEnv>) => mountEndpoints(api, deps, RISK_PROFILE);
 }

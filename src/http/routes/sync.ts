@@ -27,13 +27,18 @@ const errataQuery = z.object({
 
 async function triggerSync(c: Context<ApiEnv>, deps: SyncDeps) {
   if (!deps.sync) {
-    throw new AppError(503, 'uyuni_not_configured', 'UYUNI is not configured (set UYUNI_URL, UYUNI_USER, UYUNI_PASSWORD)');
+    throw new AppError(
+      503,
+      'uyuni_not_configured',
+      'UYUNI is not configured (set UYUNI_URL, UYUNI_USER, UYUNI_PASSWORD)',
+    );
   }
   try {
     const report = await deps.sync.run('api');
     return c.json(report, report.status === 'completed' ? 200 : 502);
   } catch (raw) {
-    if (raw instanceof SyncAlreadyRunning) throw new AppError(409, 'sync_running', 'a sync is already running', { progress: raw.progress });
+    if (raw instanceof SyncAlreadyRunning)
+      throw new AppError(409, 'sync_running', 'a sync is already running', { progress: raw.progress });
     throw raw;
   }
 }
@@ -60,6 +65,11 @@ const SYNC: Endpoint<SyncDeps>[] = [
   ['GET', '/errata', 'viewer', getErrata],
 ];
 
+/**
+ * The sync and errata-cache endpoints.
+ * @example
+ * createApp(deps, [syncRoutes({ ...deps, sync })]);
+ */
 export function syncRoutes(deps: SyncDeps) {
   return (api: Hono<ApiEnv>) => mountEndpoints(api, deps, SYNC);
 }

@@ -74,6 +74,7 @@ async function rollBackTestSystem(c: Context<ApiEnv>, deps: QueueDeps) {
   return c.json({ queue_id: queueId, ...res });
 }
 
+/** The test-run endpoints, mounted by `queueRoutes`. */
 export const TESTS: Endpoint<QueueDeps>[] = [
   ['POST', '/tests/start', 'operator', startTestRun],
   ['GET', '/tests/:id', 'viewer', getTestRun],

@@ -10,6 +10,7 @@ import type { Db } from '../db.ts';
 const wholeRow = z.object({}).passthrough();
 const systemId = z.object({ system_id: z.number() });
 
+/** A whole `patch_deployments` row; the fields the services read are typed. */
 export type DeploymentRecord = Record<string, unknown> & {
   queue_id: number;
   waves: { group: string }[];
@@ -27,6 +28,7 @@ export async function findDeployment(db: Db, id: number): Promise<DeploymentReco
   )) as DeploymentRecord | null;
 }
 
+/** Filters of `GET /deployments`. */
 export interface DeploymentFilters {
   status?: string | undefined;
   errata_id?: string | undefined;
@@ -80,6 +82,7 @@ export function findRollback(db: Db, id: number) {
   return db.maybeOne(sql.type(wholeRow)`SELECT * FROM patch_rollbacks WHERE id = ${id}`);
 }
 
+/** The entry fields that decide which deployment request it accepts. */
 export const deploymentEntry = z.object({
   id: z.number(),
   status: z.string(),
@@ -143,6 +146,7 @@ export function readRollbackNumbering(db: Db, deploymentId: number) {
     FROM patch_deployments WHERE id = ${deploymentId}`);
 }
 
+/** A rollback job to file for a completed deployment. */
 export interface RollbackJobRequest {
   deploymentId: number;
   queueId: number;
@@ -171,6 +175,7 @@ export function insertRollbackJob(db: Db, r: RollbackJobRequest): Promise<number
     RETURNING id`);
 }
 
+/** Filters of `GET /notifications`. */
 export interface NotificationFilters {
   status?: string | undefined;
   limit: number;

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Db } from '../db.ts';
 
 const ts = z.number().nullable();
+/** An entry as the queue lists it (`v_queue_details`); times as epoch ms. */
 export const queueItem = z.object({
   id: z.number(),
   errata_id: z.string(),
@@ -36,6 +37,7 @@ export type QueueItem = z.infer<typeof queueItem>;
 export const SEVERITY_RANK = sql.fragment`
   CASE severity WHEN 'Critical' THEN 0 WHEN 'High' THEN 1 WHEN 'Medium' THEN 2 WHEN 'Low' THEN 3 ELSE 4 END`;
 
+/** The queue's sort orders; every one ends on a unique key, so pages do not overlap. */
 export const QUEUE_SORTS = {
   score: sql.fragment`success_score DESC, effective_priority DESC, queued_at, id`,
   oldest: sql.fragment`queued_at, id`,
@@ -45,6 +47,7 @@ export const QUEUE_SORTS = {
 } as const;
 export type QueueSort = keyof typeof QUEUE_SORTS;
 
+/** Filters, sort and page of `GET /queue`. */
 export interface QueueFilters {
   status?: string[];
   target_os?: string;
@@ -187,6 +190,7 @@ export function getRiskProfile(db: Db, errataId: string) {
   );
 }
 
+/** Filters and page of `GET /risk-profile`. */
 export interface RiskProfileFilters {
   /** Inclusive success-score band; absent = every profile. */
   band?: readonly [number, number] | undefined;
@@ -231,6 +235,7 @@ export function getErrata(db: Db, errataId: string) {
     FROM errata_cache WHERE errata_id = ${errataId}`);
 }
 
+/** A test or phase row, every column. */
 export const testRow = z.object({}).passthrough();
 
 /**

@@ -74,6 +74,7 @@ export function readApprovalBacklog(db: Db): Promise<{ n: number; oldest_hours: 
     SELECT count(*)::int AS n, round(max(hours_pending)::numeric, 1)::float8 AS oldest_hours FROM v_pending_approvals`);
 }
 
+/** One OS × severity row of the compliance report. */
 export const complianceRow = z.object({
   target_os: z.string(),
   severity: z.string(),

@@ -6,6 +6,7 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
+/** How many cached errata of one OS, advisory type and severity. */
 export const errataKindCount = z.object({
   target_os: z.string(),
   advisory_type: z.string(),
@@ -45,6 +46,7 @@ export function readErrataCacheTotals(db: Db) {
     FROM errata_cache`);
 }
 
+/** Filters and page of `GET /errata`. */
 export interface ErrataFilters {
   target_os?: string | undefined;
   severity?: string | undefined;

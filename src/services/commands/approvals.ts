@@ -10,11 +10,13 @@ const DAY_MS = 86_400_000;
 /** A snooze may last at most this many days (a year, and a day of slack for time zones). */
 const MAX_SNOOZE_DAYS = 366;
 
+/** What deciding needs: the actors, and the clock for a snooze given in days. */
 export interface DecisionDeps {
   actors: ActorHost;
   clock: Clock;
 }
 
+/** One approver decision, as the API's bodies give it. */
 export type Decision =
   | { action: 'approve'; reason?: string | undefined }
   | { action: 'reject'; reason: string }

@@ -21,6 +21,7 @@ import type { RollbackRunner } from '../../scheduler/rollbacks.ts';
 import { loadMaintenanceWindows, loadRolloutPolicy } from '../settings.ts';
 import { openWindow, windowsFor } from '../windows.ts';
 
+/** What the deployment requests need. */
 export interface DeploymentCommandDeps {
   db: Db;
   actors: ActorHost;
@@ -28,6 +29,7 @@ export interface DeploymentCommandDeps {
   rollbacks?: RollbackRunner | undefined;
 }
 
+/** A rollback as the operator asks for it. */
 export interface RollbackRequest {
   type: 'package' | 'system';
   /** Absent: every system the deployment applied. */
@@ -107,14 +109,10 @@ export async function requestRollback(
     }
   }
   if (entry.status === 'completed') return fileRollbackJob(deps, deploymentId, entry.id, body, m);
-  let res;
-  if (entry.status === 'prod_applied') res = await deps.actors.send(entry.id, { type: 'ROLLBACK', ...common }, m);
-  else if (
+  const halted =
     entry.status === 'needs_attention' &&
-    (entry.attention_phase === 'prod' || entry.attention_phase === 'prod_rollback')
-  ) {
-    res = await deps.actors.send(entry.id, { type: 'FORCE_ROLLBACK', ...common }, m);
-  } else {
+    (entry.attention_phase === 'prod' || entry.attention_phase === 'prod_rollback');
+  if (entry.status !== 'prod_applied' && !halted) {
     throw new AppError(
       409,
       'invalid_state',
@@ -124,6 +122,8 @@ export async function requestRollback(
       { status: entry.status },
     );
   }
+  const event = halted ? { type: 'FORCE_ROLLBACK' as const, ...common } : { type: 'ROLLBACK' as const, ...common };
+  const res = await deps.actors.send(entry.id, event, m);
   return { deployment_id: deploymentId, queue_id: entry.id, ...res };
 }
 

@@ -4,6 +4,7 @@ import type { ActorHost, EventMeta } from '../../machines/host.ts';
 import type { Db } from '../../persistence/db.ts';
 import { getQueueItem, nextQueued } from '../../persistence/sql/queue.ts';
 
+/** What starting a test needs. */
 export interface StartTestDeps {
   db: Db;
   actors: ActorHost;
@@ -11,6 +12,7 @@ export interface StartTestDeps {
   testEngine: { available: boolean; reason: string | null };
 }
 
+/** The body of `POST /tests/start`. */
 export interface StartTestRequest {
   queue_id?: number | undefined;
   /** Without `queue_id`: the next queued entry of this OS (any OS when absent). */

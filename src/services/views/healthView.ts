@@ -6,6 +6,7 @@ import { probeDatabase, probePrometheus, probeSalt, probeUyuni, type ProbeResult
 
 type Component = 'database' | 'uyuni' | 'salt' | 'prometheus';
 
+/** The body of `GET /health/detail`. */
 export interface HealthDetail {
   status: 'healthy' | 'degraded' | 'unhealthy';
   version: string;

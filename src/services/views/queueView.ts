@@ -12,6 +12,7 @@ import { loadEntry, loadJournal } from '../../persistence/sql/entries.ts';
 import { getErrata, getQueueItem, getRiskProfile, testsOfEntry } from '../../persistence/sql/queue.ts';
 import { redactPayload } from '../../redact.ts';
 
+/** What the entry views read: the database, the live actors and the clock. */
 export interface QueueViewDeps {
   db: Db;
   actors: ActorHost;

@@ -21,8 +21,11 @@ export async function syncStatus(db: Db, sync: UyuniSync | undefined) {
  */
 export async function errataCacheStats(db: Db) {
   const rows = await countErrataByKind(db);
-  const sum = (key: 'target_os' | 'advisory_type' | 'severity') =>
-    rows.reduce<Record<string, number>>((acc, r: ErrataKindCount) => ({ ...acc, [r[key]]: (acc[r[key]] ?? 0) + r.n }), {});
+  const sum = (key: 'target_os' | 'advisory_type' | 'severity') => {
+    const counts: Record<string, number> = {};
+    for (const r of rows as readonly ErrataKindCount[]) counts[r[key]] = (counts[r[key]] ?? 0) + r.n;
+    return counts;
+  };
   const totals = await readErrataCacheTotals(db);
   return { ...totals, by_os: sum('target_os'), by_type: sum('advisory_type'), by_severity: sum('severity') };
 }

@@ -52,7 +52,7 @@ async function decideOne(c: Context, s: Session) {
   if (r instanceof Response) return r;
   const { v, f } = r;
   const id = c.req.param('id');
-  const action = c.req.param('action')!;
+  const action = c.req.param('action') ?? '';
   const to = f.back?.startsWith('/ui') ? f.back : `/ui/entries/${id}`;
   const body: Record<string, unknown> = {};
   if (f.reason) body.reason = f.reason;
@@ -66,12 +66,17 @@ async function approveSelected(c: Context, s: Session) {
   if (r instanceof Response) return r;
   const ids = checkedIds((await c.req.parseBody({ all: true })).ids);
   if (ids.length === 0) {
-    return c.redirect('/ui/approvals?error=' + encodeURIComponent('select at least one entry'), 303);
+    return c.redirect(`/ui/approvals?error=${encodeURIComponent('select at least one entry')}`, 303);
   }
   const res = await r.v.api('POST', '/approvals/batch', { items: ids.map((id) => ({ id, action: 'approve' })) });
   return back(c, '/ui/approvals', res, `approved ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'}`);
 }
 
+/**
+ * Mount `/ui/approvals` and its decision forms.
+ * @example
+ * approvalPages(app, session);
+ */
 export function approvalPages(app: Hono<any>, s: Session): void {
   app.get('/ui/approvals', (c) => showApprovals(c, s));
   app.post('/ui/approvals/:id{[0-9]+}/:action{approve|reject|snooze}', (c) => decideOne(c, s));

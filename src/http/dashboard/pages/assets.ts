@@ -4,6 +4,11 @@ import { APP_CSS, APP_JS } from '../static.ts';
 
 const CACHE = 'max-age=300';
 
+/**
+ * Mount `/ui/static/app.css` and `/ui/static/app.js`.
+ * @example
+ * assetRoutes(app);
+ */
 export function assetRoutes(app: Hono<any>): void {
   const css = { 'content-type': 'text/css; charset=utf-8', 'cache-control': CACHE };
   const js = { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': CACHE };

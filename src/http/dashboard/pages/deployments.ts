@@ -111,6 +111,11 @@ async function rollBackSystems(c: Context, s: Session) {
   return back(c, `/ui/deployments/${id}`, res, started);
 }
 
+/**
+ * Mount `/ui/deployments`, one deployment's page and its rollback form.
+ * @example
+ * deploymentPages(app, session);
+ */
 export function deploymentPages(app: Hono<any>, s: Session): void {
   app.get('/ui/deployments', (c) => listDeployments(c, s));
   app.get('/ui/deployments/:id{[0-9]+}', (c) => showDeployment(c, s));

@@ -106,6 +106,11 @@ async function showEntry(c: Context, s: Session) {
   );
 }
 
+/**
+ * Mount `/ui/entries/{id}`.
+ * @example
+ * entryPages(app, session);
+ */
 export function entryPages(app: Hono<any>, s: Session): void {
   app.get('/ui/entries/:id{[0-9]+}', (c) => showEntry(c, s));
 }

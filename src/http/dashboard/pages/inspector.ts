@@ -34,6 +34,11 @@ async function showInspector(c: Context, s: Session) {
   );
 }
 
+/**
+ * Mount `/ui/inspector/{id}`.
+ * @example
+ * inspectorPages(app, session);
+ */
 export function inspectorPages(app: Hono<any>, s: Session): void {
   app.get('/ui/inspector/:id{[0-9]+}', (c) => showInspector(c, s));
 }

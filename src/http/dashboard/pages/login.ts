@@ -15,7 +15,7 @@ const TOKEN_HELP = raw(
     '<code>spm-orchestrator token create --name you --role approver</code>.</p>',
 );
 
-const retry = (c: Context, error: string) => c.redirect('/ui/login?error=' + encodeURIComponent(error), 303);
+const retry = (c: Context, error: string) => c.redirect(`/ui/login?error=${encodeURIComponent(error)}`, 303);
 
 function showSignIn(c: Context) {
   const expired = c.req.query('expired') ? alert('Your token is no longer valid: sign in again.') : '';
@@ -53,6 +53,11 @@ async function signOut(c: Context, s: Session) {
   return c.redirect('/ui/login', 303);
 }
 
+/**
+ * Mount `/ui/login` (page and form) and `/ui/logout`.
+ * @example
+ * loginPages(app, session);
+ */
 export function loginPages(app: Hono<any>, s: Session): void {
   app.get('/ui/login', (c) => showSignIn(c));
   app.post('/ui/login', (c) => signIn(c, s));

@@ -152,6 +152,11 @@ async function liveCounts(c: Context, s: Session) {
   return c.html(countsHtml((stats.body?.by_status ?? {}) as Record<string, number>).value);
 }
 
+/**
+ * Mount `/ui` and its live parts `/ui/live/queue` and `/ui/live/counts`.
+ * @example
+ * queuePages(app, session);
+ */
 export function queuePages(app: Hono<any>, s: Session): void {
   app.get('/ui', (c) => showQueue(c, s));
   app.get('/ui/live/queue', (c) => liveTable(c, s));

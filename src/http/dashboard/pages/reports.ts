@@ -67,6 +67,11 @@ async function showReports(c: Context, s: Session) {
   );
 }
 
+/**
+ * Mount `/ui/reports`.
+ * @example
+ * reportPages(app, session);
+ */
 export function reportPages(app: Hono<any>, s: Session): void {
   app.get('/ui/reports', (c) => showReports(c, s));
 }

@@ -42,6 +42,11 @@ async function triggerSync(c: Context, s: Session) {
   return back(c, '/ui/sync', await r.v.api('POST', '/sync/trigger', {}), 'sync started');
 }
 
+/**
+ * Mount `/ui/sync` and its "Sync now" form.
+ * @example
+ * syncPages(app, session);
+ */
 export function syncPages(app: Hono<any>, s: Session): void {
   app.get('/ui/sync', (c) => showSync(c, s));
   app.post('/ui/sync/trigger', (c) => triggerSync(c, s));

@@ -40,6 +40,11 @@ async function liveLanes(c: Context, s: Session) {
   return c.html((await lanesHtml(v)).value);
 }
 
+/**
+ * Mount `/ui/tests` and its live part `/ui/live/lanes`.
+ * @example
+ * testPages(app, session);
+ */
 export function testPages(app: Hono<any>, s: Session): void {
   app.get('/ui/tests', (c) => showTests(c, s));
   app.get('/ui/live/lanes', (c) => liveLanes(c, s));
