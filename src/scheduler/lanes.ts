@@ -10,12 +10,11 @@
  * it resumes by itself when the system answers again.
  */
 import BetterQueue from 'better-queue';
-import { sql } from 'slonik';
-import { z } from 'zod';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ActorHost } from '../machines/host.ts';
 import type { Db } from '../persistence/db.ts';
+import { findLaneOccupant, getLaneEntry, isOccupyingTestSystem, nextQueuedForLane } from '../persistence/sql/lanes.ts';
 import type { SaltClient } from '../services/salt/client.ts';
 import { loadTestSystems } from '../services/settings.ts';
 import { AbortableLoop } from './loop.ts';
@@ -28,12 +27,6 @@ export interface LaneState {
   paused: string | null;
   completed: number;
 }
-
-/** SQL: entries that occupy a test system (its name in the persisted context). */
-const OCCUPYING = sql.fragment`(
-  status IN ('testing', 'needs_reboot', 'rebooting', 'failed')
-  OR (status = 'pending_retry' AND snapshot->'context'->'retry'->>'step' IN ('snapshot', 'baseline', 'apply', 'await_action', 'check_reboot', 'validate', 'reboot', 'rollback_test'))
-  OR (status = 'needs_attention' AND snapshot->'context'->'attention'->>'phase' IN ('test', 'test_rollback')))`;
 
 export class TestLanes extends AbortableLoop {
   private readonly lanes = new Map<string, { state: LaneState; queue: BetterQueue<{ id: number }> }>();
@@ -63,12 +56,15 @@ export class TestLanes extends AbortableLoop {
         this.lastError = null;
       } catch (raw) {
         const msg = coerceError(raw).message;
-        if (msg !== this.lastError) this.o.logger.error({ err: msg }, 'test lanes: could not fill (said once until it changes)');
+        if (msg !== this.lastError)
+          this.o.logger.error({ err: msg }, 'test lanes: could not fill (said once until it changes)');
         this.lastError = msg;
       }
       if (this.active) await this.sleep(this.o.pollMs);
     }
-    await Promise.all([...this.lanes.values()].map((l) => new Promise<void>((resolve) => l.queue.destroy(() => resolve()))));
+    await Promise.all(
+      [...this.lanes.values()].map((l) => new Promise<void>((resolve) => l.queue.destroy(() => resolve()))),
+    );
   }
 
   private lane(os: string, system: string, systemId: number | null) {
@@ -76,10 +72,18 @@ export class TestLanes extends AbortableLoop {
     let l = this.lanes.get(name);
     if (!l) {
       const state: LaneState = { os, system, systemId, entryId: null, paused: null, completed: 0 };
-      const queue = new BetterQueue<{ id: number }>((task, cb) => {
-        this.runEntry(state, task.id).then(() => cb(null), (err: unknown) => cb(err as Error));
-      }, { concurrent: 1, maxRetries: 0, autoResume: true });
-      queue.on('task_failed', (_id, err) => this.o.logger.error({ lane: name, err: String(err) }, 'test lane task failed'));
+      const queue = new BetterQueue<{ id: number }>(
+        (task, cb) => {
+          this.runEntry(state, task.id).then(
+            () => cb(null),
+            (err: unknown) => cb(err as Error),
+          );
+        },
+        { concurrent: 1, maxRetries: 0, autoResume: true },
+      );
+      queue.on('task_failed', (_id, err) =>
+        this.o.logger.error({ lane: name, err: String(err) }, 'test lane task failed'),
+      );
       l = { state, queue };
       this.lanes.set(name, l);
     }
@@ -94,16 +98,13 @@ export class TestLanes extends AbortableLoop {
       for (const s of systems ?? []) {
         const l = this.lane(os, s.system_name, s.system_id);
         if (l.state.entryId !== null || !this.active) continue;
-        const occupant = await this.o.db.maybeOneFirst(sql.type(z.object({ id: z.number() }))`
-          SELECT id FROM patch_test_queue WHERE ${OCCUPYING} AND snapshot->'context'->'testSystem'->>'name' = ${s.system_name} ORDER BY id LIMIT 1`);
+        const occupant = await findLaneOccupant(this.o.db, s.system_name);
         if (occupant !== null) {
           this.take(l, occupant);
           continue;
         }
         const held = [...this.lanes.values()].map((x) => x.state.entryId).filter((x): x is number => x !== null);
-        const next = await this.o.db.maybeOneFirst(sql.type(z.object({ id: z.number() }))`
-          SELECT id FROM patch_test_queue WHERE status = 'queued' AND target_os = ${os} AND NOT (id = ANY(${sql.array(held, 'int8')}))
-          ORDER BY success_score DESC, COALESCE(priority_override, priority) DESC, queued_at, id LIMIT 1`);
+        const next = await nextQueuedForLane(this.o.db, os, held);
         if (next === null) continue;
         const down = await this.unreachable(s.system_name);
         if (down !== l.state.paused) {
@@ -135,21 +136,27 @@ export class TestLanes extends AbortableLoop {
   /** Start the entry on this lane's system (if still queued) and hold the lane until it frees the system. */
   private async runEntry(state: LaneState, id: number): Promise<void> {
     try {
-      const row = await this.o.db.maybeOne(sql.type(z.object({ status: z.string(), system: z.string().nullable() }))`
-        SELECT status, snapshot->'context'->'testSystem'->>'name' AS system FROM patch_test_queue WHERE id = ${id}`);
+      const row = await getLaneEntry(this.o.db, id);
       if (row === null) return;
-      if (row.status !== 'queued' && row.system !== state.system) return; // started elsewhere (an operator, another lane)
+      // Started elsewhere (an operator, another lane).
+      if (row.status !== 'queued' && row.system !== state.system) return;
       if (row.status === 'queued') {
         try {
-          await this.o.actors.send(id, { type: 'START_TEST', by: 'scheduler', testSystem: { id: state.systemId, name: state.system } }, { actor: 'scheduler' });
+          await this.o.actors.send(
+            id,
+            { type: 'START_TEST', by: 'scheduler', testSystem: { id: state.systemId, name: state.system } },
+            { actor: 'scheduler' },
+          );
         } catch (raw) {
-          this.o.logger.info({ id, lane: state.system, err: coerceError(raw).message }, 'test lane: entry not started (taken or changed)');
+          this.o.logger.info(
+            { id, lane: state.system, err: coerceError(raw).message },
+            'test lane: entry not started (taken or changed)',
+          );
           return;
         }
       }
       while (this.active) {
-        const busy = await this.o.db.maybeOneFirst(sql.type(z.object({ busy: z.boolean() }))`
-          SELECT ${OCCUPYING} AS busy FROM patch_test_queue WHERE id = ${id}`);
+        const busy = await isOccupyingTestSystem(this.o.db, id);
         if (busy !== true) break;
         await new Promise((r) => setTimeout(r, Math.min(this.o.pollMs, 500)));
       }

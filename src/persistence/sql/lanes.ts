@@ -1,0 +1,60 @@
+/**
+ * Queries of the test lanes: which queue entry occupies a test system, which one a free lane takes
+ * next, and whether a lane's entry still holds its system.
+ */
+import { sql } from 'slonik';
+import { z } from 'zod';
+import type { Db } from '../db.ts';
+
+/**
+ * SQL: entries that occupy a test system (its name in the persisted context) — a test running, the
+ * test system rolling back (`failed`), a retry of a test step, or a human needed during the test
+ * or its rollback.
+ */
+const OCCUPYING = sql.fragment`(
+  status IN ('testing', 'needs_reboot', 'rebooting', 'failed')
+  OR (status = 'pending_retry' AND snapshot->'context'->'retry'->>'step'
+      IN ('snapshot', 'baseline', 'apply', 'await_action', 'check_reboot', 'validate', 'reboot', 'rollback_test'))
+  OR (status = 'needs_attention' AND snapshot->'context'->'attention'->>'phase' IN ('test', 'test_rollback')))`;
+
+const idRow = z.object({ id: z.number() });
+
+/**
+ * The entry occupying a test system (after a restart it keeps its lane), lowest id first.
+ * @example await findLaneOccupant(db, 'test-ubuntu-1') // 7 | null
+ */
+export function findLaneOccupant(db: Db, systemName: string) {
+  return db.maybeOneFirst(sql.type(idRow)`
+    SELECT id FROM patch_test_queue
+    WHERE ${OCCUPYING} AND snapshot->'context'->'testSystem'->>'name' = ${systemName} ORDER BY id LIMIT 1`);
+}
+
+/**
+ * The queued entry a free lane of this OS takes next: highest success score, then priority (an
+ * operator's override first), then the oldest; entries other lanes hold are skipped.
+ * @example await nextQueuedForLane(db, 'ubuntu', [7, 9]) // 12 | null
+ */
+export function nextQueuedForLane(db: Db, os: string, held: number[]) {
+  return db.maybeOneFirst(sql.type(idRow)`
+    SELECT id FROM patch_test_queue
+    WHERE status = 'queued' AND target_os = ${os} AND NOT (id = ANY(${sql.array(held, 'int8')}))
+    ORDER BY success_score DESC, COALESCE(priority_override, priority) DESC, queued_at, id LIMIT 1`);
+}
+
+/**
+ * An entry's status and the test system it runs on.
+ * @example await getLaneEntry(db, 7) // { status: 'queued', system: null }
+ */
+export function getLaneEntry(db: Db, id: number) {
+  return db.maybeOne(sql.type(z.object({ status: z.string(), system: z.string().nullable() }))`
+    SELECT status, snapshot->'context'->'testSystem'->>'name' AS system FROM patch_test_queue WHERE id = ${id}`);
+}
+
+/**
+ * Does the entry still occupy its test system? null when it does not exist.
+ * @example while (await isOccupyingTestSystem(db, 7)) await sleep(500);
+ */
+export function isOccupyingTestSystem(db: Db, id: number) {
+  return db.maybeOneFirst(sql.type(z.object({ busy: z.boolean() }))`
+    SELECT ${OCCUPYING} AS busy FROM patch_test_queue WHERE id = ${id}`);
+}
