@@ -5,19 +5,13 @@
  * dies mid-way finds the row at start and runs it again (package rollback touches only systems not
  * yet at their recorded versions; a system rollback checks snapper's "writable copy of #N").
  */
-import { sql } from 'slonik';
-import { z } from 'zod';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { PatchPorts } from '../machines/effects.ts';
 import type { TargetOs } from '../machines/patch.machine.ts';
 import type { Db } from '../persistence/db.ts';
+import { failRollbackJob, listRollbackJobs } from '../persistence/sql/rollbacks.ts';
 import { AbortableLoop } from './loop.ts';
-
-const job = z.object({
-  id: z.number(), deployment_id: z.number(), queue_id: z.number(), errata_id: z.string(), target_os: z.string(), rollback_type: z.enum(['package', 'system']),
-  target_systems: z.array(z.number()), reason: z.string().nullable(), effect_key: z.string(),
-});
 
 export class RollbackRunner extends AbortableLoop {
   private readonly o: { db: Db; logger: Logger; ports: PatchPorts; pollMs: number };
@@ -40,28 +34,39 @@ export class RollbackRunner extends AbortableLoop {
   protected async run(): Promise<void> {
     while (this.active) {
       try {
-        const jobs = await this.o.db.any(sql.type(job)`
-          SELECT r.id, r.deployment_id, r.queue_id, r.errata_id, q.target_os, r.rollback_type, r.target_systems, r.reason, r.effect_key
-          FROM patch_rollbacks r JOIN patch_test_queue q ON q.id = r.queue_id
-          WHERE r.status = 'in_progress' AND r.effect_key LIKE 'rb:%' AND r.deployment_id IS NOT NULL ORDER BY r.id`);
+        const jobs = await listRollbackJobs(this.o.db);
         for (const j of jobs) {
           if (!this.active) break;
           try {
-            await this.o.ports.rollbackProduction({
-              key: j.effect_key, entryId: j.queue_id, errataId: j.errata_id, targetOs: j.target_os as TargetOs, attempt: 1, testSystem: null,
-              deploymentId: j.deployment_id, rollbackType: j.rollback_type, systems: j.target_systems, reason: j.reason ?? 'rollback',
-            }, this.abort.signal);
-            this.o.logger.info({ rollback: j.id, deployment: j.deployment_id }, 'rollback of a completed deployment finished');
+            await this.o.ports.rollbackProduction(
+              {
+                key: j.effect_key,
+                entryId: j.queue_id,
+                errataId: j.errata_id,
+                targetOs: j.target_os as TargetOs,
+                attempt: 1,
+                testSystem: null,
+                deploymentId: j.deployment_id,
+                rollbackType: j.rollback_type,
+                systems: j.target_systems,
+                reason: j.reason ?? 'rollback',
+              },
+              this.abort.signal,
+            );
+            this.o.logger.info(
+              { rollback: j.id, deployment: j.deployment_id },
+              'rollback of a completed deployment finished',
+            );
           } catch (raw) {
             const err = raw as { transient?: boolean };
             const message = coerceError(raw).message;
-            this.o.logger.warn({ rollback: j.id, err: message, transient: err.transient === true }, 'rollback of a completed deployment failed');
-            // Transient: retried next round. Permanent: recorded on the row (if the rollback did not), never retried in a loop.
-            if (err.transient !== true) {
-              await this.o.db.query(sql.unsafe`
-                UPDATE patch_rollbacks SET status = 'failed', completed_at = now(), error_details = coalesce(error_details, ${sql.jsonb({ message })})
-                WHERE id = ${j.id} AND status = 'in_progress'`);
-            }
+            this.o.logger.warn(
+              { rollback: j.id, err: message, transient: err.transient === true },
+              'rollback of a completed deployment failed',
+            );
+            // Transient: retried next round. Permanent: recorded on the row (if the rollback did not),
+            // never retried in a loop.
+            if (err.transient !== true) await failRollbackJob(this.o.db, j.id, message);
           }
         }
       } catch (raw) {
