@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Config } from '../config.ts';
 import type { Db } from '../persistence/db.ts';
-import { sql } from 'slonik';
+import { selectOne } from '../persistence/sql/probes.ts';
 
 export type ProbeStatus = 'connected' | 'unreachable' | 'not configured';
 export interface ProbeResult {
@@ -64,7 +64,7 @@ export async function timed(fn: () => Promise<string | undefined>): Promise<Prob
 export function probeDatabase(db: Db, timeoutMs = 2000): Promise<ProbeResult> {
   return timed(async () => {
     await Promise.race([
-      db.oneFirst(sql.unsafe`SELECT 1`),
+      selectOne(db),
       new Promise((_, rej) => setTimeout(() => rej(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),
     ]);
     return undefined;
