@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import type { PatchPorts } from '../machines/effects.ts';
 import { EFFECT_NAMES, portsFrom, TransientError } from '../machines/effects.ts';
 import type { EffectName, Effects } from '../machines/patch.machine.ts';
-import { sleep } from '../services/engine/support.ts';
+import { sleep } from '../engine/timing.ts';
 
 /** Effects that change the outside world: running one twice for one key is a duplicate. */
 export const MUTATING_EFFECTS: readonly EffectName[] = [
