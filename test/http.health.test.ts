@@ -4,6 +4,7 @@ import { createApp } from '../src/http/app.ts';
 import { AppError } from '../src/errors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
+import { loadMigrations } from '../src/persistence/migrate.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let closedPort: number;
@@ -43,7 +44,7 @@ describe('GET /api/v1/health/detail', () => {
     const body = (await res.json()) as Record<string, unknown>;
     expect(body).toMatchObject({
       status: 'healthy',
-      schema_version: 3,
+      schema_version: loadMigrations().length, // the newest migration of this build
       components: { database: 'connected', uyuni: 'not configured', salt: 'not configured', prometheus: 'not configured' },
       queue_stats: {},
     });
