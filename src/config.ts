@@ -67,6 +67,7 @@ const envSchema = z.object({
   UI_PROXY_USER_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').optional(),
   UI_PROXY_ROLE_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').optional(),
   UI_PROXY_DEFAULT_ROLE: z.enum(['viewer', 'operator', 'approver', 'admin']).default('viewer'),
+  METRICS_TOKEN: z.string().regex(/^[A-Za-z0-9._~+/=-]{16,512}$/, 'METRICS_TOKEN: expected 16 to 512 characters of A-Z a-z 0-9 . _ ~ + / = - (a bearer token; e.g. openssl rand -hex 32)').optional(),
 
   DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
   DB_HOST: nonEmpty('DB_HOST').optional(),
@@ -128,6 +129,8 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   instanceId: string;
   http: { host: string; port: number; bodyLimitBytes: number; shutdownGraceMs: number; trustProxy: boolean };
+  /** `GET /metrics`: open when `token` is undefined, else only with `Authorization: Bearer <token>`. */
+  metrics: { token: string | undefined };
   /** `url` is undefined when the embedded PostgreSQL must be started. */
   database: { url: string | undefined; poolMax: number; embedded: { dir: string; port: number } };
   uyuni:
@@ -225,6 +228,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       shutdownGraceMs: e.SHUTDOWN_GRACE_SECONDS * 1000,
       trustProxy: e.TRUST_PROXY,
     },
+    metrics: { token: e.METRICS_TOKEN },
     database: { url: dbUrl, poolMax: e.DB_POOL_MAX, embedded: { dir: e.EMBEDDED_PG_DIR, port: e.EMBEDDED_PG_PORT } },
     uyuni:
       e.UYUNI_URL === undefined
@@ -260,7 +264,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
 }
 
 function isSecretName(name: string): boolean {
-  return /PASSWORD|SECRET|KEY|DATABASE_URL/.test(name);
+  return /PASSWORD|SECRET|KEY|TOKEN|DATABASE_URL/.test(name);
 }
 
 /**

@@ -38,6 +38,9 @@ import { migrate } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
 import { Releasers } from './releasers.ts';
 import { VERSION } from './version.ts';
+import { instrumentPorts, OrchestratorMetrics } from './services/metrics.ts';
+import { metricsRoutes } from './http/routes/metrics.ts';
+import { measureRequests } from './http/requestMetrics.ts';
 
 export interface Daemon {
   port: number;
@@ -87,6 +90,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     releasers.add('instance-lock', () => instanceLock.release());
 
     const deps: BaseDeps = { config, logger, db, version: VERSION, startedAt: Date.now(), lifecycle };
+    const metrics = new OrchestratorMetrics({ db, logger });
 
     // Effects: the caller's engine when it supplies one, else the real test engine (UYUNI + Salt,
     // Prometheus when configured) when UYUNI and Salt are configured; without them every effect is
@@ -125,7 +129,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       logger.warn({ url: config.inspect.url }, 'XState inspection is streaming to a local websocket (debugging only)');
     }
     const actors = await startActorSystem({
-      db, logger, ownerId: config.instanceId, leaseTtlMs: config.leaseTtlMs, pollMs: config.schedulerPollMs, ports,
+      db, logger, ownerId: config.instanceId, leaseTtlMs: config.leaseTtlMs, pollMs: config.schedulerPollMs, ports: instrumentPorts(ports, metrics),
       reconcile, listenUrl: url,
       ...(inspect ? { inspect } : {}),
     });
@@ -176,13 +180,14 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       releasers.add('sync-poller', () => poller.stop());
     }
 
+    metrics.observe({ actors: actors.host, lanes });
     const app = createApp(deps, [
       queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings, testEngine, profile }),
       syncRoutes({ ...deps, sync }),
       riskProfileRoutes({ ...deps, uyuni }),
       deploymentRoutes({ ...deps, actors: actors.host, lanes, rollbacks }),
       reportRoutes(deps),
-    ], [(root) => dashboardRoutes(deps, root)]);
+    ], [(root) => dashboardRoutes(deps, root), metricsRoutes({ ...deps, metrics }), measureRequests(metrics.httpDuration)]);
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));
     lifecycle.state = 'running';
