@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadEnv, parseConfig, type Config } from './config.ts';
 import { ConfigError, EXIT_CONFIG, coerceError } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { flushLogger, SHUTDOWN_SIGNALS, stopOnSignals } from './signals.ts';
+import { flushLogger, handleShutdownSignals } from './signals.ts';
 
 const USAGE = `usage: spm-orchestrator <command>
 
@@ -41,8 +41,11 @@ function loadConfig(): Config {
 }
 
 async function serve(config: Config, logger: Logger): Promise<void> {
+  // The pid to signal: `npm start` execs into this process, so it is also npm's child's.
+  logger.info({ pid: process.pid, node: process.version }, 'spm-orchestrator starting');
+  const shutdown = handleShutdownSignals(logger);
   const { startDaemon } = await import('./daemon.ts');
-  stopOnSignals(await startDaemon(config, logger), logger);
+  shutdown.started(await startDaemon(config, logger));
 }
 
 async function withDatabase<T>(config: Config, logger: Logger, fn: (url: string, db: import('./persistence/db.ts').Db) => Promise<T>): Promise<T> {
@@ -102,17 +105,12 @@ async function lab(): Promise<void> {
   const env = loadEnv();
   const base = loadConfig();
   const logger = createLogger({ level: base.logLevel === 'info' ? 'warn' : base.logLevel, instanceId: base.instanceId });
+  const out = (l: string) => process.stdout.write(`${l}\n`);
+  out(`lab: starting (pid ${process.pid}; SIGTERM or Ctrl-C stops everything it started)`);
+  const shutdown = handleShutdownSignals(logger);
   try {
     const { runLab } = await import('./lab/run.ts');
-    const handle = await runLab(env, logger, (l) => process.stdout.write(`${l}\n`));
-    let stopping = false;
-    for (const signal of SHUTDOWN_SIGNALS) {
-      process.on(signal, () => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        handle.stop().then(() => process.exit(0), () => process.exit(1));
-      });
-    }
+    shutdown.started(await runLab(env, logger, out));
   } catch (raw) {
     fail(`lab: ${coerceError(raw).message}`);
   }

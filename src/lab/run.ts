@@ -2,7 +2,7 @@
  * `spm-orchestrator lab` / `npm run lab`: the one-command demo. Starts the embedded PostgreSQL, the
  * lab world — UYUNI (the seed notes' fleet: 2 test groups, 2 test systems, 634 errata, plus two
  * production groups), the Salt API, one node_exporter-style endpoint per system — a real Prometheus
- * scraping them when Debian's `prometheus` is installed, a lab NVD, an SMTP sink, and the daemon
+ * scraping them and the daemon's /metrics when Debian's `prometheus` is installed, a lab NVD, an SMTP sink, and the daemon
  * wired to all of it with the real test engine. Prints the API URL and an admin token; the startup
  * sync fills the errata cache, the Security Advisories are queued with their scores, and the test
  * lanes start testing them one by one on the two test systems (short lab waits: seconds).
@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig, type Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import { Releasers } from '../releasers.ts';
 import { setConfigValue } from '../persistence/sql/config.ts';
 import { insertToken } from '../persistence/sql/tokens.ts';
 import { generateToken } from '../services/tokens.ts';
@@ -33,14 +34,37 @@ export const LAB_SCALE = {
   groups: [...SEED_SCALE.groups, { name: 'prod-ubuntu-web', os: 'ubuntu' as const, systems: 8 }, { name: 'prod-rhel9-db', os: 'rhel' as const, systems: 4 }],
 };
 
-async function startLabPrometheus(world: LabWorld, dir: string, logger: Logger): Promise<{ url: string; proc: ChildProcess } | null> {
+interface LabPrometheus {
+  url: string;
+  proc: ChildProcess;
+  /** Add the daemon's /metrics (job spm-orchestrator, as in prometheus/prometheus.yml) and reload. */
+  scrapeDaemon(target: string, token: string | undefined): void;
+  stop(): Promise<void>;
+}
+
+/** Stop a child: SIGTERM, SIGKILL after `ms`; resolves once it has exited. */
+function stopChild(proc: ChildProcess, ms = 5000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => proc.kill('SIGKILL'), ms);
+    proc.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
+async function startLabPrometheus(world: LabWorld, dir: string, logger: Logger): Promise<LabPrometheus | null> {
   const bin = process.env.PROMETHEUS_BIN ?? '/usr/bin/prometheus';
   if (!existsSync(bin)) {
     logger.warn({ bin }, 'lab: no Prometheus binary (apt-get install prometheus): validation uses Salt service checks only');
     return null;
   }
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'prometheus.yml'), world.prometheusConfig({ scrapeIntervalS: 2, ruleFiles: [path.resolve('prometheus/rules/spm.rules.yml')] }));
+  const configFile = path.join(dir, 'prometheus.yml');
+  const nodeJobs = world.prometheusConfig({ scrapeIntervalS: 2, ruleFiles: [path.resolve('prometheus/rules/spm.rules.yml')] });
+  writeFileSync(configFile, nodeJobs);
   const { createServer } = await import('node:net');
   const port = await new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
@@ -48,25 +72,56 @@ async function startLabPrometheus(world: LabWorld, dir: string, logger: Logger):
       s.close(() => resolve(p));
     });
   });
-  const proc = spawn(bin, [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', '--storage.tsdb.retention.time=2d'], { stdio: 'ignore' });
+  const proc = spawn(bin, [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', '--storage.tsdb.retention.time=2d'], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
+  const handle: LabPrometheus = {
+    url, proc,
+    scrapeDaemon(target, token) {
+      // The world's config ends with its scrape_configs list: one more job goes at its end.
+      const auth = token ? `    authorization:\n      type: Bearer\n      credentials: '${token}'\n` : '';
+      writeFileSync(configFile, `${nodeJobs}  - job_name: spm-orchestrator\n    metrics_path: /metrics\n    scrape_timeout: 1500ms\n${auth}    static_configs:\n      - targets: ['${target}']\n`);
+      proc.kill('SIGHUP'); // Prometheus re-reads its configuration
+    },
+    stop: () => stopChild(proc),
+  };
   for (let i = 0; i < 300; i++) {
     if (proc.exitCode !== null) {
       logger.warn({ code: proc.exitCode }, 'lab: Prometheus exited at start: validation uses Salt service checks only');
       return null;
     }
     try {
-      if ((await fetch(`${url}/-/ready`)).ok) return { url, proc };
+      if ((await fetch(`${url}/-/ready`)).ok) return handle;
     } catch {
       /* starting */
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  proc.kill('SIGTERM');
+  await handle.stop();
   return null;
 }
 
+/**
+ * Start the lab; `stop()` releases everything it started, newest first. A start that fails part-way
+ * (e.g. the lab database's port is taken) releases what it had started — its Prometheus, the sinks,
+ * the lab servers — before the error is rethrown.
+ */
 export async function runLab(env: Record<string, string | undefined>, logger: Logger, out: (line: string) => void): Promise<{ stop: () => Promise<void> }> {
+  const releasers = new Releasers();
+  try {
+    await startLab(env, logger, out, releasers);
+  } catch (raw) {
+    await releasers.release(logger);
+    throw raw;
+  }
+  return {
+    stop: async () => {
+      const err = await releasers.release(logger);
+      if (err) throw err;
+    },
+  };
+}
+
+async function startLab(env: Record<string, string | undefined>, logger: Logger, out: (line: string) => void, releasers: Releasers): Promise<void> {
   const world = new LabWorld(generateFleet(LAB_SCALE), { user: 'lab', password: 'lab', pickupMs: 1000, runMs: 3000, rebootMs: 5000 });
   // A few errata misbehave, so that failures and rollbacks show up in the demo.
   const ubuntuNginx = world.fleet.errata.filter((e) => e.os === 'ubuntu' && e.packages.some((p) => p.name === 'nginx-core')).slice(0, 3);
@@ -74,13 +129,17 @@ export async function runLab(env: Record<string, string | undefined>, logger: Lo
   const rhelHttpd = world.fleet.errata.find((e) => e.os === 'rhel' && e.packages.some((p) => p.name === 'httpd'));
   if (rhelHttpd) world.scenario(rhelHttpd.advisoryName, { cpuRaisePercent: 40 });
   const urls = await world.start();
+  releasers.add('lab world', () => world.stop());
   const nvd = new LabNvd();
   const rand = prng(99);
   for (const e of world.fleet.errata) for (const c of e.cves) nvd.add(c, cvssMetric('3.1', Math.round(rand() * 100) / 10));
   const nvdServed = await nvd.serve();
+  releasers.add('lab NVD', () => void nvdServed.server.close());
   const smtp = new SmtpSink();
   const mail = await smtp.listen();
+  releasers.add('SMTP sink', () => smtp.close());
   const prom = await startLabPrometheus(world, path.resolve(env.LAB_PROMETHEUS_DIR ?? 'var/lab-prometheus'), logger);
+  if (prom) releasers.add('lab Prometheus', () => prom.stop());
 
   // The lab keeps its own database: an embedded cluster under ./var/lab-pg on port 54339
   // (LAB_PG_DIR, LAB_PG_PORT), never what DATABASE_URL, DB_* or EMBEDDED_PG_* (e.g. from .env)
@@ -115,6 +174,10 @@ export async function runLab(env: Record<string, string | undefined>, logger: Lo
       token = g.token;
     },
   });
+  releasers.add('daemon', () => daemon.stop());
+  const scrapeHost = ['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : config.http.host;
+  const metricsTarget = `${scrapeHost.includes(':') ? `[${scrapeHost}]` : scrapeHost}:${daemon.port}`;
+  prom?.scrapeDaemon(metricsTarget, config.metrics.token);
   const base = `http://${config.http.host}:${daemon.port}/api/v1`;
   out(`SPM Orchestrator lab is running`);
   out(`lab database: embedded PostgreSQL ${labDb.dir} on 127.0.0.1:${labDb.port} (LAB_PG_DIR, LAB_PG_PORT; npm start's ./var/pg is not touched)`);
@@ -123,15 +186,7 @@ export async function runLab(env: Record<string, string | undefined>, logger: Lo
   out(`admin token: ${token}`);
   out(`try: curl -s -H "Authorization: Bearer ${token}" ${base}/queue | head -c 600`);
   out(`     curl -s -H "Authorization: Bearer ${token}" ${base}/lanes`);
+  out(`     curl -s ${config.metrics.token ? '-H "Authorization: Bearer $METRICS_TOKEN" ' : ''}http://${metricsTarget}/metrics | grep ^spm_${prom ? `   (the lab's Prometheus scrapes it: job spm-orchestrator)` : ''}`);
   out(`lab UYUNI ${urls.uyuni} (lab/lab) · Salt ${urls.salt} (salt/salt) · metrics ${urls.metrics}/systems/<name>/metrics · ${prom ? `Prometheus ${prom.url}` : 'no Prometheus (Salt checks only)'} · SMTP sink ${mail.host}:${mail.port}`);
   out(`fleet: ${world.fleet.errata.length} errata, ${world.fleet.systems.length} systems (test: ${testSystems.ubuntu[0]!.system_name}, ${testSystems.rhel[0]!.system_name}); ${ubuntuNginx.length} errata break nginx on purpose`);
-  return {
-    stop: async () => {
-      await daemon.stop();
-      prom?.proc.kill('SIGTERM');
-      await smtp.close();
-      nvdServed.server.close();
-      await world.stop();
-    },
-  };
 }
