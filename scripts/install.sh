@@ -188,9 +188,11 @@ fi
 
 # --- Start and check -------------------------------------------------------------------------------------
 [ -d /run/systemd/system ] || die "systemd is not running here: everything is installed, but the service cannot be started"
+command -v systemd-notify >/dev/null 2>&1 || die "systemd-notify is missing (package systemd): the unit is Type=notify and the daemon reports through it"
 [ "$unit_changed" -eq 0 ] || systemctl daemon-reload
 systemctl enable --quiet spm-orchestrator.service
-if [ "$changed" -eq 1 ]; then systemctl restart spm-orchestrator.service; else systemctl start spm-orchestrator.service; fi
+# Type=notify: this returns once the daemon is ready, or fails (start timeout, exit): the check below says why.
+if [ "$changed" -eq 1 ]; then systemctl restart spm-orchestrator.service || true; else systemctl start spm-orchestrator.service || true; fi
 
 # Wait for the HTTP port (migrations and the embedded database come first), then run doctor as the
 # service user with the service's environment file (systemd and Node read it the same: checked above).

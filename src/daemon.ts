@@ -41,6 +41,7 @@ import { VERSION } from './version.ts';
 import { instrumentPorts, OrchestratorMetrics } from './services/metrics.ts';
 import { metricsRoutes } from './http/routes/metrics.ts';
 import { measureRequests } from './http/requestMetrics.ts';
+import { superviseBySystemd } from './services/systemd/notify.ts';
 
 export interface Daemon {
   port: number;
@@ -192,6 +193,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));
     lifecycle.state = 'running';
     logger.info({ host: config.http.host, port: http.port, version: VERSION }, 'spm-orchestrator serving');
+    releasers.add('systemd', superviseBySystemd({ logger, status: () => metrics.statusLine() }));
 
     return {
       port: http.port,
