@@ -7,7 +7,7 @@ import { createActor, fromPromise, waitFor, type StateValue } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import {
   acceptedOperatorEvents, approvalRefusal, approvalsMissing, DEFAULT_APPROVAL_MAX_AGE_MS, occupiesTestSystem, patchMachine, STEPS,
-  stateLabel, stepFailureTarget, timersFor,
+  stateLabel, stepFailureTarget, TEST_SYSTEM_OCCUPANCY, timersFor,
   type EffectName, type PatchContext, type PatchEvent, type Settings, type Step,
 } from './patch.machine.ts';
 
@@ -121,6 +121,14 @@ describe('patch machine (no database)', () => {
     const attention = { ...base, attention: { reason: 'x', phase: 'prod' as const, at: AT } };
     expect(accepted('needs_attention', attention)).toEqual(['FORCE_ROLLBACK', 'MARK_FAILED', 'RETRY']);
     expect(accepted('completed')).toEqual([]);
+  });
+
+  it('the occupancy the lanes query is the one the machine states (same lists as before)', () => {
+    expect(TEST_SYSTEM_OCCUPANCY).toEqual({
+      statuses: ['testing', 'needs_reboot', 'rebooting', 'failed'],
+      retrySteps: ['snapshot', 'baseline', 'apply', 'await_action', 'check_reboot', 'validate', 'reboot', 'rollback_test'],
+      attentionPhases: ['test', 'test_rollback'],
+    });
   });
 
   it('occupiesTestSystem: the test, its reboot and its rollback hold the system; waits hold it only for test steps', () => {

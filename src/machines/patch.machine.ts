@@ -1047,13 +1047,28 @@ export function timersFor(value: StateValue, context: PatchContext): DurableTime
   return typeof fireAt === 'number' ? [{ name, fireAt }] : [];
 }
 
+/**
+ * The same rule as `occupiesTestSystem`, as data a query can use (the lanes' SQL): the statuses
+ * that hold the system, the pending_retry steps that hold it, the needs_attention phases that do.
+ * Derived from the tags and the step table, never re-listed.
+ */
+export const TEST_SYSTEM_OCCUPANCY: { statuses: Status[]; retrySteps: Step[]; attentionPhases: Phase[] } = (() => {
+  const statuses = STATUSES.filter((st) => STATE_FACTS.get(st)?.tags.has('occupies_test_system'));
+  const heldPhases: Phase[] = ['test', 'test_rollback'];
+  return {
+    statuses,
+    retrySteps: STEPS.filter((step) => heldPhases.includes(STEP_TABLE[step].phase)),
+    attentionPhases: heldPhases,
+  };
+})();
+
 /** Whether an entry in this state holds its test system (no other test may start there). */
 export function occupiesTestSystem(value: StateValue, context: PatchContext): boolean {
   const { tags } = factsOf(value);
   if (tags.has('occupies_test_system')) return true;
   if (!tags.has('holds_test_system_in_test_phase')) return false;
-  const phase = statusOf(value) === 'pending_retry' ? (context.retry ? STEP_TABLE[context.retry.step].phase : null) : (context.attention?.phase ?? null);
-  return phase === 'test' || phase === 'test_rollback';
+  if (statusOf(value) === 'pending_retry') return context.retry !== null && TEST_SYSTEM_OCCUPANCY.retrySteps.includes(context.retry.step);
+  return context.attention !== null && TEST_SYSTEM_OCCUPANCY.attentionPhases.includes(context.attention.phase);
 }
 
 /** A representative event of each operator type, for asking a snapshot whether it would accept it. */

@@ -4,18 +4,19 @@
  */
 import { sql } from 'slonik';
 import { z } from 'zod';
+import { TEST_SYSTEM_OCCUPANCY } from '../../machines/patch.machine.ts';
 import type { Db } from '../db.ts';
 
 /**
- * SQL: entries that occupy a test system (its name in the persisted context) — a test running, the
- * test system rolling back (`failed`), a retry of a test step, or a human needed during the test
- * or its rollback.
+ * SQL: entries that occupy a test system (its name in the persisted context). Which states do is
+ * the machine's fact (`TEST_SYSTEM_OCCUPANCY`, from its state tags and step table): a test running,
+ * the test system rolling back, a retry of a test step, a human needed during the test or its
+ * rollback.
  */
 const OCCUPYING = sql.fragment`(
-  status IN ('testing', 'needs_reboot', 'rebooting', 'failed')
-  OR (status = 'pending_retry' AND snapshot->'context'->'retry'->>'step'
-      IN ('snapshot', 'baseline', 'apply', 'await_action', 'check_reboot', 'validate', 'reboot', 'rollback_test'))
-  OR (status = 'needs_attention' AND snapshot->'context'->'attention'->>'phase' IN ('test', 'test_rollback')))`;
+  status = ANY(${sql.array(TEST_SYSTEM_OCCUPANCY.statuses, 'text')})
+  OR (status = 'pending_retry' AND snapshot->'context'->'retry'->>'step' = ANY(${sql.array(TEST_SYSTEM_OCCUPANCY.retrySteps, 'text')}))
+  OR (status = 'needs_attention' AND snapshot->'context'->'attention'->>'phase' = ANY(${sql.array(TEST_SYSTEM_OCCUPANCY.attentionPhases, 'text')})))`;
 
 const idRow = z.object({ id: z.number() });
 
