@@ -179,9 +179,10 @@ export function defaultCanaryMetrics(t: SeedThresholds = { cpu_delta_percent: 20
     },
     {
       // Services active at every scrape of the step (min_over_time): a timer's short run is not a
-      // new service, a flapping one is missing.
+      // new service, a flapping one is missing. Services by name: node_exporter's `type` label is
+      // the service's Type= (simple, forking, …), not the unit type. `or … 0 *`: none running is 0.
       name: 'running_services', unit: 'services',
-      query: 'count by (instance) (min_over_time(node_systemd_unit_state{state="active",type="service",instance="$INSTANCE"}[$RANGE]) == 1)',
+      query: 'count by (instance) (min_over_time(node_systemd_unit_state{state="active",name=~".+[.]service",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (node_systemd_unit_state{instance="$INSTANCE"}))',
       direction: 'decrease_bad', allowedEffect: { value: 0, unit: 'absolute' }, weight: 2, critical: false, optional: false, minSamples: 10,
     },
     {
