@@ -58,6 +58,25 @@ function metricCheck(check: Check['check'], baseline: number | null, post: numbe
 }
 
 /**
+ * The critical services' check: services active at baseline and not active now (a service already
+ * down at baseline is not blamed; unknown on either side: not counted). `ok: null` when no service
+ * was measured on both sides.
+ * @example servicesCheck({ nginx: true }, { nginx: false }, 0) // { check: { ok: false, … }, failedServices: ['nginx'] }
+ */
+export function servicesCheck(
+  baseline: Record<string, boolean | null>,
+  post: Record<string, boolean | null>,
+  limit: number,
+): { check: Check; failedServices: string[] } {
+  const measured = Object.keys(baseline).filter((s) => baseline[s] !== null && post[s] !== undefined && post[s] !== null);
+  const failedServices = measured.filter((s) => baseline[s] === true && post[s] === false).sort();
+  const check: Check = measured.length === 0
+    ? { check: 'failed_services', baseline: null, post: null, delta: null, limit, ok: null, detail: 'no service status on one side' }
+    : { check: 'failed_services', baseline: 0, post: failedServices.length, delta: failedServices.length, limit, ok: failedServices.length <= limit, ...(failedServices.length ? { detail: failedServices.join(', ') } : {}) };
+  return { check, failedServices };
+}
+
+/**
  * @example
  * judge(baseline, post, { cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0 })
  */
@@ -69,12 +88,7 @@ export function judge(baseline: Evidence | null, post: Evidence | null, t: Judge
     metricCheck('cpu_delta_percent', baseline.cpuPercent, post.cpuPercent, t.cpu_delta_percent),
     metricCheck('memory_delta_percent', baseline.memoryPercent, post.memoryPercent, t.memory_delta_percent),
   ];
-  // Services that were active before and are not active now (unknown on either side: not counted, but noted).
-  const measured = Object.keys(baseline.services).filter((s) => baseline.services[s] !== null && post.services[s] !== undefined && post.services[s] !== null);
-  const failedServices = measured.filter((s) => baseline.services[s] === true && post.services[s] === false).sort();
-  const serviceCheck: Check = measured.length === 0
-    ? { check: 'failed_services', baseline: null, post: null, delta: null, limit: t.max_failed_services, ok: null, detail: 'no service status on one side' }
-    : { check: 'failed_services', baseline: 0, post: failedServices.length, delta: failedServices.length, limit: t.max_failed_services, ok: failedServices.length <= t.max_failed_services, ...(failedServices.length ? { detail: failedServices.join(', ') } : {}) };
+  const { check: serviceCheck, failedServices } = servicesCheck(baseline.services, post.services, t.max_failed_services);
   checks.push(serviceCheck);
 
   const failing = checks.filter((c) => c.ok === false);

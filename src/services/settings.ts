@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Settings } from '../machines/patch.machine.ts';
 import type { Db } from '../persistence/db.ts';
 import { getConfigValue } from '../persistence/sql/config.ts';
+import { DEFAULT_CANARY_POLICY, defaultCanaryMetrics, type CanaryMetric, type CanaryPolicy } from './judge/canary.ts';
 import { scoreWeightsSchema, type ScoreWeights } from './score.ts';
 import { ianaTimeZone, maintenanceWindowsSchema, type MaintenanceWindows } from './windows.ts';
 
@@ -142,3 +143,78 @@ export const loadAutoQueuePolicy = (db: Db) => configValue(db, 'auto_queue_polic
 
 /** @example successScore(factors, await loadScoreWeights(db)) */
 export const loadScoreWeights = (db: Db): Promise<ScoreWeights> => configValue(db, 'score_weights', scoreWeightsSchema);
+
+// ---------------------------------------------------------------------------------------------
+// The window judge (issue 13): the metrics it compares and its policy.
+
+/** One metric of `orchestrator_config.canary_metrics` (snake_case; see `CanaryMetric`). */
+export const canaryMetricSchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9_]*$/, 'lower-case letters, digits and _'),
+  /** PromQL for a range query; `$INSTANCE` is the system's instance label, `$RANGE` the rate() range (the query step). */
+  query: z.string().min(1).refine((q) => q.includes('$INSTANCE'), 'the query must select the system with $INSTANCE'),
+  direction: z.enum(['increase_bad', 'decrease_bad', 'both']),
+  allowed_effect: z.object({ value: z.number().min(0), unit: z.enum(['absolute', 'relative']).default('absolute') }),
+  weight: z.number().positive().default(1),
+  critical: z.boolean().default(false),
+  optional: z.boolean().default(false),
+  min_samples: z.number().int().min(1).max(10_000).default(10),
+  unit: z.string().max(20).optional(),
+});
+export type CanaryMetricConfig = z.infer<typeof canaryMetricSchema>;
+export const canaryMetricsSchema = z
+  .array(canaryMetricSchema)
+  .min(1)
+  .refine((ms) => new Set(ms.map((m) => m.name)).size === ms.length, 'metric names must be unique');
+
+/**
+ * `orchestrator_config.canary_policy`: the verdict's thresholds (see `CanaryPolicy`) and the
+ * windows, in configured seconds (`test_thresholds.time_scale_ms` shortens them in the lab):
+ * the baseline is the `baseline_window_seconds` before the patch, the post window the
+ * `post_window_seconds` after stabilisation, both sampled every `step_seconds` (also the rate()
+ * range). The baseline waits up to `baseline_wait_seconds` for enough samples, then the step is
+ * retried (never judged on nothing).
+ */
+export const canaryPolicySchema = z
+  .object({
+    pass_score: z.number().min(0).max(100).default(DEFAULT_CANARY_POLICY.passScore),
+    marginal_score: z.number().min(0).max(100).default(DEFAULT_CANARY_POLICY.marginalScore),
+    confidence: z.number().min(0.5).max(0.999).default(DEFAULT_CANARY_POLICY.confidence),
+    serial_correlation: z.boolean().default(DEFAULT_CANARY_POLICY.serialCorrelation),
+    baseline_window_seconds: seconds.min(1).default(900),
+    post_window_seconds: seconds.min(1).default(900),
+    step_seconds: z.number().int().min(1).max(3600).default(60),
+    baseline_wait_seconds: seconds.default(1200),
+  })
+  .refine((p) => p.marginal_score <= p.pass_score, 'marginal_score must not exceed pass_score')
+  .refine((p) => p.step_seconds <= Math.min(p.baseline_window_seconds, p.post_window_seconds), 'step_seconds must not exceed a window');
+export type CanaryPolicyConfig = z.infer<typeof canaryPolicySchema>;
+
+/** A configured metric as the judge takes it. */
+export function canaryMetricOf(m: CanaryMetricConfig): CanaryMetric {
+  return {
+    name: m.name, query: m.query, direction: m.direction, allowedEffect: { value: m.allowed_effect.value, unit: m.allowed_effect.unit },
+    weight: m.weight, critical: m.critical, optional: m.optional, minSamples: m.min_samples, ...(m.unit !== undefined ? { unit: m.unit } : {}),
+  };
+}
+
+/** A judge metric as it is configured (the seed of migration 0006). */
+export function canaryMetricConfigOf(m: CanaryMetric): CanaryMetricConfig {
+  return {
+    name: m.name, query: m.query, direction: m.direction, allowed_effect: { ...m.allowedEffect }, weight: m.weight,
+    critical: m.critical, optional: m.optional, min_samples: m.minSamples, ...(m.unit !== undefined ? { unit: m.unit } : {}),
+  };
+}
+
+/** The policy part the judge takes. */
+export function canaryPolicyOf(p: CanaryPolicyConfig): CanaryPolicy {
+  return { passScore: p.pass_score, marginalScore: p.marginal_score, confidence: p.confidence, serialCorrelation: p.serial_correlation };
+}
+
+/** The default metric list (design §9 and issue 13), as configured. */
+export const DEFAULT_CANARY_METRICS: CanaryMetricConfig[] = defaultCanaryMetrics().map(canaryMetricConfigOf);
+
+/** @example (await loadCanaryMetrics(db)).map((m) => m.name) // ['cpu_busy_percent', …] */
+export const loadCanaryMetrics = async (db: Db): Promise<CanaryMetric[]> =>
+  (await configValue(db, 'canary_metrics', canaryMetricsSchema, DEFAULT_CANARY_METRICS)).map(canaryMetricOf);
+/** @example (await loadCanaryPolicy(db)).baseline_window_seconds // 900 */
+export const loadCanaryPolicy = (db: Db): Promise<CanaryPolicyConfig> => configValue(db, 'canary_policy', canaryPolicySchema);
