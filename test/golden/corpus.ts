@@ -53,9 +53,12 @@ export async function restoreEntryRows(db: Db, rows: GoldenEntry['rows']): Promi
         // patch_test_queue.test_id and patch_tests.queue_id point at each other: the queue row goes
         // in first without its test, and gets it once the tests are in.
         const row = table === 'patch_test_queue' ? { ...raw, owner_id: null, lease_until: null, test_id: null } : raw;
+        // Only the columns the corpus has: a column added since it was captured takes its default
+        // (e.g. patch_transitions.hash_version = 1), as in a database upgraded in place.
+        const columns = sql.join(Object.keys(row).map((c) => sql.identifier([c])), sql.fragment`, `);
         await tx.query(sql.unsafe`
-          INSERT INTO ${sql.identifier([table])}
-          SELECT * FROM jsonb_populate_record(NULL::${sql.identifier([table])}, ${sql.jsonb(row as never)})`);
+          INSERT INTO ${sql.identifier([table])} (${columns})
+          SELECT ${columns} FROM jsonb_populate_record(NULL::${sql.identifier([table])}, ${sql.jsonb(row as never)})`);
       }
     }
     const queue = rows.patch_test_queue[0];
