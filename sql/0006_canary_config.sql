@@ -32,7 +32,7 @@ INSERT INTO orchestrator_config (key, value, description) VALUES
   },
   {
     "name": "memory_used_percent",
-    "query": "(1 - node_memory_MemAvailable_bytes{instance=\"$INSTANCE\"} / node_memory_MemTotal_bytes{instance=\"$INSTANCE\"}) * 100",
+    "query": "(1 - avg_over_time(node_memory_MemAvailable_bytes{instance=\"$INSTANCE\"}[$RANGE]) / avg_over_time(node_memory_MemTotal_bytes{instance=\"$INSTANCE\"}[$RANGE])) * 100",
     "direction": "increase_bad",
     "allowed_effect": {
       "value": 15,
@@ -46,7 +46,7 @@ INSERT INTO orchestrator_config (key, value, description) VALUES
   },
   {
     "name": "failed_units",
-    "query": "count by (instance) (max_over_time(node_systemd_unit_state{state=\"failed\",instance=\"$INSTANCE\"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (node_systemd_unit_state{instance=\"$INSTANCE\"}))",
+    "query": "count by (instance) (max_over_time(node_systemd_unit_state{state=\"failed\",instance=\"$INSTANCE\"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (max_over_time(node_systemd_unit_state{instance=\"$INSTANCE\"}[$RANGE])))",
     "direction": "increase_bad",
     "allowed_effect": {
       "value": 0,
@@ -60,7 +60,7 @@ INSERT INTO orchestrator_config (key, value, description) VALUES
   },
   {
     "name": "running_services",
-    "query": "count by (instance) (min_over_time(node_systemd_unit_state{state=\"active\",name=~\".+[.]service\",instance=\"$INSTANCE\"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (node_systemd_unit_state{instance=\"$INSTANCE\"}))",
+    "query": "count by (instance) (min_over_time(node_systemd_unit_state{state=\"active\",name=~\".+[.]service\",instance=\"$INSTANCE\"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (max_over_time(node_systemd_unit_state{instance=\"$INSTANCE\"}[$RANGE])))",
     "direction": "decrease_bad",
     "allowed_effect": {
       "value": 0,
@@ -74,7 +74,7 @@ INSERT INTO orchestrator_config (key, value, description) VALUES
   },
   {
     "name": "reboot_required",
-    "query": "node_reboot_required{instance=\"$INSTANCE\"}",
+    "query": "max_over_time(node_reboot_required{instance=\"$INSTANCE\"}[$RANGE])",
     "direction": "increase_bad",
     "allowed_effect": {
       "value": 0,
@@ -88,7 +88,7 @@ INSERT INTO orchestrator_config (key, value, description) VALUES
   },
   {
     "name": "load1_per_cpu",
-    "query": "node_load1{instance=\"$INSTANCE\"} / on (instance) count by (instance) (node_cpu_seconds_total{mode=\"idle\",instance=\"$INSTANCE\"})",
+    "query": "avg_over_time(node_load1{instance=\"$INSTANCE\"}[$RANGE]) / on (instance) count by (instance) (node_cpu_seconds_total{mode=\"idle\",instance=\"$INSTANCE\"})",
     "direction": "increase_bad",
     "allowed_effect": {
       "value": 0.5,

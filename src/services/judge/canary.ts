@@ -25,15 +25,21 @@
  * Serial correlation: Mann-Whitney assumes independent samples, and consecutive points of a busy
  * host are not. The default metrics keep them close to it at the query: rate() over a range equal to
  * the query step (points do not overlap), max_over_time/min_over_time for unit states (every scrape
- * of the step counts). What remains is the host's slow drift (memory wandering over tens of
- * minutes), and that is what the allowed effect absorbs: a team sets it well above the normal drift
- * between two windows. `serialCorrelation: true` additionally inflates the test's variance by
+ * of the step counts), avg_over_time for gauges. What remains is the host's slow drift (memory
+ * wandering over tens of minutes), and that is what the allowed effect absorbs: a team sets it well
+ * above the normal drift between two windows. `serialCorrelation: true` additionally inflates the test's variance by
  * (1 + r)/(1 − r), r the lag-1 autocorrelation of the *baseline* (the post window may hold the
  * patch's own ramp, which is signal), capped at `MIN_EFFECTIVE_SAMPLES` effective samples per
  * window. It is off by default because bench:judge measured its price: with 15 points per window a
  * leak of 1.5–3 × the allowance then passed 4 % of the time (15 points are "worth" at most 5, and
  * five cannot show a ramp), to save about one false fail in 2,500 good tests. Turn it on when the
  * step is shorter than the rate range.
+ *
+ * Gauges are read through `*_over_time(…[$RANGE])`, never bare: a bare gauge at an evaluation point
+ * takes the last sample of the past 5 minutes (Prometheus' lookback), so while Prometheus itself
+ * was down — no staleness markers are written then — it would repeat the last value before the
+ * outage and a window of nothing would look like a flat, unchanged metric. Over the step, a point
+ * exists only where the step had a scrape, and the window has the gap it really has.
  */
 import { hodgesLehmann, mannWhitneyU, median } from './statistics.ts';
 
@@ -167,14 +173,14 @@ export function defaultCanaryMetrics(t: SeedThresholds = { cpu_delta_percent: 20
     },
     {
       name: 'memory_used_percent', unit: 'points',
-      query: '(1 - node_memory_MemAvailable_bytes{instance="$INSTANCE"} / node_memory_MemTotal_bytes{instance="$INSTANCE"}) * 100',
+      query: '(1 - avg_over_time(node_memory_MemAvailable_bytes{instance="$INSTANCE"}[$RANGE]) / avg_over_time(node_memory_MemTotal_bytes{instance="$INSTANCE"}[$RANGE])) * 100',
       direction: 'increase_bad', allowedEffect: { value: t.memory_delta_percent, unit: 'absolute' }, weight: 3, critical: true, optional: false, minSamples: 10,
     },
     {
       // Units failed at any scrape of the step (max_over_time), so a restart loop between two
       // points is still seen; `or … 0 *` keeps a 0 when none failed, as the recording rule does.
       name: 'failed_units', unit: 'units',
-      query: 'count by (instance) (max_over_time(node_systemd_unit_state{state="failed",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (node_systemd_unit_state{instance="$INSTANCE"}))',
+      query: 'count by (instance) (max_over_time(node_systemd_unit_state{state="failed",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (max_over_time(node_systemd_unit_state{instance="$INSTANCE"}[$RANGE])))',
       direction: 'increase_bad', allowedEffect: { value: t.max_failed_services, unit: 'absolute' }, weight: 4, critical: true, optional: false, minSamples: 10,
     },
     {
@@ -182,19 +188,19 @@ export function defaultCanaryMetrics(t: SeedThresholds = { cpu_delta_percent: 20
       // new service, a flapping one is missing. Services by name: node_exporter's `type` label is
       // the service's Type= (simple, forking, …), not the unit type. `or … 0 *`: none running is 0.
       name: 'running_services', unit: 'services',
-      query: 'count by (instance) (min_over_time(node_systemd_unit_state{state="active",name=~".+[.]service",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (node_systemd_unit_state{instance="$INSTANCE"}))',
+      query: 'count by (instance) (min_over_time(node_systemd_unit_state{state="active",name=~".+[.]service",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (max_over_time(node_systemd_unit_state{instance="$INSTANCE"}[$RANGE])))',
       direction: 'decrease_bad', allowedEffect: { value: 0, unit: 'absolute' }, weight: 2, critical: false, optional: false, minSamples: 10,
     },
     {
       // Textfile collector metric: hosts without the script have none.
       name: 'reboot_required', unit: '',
-      query: 'node_reboot_required{instance="$INSTANCE"}',
+      query: 'max_over_time(node_reboot_required{instance="$INSTANCE"}[$RANGE])',
       direction: 'increase_bad', allowedEffect: { value: 0, unit: 'absolute' }, weight: 1, critical: false, optional: true, minSamples: 10,
     },
     {
       // Run queue per CPU, so that one allowed effect fits small and large hosts.
       name: 'load1_per_cpu', unit: 'per CPU',
-      query: 'node_load1{instance="$INSTANCE"} / on (instance) count by (instance) (node_cpu_seconds_total{mode="idle",instance="$INSTANCE"})',
+      query: 'avg_over_time(node_load1{instance="$INSTANCE"}[$RANGE]) / on (instance) count by (instance) (node_cpu_seconds_total{mode="idle",instance="$INSTANCE"})',
       direction: 'increase_bad', allowedEffect: { value: 0.5, unit: 'absolute' }, weight: 1, critical: false, optional: true, minSamples: 10,
     },
     {
