@@ -47,6 +47,21 @@ describe('npm run lab', () => {
     expect(lanes).toMatchObject({ enabled: true, error: null });
     expect(lanes.lanes.map((l: any) => l.os).sort()).toEqual(['rhel', 'ubuntu']);
     expect(lanes.lanes.every((l: any) => l.entryId !== null || l.completed > 0)).toBe(true);
+    // The daemon's /metrics has the database's figures, and the lab's Prometheus scrapes it.
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^spm_pending_approvals_count \d+$/m);
+    expect(metrics).toMatch(/^spm_oldest_pending_approval_hours [\d.]+$/m);
+    expect(Number(/^spm_entries\{status="queued"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(400);
+    const prom = / Prometheus (http:\/\/127\.0\.0\.1:\d+) /.exec(child.stdout())?.[1];
+    if (prom) {
+      let scraped: any[] = [];
+      for (let i = 0; i < 100 && scraped.length === 0; i++) {
+        const r = (await (await fetch(`${prom}/api/v1/query?query=${encodeURIComponent('spm_entries{job="spm-orchestrator",status="queued"} > 0')}`)).json()) as any;
+        scraped = r.data.result;
+        if (scraped.length === 0) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(scraped).toHaveLength(1);
+    }
     child.proc.kill('SIGTERM');
     expect((await child.exited).code).toBe(0);
   }, 120_000);
