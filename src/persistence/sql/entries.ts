@@ -5,7 +5,7 @@
 import { sql, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
-import { chainHash, GENESIS_HASH, type JournalFields } from '../journal.ts';
+import { chainHash, GENESIS_HASH, JOURNAL_HASH_VERSION, type JournalFields } from '../journal.ts';
 
 const FINAL = sql.fragment`('completed', 'rejected', 'rolled_back', 'removed')`;
 
@@ -142,13 +142,15 @@ export async function writeTransitions(
   for (let i = 0; i < n; i++) {
     const t = w.transitions[i]!;
     seq += 1;
+    // Hashed as stored (payload {} and from_value null when absent), every column covered (v2).
     const fields: JournalFields = {
-      queue_id: w.entryId, seq, event_type: t.event_type, payload: t.payload, from_state: t.from_state, to_state: t.to_state,
+      queue_id: w.entryId, seq, event_type: t.event_type, payload: t.payload ?? {}, from_state: t.from_state, to_state: t.to_state,
       actor: t.actor, ip_address: t.ip_address, user_agent: t.user_agent, request_id: t.request_id, at: t.at,
+      hash_version: JOURNAL_HASH_VERSION, from_value: t.from_value ?? null, to_value: t.to_value, revision: w.revision + i + 1, owner_epoch: w.epoch,
     };
     const hash = chainHash(prev, fields);
     rows.push([seq, t.event_type, JSON.stringify(t.payload ?? {}), t.from_state, t.to_state, JSON.stringify(t.from_value ?? null), JSON.stringify(t.to_value),
-      t.actor, t.ip_address, t.user_agent, t.request_id, w.revision + i + 1, new Date(t.at).toISOString(), prev, hash]);
+      t.actor, t.ip_address, t.user_agent, t.request_id, w.revision + i + 1, new Date(t.at).toISOString(), prev, hash, JOURNAL_HASH_VERSION]);
     prev = hash;
   }
   // A fenced-out writer updates no row, so the INSERT ... FROM u inserts nothing either.
@@ -163,11 +165,11 @@ export async function writeTransitions(
       RETURNING revision),
     ins AS (
       INSERT INTO patch_transitions (queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address,
-                                     user_agent, request_id, revision, owner_epoch, at, prev_hash, hash)
+                                     user_agent, request_id, revision, owner_epoch, at, prev_hash, hash, hash_version)
       SELECT ${w.entryId}, t.seq, t.event_type, t.payload::jsonb, t.from_state, t.to_state, t.from_value::jsonb, t.to_value::jsonb, t.actor,
-             t.ip_address, t.user_agent, t.request_id, t.revision, ${w.epoch}, t.at::timestamptz, t.prev_hash, t.hash
-      FROM ${sql.unnest(rows as never, ['int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'text', 'text', 'text'])}
-        AS t(seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id, revision, at, prev_hash, hash),
+             t.ip_address, t.user_agent, t.request_id, t.revision, ${w.epoch}, t.at::timestamptz, t.prev_hash, t.hash, t.hash_version
+      FROM ${sql.unnest(rows as never, ['int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'text', 'text', 'text', 'int2'])}
+        AS t(seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id, revision, at, prev_hash, hash, hash_version),
         u
       RETURNING 1)
     SELECT u.revision, (SELECT count(*)::int FROM ins) AS inserted FROM u`);
@@ -222,14 +224,16 @@ export const journalRow = z.object({
   user_agent: z.string().nullable(),
   request_id: z.string().nullable(),
   revision: z.number(),
+  owner_epoch: z.number(),
   at: z.number(),
   prev_hash: z.string(),
   hash: z.string(),
+  hash_version: z.union([z.literal(1), z.literal(2)]),
 });
 
 export function loadJournal(db: Db, id: number) {
   return db.any(sql.type(journalRow)`
     SELECT queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id,
-           revision, (extract(epoch FROM at) * 1000)::float8 AS at, prev_hash, hash
+           revision, owner_epoch, (extract(epoch FROM at) * 1000)::float8 AS at, prev_hash, hash, hash_version
     FROM patch_transitions WHERE queue_id = ${id} ORDER BY seq`);
 }
