@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `spm-orchestrator <command>`: serve (the daemon), migrate, doctor, token create|list|revoke.
+ * `spm-orchestrator <command>`: serve (the daemon), migrate, doctor, token create|list|revoke,
+ * audit verify|anchor.
  * Errors at start print one line (no stack trace) and exit non-zero; configuration problems print
  * one line per variable and exit 78 (EX_CONFIG).
  */
@@ -20,6 +21,8 @@ commands:
   token create --name N --role viewer|operator|approver|admin [--expires-days D]
   token list
   token revoke <id|prefix>
+  audit verify                  check the audit log, every entry's journal and the anchors (exit 1 on tamper)
+  audit anchor                  record (and print) an anchor of the audit and journal chain heads
 `;
 
 function fail(message: string, code = 1): never {
@@ -100,6 +103,29 @@ async function token(config: Config, logger: Logger, args: string[]): Promise<vo
   }
 }
 
+/** `audit verify`: one line per problem, exit 1 naming the first bad row; `audit anchor`: one anchor. */
+async function audit(config: Config, logger: Logger, args: string[]): Promise<void> {
+  const [sub] = args;
+  if (sub === 'verify') {
+    const { verifyAudit, describeProblem, problemRow } = await import('./persistence/auditVerify.ts');
+    const r = await withDatabase(config, logger, (_url, db) => verifyAudit(db));
+    const counts = `${r.auditRows} audit rows, ${r.journalRows} journal rows in ${r.entries} entries, ${r.anchors} anchors`;
+    if (r.firstBad === null) {
+      process.stdout.write(`audit verify: ${counts}: intact\n`);
+      return;
+    }
+    for (const p of r.problems) process.stdout.write(`audit verify: ${describeProblem(p)}\n`);
+    if (r.problemCount > r.problems.length) process.stdout.write(`audit verify: … and ${r.problemCount - r.problems.length} more\n`);
+    fail(`audit verify: ${counts}: TAMPERED, ${r.problemCount} problem(s); first bad row ${problemRow(r.firstBad)}: ${r.firstBad.why}`);
+  } else if (sub === 'anchor') {
+    const { recordAuditAnchor } = await import('./persistence/auditChain.ts');
+    const a = await withDatabase(config, logger, (_url, db) => recordAuditAnchor(db, { recordedBy: `cli:${process.env.USER ?? 'unknown'}`, logger }));
+    process.stdout.write(`audit anchor ${a.seq}: audit_log seq ${a.auditSeq} ${a.auditHash}, ${a.journalEntries} journal heads (${a.journalRows} rows) digest ${a.journalDigest}, hash ${a.hash}\n`);
+  } else {
+    fail(`audit: unknown subcommand ${JSON.stringify(sub ?? '')}\n${USAGE}`, 2);
+  }
+}
+
 /** `lab`: the lab servers and the daemon in this process; the CLI dispatches to src/lab only for it. */
 async function lab(): Promise<void> {
   const env = loadEnv();
@@ -122,7 +148,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     process.exit(command === undefined ? 2 : 0);
   }
-  if (!['serve', 'migrate', 'doctor', 'token', 'lab'].includes(command)) fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`, 2);
+  if (!['serve', 'migrate', 'doctor', 'token', 'audit', 'lab'].includes(command)) fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`, 2);
 
   if (command === 'lab') return lab();
   const config = loadConfig();
@@ -145,6 +171,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     if (command === 'token') return await token(config, logger, args);
+    if (command === 'audit') return await audit(config, logger, args);
   } catch (raw) {
     const err = coerceError(raw);
     logger.debug({ err }, 'command failed');
