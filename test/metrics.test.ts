@@ -38,7 +38,9 @@ beforeAll(async () => {
   });
   daemon = await startDaemon(config, silentLogger, {
     engine: { ports: new FakeWorld().ports(), reconcile: true, lanes: false, description: 'fake world (metrics test)' },
-    afterMigrate: (db) => setConfigValue(db, 'test_thresholds', { wait_after_patch_seconds: 0, wait_after_reboot_seconds: 0, poll_seconds: 0.05, time_scale_ms: 10 }, 'test'),
+    afterMigrate: async (db) => {
+      await setConfigValue(db, 'test_thresholds', { wait_after_patch_seconds: 0, wait_after_reboot_seconds: 0, poll_seconds: 0.05, time_scale_ms: 10 }, 'test');
+    },
   });
   base = `http://127.0.0.1:${daemon.port}`;
   token = await adminToken(t.db);
