@@ -37,7 +37,13 @@ describe('npm run lab', () => {
     }
     expect(queue.total).toBeGreaterThan(500);
     expect(queue.items[0]).toMatchObject({ success_score: expect.any(Number), risk_level: expect.any(String) });
-    expect(await get('/sync/status')).toMatchObject({ last_run: { status: 'completed', stats: { errata: { total: 634 } } } });
+    // The sync cycle includes the risk profiling of what it queued: wait for it to end.
+    let status: any = {};
+    for (let i = 0; i < 300 && status.last_run?.status !== 'completed'; i++) {
+      status = await get('/sync/status');
+      if (status.last_run?.status !== 'completed') await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(status).toMatchObject({ last_run: { status: 'completed', stats: { errata: { total: 634 } } } });
     // The real test engine runs on the two lab test systems: one lane each, one test each started.
     let lanes: any = { lanes: [] };
     for (let i = 0; i < 100 && !(lanes.lanes.length === 2 && lanes.lanes.every((l: any) => l.entryId !== null || l.completed > 0)); i++) {

@@ -91,7 +91,6 @@ export class UyuniSync {
       groups: 0, systems: 0, errata: { total: 0, new: 0, updated: 0, unchanged: 0 }, versionChanged: [], newErrata: [], skippedGroups,
     };
     let error: string | null = null;
-    let finished: SyncReport | null = null;
     const summary = (): SyncReport => {
       const calls: Record<string, number> = {};
       for (const [m, n] of Object.entries(uyuni.stats.calls)) if (n - (before.calls[m] ?? 0) > 0) calls[m] = n - (before.calls[m] ?? 0);
@@ -163,24 +162,15 @@ export class UyuniSync {
           skippedGroups,
         };
         progress.phase = 'done';
-        // The sync is complete (and said so) before the after-sync work (queueing, risk profiles)
-        // runs in the same session: its status does not wait for them.
-        finished = summary();
-        await this.finish(runId, finished);
-        if (after) await after(finished).catch((raw) => logger.error({ err: coerceError(raw).message, runId }, 'after-sync work failed'));
+        if (after) await after(summary()).catch((raw) => logger.error({ err: coerceError(raw).message, runId }, 'after-sync work failed'));
       });
     } catch (raw) {
       error = coerceError(raw).message;
       logger.error({ err: error, runId }, 'UYUNI sync failed; the errata cache is unchanged');
     }
-    // Once more with the session's logout counted (the run was already reported completed).
     const full = summary();
-    await this.finish(runId, full);
-    return full;
-  }
-
-  private async finish(runId: number, full: SyncReport): Promise<void> {
     const { runId: _r, status: _s, error: _e, ...stats } = full;
-    await finishSyncRun(this.o.db, runId, full.status, stats, full.error);
+    await finishSyncRun(db, runId, full.status, stats, error);
+    return full;
   }
 }
