@@ -134,11 +134,9 @@ export class OrchestratorMetrics implements MetricsSink {
   private readonly syncRuns: Counter<'outcome'>;
   private readonly syncDuration: Histogram;
   private readonly syncLastSuccess: Gauge;
-  private readonly lanesBusy: Gauge;
   private readonly outboxDepth: Gauge;
   private readonly notificationFailures: Counter<'channel'>;
   private readonly deployments: Gauge<'status'>;
-  private readonly actorsInMemory: Gauge;
   private readonly fencedRejected: Counter;
   readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
   private readonly snapshotUsed: Gauge<'system'>;
@@ -160,7 +158,8 @@ export class OrchestratorMetrics implements MetricsSink {
     this.syncRuns = new Counter({ name: 'spm_sync_runs_total', help: 'UYUNI sync runs by outcome (sync_runs.status)', labelNames: ['outcome'], registers });
     this.syncDuration = new Histogram({ name: 'spm_sync_duration_seconds', help: 'Duration of a UYUNI sync run', registers, buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600] });
     this.syncLastSuccess = new Gauge({ name: 'spm_sync_last_success_timestamp_seconds', help: 'Unix time of the last completed UYUNI sync; 0 before the first', registers });
-    this.lanesBusy = new Gauge({
+    // Read from the process at each scrape (collect), nothing to keep a handle on.
+    new Gauge({
       name: 'spm_lanes_busy', help: 'Test lanes running a test now', registers,
       collect() {
         this.set(self.sources.lanes?.states().filter((l) => l.entryId !== null).length ?? 0);
@@ -169,7 +168,7 @@ export class OrchestratorMetrics implements MetricsSink {
     this.outboxDepth = new Gauge({ name: 'spm_notification_outbox_depth', help: 'Notifications waiting for delivery', registers });
     this.notificationFailures = new Counter({ name: 'spm_notification_failures_total', help: 'Failed notification delivery attempts', labelNames: ['channel'], registers });
     this.deployments = new Gauge({ name: 'spm_deployments', help: 'Production deployments per status', labelNames: ['status'], registers });
-    this.actorsInMemory = new Gauge({
+    new Gauge({
       name: 'spm_actors_in_memory', help: 'Patch actors this replica holds', registers,
       collect() {
         this.set(self.sources.actors?.size ?? 0);

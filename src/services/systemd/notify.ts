@@ -168,7 +168,9 @@ export function superviseBySystemd(o: SupervisionOptions): () => Promise<void> {
   }
   timers.push(setInterval(() => {
     const s = statusNow();
-    if (s !== lastStatus) notifier.send({ STATUS: (lastStatus = s) });
+    if (s === lastStatus) return;
+    lastStatus = s;
+    notifier.send({ STATUS: s });
   }, o.statusEveryMs ?? 10_000));
   for (const t of timers) t.unref();
   o.logger.info({ socket: target.socket, watchdogMs: target.watchdogUsec === null ? null : target.watchdogUsec / 1000 }, 'systemd notified: ready');
