@@ -12,72 +12,23 @@ import { describe, expect, it } from 'vitest';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { startActorSystem, type ActorSystem } from '../../src/machines/system.ts';
-import {
-  acceptedOperatorEvents, FINAL_STATUSES, MACHINE_VERSION, timersFor, type EffectName, type PatchContext, type PatchSnapshot,
-} from '../../src/machines/patch.machine.ts';
-import { loadEntry } from '../../src/persistence/sql/entries.ts';
+import { MACHINE_VERSION } from '../../src/machines/patch.machine.ts';
+import { driveUntil } from '../helpers/drive.ts';
 import { ControlledPorts } from '../helpers/controlledPorts.ts';
 import { checkInvariants, seedErrata } from '../helpers/actors.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { silentLogger } from '../helpers/deps.ts';
-import { activeInvokes, modelEvents, OUTPUTS } from '../model/events.ts';
 import { loadCorpus, resetSequences, restoreEntryRows, type GoldenEntry } from './corpus.ts';
 
 const CORPORA = [new URL('./v1.json', import.meta.url)];
-/** Operator events in the order the driver prefers them: forward first, then the ways out. */
-const PREFERENCE = ['APPROVE', 'START_DEPLOYMENT', 'START_TEST', 'RETRY', 'REJECT', 'MARK_FAILED', 'REMOVE'];
 const MAX_STEPS = 80;
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let sys: ActorSystem | undefined;
 const ctl = new ControlledPorts();
 
-async function isFinal(id: number): Promise<boolean> {
-  const row = await loadEntry(t.db, id);
-  return row !== null && (FINAL_STATUSES as readonly string[]).includes(row.status);
-}
-
-/** One step forward; returns a description of what was done. */
-async function stepForward(id: number, snapshot: PatchSnapshot): Promise<string> {
-  const invoke = activeInvokes(snapshot)[0];
-  if (invoke) {
-    const output = OUTPUTS[invoke.src]?.[0];
-    if (!output) throw new Error(`no sample output for ${invoke.src}`);
-    await ctl.settle(id, invoke.src as EffectName, { output });
-    return `done ${invoke.src}`;
-  }
-  const timer = timersFor(snapshot.value, snapshot.context as PatchContext)[0];
-  if (timer) {
-    await sys!.host.send(id, { type: 'TIMER', name: timer.name }, { actor: 'golden' });
-    return `timer ${timer.name}`;
-  }
-  const accepted = acceptedOperatorEvents(snapshot, sys!.clock.now());
-  const type = PREFERENCE.find((p) => (accepted as string[]).includes(p));
-  if (!type) throw new Error(`stuck: no invoke, no timer, accepts only ${accepted.join(', ')}`);
-  const sample = modelEvents(snapshot).find((e) => e.type === type)!;
-  const { at: _at, ...event } = sample as typeof sample & { until?: number };
-  await sys!.host.send(id, event as never, { actor: 'golden' });
-  return type;
-}
-
 async function driveToFinal(id: number): Promise<string[]> {
-  const trail: string[] = [];
-  for (let n = 0; n < MAX_STEPS; n++) {
-    const live = sys!.host.snapshotOf(id);
-    if (live === undefined) {
-      if (await isFinal(id)) return trail;
-      await new Promise((r) => setTimeout(r, 10));
-      continue;
-    }
-    const before = live.revision;
-    trail.push(await stepForward(id, live.snapshot));
-    for (let i = 0; i < 500; i++) {
-      const now = sys!.host.snapshotOf(id);
-      if (now === undefined || now.revision !== before) break;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-  throw new Error(`entry ${id} not final after ${MAX_STEPS} steps: ${trail.join(' → ')}`);
+  return driveUntil({ sys: sys!, db: t.db, ctl, by: 'golden' }, id, () => false, MAX_STEPS);
 }
 
 /**

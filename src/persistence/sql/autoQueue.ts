@@ -28,3 +28,19 @@ export function listErrataLastRolledBackOrRejected(db: Db, ids: string[]) {
       WHERE errata_id = ANY(${sql.array(ids, 'text')}) ORDER BY errata_id, id DESC) last
     WHERE status IN ('rolled_back', 'rejected')`);
 }
+
+/**
+ * Entries of the errata among `ids` that hold (or wait for) an approval production has not acted
+ * on yet: a changed errata voids it (issue 12). Production-phase entries past the window are left
+ * alone (their waves already run under the approval).
+ * @example await listEntriesAwaitingProduction(db, report.versionChanged) // [{ id: 7, errata_id: 'USN-1', errata_version: '2' }]
+ */
+export function listEntriesAwaitingProduction(db: Db, ids: string[]) {
+  return db.any(sql.type(z.object({ id: z.number(), errata_id: z.string(), errata_version: z.string().nullable(), new_version: z.string().nullable() }))`
+    SELECT q.id, q.errata_id, q.errata_version, e.errata_version AS new_version
+    FROM patch_test_queue q JOIN errata_cache e ON e.errata_id = q.errata_id
+    WHERE q.errata_id = ANY(${sql.array(ids, 'text')})
+      AND (q.status IN ('pending_approval', 'snoozed', 'approved')
+           OR (q.status = 'prod_pending' AND q.state_value = '{"prod_pending": "awaiting_window"}'::jsonb))
+    ORDER BY q.id`);
+}
