@@ -131,7 +131,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     }
     const actors = await startActorSystem({
       db, logger, ownerId: config.instanceId, leaseTtlMs: config.leaseTtlMs, pollMs: config.schedulerPollMs, ports: instrumentPorts(ports, metrics),
-      reconcile, listenUrl: url,
+      reconcile, listenUrl: url, metrics,
       ...(inspect ? { inspect } : {}),
     });
     releasers.add('actors', () => actors.stop());

@@ -17,6 +17,7 @@ import { createActor, type Actor, type InspectionEvent, type StateValue } from '
 import { z } from 'zod';
 import { AppError, coerceError } from '../errors.ts';
 import { isTransient } from '../transient.ts';
+import type { MetricsSink } from '../services/metrics.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
@@ -83,6 +84,8 @@ export interface HostOptions {
   onTimerArmed?: (fireAt: number) => void;
   /** Extra inspection observer (e.g. @statelyai/inspect), attached to every actor. */
   inspect?: (ev: InspectionEvent) => void;
+  /** Counts committed transitions for /metrics. */
+  metrics?: Pick<MetricsSink, 'transitionsCommitted'>;
   /** Forwards an event for an entry another replica owns to that owner (several replicas). */
   forward?: (id: number, event: Record<string, unknown>, meta: EventMeta) => Promise<{ status: string; state: string; revision: number }>;
 }
@@ -160,10 +163,13 @@ export class ActorHost {
     const tick = async () => {
       if (this.stopped) return;
       try {
+        // Only the actors hosted before the renewal was asked: an entry created (or claimed) while
+        // it ran is not in its answer, and has not lost anything.
+        const before = [...this.actors.values()];
         const held = await renewLeases(this.o.db, this.o.ownerId, this.o.leaseTtlMs);
         const heldEpoch = new Map(held.map((r) => [r.id, r.owner_epoch]));
-        for (const [id, h] of this.actors) {
-          if (h.pending.length === 0 && heldEpoch.get(id) !== h.epoch) this.evict(h, 'lease lost to another replica');
+        for (const h of before) {
+          if (this.actors.get(h.id) === h && h.pending.length === 0 && heldEpoch.get(h.id) !== h.epoch) this.evict(h, 'lease lost to another replica');
         }
         await this.hydrateAll();
       } catch (raw) {
@@ -518,6 +524,7 @@ export class ActorHost {
   ): void {
     h.head = res.head;
     h.revision = res.revision;
+    this.o.metrics?.transitionsCommitted(n);
     h.writtenTimers = timersSig;
     h.writtenTest = testSig;
     const batch = h.pending.splice(0, n);

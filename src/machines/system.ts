@@ -11,6 +11,7 @@ import { TimerScheduler } from '../scheduler/timers.ts';
 import { makeEffectActors, type CommitGate, type PatchPorts } from './effects.ts';
 import { ActorHost } from './host.ts';
 import { OperatorInbox } from './inbox.ts';
+import type { MetricsSink } from '../services/metrics.ts';
 import { patchMachine } from './patch.machine.ts';
 
 export interface ActorSystemOptions {
@@ -25,6 +26,7 @@ export interface ActorSystemOptions {
   inspect?: (ev: InspectionEvent) => void;
   /** The database URL for the operator inbox's LISTEN connection (polling without it). */
   listenUrl?: string;
+  metrics?: MetricsSink;
 }
 
 export interface ActorSystem {
@@ -57,6 +59,7 @@ export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSyst
     db: o.db, logger: o.logger, clock, ownerId: o.ownerId, leaseTtlMs: o.leaseTtlMs, machine,
     onTimerArmed: (fireAt) => scheduler?.nudge(fireAt),
     forward: (id, event, meta) => inbox.forward(id, event, meta),
+    ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.inspect ? { inspect: o.inspect } : {}),
   });
   scheduler = new TimerScheduler({ db: o.db, logger: o.logger, clock, ownerId: o.ownerId, pollMs: o.pollMs, host });
