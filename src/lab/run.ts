@@ -162,6 +162,13 @@ async function startLab(env: Record<string, string | undefined>, logger: Logger,
   };
   const { startDaemon } = await import('../daemon.ts');
   let token = '';
+  // The lab's database settings are LAB_PG_*: a start failure that names the daemon's variable
+  // would send the user to the wrong knob.
+  const labHint = (raw: unknown): never => {
+    const err = raw instanceof Error ? raw : new Error(String(raw));
+    if (!err.message.includes('EMBEDDED_PG_')) throw err;
+    throw new Error(err.message.replaceAll('EMBEDDED_PG_PORT', 'LAB_PG_PORT').replaceAll('EMBEDDED_PG_DIR', 'LAB_PG_DIR'), { cause: err });
+  };
   const daemon = await startDaemon(config, logger, {
     afterMigrate: async (db) => {
       await setConfigValue(db, 'test_thresholds', LAB_THRESHOLDS, 'lab');
@@ -173,7 +180,7 @@ async function startLab(env: Record<string, string | undefined>, logger: Logger,
       await insertToken(db, { name: 'lab-admin', prefix: g.prefix, hash: g.hash, role: 'admin', createdBy: 'lab', expiresInDays: 30 });
       token = g.token;
     },
-  });
+  }).catch(labHint);
   releasers.add('daemon', () => daemon.stop());
   const scrapeHost = ['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : config.http.host;
   const metricsTarget = `${scrapeHost.includes(':') ? `[${scrapeHost}]` : scrapeHost}:${daemon.port}`;
