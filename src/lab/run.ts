@@ -28,6 +28,12 @@ export const LAB_THRESHOLDS = {
   retry_base_seconds: 2, retry_max_seconds: 30, retry_max_attempts: 8, poll_seconds: 1, metrics_window_seconds: 10,
 };
 
+/**
+ * The window judge's windows for the lab (seconds; Prometheus scrapes every 2 s): a minute of
+ * baseline and of post window at a 4 s step (15 points each), instead of the production 15 minutes.
+ */
+export const LAB_CANARY_POLICY = { step_seconds: 4, baseline_window_seconds: 60, post_window_seconds: 60, baseline_wait_seconds: 240 };
+
 /** The seed's fleet plus production groups (waves have somewhere to go). */
 export const LAB_SCALE = {
   ...SEED_SCALE,
@@ -172,6 +178,7 @@ async function startLab(env: Record<string, string | undefined>, logger: Logger,
   const daemon = await startDaemon(config, logger, {
     afterMigrate: async (db) => {
       await setConfigValue(db, 'test_thresholds', LAB_THRESHOLDS, 'lab');
+      await setConfigValue(db, 'canary_policy', LAB_CANARY_POLICY, 'lab');
       await setConfigValue(db, 'test_systems', testSystems, 'lab');
       await setConfigValue(db, 'critical_services', { ...ENGINE_LAB_CONFIG.critical_services, rhel: ['sshd.service', 'crond.service', 'httpd.service'] }, 'lab');
       await setConfigValue(db, 'maintenance_windows', ENGINE_LAB_CONFIG.maintenance_windows, 'lab');

@@ -5,7 +5,10 @@
  * and what the metrics show:
  *
  * - a completed Patch Update action sets the errata's package versions on the minion and switches
- *   on the errata's scenario (break a service, raise CPU or memory, require a reboot);
+ *   on the errata's scenario (break a service, raise CPU or memory, leak memory slowly, take a
+ *   metric away from the exporter, require a reboot);
+ * - host knobs (`host()`): a noisy host (CPU and memory noise per scrape), and a system that
+ *   Prometheus does not scrape yet (its exporter does not answer while Salt does);
  * - a System reboot action takes the minion away for `rebootMs` (for ever for a "never returns"
  *   errata), clears reboot-required, and boots into a pending `snapper rollback`;
  * - Salt `pkg.install` of the old versions (package rollback) switches the errata's effects off.
@@ -17,7 +20,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateFleet, type Fleet, type FleetSpec, type LabErrata, type LabSystem } from './fleet.ts';
-import { cpuPercent, LabSalt, memPercent, newMinion, serviceActive, touchCpu, type LabMinion } from './salt.ts';
+import { cpuPercent, droppedMetrics, LabSalt, memPercent, newMinion, serviceActive, touchCpu, type LabMinion } from './salt.ts';
 import { LabUyuni, type LabUyuniOptions } from './uyuni.ts';
 
 /** What applying an errata does to a system (scenario knobs). */
@@ -26,6 +29,10 @@ export interface LabScenario {
   breaksService?: string;
   cpuRaisePercent?: number;
   memRaisePercent?: number;
+  /** A slow memory leak: used memory grows by this many points per minute (real time) from the apply on. */
+  memLeakPercentPerMinute?: number;
+  /** Metric families the exporter stops exposing once applied (e.g. `node_memory_MemAvailable_bytes`). */
+  dropsMetrics?: string[];
   /** Reboot required after applying (default: the errata touches a kernel). */
   reboot?: boolean;
   /** The UYUNI action fails. */
@@ -43,6 +50,19 @@ const SERVICES: Record<LabSystem['os'], string[]> = {
   debian: ['ssh.service', 'cron.service', 'nginx.service'],
   rhel: ['sshd.service', 'crond.service', 'httpd.service'],
 };
+
+/** What a system is like, whatever is applied to it (see `LabWorld.host`). */
+export interface LabHostKnobs {
+  /** Standard deviation of the busy CPU in points, drawn at every scrape (a noisy host). */
+  cpuNoisePercent?: number;
+  /** Standard deviation of the used memory in points, per scrape. */
+  memNoisePercent?: number;
+  /** Prometheus does not scrape the system (yet): its exporter drops the connection; Salt still answers. */
+  unscraped?: boolean;
+  /** Busy CPU (0–1) and used memory (0–1) without errata effects. */
+  baseCpu?: number;
+  baseMem?: number;
+}
 
 export interface LabWorldOptions extends LabUyuniOptions {
   /** How long a rebooting system is away (ms). */
@@ -106,6 +126,21 @@ export class LabWorld {
     return e;
   }
 
+  /**
+   * Set what a system is like (noise, whether Prometheus scrapes it). Knobs not given are kept.
+   * @example world.host('web-001.lab', { cpuNoisePercent: 6, memNoisePercent: 1 });
+   */
+  host(name: string, knobs: LabHostKnobs): void {
+    const m = this.salt.minions.get(name);
+    if (!m) throw new Error(`lab: no system named ${name}`);
+    touchCpu(m);
+    if (knobs.cpuNoisePercent !== undefined) m.cpuNoisePercent = knobs.cpuNoisePercent;
+    if (knobs.memNoisePercent !== undefined) m.memNoisePercent = knobs.memNoisePercent;
+    if (knobs.unscraped !== undefined) m.unscraped = knobs.unscraped;
+    if (knobs.baseCpu !== undefined) m.baseCpu = knobs.baseCpu;
+    if (knobs.baseMem !== undefined) m.baseMem = knobs.baseMem;
+  }
+
   /** Set what an errata does when applied. */
   scenario(advisory: string, sc: LabScenario): void {
     this.errata(advisory);
@@ -143,6 +178,7 @@ export class LabWorld {
         m.applied.push({
           advisory: e.advisoryName, packages: pkgs, breaksService: hits ? (sc.breaksService ?? null) : null,
           cpuRaisePercent: hits ? (sc.cpuRaisePercent ?? 0) : 0, memRaisePercent: hits ? (sc.memRaisePercent ?? 0) : 0,
+          memLeakPercentPerMinute: hits ? (sc.memLeakPercentPerMinute ?? 0) : 0, dropsMetrics: hits ? (sc.dropsMetrics ?? []) : [], appliedAt: Date.now(),
         });
         if (sc.reboot ?? e.rebootSuggested) m.rebootRequired = true;
         if (sc.noReturn && hits) this.noReturnPending.add(ev.systemId);
@@ -171,30 +207,39 @@ export class LabWorld {
     return n;
   }
 
-  /** node_exporter text exposition for one system (the metrics the orchestrator queries). */
+  /**
+   * node_exporter text exposition for one system (the metrics the orchestrator queries), as at a
+   * scrape: a noisy host's CPU and memory draw their noise here; families an applied errata took
+   * away are left out.
+   */
   metricsText(m: LabMinion): string {
-    touchCpu(m);
+    const now = Date.now();
+    touchCpu(m, now, true);
+    const dropped = droppedMetrics(m);
     const memTotal = 8 * 1024 ** 3;
-    const lines: string[] = [
-      '# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.', '# TYPE node_cpu_seconds_total counter',
-    ];
-    for (const cpu of ['0', '1']) {
-      lines.push(`node_cpu_seconds_total{cpu="${cpu}",mode="idle"} ${m.cpuIdle.toFixed(3)}`);
-      lines.push(`node_cpu_seconds_total{cpu="${cpu}",mode="user"} ${(m.cpuBusy * 0.8).toFixed(3)}`);
-      lines.push(`node_cpu_seconds_total{cpu="${cpu}",mode="system"} ${(m.cpuBusy * 0.2).toFixed(3)}`);
-    }
-    lines.push('# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.', '# TYPE node_memory_MemTotal_bytes gauge', `node_memory_MemTotal_bytes ${memTotal}`);
-    lines.push('# HELP node_memory_MemAvailable_bytes Memory information field MemAvailable_bytes.', '# TYPE node_memory_MemAvailable_bytes gauge',
-      `node_memory_MemAvailable_bytes ${Math.round(memTotal * (1 - memPercent(m) / 100))}`);
-    lines.push('# HELP node_systemd_unit_state Systemd unit', '# TYPE node_systemd_unit_state gauge');
-    for (const name of m.services.keys()) {
+    const lines: string[] = [];
+    const family = (name: string, help: string, type: string, samples: string[]) => {
+      if (dropped.has(name)) return;
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples);
+    };
+    const cpus = ['0', '1'];
+    family('node_cpu_seconds_total', 'Seconds the CPUs spent in each mode.', 'counter', cpus.flatMap((cpu) => [
+      `node_cpu_seconds_total{cpu="${cpu}",mode="idle"} ${m.cpuIdle.toFixed(3)}`,
+      `node_cpu_seconds_total{cpu="${cpu}",mode="user"} ${(m.cpuBusy * 0.8).toFixed(3)}`,
+      `node_cpu_seconds_total{cpu="${cpu}",mode="system"} ${(m.cpuBusy * 0.2).toFixed(3)}`,
+    ]));
+    family('node_load1', '1m load average.', 'gauge', [`node_load1 ${((cpus.length * cpuPercent(m)) / 100).toFixed(3)}`]);
+    family('node_memory_MemTotal_bytes', 'Memory information field MemTotal_bytes.', 'gauge', [`node_memory_MemTotal_bytes ${memTotal}`]);
+    family('node_memory_MemAvailable_bytes', 'Memory information field MemAvailable_bytes.', 'gauge',
+      [`node_memory_MemAvailable_bytes ${Math.round(memTotal * (1 - memPercent(m, now, true) / 100))}`]);
+    family('node_network_receive_errs_total', 'Network device statistic receive_errs.', 'counter', ['node_network_receive_errs_total{device="eth0"} 0', 'node_network_receive_errs_total{device="lo"} 0']);
+    family('node_network_transmit_errs_total', 'Network device statistic transmit_errs.', 'counter', ['node_network_transmit_errs_total{device="eth0"} 0', 'node_network_transmit_errs_total{device="lo"} 0']);
+    family('node_systemd_unit_state', 'Systemd unit', 'gauge', [...m.services.keys()].flatMap((name) => {
       const current = serviceActive(m, name) ? 'active' : 'failed';
-      for (const state of ['activating', 'active', 'deactivating', 'failed', 'inactive']) {
-        lines.push(`node_systemd_unit_state{name="${name}",state="${state}",type="simple"} ${state === current ? 1 : 0}`);
-      }
-    }
-    lines.push('# HELP node_reboot_required Node reboot is required for software updates.', '# TYPE node_reboot_required gauge', `node_reboot_required ${m.rebootRequired ? 1 : 0}`);
-    lines.push('# HELP node_boot_time_seconds Node boot time, in unixtime.', '# TYPE node_boot_time_seconds gauge', `node_boot_time_seconds ${Math.floor(m.bootTime / 1000)}`);
+      return ['activating', 'active', 'deactivating', 'failed', 'inactive'].map((state) => `node_systemd_unit_state{name="${name}",state="${state}",type="simple"} ${state === current ? 1 : 0}`);
+    }));
+    family('node_reboot_required', 'Node reboot is required for software updates.', 'gauge', [`node_reboot_required ${m.rebootRequired ? 1 : 0}`]);
+    family('node_boot_time_seconds', 'Node boot time, in unixtime.', 'gauge', [`node_boot_time_seconds ${Math.floor(m.bootTime / 1000)}`]);
     return `${lines.join('\n')}\n`;
   }
 
@@ -215,7 +260,7 @@ export class LabWorld {
         res.writeHead(404).end('not found\n');
         return;
       }
-      if (!this.salt.isUp(m)) {
+      if (!this.salt.isUp(m) || m.unscraped) {
         req.socket.destroy(); // a host that is down does not answer its exporter either
         return;
       }
@@ -236,9 +281,10 @@ export class LabWorld {
     const host = new URL(this.urls.metrics).host;
     const names = opts.systems ?? this.fleet.systems.map((s) => s.name);
     const targets = names.map((n) => `      - targets: ['${host}']\n        labels: { instance: '${n}', __metrics_path__: '/systems/${encodeURIComponent(n)}/metrics' }`).join('\n');
-    const interval = opts.scrapeIntervalS ?? 1;
+    // Milliseconds: Prometheus durations are integers with a unit (0.5 s is `500ms`).
+    const interval = `${Math.round((opts.scrapeIntervalS ?? 1) * 1000)}ms`;
     const rules = opts.ruleFiles && opts.ruleFiles.length > 0 ? `rule_files:\n${opts.ruleFiles.map((f) => `  - '${f}'`).join('\n')}\n` : '';
-    return `global:\n  scrape_interval: ${interval}s\n  evaluation_interval: ${interval}s\n${rules}scrape_configs:\n  - job_name: node\n    scrape_timeout: ${Math.round(interval * 800)}ms\n    static_configs:\n${targets}\n`;
+    return `global:\n  scrape_interval: ${interval}\n  evaluation_interval: ${interval}\n${rules}scrape_configs:\n  - job_name: node\n    scrape_timeout: ${Math.round((opts.scrapeIntervalS ?? 1) * 800)}ms\n    static_configs:\n${targets}\n`;
   }
 
   async stop(): Promise<void> {
