@@ -7,6 +7,12 @@
  * rollback of the test system: package rollback when no reboot was needed, snapshot rollback
  * when it was.
  *
+ * The judge compares windows, not instants (issue 13, `windows.ts`): the baseline waits until
+ * Prometheus has the samples of every required metric before the patch; validation collects the
+ * post window after stabilisation and judges it with `judgeTest` (the window judge over
+ * `orchestrator_config.canary_metrics`, plus the critical services from Salt and the reboot).
+ * Without Prometheus configured the services alone decide, and the evidence says so.
+ *
  * Every function is safe to run again for the same effect key: it first looks at the outside
  * world (snapper descriptions carry the key, UYUNI actions are matched to known ids, package
  * versions are compared) and only acts for what has not happened yet.
@@ -16,10 +22,12 @@ import { TransientError } from '../machines/effects.ts';
 import type { Effects, EffectInput } from '../machines/patch.machine.ts';
 import { countEffectsMatching } from '../persistence/sql/effects.ts';
 import { completeTestRollback, failTestRollback, insertTestRollback } from '../persistence/sql/rollbacks.ts';
+import { lastPhaseOfTest, lastRollbackOnSystem } from '../persistence/sql/phases.ts';
 import { getTestBaseline, setTestBaseline, setTestValidation } from '../persistence/sql/testResults.ts';
 import { enqueueAlert } from '../services/alerts.ts';
-import { judge, type Evidence } from '../services/judge.ts';
-import { loadThresholds } from '../services/settings.ts';
+import type { Evidence } from '../services/judge.ts';
+import { judgeTest, machineVerdict } from '../services/judge/testJudge.ts';
+import { canaryPolicyOf, loadCanaryMetrics, loadCanaryPolicy, loadThresholds } from '../services/settings.ts';
 import { saltCall, uyuniCall, type EngineDeps } from './deps.ts';
 import { errataFacts, systemIdOf } from './errata.ts';
 import { collectEvidence, servicesFor } from './evidence.ts';
@@ -28,8 +36,12 @@ import { inPhase, recordWait, testIdOf } from './phases.ts';
 import { rebootRequired } from './reboots.ts';
 import { sleep, timing } from './timing.ts';
 import { awaitActions, findUnclaimedAction, ownActions, recordActions } from './uyuniActions.ts';
+import { baselineWindow, postWindow, windowTiming, type BaselineWindow, type SampledWindow } from './windows.ts';
 
 type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
+
+/** `patch_tests.baseline_metrics` / `post_patch_metrics`: the live evidence and, with Prometheus, the window. */
+export type StoredEvidence = Evidence & { window?: BaselineWindow | SampledWindow | null };
 
 async function testSystemOf(e: EngineDeps, input: EffectInput): Promise<{ id: number; name: string }> {
   if (!input.testSystem) throw new Error('no test system assigned to this entry');
@@ -39,10 +51,10 @@ async function testSystemOf(e: EngineDeps, input: EffectInput): Promise<{ id: nu
 async function storedBaseline(
   e: EngineDeps,
   input: EffectInput,
-): Promise<{ evidence: Evidence | null; packages: Record<string, string> | null }> {
+): Promise<{ evidence: StoredEvidence | null; packages: Record<string, string> | null }> {
   const r = await getTestBaseline(e.db, input.entryId, input.attempt);
   return {
-    evidence: (r?.baseline_metrics as Evidence | null) ?? null,
+    evidence: (r?.baseline_metrics as StoredEvidence | null) ?? null,
     packages: (r?.package_versions_before as Record<string, string> | null) ?? null,
   };
 }
@@ -139,20 +151,35 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async collectBaseline(input: Effects['collectBaseline']['in']): Promise<Out<'collectBaseline'>> {
+    async collectBaseline(input: Effects['collectBaseline']['in'], signal?: AbortSignal): Promise<Out<'collectBaseline'>> {
       return inPhase(e.db, phaseOf(input), 'baseline', async () => {
         const sys = await testSystemOf(e, input);
         const t = await loadThresholds(e.db);
         const facts = await errataFacts(e, input.errataId);
         const services = await servicesFor(e.db, input.targetOs);
-        const evidence = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
+        // The window first (it may wait for samples), then the live checks right before the patch.
+        let window: BaselineWindow | null = null;
+        if (e.prometheus) {
+          const [metrics, policy] = await Promise.all([loadCanaryMetrics(e.db), loadCanaryPolicy(e.db)]);
+          const prometheus = e.prometheus;
+          const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
+          const notBefore = await lastRollbackOnSystem(e.db, sys.name, testId);
+          window = await baselineWindow({ ...e, prometheus }, { key: input.key, instance: sys.name, metrics, timing: windowTiming(t, policy), notBefore }, signal);
+        }
+        const live = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
+        const evidence: StoredEvidence = { ...live, window };
         const pk = await packageVersions(e, [sys.name], facts.packageNames);
         // Without the versions before the patch there is no package rollback: do not patch.
         if (pk.missing.length > 0) throw new TransientError(`test system ${sys.name} did not answer pkg.version`);
         const packages = pk.versions.get(sys.name) ?? {};
         const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
         await setTestBaseline(e.db, testId, { evidence, services: evidence.services, packages });
-        return { out: {}, evidence: { ...evidence, packages } };
+        const counts = window ? Object.fromEntries(Object.entries(window.samples).map(([k, v]) => [k, v.length])) : null;
+        const { window: _w, ...rest } = evidence;
+        return {
+          out: {},
+          evidence: { ...rest, packages, ...(window ? { window: { start: window.start, end: window.end, step_seconds: window.step_seconds, samples: counts, waited_seconds: window.waited_seconds } } : {}) },
+        };
       });
     },
 
@@ -208,25 +235,61 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async validate(input: Effects['validate']['in']): Promise<Out<'validate'>> {
+    async validate(input: Effects['validate']['in'], signal?: AbortSignal): Promise<Out<'validate'>> {
       await recordWait(e.db, phaseOf(input), 'settle', 'await_host');
       return inPhase(e.db, phaseOf(input), 'validate', async () => {
         const sys = await testSystemOf(e, input);
         const t = await loadThresholds(e.db);
         const services = await servicesFor(e.db, input.targetOs);
         const base = await storedBaseline(e, input);
-        const post = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
-        const v = judge(base.evidence, post, t);
+        const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
+        // The same queries as the baseline's (a metric configured since has no baseline: no data).
+        const baseWindow = (base.evidence?.window as BaselineWindow | null | undefined) ?? null;
+        let window: SampledWindow | null = null;
+        let canary: Parameters<typeof judgeTest>[0]['canary'] = null;
+        if (e.prometheus) {
+          const policy = await loadCanaryPolicy(e.db);
+          const metrics = baseWindow?.metrics ?? (await loadCanaryMetrics(e.db));
+          const prometheus = e.prometheus;
+          window = await postWindow({ ...e, prometheus }, { key: input.key, instance: sys.name, metrics, timing: windowTiming(t, policy) }, signal);
+          const windows = Object.fromEntries(metrics.map((m) => [m.name, { baseline: baseWindow?.samples[m.name] ?? [], post: window!.samples[m.name] ?? [] }]));
+          canary = { metrics, windows, policy: canaryPolicyOf(policy) };
+        }
+        const live = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
+        const post: StoredEvidence = { ...live, window };
+        const checked = await lastPhaseOfTest(e.db, testId, 'check_reboot');
+        const required = (checked?.evidence as { required?: boolean } | null)?.required === true;
+        const rebooted = (await lastPhaseOfTest(e.db, testId, 'await_host'))?.outcome === 'ok';
+        const j = judgeTest({
+          services: { baseline: base.evidence?.services ?? {}, post: post.services },
+          maxFailedServices: t.max_failed_services,
+          canary,
+          reboot: checked ? { required, rebooted } : null,
+        });
+        if (base.evidence === null) j.reasons.unshift('no baseline was recorded');
+        if (e.prometheus && baseWindow === null) j.notes.push('the baseline has no Prometheus window (taken without Prometheus)');
+        const v = machineVerdict(j);
         await setTestValidation(e.db, input.entryId, input.attempt, {
           post,
           services: post.services,
-          checks: v.checks,
-          failedServices: v.failedServices,
+          checks: j,
+          failedServices: j.failedServices,
         });
-        const evidence = { checks: v.checks, baseline: base.evidence, post, failedServices: v.failedServices };
+        // The machine keeps a summary; the windows and statistics are in patch_tests.metrics_delta.
+        const evidence = {
+          judge: j.judge,
+          verdict: j.verdict,
+          marginal: v.marginal,
+          score: j.score,
+          reasons: j.reasons,
+          failedServices: j.failedServices,
+          checks: j.checks,
+          metrics: j.metrics.map((m) => ({ name: m.name, classification: m.classification })),
+          notes: j.notes,
+        };
         return {
           out: { verdict: v.verdict, reason: v.reason, evidence },
-          evidence,
+          evidence: { ...evidence, post_window: window ? { start: window.start, end: window.end } : null },
           outcome: v.verdict === 'pass' ? 'ok' : 'failed',
         };
       });

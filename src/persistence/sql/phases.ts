@@ -3,6 +3,7 @@
  * that a step re-run after a crash updates its row instead of adding one.
  */
 import { sql } from 'slonik';
+import { z } from 'zod';
 import type { Db } from '../db.ts';
 
 export interface PhaseRowKey {
@@ -61,4 +62,48 @@ export function failPhase(db: Db, key: string, phase: string, outcome: 'retry' |
   return db.query(sql.unsafe`
     UPDATE patch_test_phases SET ended_at = now(), outcome = ${outcome}, error = ${error}
     WHERE effect_key = ${key} AND phase = ${phase}`);
+}
+
+/**
+ * What a running phase is doing, while it runs (the baseline waiting for samples, validation
+ * collecting its post window): merged into its evidence, so what an earlier run recorded (the
+ * post window's start) stays.
+ * @example await notePhaseProgress(db, key, 'baseline', { waiting_for_samples: '3/10' });
+ */
+export function notePhaseProgress(db: Db, key: string, phase: string, evidence: Record<string, unknown>) {
+  return db.query(sql.unsafe`
+    UPDATE patch_test_phases SET evidence = coalesce(evidence, '{}'::jsonb) || ${sql.jsonb(evidence as never)}
+    WHERE effect_key = ${key} AND phase = ${phase}`);
+}
+
+/**
+ * A phase row's evidence by effect key (null: no row or no evidence).
+ * @example const ev = await phaseEvidence(db, key, 'validate');
+ */
+export function phaseEvidence(db: Db, key: string, phase: string) {
+  return db.maybeOneFirst(sql.type(z.object({ evidence: z.unknown() }))`
+    SELECT evidence FROM patch_test_phases WHERE effect_key = ${key} AND phase = ${phase}`);
+}
+
+/**
+ * The latest finished row of a phase of a test: its outcome and evidence (null: it never ran).
+ * @example const check = await lastPhaseOfTest(db, testId, 'check_reboot'); // { outcome: 'ok', evidence: { required: true } }
+ */
+export function lastPhaseOfTest(db: Db, testId: number, phase: string) {
+  return db.maybeOne(sql.type(z.object({ outcome: z.string().nullable(), evidence: z.unknown() }))`
+    SELECT outcome, evidence FROM patch_test_phases WHERE test_id = ${testId} AND phase = ${phase} AND ended_at IS NOT NULL
+    ORDER BY ended_at DESC LIMIT 1`);
+}
+
+/**
+ * When the last rollback of another test on this test system ended (null: none): the system's state
+ * changed then, so a baseline reaches back no further.
+ * @example const since = await lastRollbackOnSystem(db, 'web01', testId); // Date | null
+ */
+export async function lastRollbackOnSystem(db: Db, systemName: string, testId: number): Promise<Date | null> {
+  const at = await db.oneFirst(sql.type(z.object({ at: z.string().nullable() }))`
+    SELECT max(p.ended_at)::text AS at FROM patch_test_phases p JOIN patch_tests t ON t.id = p.test_id
+    WHERE t.test_system_name = ${systemName} AND p.test_id <> ${testId} AND p.phase = 'rollback'
+      AND p.ended_at IS NOT NULL AND p.outcome IN ('ok', 'failed')`);
+  return at === null ? null : new Date(at);
 }
