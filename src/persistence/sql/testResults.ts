@@ -65,3 +65,14 @@ export function setTestValidation(
            metrics_delta = ${sql.jsonb(v.checks as never)}, failed_services = ${sql.array(v.failedServices, 'text')}
     WHERE queue_id = ${queueId} AND attempt = ${attempt}`);
 }
+
+const judgementRow = z.object({ metrics_delta: z.unknown().nullable(), test_system_name: z.string().nullable() });
+
+/**
+ * The judgement validation stored for an attempt (`metrics_delta`), for the approval message.
+ * @example const j = await getTestJudgement(db, 7, 1); // { metrics_delta: { verdict: 'marginal', … }, test_system_name }
+ */
+export function getTestJudgement(db: Db, queueId: number, attempt: number) {
+  return db.maybeOne(sql.type(judgementRow)`
+    SELECT metrics_delta, test_system_name FROM patch_tests WHERE queue_id = ${queueId} AND attempt = ${attempt}`);
+}

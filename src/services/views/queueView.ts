@@ -11,6 +11,7 @@ import type { Db } from '../../persistence/db.ts';
 import { loadEntry, loadJournal } from '../../persistence/sql/entries.ts';
 import { getErrata, getQueueItem, getRiskProfile, testsOfEntry } from '../../persistence/sql/queue.ts';
 import { redactPayload } from '../../redact.ts';
+import { latestJudgement } from './judgementView.ts';
 
 /** What the entry views read: the database, the live actors and the clock. */
 export interface QueueViewDeps {
@@ -25,7 +26,8 @@ function allowedEvents(deps: QueueViewDeps, live: ReturnType<ActorHost['snapshot
 }
 
 /**
- * An entry with its errata, risk profile, tests, state and the events it accepts, or null.
+ * An entry with its errata, risk profile, tests, the latest test's judgement, state and the events
+ * it accepts, or null.
  * @example
  * const detail = await queueEntryDetail(deps, 12);
  */
@@ -43,6 +45,7 @@ export async function queueEntryDetail(deps: QueueViewDeps, id: number) {
     errata,
     risk_profile: risk,
     tests,
+    judgement: latestJudgement(tests),
     state: live ? stateLabel(live.snapshot.value) : stateLabel((item.state_value as never) ?? item.status),
     allowed_events: allowedEvents(deps, live),
   };

@@ -5,6 +5,7 @@
 import type { Context, Hono } from 'hono';
 import { roleAtLeast } from '../../../services/tokens.ts';
 import { alert, badge, barChart, decisionForms, fmt, tableHead } from '../components.ts';
+import { judgementEvidence } from '../evidenceChart.ts';
 import { html, type Html } from '../html.ts';
 import { flash, page } from '../layout.ts';
 import type { Session } from '../session.ts';
@@ -59,11 +60,13 @@ function testEvidence(test: any, phases: any[]): Html {
   const reboot = test.required_reboot ? ' · rebooted' : '';
   const rollback = test.rollback_type ? html` · rollback ${test.rollback_type} ${test.rollback_status ?? ''}` : '';
   const outcome = html`<strong>${test.result}</strong>${failure}${reboot}${rollback}`;
-  const checks = ((test.metrics_delta ?? []) as any[]).map(checkRow);
+  // A test judged on windows stores its judgement; an older one its instant checks.
+  const judged = test.metrics_delta && !Array.isArray(test.metrics_delta);
+  const checks = judged ? [] : ((test.metrics_delta ?? []) as any[]).map(checkRow);
   const services = Object.entries(test.services_post_patch ?? {}).map(serviceState);
   return html`<p>Test ${test.id} on ${test.test_system_name ?? '?'}: ${outcome}</p>
-          <table>${tableHead(CHECK_COLUMNS)}
-          <tbody>${checks}</tbody></table>
+          ${judged ? judgementEvidence(test.metrics_delta) : html`<table>${tableHead(CHECK_COLUMNS)}
+          <tbody>${checks}</tbody></table>`}
           <p>Services after the patch: ${services}</p>
           <h3>Phases</h3><ol class="timeline">${phases.map(phaseItem)}</ol>`;
 }
