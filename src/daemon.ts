@@ -34,6 +34,9 @@ import { reportRoutes } from './http/routes/reports.ts';
 import { coerceError } from './errors.ts';
 import { startHttpServer } from './http/server.ts';
 import { acquireInstanceLock } from './persistence/instanceLock.ts';
+import { Leadership } from './persistence/leadership.ts';
+import { enqueueAlert } from './services/alerts.ts';
+import { testSystemKnownToUyuni } from './services/testSystems.ts';
 import { migrate } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
 import { Releasers } from './releasers.ts';
@@ -89,6 +92,10 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       process.kill(process.pid, 'SIGTERM');
     });
     releasers.add('instance-lock', () => instanceLock.release());
+    // Singleton work (sync polling, notification delivery, rollback jobs, each test lane) runs on
+    // one replica at a time: the one that holds the role's lock.
+    const leadership = new Leadership({ url, logger, instanceId: config.instanceId });
+    releasers.add('leadership', () => leadership.stop());
 
     const deps: BaseDeps = { config, logger, db, version: VERSION, startedAt: Date.now(), lifecycle };
     const metrics = new OrchestratorMetrics({ db, logger });
@@ -101,7 +108,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     const uyuni = config.uyuni ? new UyuniClient({ ...config.uyuni }) : undefined;
     const salt = config.salt ? new SaltClient({ url: config.salt.url, user: config.salt.user, password: config.salt.password, eauth: config.salt.eauth }) : undefined;
     const prometheus = config.prometheus ? new PrometheusClient(config.prometheus) : undefined;
-    const notifier = new Notifier({ db, logger, smtp: config.smtp, webhookSecret: config.webhookSecret });
+    const notifier = new Notifier({ db, logger, smtp: config.smtp, webhookSecret: config.webhookSecret, lead: () => leadership.leads('notifier') });
     notifier.start();
     releasers.add('notifier', () => notifier.stop());
     let lanesEnabled = false;
@@ -142,12 +149,27 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     const settings = async () => settingsFrom(await loadThresholds(db));
     // Test lanes: one per configured test system, filled by success score (unless the caller's
     // engine starts its tests itself).
-    const lanes = lanesEnabled ? new TestLanes({ db, logger, actors: actors.host, salt, pollMs: config.schedulerPollMs }) : undefined;
+    const lanes = lanesEnabled
+      ? new TestLanes({
+          db, logger, actors: actors.host, salt, pollMs: config.schedulerPollMs,
+          lead: (role) => leadership.leads(role),
+          checks: uyuni ? [(system) => testSystemKnownToUyuni(db, system)] : [],
+          onPause: async (lane, reason) => {
+            await enqueueAlert(db, {
+              type: 'needs_attention', key: `lane-paused:${lane.system}:${Date.now()}`, errataId: null, queueId: null,
+              subject: `Test lane paused: ${lane.system}`, body: `The ${lane.os} test lane on ${lane.system} paused: ${reason}\nQueued entries wait; the lane resumes by itself once this is fixed.`,
+            });
+            notifier.nudge();
+          },
+        })
+      : undefined;
     if (lanes) {
       lanes.start();
       releasers.add('test-lanes', () => lanes.stop());
     }
-    const rollbacks = testEngine.available ? new RollbackRunner({ db, logger, ports, pollMs: Math.max(1000, config.schedulerPollMs * 5) }) : undefined;
+    const rollbacks = testEngine.available
+      ? new RollbackRunner({ db, logger, ports, pollMs: Math.max(1000, config.schedulerPollMs * 5), lead: () => leadership.leads('rollback-runner') })
+      : undefined;
     if (rollbacks) {
       rollbacks.start();
       releasers.add('rollback-runner', () => rollbacks.stop());
@@ -156,12 +178,14 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     const queueDeps = { db, logger, actors: actors.host, settings, profile };
     let sync: UyuniSync | undefined;
     if (config.uyuni && uyuni) {
-      await failInterruptedSyncRuns(db);
       sync = new UyuniSync({ db, logger, uyuni, prefixes: [config.uyuni.testGroupPrefix, config.uyuni.prodGroupPrefix], testPrefix: config.uyuni.testGroupPrefix });
       const nvd = config.nvd.enabled ? new NvdClient({ baseUrl: config.nvd.url, apiKey: config.nvdApiKey }) : undefined;
       let enriching = false;
       const poller = new SyncPoller({
         sync, logger, intervalMs: config.uyuni.pollIntervalMinutes * 60_000,
+        // Only the leader polls; on taking the lead it fails the runs its predecessor left running.
+        lead: () => leadership.leads('sync-poller'),
+        onLead: async () => void (await failInterruptedSyncRuns(db)),
         afterSync: async (report) => {
           const q = await autoQueueAfterSync(queueDeps, report).catch((raw) => {
             logger.error({ err: coerceError(raw).message }, 'auto-queue after sync failed');

@@ -6,8 +6,13 @@
  * every `pollMs`): an entry already occupying a system (a test running, rolling back, or waiting
  * for a human after a failed rollback) keeps its lane after a restart.
  *
- * A lane whose system does not answer Salt's `test.ping` pauses and says why (GET /api/v1/lanes);
- * it resumes by itself when the system answers again.
+ * A lane pauses, says why (GET /api/v1/lanes, the dashboard, a notification) and leaves its next
+ * entry queued when its system cannot take a test — not known to UYUNI (the sync has not recorded
+ * it, or the name is wrong), not scraped by Prometheus, not answering Salt's `test.ping`: a lane's
+ * problem is not the patch's fault (issue 11). It resumes by itself when the system is fine again.
+ *
+ * With several replicas each lane runs on one of them at a time (`lead('lane:<system>')`), so two
+ * replicas never start two tests on one test system.
  */
 import BetterQueue from 'better-queue';
 import { coerceError } from '../errors.ts';
@@ -26,15 +31,31 @@ export interface LaneState {
   entryId: number | null;
   paused: string | null;
   completed: number;
+  /** false while another replica runs this lane. */
+  leader: boolean;
+}
+
+export interface TestLanesOptions {
+  db: Db;
+  logger: Logger;
+  actors: ActorHost;
+  salt?: SaltClient | undefined;
+  pollMs?: number;
+  /** With several replicas: whether this one runs the lane of a system (`lane:<system>`). */
+  lead?: (role: string) => Promise<boolean>;
+  /** Checks before a test starts: each returns why the system cannot take one now, or null. */
+  checks?: ((system: string) => Promise<string | null>)[];
+  /** Told when a lane pauses (the reason) — a notification. */
+  onPause?: (lane: { os: string; system: string }, reason: string) => Promise<void>;
 }
 
 export class TestLanes extends AbortableLoop {
   private readonly lanes = new Map<string, { state: LaneState; queue: BetterQueue<{ id: number }> }>();
-  private readonly o: { db: Db; logger: Logger; actors: ActorHost; salt: SaltClient | undefined; pollMs: number };
+  private readonly o: TestLanesOptions & { pollMs: number };
 
-  constructor(opts: { db: Db; logger: Logger; actors: ActorHost; salt?: SaltClient | undefined; pollMs?: number }) {
+  constructor(opts: TestLanesOptions) {
     super();
-    this.o = { ...opts, salt: opts.salt, pollMs: opts.pollMs ?? 2000 };
+    this.o = { ...opts, pollMs: opts.pollMs ?? 2000 };
   }
 
   /** Something changed (an entry was queued or left a lane): fill the lanes now. */
@@ -71,7 +92,7 @@ export class TestLanes extends AbortableLoop {
     const name = `${os}/${system}`;
     let l = this.lanes.get(name);
     if (!l) {
-      const state: LaneState = { os, system, systemId, entryId: null, paused: null, completed: 0 };
+      const state: LaneState = { os, system, systemId, entryId: null, paused: null, completed: 0, leader: true };
       const queue = new BetterQueue<{ id: number }>(
         (task, cb) => {
           this.runEntry(state, task.id).then(
@@ -98,6 +119,8 @@ export class TestLanes extends AbortableLoop {
       for (const s of systems ?? []) {
         const l = this.lane(os, s.system_name, s.system_id);
         if (l.state.entryId !== null || !this.active) continue;
+        l.state.leader = this.o.lead ? await this.o.lead(`lane:${s.system_name}`) : true;
+        if (!l.state.leader) continue;
         const occupant = await findLaneOccupant(this.o.db, s.system_name);
         if (occupant !== null) {
           this.take(l, occupant);
@@ -106,10 +129,14 @@ export class TestLanes extends AbortableLoop {
         const held = [...this.lanes.values()].map((x) => x.state.entryId).filter((x): x is number => x !== null);
         const next = await nextQueuedForLane(this.o.db, os, held);
         if (next === null) continue;
-        const down = await this.unreachable(s.system_name);
+        const down = await this.cannotTest(s.system_name);
         if (down !== l.state.paused) {
-          if (down) this.o.logger.warn({ lane: `${os}/${s.system_name}`, reason: down }, 'test lane paused');
-          else if (l.state.paused) this.o.logger.info({ lane: `${os}/${s.system_name}` }, 'test lane resumed');
+          if (down) {
+            this.o.logger.warn({ lane: `${os}/${s.system_name}`, reason: down }, 'test lane paused');
+            await this.o.onPause?.({ os, system: s.system_name }, down).catch((raw) =>
+              this.o.logger.warn({ err: coerceError(raw).message }, 'test lane: the pause notification failed'),
+            );
+          } else if (l.state.paused) this.o.logger.info({ lane: `${os}/${s.system_name}` }, 'test lane resumed');
         }
         l.state.paused = down;
         if (down) continue;
@@ -121,6 +148,15 @@ export class TestLanes extends AbortableLoop {
   private take(l: { state: LaneState; queue: BetterQueue<{ id: number }> }, id: number): void {
     l.state.entryId = id;
     l.queue.push({ id });
+  }
+
+  /** Why the system cannot take a test now (the first check that says so), or null. */
+  private async cannotTest(system: string): Promise<string | null> {
+    for (const check of this.o.checks ?? []) {
+      const why = await check(system).catch((raw) => `check failed: ${coerceError(raw).message}`);
+      if (why !== null) return why;
+    }
+    return this.unreachable(system);
   }
 
   private async unreachable(minion: string): Promise<string | null> {

@@ -17,17 +17,23 @@ import {
   markNotificationSent,
   type DueNotification,
 } from '../persistence/sql/notifications.ts';
+import { redactUrlSecret, scrubSecrets } from '../redact.ts';
 import { enqueueDigestIfDue } from '../services/alerts.ts';
+import { smtpTransportOptions } from '../services/smtpTransport.ts';
 import { AbortableLoop } from './loop.ts';
 
 export interface NotifierOptions {
   db: Db;
   logger: Logger;
+  /** With several replicas: whether this one delivers now (asked each round). Absent: always. */
+  lead?: () => Promise<boolean>;
   smtp?:
     | {
         host: string;
         port: number;
         secure: boolean;
+        requireTls?: boolean | undefined;
+        allowPlaintextAuth?: boolean | undefined;
         user?: string | undefined;
         password?: string | undefined;
         from: string;
@@ -51,15 +57,8 @@ export class Notifier extends AbortableLoop {
   constructor(opts: NotifierOptions) {
     super();
     this.o = { pollMs: 2000, maxAttempts: 8, ...opts };
-    this.mail = opts.smtp
-      ? nodemailer.createTransport({
-          host: opts.smtp.host,
-          port: opts.smtp.port,
-          secure: opts.smtp.secure,
-          ignoreTLS: !opts.smtp.secure,
-          ...(opts.smtp.user ? { auth: { user: opts.smtp.user, pass: opts.smtp.password ?? '' } } : {}),
-        })
-      : undefined;
+    // AUTH only over TLS unless explicitly allowed (smtpTransportOptions refuses it otherwise).
+    this.mail = opts.smtp ? nodemailer.createTransport(smtpTransportOptions(opts.smtp)) : undefined;
   }
 
   /** Wake the loop now (a message was queued). */
@@ -72,6 +71,11 @@ export class Notifier extends AbortableLoop {
   protected async run(): Promise<void> {
     while (this.active) {
       try {
+        // With several replicas one delivers (and queues the digest); the others wait their turn.
+        if (this.o.lead && !(await this.o.lead())) {
+          if (this.active) await this.sleep(this.o.pollMs);
+          continue;
+        }
         if (Date.now() - this.lastDigestCheck >= 60_000) {
           this.lastDigestCheck = Date.now();
           const n = await enqueueDigestIfDue(this.o.db);
@@ -95,7 +99,8 @@ export class Notifier extends AbortableLoop {
         await markNotificationSent(this.o.db, r.id);
         this.sent++;
       } catch (raw) {
-        const msg = coerceError(raw).message;
+        // A webhook URL is a credential and HTTP errors quote it: never stored or logged in clear.
+        const msg = scrubSecrets(coerceError(raw).message, [r.recipient, this.o.smtp?.password, this.o.webhookSecret]).replace(/https?:\/\/\S+/g, (u) => redactUrlSecret(u));
         const final = r.attempts + 1 >= this.o.maxAttempts;
         const backoffS = Math.min(3600, 5 * 2 ** r.attempts);
         await markNotificationAttemptFailed(this.o.db, r.id, msg, { final, backoffS });

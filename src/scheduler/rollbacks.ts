@@ -14,16 +14,21 @@ import { failRollbackJob, listRollbackJobs } from '../persistence/sql/rollbacks.
 import { AbortableLoop } from './loop.ts';
 
 export class RollbackRunner extends AbortableLoop {
-  private readonly o: { db: Db; logger: Logger; ports: PatchPorts; pollMs: number };
+  /** `lead`: with several replicas, whether this one runs the jobs (asked before each job). */
+  private readonly o: { db: Db; logger: Logger; ports: PatchPorts; pollMs: number; lead?: () => Promise<boolean> };
   private readonly abort = new AbortController();
 
-  constructor(opts: { db: Db; logger: Logger; ports: PatchPorts; pollMs?: number }) {
+  constructor(opts: { db: Db; logger: Logger; ports: PatchPorts; pollMs?: number; lead?: () => Promise<boolean> }) {
     super();
     this.o = { ...opts, pollMs: opts.pollMs ?? 5000 };
   }
 
   nudge(): void {
     this.interrupt();
+  }
+
+  private async leads(): Promise<boolean> {
+    return this.o.lead ? this.o.lead() : true;
   }
 
   override async stop(): Promise<void> {
@@ -34,9 +39,10 @@ export class RollbackRunner extends AbortableLoop {
   protected async run(): Promise<void> {
     while (this.active) {
       try {
-        const jobs = await listRollbackJobs(this.o.db);
+        const jobs = (await this.leads()) ? await listRollbackJobs(this.o.db) : [];
         for (const j of jobs) {
-          if (!this.active) break;
+          // Asked before each job: a replica that lost the role starts no further rollback.
+          if (!this.active || !(await this.leads())) break;
           try {
             await this.o.ports.rollbackProduction(
               {
