@@ -120,7 +120,7 @@ function metricRow(m: any): Html {
 function checkItem(c: any): Html {
   if (c.check === 'reboot') return html`<li>reboot: ${c.detail} — ${c.ok ? 'ok' : 'FAIL'}</li>`;
   const result = c.ok === true ? 'ok' : c.ok === false ? 'FAIL' : 'no data';
-  return html`<li>${c.check}: ${c.post ?? '—'} of ${c.limit} allowed${c.detail ? html` (${c.detail})` : ''} — ${result}</li>`;
+  return html`<li>${c.check}: ${c.post ?? '—'} (allowed ${c.limit})${c.detail ? html` ${c.detail}` : ''} — ${result}</li>`;
 }
 
 /**
