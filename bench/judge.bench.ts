@@ -34,6 +34,7 @@
  * Last line: `bench:judge: tests=N false_pass_rate=… false_fail_rate=… old_false_pass_rate=… old_false_fail_rate=…`
  */
 import { defaultCanaryMetrics, judgeCanary, type CanaryVerdictKind, type Windows } from '../src/services/judge/canary.ts';
+import { prng } from '../src/random.ts';
 
 const argN = process.argv.indexOf('--n');
 const N = argN > 0 ? Number(process.argv[argN + 1]) : 1000;
@@ -53,16 +54,7 @@ const LIMITS = { cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_ser
 
 /* ------------------------------------------------------------------ seeded randomness */
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = prng;
 
 class Rng {
   private readonly next: () => number;

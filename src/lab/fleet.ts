@@ -4,6 +4,7 @@
  * packages (kernels, openssl, nginx, …) with sizes, and CVEs. Same seed, same fleet.
  * Never imported by production code (src/lab).
  */
+import { prng } from '../random.ts';
 
 export type LabOs = 'ubuntu' | 'debian' | 'rhel';
 
@@ -40,17 +41,7 @@ export interface Fleet {
   errata: LabErrata[];
 }
 
-/** mulberry32: a small, fast, deterministic PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 const PACKAGES: Record<LabOs, { name: string; kb: number; arch: string }[]> = {
   ubuntu: [

@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { prng, seedOf } from '../random.ts';
 
 /** An errata applied to a minion and what it does while any of its packages is at the new version. */
 export interface LabApplied {
@@ -99,18 +100,8 @@ export function touchCpu(m: LabMinion, now = Date.now(), redraw = false): void {
   if (redraw) m.cpuNoiseNow = m.cpuNoisePercent > 0 ? m.cpuNoisePercent * gaussian(m.noise) : 0;
 }
 
-/** mulberry32 seeded from a string (the minion id): the same host draws the same noise sequence. */
-function seededRandom(id: string): () => number {
-  let a = 0;
-  for (let i = 0; i < id.length; i++) a = (Math.imul(a, 31) + id.charCodeAt(i)) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same host draws the same noise sequence. */
+const seededRandom = (id: string) => prng(seedOf(id));
 
 export function newMinion(id: string, services: string[], packages: [string, string][]): LabMinion {
   return {

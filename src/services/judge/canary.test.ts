@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyMetric, DEFAULT_CANARY_POLICY, defaultCanaryMetrics, judgeCanary, lag1Autocorrelation, renderQuery, type CanaryMetric, type Windows } from './canary.ts';
+import { prng } from '../../random.ts';
 
-/** mulberry32: deterministic noise for the windows. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 /** n values uniform in level ± spread. */
 const noisy = (seed: number, n: number, level: number, spread: number) => { const r = prng(seed); return Array.from({ length: n }, () => level + spread * (2 * r() - 1)); };
 const constant = (n: number, v: number) => new Array<number>(n).fill(v);

@@ -12,6 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { hodgesLehmann, mannWhitneyU, median, normalCdf, normalQuantile, normalSf, pairwiseDifferences, uDistribution } from './statistics.ts';
+import { prng } from '../../random.ts';
 
 /** SciPy's docstring example: diagnosis ages of type II diabetes, males vs females (Shier 2004). */
 const MALES = [19, 22, 16, 29, 24];
@@ -53,17 +54,6 @@ function permutationP(x: readonly number[], y: readonly number[]): { greater: nu
   return { greater: ge / total, less: le / total, twoSided: Math.min(1, (2 * Math.min(ge, le)) / total) };
 }
 
-/** A small deterministic PRNG for the brute-force comparisons (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('normal distribution', () => {
   it('matches scipy.stats.norm.sf / ppf to ~1e-15 relative', () => {
