@@ -68,7 +68,8 @@ export async function rebootOnce(
       }
       await saltCall(() => e.salt.localAsync(lostRequests, 'system.reboot'));
     }
-    waiting = waiting.filter((m) => !back.includes(m));
+    const isBack = new Set(back);
+    waiting = waiting.filter((m) => !isBack.has(m));
     if (waiting.length === 0) return { back, lost: [] };
     if (Date.now() > deadline) return { back, lost: waiting };
     await sleep(o.pollMs, signal);

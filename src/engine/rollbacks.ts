@@ -82,8 +82,9 @@ async function rollBackSystems(
     // The snapshot takes effect at the next boot: one reboot per system, across crashes.
     const t = await loadThresholds(e.db);
     const record = (names: string[]) => markRollbackRebootRequested(e.db, deploymentId, names).then(() => undefined);
+    const rebooting = new Set(reboot);
     const hosts = withSnap
-      .filter((r) => reboot.includes(r.system_name))
+      .filter((r) => rebooting.has(r.system_name))
       .map((r) => ({ name: r.system_name, requestedAt: r.rollback_reboot_at }));
     const { unitMs } = timing(t);
     const { back, lost } = await rebootOnce(
@@ -109,11 +110,14 @@ export function rollbackPorts(e: EngineDeps) {
       if (input.deploymentId === null) throw new Error('no deployment to roll back');
       const dep = await deploymentOf(e, input.deploymentId);
       const all = await systemsOf(e, dep.id);
+      // Sets, not includes/some per system: both lists can be 100,000 long (linear, not quadratic).
+      const wanted = input.systems === null ? null : new Set(input.systems);
+      const present = new Set(all.map((r) => r.system_id));
       const chosen =
-        input.systems === null
+        wanted === null
           ? all.filter((r) => ['succeeded', 'failed', 'rollback_failed'].includes(r.status))
-          : all.filter((r) => input.systems!.includes(r.system_id));
-      const unknown = input.systems === null ? [] : input.systems.filter((s) => !all.some((r) => r.system_id === s));
+          : all.filter((r) => wanted.has(r.system_id));
+      const unknown = input.systems === null ? [] : input.systems.filter((s) => !present.has(s));
       if (unknown.length > 0) throw new Error(`systems not in deployment ${dep.id}: ${unknown.join(', ')}`);
       await insertProductionRollback(e.db, {
         deploymentId: dep.id,
