@@ -6,6 +6,7 @@
  * thresholds, test systems, windows) live in the `orchestrator_config` table, not here.
  */
 import { readFileSync, existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
@@ -67,6 +68,18 @@ const envSchema = z.object({
   UI_PROXY_USER_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').optional(),
   UI_PROXY_ROLE_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').optional(),
   UI_PROXY_DEFAULT_ROLE: z.enum(['viewer', 'operator', 'approver', 'admin']).default('viewer'),
+  UI_PROXY_SECRET: z.string().min(32, 'UI_PROXY_SECRET: expected at least 32 characters (e.g. openssl rand -hex 32)').max(512).optional(),
+  UI_PROXY_SECRET_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').default('X-SPM-Proxy-Secret'),
+  UI_PROXY_TRUSTED_CIDRS: z
+    .string()
+    .transform((v) => v.split(',').map((x) => x.trim()).filter((x) => x !== ''))
+    .refine((list) => list.length > 0 && list.every(isCidr), { message: 'UI_PROXY_TRUSTED_CIDRS: expected a comma-separated list of addresses or CIDRs, e.g. 10.0.0.5/32,fd00::/64' })
+    .optional(),
+  UI_SESSION_IDLE_MINUTES: int('UI_SESSION_IDLE_MINUTES', 1, 1440).default(30),
+  UI_SESSION_MAX_HOURS: int('UI_SESSION_MAX_HOURS', 1, 168).default(12),
+  UI_LOGIN_MAX_FAILURES_PER_IP: int('UI_LOGIN_MAX_FAILURES_PER_IP', 1, 100000).default(20),
+  UI_LOGIN_MAX_FAILURES_PER_USER: int('UI_LOGIN_MAX_FAILURES_PER_USER', 1, 100000).default(5),
+  UI_LOGIN_WINDOW_SECONDS: int('UI_LOGIN_WINDOW_SECONDS', 10, 86400).default(900),
   METRICS_TOKEN: z.string().regex(/^[A-Za-z0-9._~+/=-]{16,512}$/, 'METRICS_TOKEN: expected 16 to 512 characters of A-Z a-z 0-9 . _ ~ + / = - (a bearer token; e.g. openssl rand -hex 32)').optional(),
 
   DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
@@ -101,6 +114,8 @@ const envSchema = z.object({
   SMTP_HOST: nonEmpty('SMTP_HOST').optional(),
   SMTP_PORT: int('SMTP_PORT', 1, 65535).default(25),
   SMTP_SECURE: bool('SMTP_SECURE').default(false),
+  SMTP_REQUIRE_TLS: bool('SMTP_REQUIRE_TLS').default(false),
+  SMTP_ALLOW_PLAINTEXT_AUTH: bool('SMTP_ALLOW_PLAINTEXT_AUTH').default(false),
   SMTP_USER: nonEmpty('SMTP_USER').optional(),
   SMTP_PASSWORD: z.string().optional(),
   SMTP_FROM: nonEmpty('SMTP_FROM').default('spm-orchestrator@localhost'),
@@ -148,10 +163,30 @@ export interface Config {
     | undefined;
   salt: { url: string; user: string; password: string; eauth: string; verifySsl: boolean } | undefined;
   prometheus: { url: string; timeoutMs: number } | undefined;
-  smtp: { host: string; port: number; secure: boolean; user: string | undefined; password: string | undefined; from: string } | undefined;
+  /**
+   * `secure`: TLS from the first byte (port 465); `requireTls`: STARTTLS before anything else is
+   * sent (port 587). AUTH over neither is refused at start unless `allowPlaintextAuth`.
+   */
+  smtp:
+    | { host: string; port: number; secure: boolean; requireTls: boolean; allowPlaintextAuth: boolean; user: string | undefined; password: string | undefined; from: string }
+    | undefined;
   webhookSecret: string | undefined;
-  /** Dashboard sign-in by a trusted reverse proxy's header (only with TRUST_PROXY=true). */
-  uiProxy: { userHeader: string; roleHeader: string | undefined; defaultRole: 'viewer' | 'operator' | 'approver' | 'admin' } | undefined;
+  /**
+   * Dashboard sign-in by a trusted reverse proxy's header (only with TRUST_PROXY=true), accepted
+   * only with the proxy's shared secret in `secretHeader` and/or from a `trustedCidrs` address.
+   */
+  uiProxy:
+    | {
+        userHeader: string;
+        roleHeader: string | undefined;
+        defaultRole: 'viewer' | 'operator' | 'approver' | 'admin';
+        secret: string | undefined;
+        secretHeader: string;
+        trustedCidrs: string[] | undefined;
+      }
+    | undefined;
+  /** Dashboard sessions (server-side) and the sign-in rate limit. */
+  ui: { sessionIdleMs: number; sessionMaxMs: number; login: { maxFailuresPerIp: number; maxFailuresPerUser: number; windowMs: number } };
   nvdApiKey: string | undefined;
   nvd: { enabled: boolean; url: string };
   leaseTtlMs: number;
@@ -193,6 +228,24 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (cleaned.UI_PROXY_USER_HEADER !== undefined && !/^(1|true|yes|on)$/i.test(String(cleaned.TRUST_PROXY ?? ''))) {
     problems.push('UI_PROXY_USER_HEADER: only with TRUST_PROXY=true (the proxy must strip the header from clients)');
   }
+  if (cleaned.UI_PROXY_USER_HEADER !== undefined && cleaned.UI_PROXY_SECRET === undefined && cleaned.UI_PROXY_TRUSTED_CIDRS === undefined) {
+    problems.push(
+      'UI_PROXY_USER_HEADER: needs UI_PROXY_SECRET (a shared secret the proxy sends in UI_PROXY_SECRET_HEADER) and/or UI_PROXY_TRUSTED_CIDRS (the proxy\'s addresses): ' +
+        'without either, any client that reaches the port could sign in as anyone with any role',
+    );
+  }
+  for (const n of ['UI_PROXY_SECRET', 'UI_PROXY_TRUSTED_CIDRS', 'UI_PROXY_ROLE_HEADER']) {
+    if (cleaned[n] !== undefined && cleaned.UI_PROXY_USER_HEADER === undefined) problems.push(`${n}: only with UI_PROXY_USER_HEADER (proxy sign-in)`);
+  }
+  const smtpAuth = cleaned.SMTP_USER !== undefined || cleaned.SMTP_PASSWORD !== undefined;
+  const yes = (n: string) => /^(1|true|yes|on)$/i.test(String(cleaned[n] ?? ''));
+  if (cleaned.SMTP_HOST !== undefined && smtpAuth && !yes('SMTP_SECURE') && !yes('SMTP_REQUIRE_TLS') && !yes('SMTP_ALLOW_PLAINTEXT_AUTH')) {
+    problems.push(
+      'SMTP_USER: SMTP AUTH would send the password in clear text: set SMTP_SECURE=true (TLS, port 465) or SMTP_REQUIRE_TLS=true (STARTTLS, port 587), ' +
+        'or SMTP_ALLOW_PLAINTEXT_AUTH=true to accept that (a relay on the same host only)',
+    );
+  }
+  if (cleaned.SMTP_PASSWORD !== undefined && cleaned.SMTP_USER === undefined) problems.push('SMTP_PASSWORD: only with SMTP_USER');
   if (cleaned.DATABASE_URL !== undefined && cleaned.DB_HOST !== undefined) problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
   // Former test seams: the fake world is now passed by the test's own entry point
   // (test/helpers/fakeWorldServe.ts), never through the daemon's configuration.
@@ -252,15 +305,38 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     smtp:
       e.SMTP_HOST === undefined
         ? undefined
-        : { host: e.SMTP_HOST, port: e.SMTP_PORT, secure: e.SMTP_SECURE, user: e.SMTP_USER, password: e.SMTP_PASSWORD, from: e.SMTP_FROM },
+        : {
+            host: e.SMTP_HOST, port: e.SMTP_PORT, secure: e.SMTP_SECURE, requireTls: e.SMTP_REQUIRE_TLS, allowPlaintextAuth: e.SMTP_ALLOW_PLAINTEXT_AUTH,
+            user: e.SMTP_USER, password: e.SMTP_PASSWORD, from: e.SMTP_FROM,
+          },
     webhookSecret: e.WEBHOOK_SECRET,
-    uiProxy: e.UI_PROXY_USER_HEADER === undefined ? undefined : { userHeader: e.UI_PROXY_USER_HEADER.toLowerCase(), roleHeader: e.UI_PROXY_ROLE_HEADER?.toLowerCase(), defaultRole: e.UI_PROXY_DEFAULT_ROLE },
+    uiProxy:
+      e.UI_PROXY_USER_HEADER === undefined
+        ? undefined
+        : {
+            userHeader: e.UI_PROXY_USER_HEADER.toLowerCase(), roleHeader: e.UI_PROXY_ROLE_HEADER?.toLowerCase(), defaultRole: e.UI_PROXY_DEFAULT_ROLE,
+            secret: e.UI_PROXY_SECRET, secretHeader: e.UI_PROXY_SECRET_HEADER.toLowerCase(), trustedCidrs: e.UI_PROXY_TRUSTED_CIDRS,
+          },
+    ui: {
+      sessionIdleMs: e.UI_SESSION_IDLE_MINUTES * 60_000,
+      sessionMaxMs: e.UI_SESSION_MAX_HOURS * 3_600_000,
+      login: { maxFailuresPerIp: e.UI_LOGIN_MAX_FAILURES_PER_IP, maxFailuresPerUser: e.UI_LOGIN_MAX_FAILURES_PER_USER, windowMs: e.UI_LOGIN_WINDOW_SECONDS * 1000 },
+    },
     nvdApiKey: e.NVD_API_KEY,
     nvd: { enabled: e.NVD_ENABLED, url: e.NVD_URL },
     leaseTtlMs: e.LEASE_TTL_SECONDS * 1000,
     schedulerPollMs: e.SCHEDULER_POLL_MS,
     inspect: { mode: e.INSPECT, url: e.INSPECT_WS_URL },
   };
+}
+
+/** An IPv4 or IPv6 address, optionally with a prefix length (`10.0.0.0/8`, `fd00::/64`, `127.0.0.1`). */
+function isCidr(v: string): boolean {
+  const [addr = '', bits, ...more] = v.split('/');
+  const family = isIP(addr);
+  if (family === 0 || more.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 function isSecretName(name: string): boolean {

@@ -1,22 +1,37 @@
 /**
  * Who is signed in to the dashboard, and the guard of every form it posts.
  *
- * The API token is kept in an HttpOnly, SameSite=Strict cookie (Secure behind HTTPS); a trusted
- * reverse proxy may sign users in instead (UI_PROXY_USER_HEADER, only with TRUST_PROXY=true). Every
- * form carries a CSRF token bound to the session (HMAC with a per-process secret), and a POST whose
- * Origin or Sec-Fetch-Site says cross-site is refused. The dashboard reads and decides through the
- * API in-process (`app.request`) as the signed-in user, so the API's checks and audit apply.
+ * Sessions are server-side: the cookie (`spm_session`, HttpOnly, SameSite=Strict, Secure behind
+ * HTTPS, path /ui) holds only a random 256-bit id; the API token stays in this process's memory.
+ * A session ends after `UI_SESSION_IDLE_MINUTES` without a page view (the 5-second live refreshes
+ * do not count), after `UI_SESSION_MAX_HOURS` in any case, at sign-out (server-side: the id is
+ * forgotten), and when its token is revoked or expires (checked on every page). The store is in
+ * memory: sessions do not survive a restart and are per replica (several replicas need sticky
+ * sessions at the load balancer, or the PostgreSQL store this module's `SessionStore` allows).
+ *
+ * A trusted reverse proxy may sign users in instead (UI_PROXY_USER_HEADER, only with TRUST_PROXY=true
+ * and only from the proxy: its shared secret and/or a trusted source address, see ../proxyTrust.ts);
+ * a proxy header from anyone else is refused with 403. Every form carries a CSRF token bound to the
+ * session (HMAC with a per-process secret), and a POST whose Origin (including `null`) or
+ * Sec-Fetch-Site says cross-site is refused. Sign-in failures are limited per client address and per
+ * token (../rateLimit.ts). The dashboard reads and decides through the API in-process
+ * (`app.request`) as the signed-in user, so the API's checks and audit apply.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { coerceError } from '../../errors.ts';
 import type { BaseDeps } from '../../interfaces.ts';
-import { ROLES, TOKEN_PATTERN, type Role } from '../../services/tokens.ts';
+import { ROLES, type Role } from '../../services/tokens.ts';
 import { internalAuthHeaders } from '../auth.ts';
+import { proxyTrust } from '../proxyTrust.ts';
+import { FailureLimiter } from '../rateLimit.ts';
+import { findUnsafeText } from '../validate.ts';
 
 const COOKIE = 'spm_session';
-/** A sign-in lasts a working day. */
-const SESSION_MAX_AGE_SECONDS = 12 * 3600;
+const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+/** At most this many sessions are kept; past it the least recently used goes. */
+const MAX_SESSIONS = 20_000;
 
 /** A call of the daemon's own `/api/v1` as the signed-in user. */
 export type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
@@ -36,18 +51,94 @@ export interface PostedForm {
   f: Record<string, string>;
 }
 
+/** One signed-in browser. */
+export interface SessionRecord {
+  token: string;
+  name: string;
+  role: Role;
+  createdAt: number;
+  lastSeenAt: number;
+}
+
+/** Where sessions live (in memory here; a table would let several replicas share them). */
+export interface SessionStore {
+  create(record: SessionRecord): string;
+  /** The live session with this id (its idle and absolute limits checked), or null. */
+  get(id: string, now: number): SessionRecord | null;
+  touch(id: string, now: number): void;
+  delete(id: string): void;
+  readonly size: number;
+}
+
+/**
+ * Sessions in this process's memory, least recently used first.
+ * @example
+ * const store = memorySessionStore({ idleMs: 30 * 60_000, maxMs: 12 * 3_600_000 });
+ */
+export function memorySessionStore(o: { idleMs: number; maxMs: number; maxSessions?: number }): SessionStore {
+  const map = new Map<string, SessionRecord>();
+  const limit = o.maxSessions ?? MAX_SESSIONS;
+  const live = (r: SessionRecord, now: number) => now - r.lastSeenAt < o.idleMs && now - r.createdAt < o.maxMs;
+  return {
+    create(record) {
+      const id = randomBytes(32).toString('base64url');
+      while (map.size >= limit) {
+        const oldest = map.keys().next().value;
+        if (oldest === undefined) break;
+        map.delete(oldest);
+      }
+      map.set(id, record);
+      return id;
+    },
+    get(id, now) {
+      const r = map.get(id);
+      if (!r) return null;
+      if (!live(r, now)) {
+        map.delete(id);
+        return null;
+      }
+      return r;
+    },
+    touch(id, now) {
+      const r = map.get(id);
+      if (!r) return;
+      r.lastSeenAt = now;
+      map.delete(id);
+      map.set(id, r);
+    },
+    delete(id) {
+      map.delete(id);
+    },
+    get size() {
+      return map.size;
+    },
+  };
+}
+
+/** The sign-in rate limit's answer: allowed, or refused for `retryAfterS` seconds. */
+export interface LoginGate {
+  /** Seconds to wait before another attempt from this client (and this token), 0 = go ahead. */
+  retryAfterS(c: Context, tokenKey: string | null): number;
+  failed(c: Context, tokenKey: string | null): void;
+  succeeded(c: Context, tokenKey: string | null): void;
+}
+
 /** The dashboard's sign-in state and form guard (one per mounted dashboard). */
 export interface Session {
-  /** The signed-in viewer, or a redirect to the sign-in page. */
+  /** The signed-in viewer, or a redirect to the sign-in page (a 403 for a refused proxy sign-in). */
   viewer(c: Context): Promise<Viewer | Response>;
   /** POST guard: same-site only, CSRF token of this session; else a 403 (or the sign-in redirect). */
   form(c: Context): Promise<PostedForm | Response>;
   /** The API as the holder of `token` (sign-in checks the token with it). */
   apiWithToken(token: string, c: Context): Api;
-  /** Keep the token in the session cookie. */
-  signIn(c: Context, token: string): void;
-  /** Forget the session cookie. */
+  /** Start a server-side session for `token`'s holder and set its cookie (a new id every time). */
+  signIn(c: Context, token: string, who: { name: string; role: Role }): void;
+  /** End the session server-side and forget the cookie. */
   signOut(c: Context): void;
+  /** The sign-in rate limit. */
+  login: LoginGate;
+  /** The store (for tests). */
+  store: SessionStore;
 }
 
 /**
@@ -60,7 +151,28 @@ export function isCrossSiteFetch(c: Context): boolean {
   return Boolean(site && site !== 'same-origin' && site !== 'none');
 }
 
+/**
+ * Whether a POST comes from another origin: Sec-Fetch-Site says so, or Origin is present and is
+ * not this host (`Origin: null` — a sandboxed frame, a cross-origin redirect — counts as another).
+ * @example
+ * if (isCrossOrigin(c)) return c.text('cross-site request refused', 403);
+ */
+export function isCrossOrigin(c: Context): boolean {
+  if (isCrossSiteFetch(c)) return true;
+  const origin = c.req.header('origin');
+  const host = c.req.header('host');
+  if (origin === undefined || host === undefined) return false;
+  try {
+    return new URL(origin).host !== host;
+  } catch {
+    return true;
+  }
+}
+
 const isSecure = (c: Context) => c.req.url.startsWith('https:') || c.req.header('x-forwarded-proto') === 'https';
+
+/** Live fragments refreshed by the page's script: they do not keep a session alive. */
+const isPassive = (c: Context) => c.req.path.startsWith('/ui/live/');
 
 /**
  * The dashboard's session over `app` (the root application, whose `/api/v1` it calls).
@@ -68,10 +180,16 @@ const isSecure = (c: Context) => c.req.url.startsWith('https:') || c.req.header(
  * const session = createSession(deps, app);
  * const v = await session.viewer(c);
  */
-export function createSession(deps: BaseDeps, app: Hono<any>): Session {
-  // Per-process secret for CSRF tokens (a restart signs the user out of forms, not of the session).
+export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionStore): Session {
+  // Per-process secret for CSRF tokens.
   const secret = randomBytes(32);
-  const csrfOf = (token: string) => createHmac('sha256', secret).update(token).digest('base64url');
+  const csrfOf = (bound: string) => createHmac('sha256', secret).update(bound).digest('base64url');
+  const sessions =
+    store ?? memorySessionStore({ idleMs: deps.config.ui.sessionIdleMs, maxMs: deps.config.ui.sessionMaxMs });
+  const trust = proxyTrust(deps.config);
+  const limits = deps.config.ui.login;
+  const perIp = new FailureLimiter({ max: limits.maxFailuresPerIp, windowMs: limits.windowMs });
+  const perToken = new FailureLimiter({ max: limits.maxFailuresPerUser, windowMs: limits.windowMs });
 
   const apiFor =
     (token: string | { name: string; role: Role }, c: Context): Api =>
@@ -81,20 +199,42 @@ export function createSession(deps: BaseDeps, app: Hono<any>): Session {
       const json = body !== undefined ? { 'content-type': 'application/json' } : {};
       const res = await app.request(`/api/v1${path}`, {
         method,
-        headers: { ...auth, 'user-agent': `${c.req.header('user-agent') ?? ''} (dashboard)`, ...json },
+        headers: { ...auth, 'user-agent': `${(c.req.header('user-agent') ?? '').slice(0, 300)} (dashboard)`, ...json },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
       const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null };
+      try {
+        return { status: res.status, body: text ? JSON.parse(text) : null };
+      } catch {
+        return { status: res.status, body: { error: { message: `HTTP ${res.status}` } } };
+      }
     };
 
-  const signOut = (c: Context) => deleteCookie(c, COOKIE, { path: '/ui' });
+  const sessionId = (c: Context) => {
+    const id = getCookie(c, COOKIE);
+    return id !== undefined && SESSION_ID.test(id) ? id : null;
+  };
+
+  function signOut(c: Context) {
+    const id = sessionId(c);
+    if (id !== null) sessions.delete(id);
+    deleteCookie(c, COOKIE, { path: '/ui' });
+  }
 
   /** A user named by the trusted reverse proxy, with the role it names (else the default role). */
-  function proxyViewer(c: Context): Viewer | null {
+  function proxyViewer(c: Context): Viewer | Response | null {
     const proxy = deps.config.uiProxy;
     const proxyUser = proxy ? c.req.header(proxy.userHeader)?.trim() : undefined;
-    if (!proxy || !proxyUser || !/^[\w.@-]{1,100}$/.test(proxyUser)) return null;
+    if (!proxy || proxyUser === undefined || proxyUser === '') return null;
+    const refused = trust.refusal(c);
+    if (refused !== null) {
+      deps.logger.warn(
+        { path: c.req.path, peer: trust.clientAddress(c), why: refused },
+        'proxy sign-in header from outside the trusted proxy refused',
+      );
+      return c.text('proxy sign-in refused: this request did not come through the trusted proxy', 403);
+    }
+    if (!/^[\w.@-]{1,100}$/.test(proxyUser)) return c.text('proxy sign-in refused: the user name is not valid', 403);
     const asked = proxy.roleHeader ? c.req.header(proxy.roleHeader)?.trim().toLowerCase() : undefined;
     const role: Role = asked && (ROLES as readonly string[]).includes(asked) ? (asked as Role) : proxy.defaultRole;
     const csrf = csrfOf(`proxy:${proxyUser}:${role}`);
@@ -104,27 +244,41 @@ export function createSession(deps: BaseDeps, app: Hono<any>): Session {
   async function viewer(c: Context): Promise<Viewer | Response> {
     const proxied = proxyViewer(c);
     if (proxied) return proxied;
-    const token = getCookie(c, COOKIE);
-    if (!token || !TOKEN_PATTERN.test(token)) return c.redirect('/ui/login', 303);
-    const api = apiFor(token, c);
+    const id = sessionId(c);
+    const now = Date.now();
+    const record = id === null ? null : sessions.get(id, now);
+    if (id === null || record === null) {
+      if (getCookie(c, COOKIE) === undefined) return c.redirect('/ui/login', 303);
+      deleteCookie(c, COOKIE, { path: '/ui' });
+      return c.redirect('/ui/login?expired=1', 303);
+    }
+    const api = apiFor(record.token, c);
     const me = await api('GET', '/whoami');
     if (me.status !== 200) {
       signOut(c);
       return c.redirect('/ui/login?expired=1', 303);
     }
-    return { name: me.body.name, role: me.body.role, csrf: csrfOf(token), api };
+    if (!isPassive(c)) sessions.touch(id, now);
+    return { name: me.body.name, role: me.body.role, csrf: csrfOf(`session:${id}`), api };
   }
 
   async function form(c: Context): Promise<PostedForm | Response> {
-    const origin = c.req.header('origin');
-    const host = c.req.header('host');
-    if (isCrossSiteFetch(c) || (origin && host && new URL(origin).host !== host)) {
-      return c.text('cross-site request refused', 403);
-    }
+    if (isCrossOrigin(c)) return c.text('cross-site request refused', 403);
     const v = await viewer(c);
     if (v instanceof Response) return v;
-    const body = await c.req.parseBody();
-    const f = Object.fromEntries(Object.entries(body).map(([k, x]) => [k, typeof x === 'string' ? x : '']));
+    let body: Record<string, unknown>;
+    try {
+      body = await c.req.parseBody({ all: true });
+    } catch (raw) {
+      deps.logger.debug({ err: coerceError(raw).message }, 'unreadable dashboard form');
+      return c.text('bad request: the form body cannot be read', 400);
+    }
+    const unsafe = findUnsafeText(body, 'form');
+    if (unsafe !== null) return c.text(`bad request: ${unsafe.path}: ${unsafe.message}`, 400);
+    const first = (x: unknown) => (Array.isArray(x) ? x[0] : x);
+    const f = Object.fromEntries(
+      Object.entries(body).map(([k, x]) => [k, typeof first(x) === 'string' ? (first(x) as string) : '']),
+    );
     const a = Buffer.from(f.csrf ?? '');
     const b = Buffer.from(v.csrf);
     if (a.length !== b.length || !timingSafeEqual(a, b)) {
@@ -133,18 +287,39 @@ export function createSession(deps: BaseDeps, app: Hono<any>): Session {
     return { v, f };
   }
 
-  function signIn(c: Context, token: string) {
-    const secure = isSecure(c);
-    setCookie(c, COOKIE, token, {
+  function signIn(c: Context, token: string, who: { name: string; role: Role }) {
+    // A new id at every sign-in: an id planted before sign-in is never promoted.
+    const old = sessionId(c);
+    if (old !== null) sessions.delete(old);
+    const now = Date.now();
+    const id = sessions.create({ token, name: who.name, role: who.role, createdAt: now, lastSeenAt: now });
+    setCookie(c, COOKIE, id, {
       httpOnly: true,
       sameSite: 'Strict',
-      secure,
+      secure: isSecure(c),
       path: '/ui',
-      maxAge: SESSION_MAX_AGE_SECONDS,
+      maxAge: Math.floor(deps.config.ui.sessionMaxMs / 1000),
     });
   }
 
-  return { viewer, form, apiWithToken: (token, c) => apiFor(token, c), signIn, signOut };
+  const login: LoginGate = {
+    retryAfterS(c, tokenKey) {
+      const ms = Math.max(
+        perIp.retryAfterMs(trust.clientAddress(c)),
+        tokenKey === null ? 0 : perToken.retryAfterMs(tokenKey),
+      );
+      return Math.ceil(ms / 1000);
+    },
+    failed(c, tokenKey) {
+      perIp.fail(trust.clientAddress(c));
+      if (tokenKey !== null) perToken.fail(tokenKey);
+    },
+    succeeded(_c, tokenKey) {
+      if (tokenKey !== null) perToken.reset(tokenKey);
+    },
+  };
+
+  return { viewer, form, apiWithToken: (token, c) => apiFor(token, c), signIn, signOut, login, store: sessions };
 }
 
 /**
@@ -154,5 +329,5 @@ export function createSession(deps: BaseDeps, app: Hono<any>): Session {
  */
 export function checkedIds(field: unknown): number[] {
   const values = Array.isArray(field) ? field : field ? [field] : [];
-  return values.map((x) => Number(x)).filter((x) => Number.isInteger(x) && x > 0);
+  return values.map((x) => Number(x)).filter((x) => Number.isSafeInteger(x) && x > 0);
 }

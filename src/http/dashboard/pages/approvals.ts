@@ -53,10 +53,16 @@ async function decideOne(c: Context, s: Session) {
   const { v, f } = r;
   const id = c.req.param('id');
   const action = c.req.param('action') ?? '';
-  const to = f.back?.startsWith('/ui') ? f.back : `/ui/entries/${id}`;
+  // Back to a dashboard path only (no scheme, host or control characters in the redirect).
+  const to = f.back && /^\/ui(\/[\w\-./?=&%]*)?$/.test(f.back) ? f.back : `/ui/entries/${id}`;
   const body: Record<string, unknown> = {};
   if (f.reason) body.reason = f.reason;
-  if (action === 'snooze' && f.until) body.until = new Date(`${f.until}T00:00:00Z`).toISOString();
+  if (action === 'snooze' && f.until) {
+    const until = /^\d{4}-\d{2}-\d{2}$/.test(f.until) ? new Date(`${f.until}T00:00:00Z`) : null;
+    if (until === null || Number.isNaN(until.getTime()))
+      return back(c, to, { status: 400, body: { error: { message: 'until: expected a date (YYYY-MM-DD)' } } }, '');
+    body.until = until.toISOString();
+  }
   const res = await v.api('POST', `/approvals/${id}/${action}`, body);
   return back(c, to, res, `${PAST_TENSE[action]} entry ${id}`);
 }

@@ -1,10 +1,14 @@
-/** Sign in with an API token (kept in the session cookie) and sign out. */
+/**
+ * Sign in with an API token (checked once, then kept server-side: the cookie holds a random session
+ * id) and sign out (the session ends server-side). Failed sign-ins are limited per client address and
+ * per token (429 with Retry-After).
+ */
 import type { Context, Hono } from 'hono';
 import { TOKEN_PATTERN } from '../../../services/tokens.ts';
 import { alert } from '../components.ts';
 import { html, raw } from '../html.ts';
 import { page } from '../layout.ts';
-import { isCrossSiteFetch, type Session } from '../session.ts';
+import { isCrossOrigin, type Session } from '../session.ts';
 
 const TOKEN_INPUT = raw(
   '<input id="token" name="token" type="password" autocomplete="off" required ' +
@@ -18,7 +22,9 @@ const TOKEN_HELP = raw(
 const retry = (c: Context, error: string) => c.redirect(`/ui/login?error=${encodeURIComponent(error)}`, 303);
 
 function showSignIn(c: Context) {
-  const expired = c.req.query('expired') ? alert('Your token is no longer valid: sign in again.') : '';
+  const expired = c.req.query('expired')
+    ? alert('Your session ended (signed out, idle too long, or the token is no longer valid): sign in again.')
+    : '';
   return page(
     c,
     'Sign in',
@@ -35,14 +41,44 @@ function showSignIn(c: Context) {
   );
 }
 
+function tooMany(c: Context, seconds: number) {
+  c.header('Retry-After', String(seconds));
+  return page(
+    c,
+    'Sign in',
+    null,
+    alert(`Too many failed sign-ins: try again in ${Math.ceil(seconds / 60)} minute(s).`),
+    429,
+  );
+}
+
 async function signIn(c: Context, s: Session) {
-  if (isCrossSiteFetch(c)) return c.text('cross-site request refused', 403);
-  const body = await c.req.parseBody();
+  if (isCrossOrigin(c)) return c.text('cross-site request refused', 403);
+  // The client's address first, before the body is read.
+  const before = s.login.retryAfterS(c, null);
+  if (before > 0) return tooMany(c, before);
+  let body: Record<string, unknown>;
+  try {
+    body = await c.req.parseBody();
+  } catch {
+    return retry(c, 'the sign-in form could not be read');
+  }
   const token = typeof body.token === 'string' ? body.token.trim() : '';
-  if (!TOKEN_PATTERN.test(token)) return retry(c, 'that is not an SPM token (spm_…)');
+  // Per token: its display prefix (what `token list` shows) names the account being tried.
+  const key = TOKEN_PATTERN.test(token) ? token.slice(0, 12) : null;
+  const wait = s.login.retryAfterS(c, key);
+  if (wait > 0) return tooMany(c, wait);
+  if (key === null) {
+    s.login.failed(c, null);
+    return retry(c, 'that is not an SPM token (spm_…)');
+  }
   const me = await s.apiWithToken(token, c)('GET', '/whoami');
-  if (me.status !== 200) return retry(c, 'unknown, revoked or expired token');
-  s.signIn(c, token);
+  if (me.status !== 200) {
+    s.login.failed(c, key);
+    return retry(c, 'unknown, revoked or expired token');
+  }
+  s.login.succeeded(c, key);
+  s.signIn(c, token, { name: me.body.name, role: me.body.role });
   return c.redirect('/ui', 303);
 }
 
