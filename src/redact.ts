@@ -21,3 +21,31 @@ export function redactPayload(value: unknown, depth = 0): unknown {
     ]),
   );
 }
+
+/**
+ * A URL with what makes it a credential hidden: user info, path, query and fragment (a Slack or
+ * Teams webhook URL is its own secret), keeping the scheme and host so the reader knows where it
+ * points.
+ * @example
+ * redactUrlSecret('https://hooks.slack.com/services/T0/B0/xyz') // 'https://hooks.slack.com/[redacted]'
+ */
+export function redactUrlSecret(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}/[redacted]`;
+  } catch {
+    return '[redacted]';
+  }
+}
+
+/**
+ * `text` with every occurrence of each secret replaced by `[redacted]` (secrets shorter than 4
+ * characters are left: they would match everywhere). Linear in the text per secret.
+ * @example
+ * scrubSecrets('POST https://hooks.example/abc failed', ['https://hooks.example/abc']) // 'POST [redacted] failed'
+ */
+export function scrubSecrets(text: string, secrets: readonly (string | undefined | null)[]): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
+  return out;
+}
