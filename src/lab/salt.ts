@@ -240,6 +240,16 @@ export class LabSalt {
         this.countEffect(`snapshot|${m.id}|${description}`);
         return this.snapshot(m, String(kwarg.snapshot_type ?? 'single'), description);
       }
+      case 'snapper.delete_snapshot': {
+        // As Salt's module: snapshots_ids=[…], config=…; answers {config: {ids, status: 'deleted'}}.
+        const ids = (Array.isArray(kwarg.snapshots_ids) ? kwarg.snapshots_ids : [kwarg.snapshots_ids]).map(Number);
+        const config = String(kwarg.config ?? 'root');
+        const unknown = ids.filter((id) => !m.snapshots.some((x) => x.id === id));
+        if (unknown.length > 0) return `ERROR: snapper delete: snapshot ${unknown.join(', ')} does not exist`;
+        for (const id of ids) this.countEffect(`snapshot_delete|${m.id}|${id}`);
+        m.snapshots = m.snapshots.filter((x) => !ids.includes(x.id));
+        return { [config]: { ids, status: 'deleted' } };
+      }
       case 'snapper.list_snapshots':
         return m.snapshots.map((s) => ({ id: s.id, type: s.type, timestamp: s.timestamp, user: 'root', description: s.description, cleanup: 'number', userdata: s.userdata }));
       case 'system.reboot':

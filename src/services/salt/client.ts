@@ -146,6 +146,18 @@ export class SaltClient {
     return (await this.snapshotsOnce([minion], key)).get(minion)!;
   }
 
+  /**
+   * Delete snapper snapshots on a minion (Salt's `snapper.delete_snapshot`, `snapshots_ids`). Only
+   * ever called with numbers the orchestrator took (their description carries its prefix).
+   */
+  async deleteSnapshots(minion: string, ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    const r = await this.local<unknown>([minion], 'snapper.delete_snapshot', [], { snapshots_ids: ids, config: 'root' });
+    if (r.missing.length > 0) throw new SaltUnavailable(`not responding: ${minion}`);
+    const out = r.returned[minion];
+    if (typeof out === 'string') throw new Error(`snapper.delete_snapshot on ${minion} failed: ${out.slice(0, 200)}`);
+  }
+
   /** Snapper's snapshot list per minion (id, description). */
   async listSnapshots(minions: string[]): Promise<LocalResult<{ id: number; description?: string | undefined }[]>> {
     const list = await this.local(minions, 'snapper.list_snapshots', [], { config: 'root' });
