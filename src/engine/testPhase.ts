@@ -297,20 +297,21 @@ export function testPorts(e: EngineDeps) {
 
     async rollbackTest(input: Effects['rollbackTest']['in'], signal: AbortSignal): Promise<Out<'rollbackTest'>> {
       return inPhase(e.db, phaseOf(input), 'rollback', async () => {
-        const sys = await testSystemOf(e, input);
-        const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
+        const name = input.testSystem?.name ?? 'the test system';
         await enqueueAlert(e.db, {
           type: 'test_failed',
           key: `${input.key}:alert`,
           errataId: input.errataId,
           queueId: input.entryId,
-          subject: `Test failed: ${input.errataId} on ${sys.name}`,
+          subject: `Test failed: ${input.errataId} on ${name}`,
           body:
-            `The test of ${input.errataId} on ${sys.name} failed: ${input.reason}\n` +
+            `The test of ${input.errataId} on ${name} failed: ${input.reason}\n` +
             'The test system is being rolled back.',
         });
-        // Nothing was ever sent to UYUNI for this attempt (it failed before the apply): nothing to undo.
-        // Any round of the apply step counts (an operator retry runs it under `apply#N`).
+        // Nothing was ever sent to UYUNI for this attempt (it failed before the apply): nothing to
+        // undo — decided before the system is even looked up, so a test that failed because UYUNI
+        // does not know the system does not fail its rollback too (issue 11). Any round of the
+        // apply step counts (an operator retry runs it under `apply#N`).
         const applyTried = await countEffectsMatching(
           e.db,
           input.entryId,
@@ -323,6 +324,8 @@ export function testPorts(e: EngineDeps) {
             outcome: 'skipped' as const,
           };
         }
+        const sys = await testSystemOf(e, input);
+        const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
         const type = input.rebootRequired && input.snapshotId !== null ? 'system' : 'package';
         await insertTestRollback(e.db, {
           testId,
