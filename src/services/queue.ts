@@ -1,7 +1,9 @@
 /**
  * Queueing errata: used by `POST /queue` and by the post-sync auto-queue policy. Each errata gets
- * its risk profile (packages fetched from UYUNI on demand) and one new actor per errata × OS; an
- * errata that already has a live entry is refused with `already_queued`.
+ * its risk profile (packages fetched from UYUNI on demand) and one new actor per errata × OS, created
+ * under the approval policy (`orchestrator_config.approval_policy`: distinct approvers by severity
+ * and risk, separation of duties, approval age); an errata that already has a live entry is refused
+ * with `already_queued`.
  */
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -9,7 +11,8 @@ import type { ActorHost, EventMeta } from '../machines/host.ts';
 import type { Settings, TargetOs } from '../machines/patch.machine.ts';
 import type { Db } from '../persistence/db.ts';
 import { getErrataForQueue } from '../persistence/sql/queue.ts';
-import type { ScoreBreakdown } from './score.ts';
+import { riskLevel, type ScoreBreakdown } from './score.ts';
+import { approvalsFor, loadApprovalPolicy } from './settings.ts';
 
 export interface QueueResult {
   errata_id: string;
@@ -40,6 +43,9 @@ export async function queueErrata(deps: QueueServiceDeps, ids: string[], opts: {
     }
   }
   const settings = await deps.settings();
+  // The approval policy as it stands when the errata is queued (the APPROVE command applies it
+  // again with the errata's severity and risk at that time: a severity raised since counts).
+  const policy = await loadApprovalPolicy(deps.db);
   const results: QueueResult[] = [];
   for (const errataId of ids) {
     const e = known.get(errataId);
@@ -48,9 +54,12 @@ export async function queueErrata(deps: QueueServiceDeps, ids: string[], opts: {
       continue;
     }
     const score = profiles.get(errataId)?.score ?? e.success_score ?? 50;
+    const gate = approvalsFor(policy, { severity: e.severity, riskLevel: riskLevel(score) });
     try {
       const id = await deps.actors.create({
-        errataId, errataVersion: e.errata_version, targetOs: e.target_os as TargetOs, priority: opts.priority, successScore: score, notes: opts.notes, settings,
+        errataId, errataVersion: e.errata_version, targetOs: e.target_os as TargetOs, priority: opts.priority, successScore: score, notes: opts.notes,
+        settings: { ...settings, approvalMaxAgeMs: gate.maxAgeMs },
+        approvals: { required: gate.required, separationOfDuties: gate.separationOfDuties },
       }, meta);
       results.push({ errata_id: errataId, queued: true, id, success_score: score });
     } catch (raw) {

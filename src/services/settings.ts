@@ -218,3 +218,42 @@ export const loadCanaryMetrics = async (db: Db): Promise<CanaryMetric[]> =>
   (await configValue(db, 'canary_metrics', canaryMetricsSchema, DEFAULT_CANARY_METRICS)).map(canaryMetricOf);
 /** @example (await loadCanaryPolicy(db)).baseline_window_seconds // 900 */
 export const loadCanaryPolicy = (db: Db): Promise<CanaryPolicyConfig> => configValue(db, 'canary_policy', canaryPolicySchema);
+
+// ---------------------------------------------------------------------------------------------
+// The change-control gate (issue 12): who may approve, how many, and for how long an approval holds.
+
+export const approvalPolicySchema = z.object({
+  /** The approver of an entry is never who queued it, started its test, retried or forced it. */
+  separation_of_duties: z.boolean().default(true),
+  /** Distinct approvers an ordinary entry needs. */
+  required_approvals: z.number().int().min(1).max(5).default(1),
+  /** Two distinct approvers (or `required_approvals`, if higher) for these severities and risk levels. */
+  two_approvers: z
+    .object({
+      severities: z.array(z.enum(['Critical', 'High', 'Medium', 'Low', 'Unknown'])).default(['Critical']),
+      risk_levels: z.array(z.enum(['Low', 'Medium', 'High', 'Very High'])).default(['Very High']),
+    })
+    .default({ severities: ['Critical'], risk_levels: ['Very High'] }),
+  /** An approval older than this when production would start (or resume) is void. */
+  approval_max_age_hours: z.number().min(0.01).max(24 * 90).default(72),
+});
+export type ApprovalPolicy = z.infer<typeof approvalPolicySchema>;
+
+/** @example (await loadApprovalPolicy(db)).separation_of_duties // true */
+export const loadApprovalPolicy = (db: Db): Promise<ApprovalPolicy> => configValue(db, 'approval_policy', approvalPolicySchema);
+
+/**
+ * What the policy asks of one errata: distinct approvers (2 for Critical severity or Very High
+ * risk by default), separation of duties, and the approval's maximum age in ms.
+ * @example approvalsFor(policy, { severity: 'Critical', riskLevel: 'Low' }) // { required: 2, separationOfDuties: true, maxAgeMs: 259200000 }
+ */
+export function approvalsFor(policy: ApprovalPolicy, errata: { severity: string | null; riskLevel: string | null }) {
+  const two =
+    (errata.severity !== null && (policy.two_approvers.severities as string[]).includes(errata.severity)) ||
+    (errata.riskLevel !== null && (policy.two_approvers.risk_levels as string[]).includes(errata.riskLevel));
+  return {
+    required: two ? Math.max(2, policy.required_approvals) : policy.required_approvals,
+    separationOfDuties: policy.separation_of_duties,
+    maxAgeMs: Math.round(policy.approval_max_age_hours * 3_600_000),
+  };
+}

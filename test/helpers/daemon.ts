@@ -21,17 +21,33 @@ export async function spawnDaemon(o: { dbUrl: string; worldUrl: string; instance
   return { child, base: `http://127.0.0.1:${port}/api/v1`, port };
 }
 
+/** The second person of each harness token: who queues, starts tests and retries (see `api`). */
+const operatorOf = new Map<string, string>();
+
+/**
+ * An admin token for a test harness (person `harness`), with a second admin token of another person
+ * (`harness-operator`): separation of duties (issue 12) refuses an approval by whoever queued,
+ * tested or retried the entry, so `api` sends those requests as the second person.
+ */
 export async function adminToken(db: Db): Promise<string> {
   const g = generateToken();
   await insertToken(db, { name: 'harness', prefix: g.prefix, hash: g.hash, role: 'admin', createdBy: 'test', expiresInDays: null });
+  const o = generateToken();
+  await insertToken(db, { name: 'harness-operator', prefix: o.prefix, hash: o.hash, role: 'admin', createdBy: 'test', expiresInDays: null });
+  operatorOf.set(g.token, o.token);
   return g.token;
 }
 
+/** The operator's side of the four eyes: queueing, starting a test, retrying. */
+const operatorSide = (method: string, path: string) =>
+  method === 'POST' && (path === '/queue' || path === '/tests/start' || /^\/queue\/\d+\/retry$/.test(path));
+
 export function api(base: string, token: string) {
   return async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
+    const as = operatorSide(method, path) ? (operatorOf.get(token) ?? token) : token;
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { authorization: `Bearer ${as}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();

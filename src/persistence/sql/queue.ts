@@ -1,5 +1,5 @@
 /** Read queries of the queue family (state changes go through the actor host, never here). */
-import { sql } from 'slonik';
+import { sql, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
@@ -145,7 +145,7 @@ export async function queueStats(db: Db) {
 }
 
 /**
- * What queueing needs of each known errata: its OS, version and stored score (ids not cached are absent).
+ * What queueing needs of each known errata: its OS, version, severity and stored score (ids not cached are absent).
  * @example
  * const known = await getErrataForQueue(db, ['USN-7000-1']);
  */
@@ -156,9 +156,10 @@ export function getErrataForQueue(db: Db, ids: string[]) {
       target_os: z.string(),
       errata_version: z.string().nullable(),
       success_score: z.number().nullable(),
+      severity: z.string().nullable(),
     }),
   )`
-    SELECT e.errata_id, e.target_os, e.errata_version, r.success_score
+    SELECT e.errata_id, e.target_os, e.errata_version, r.success_score, e.severity
     FROM errata_cache e LEFT JOIN patch_risk_profile r ON r.errata_id = e.errata_id
     WHERE e.errata_id = ANY(${sql.array(ids, 'text')})`);
 }
@@ -168,7 +169,7 @@ export function getErrataForQueue(db: Db, ids: string[]) {
  * @example
  * await updateQueueFields(db, 12, { notes: null });
  */
-export function updateQueueFields(db: Db, id: number, f: { priority_override?: number | null; notes?: string | null }) {
+export function updateQueueFields(db: Db | DatabaseTransactionConnection, id: number, f: { priority_override?: number | null; notes?: string | null }) {
   const setPriority = f.priority_override !== undefined;
   const setNotes = f.notes !== undefined;
   return db.maybeOne(sql.type(z.object({ id: z.number() }))`
