@@ -14,6 +14,7 @@ import { parseEffectKey, productionAttemptKey } from '../machines/effectKey.ts';
 import { TransientError } from '../machines/effects.ts';
 import type { Effects } from '../machines/patch.machine.ts';
 import {
+  acquireGroupLocks,
   deferReboots,
   findDeploymentByPlanKey,
   finishDeployment,
@@ -31,12 +32,15 @@ import {
   recordPostWaveChecks,
   recordSystemOutcomes,
   recordWaveBaseline,
+  releaseUnstartedGroupLocks,
   setDeploymentCounters,
+  setDeploymentWaitReason,
   setDeploymentWaiting,
   setDeploymentWindow,
   startDeploymentWave,
   type DeploymentRow,
   type DeploymentSystemRow,
+  type GroupLockHolder,
 } from '../persistence/sql/rollout.ts';
 import { listProductionSystems } from '../persistence/sql/systems.ts';
 import { enqueueAlert } from '../services/alerts.ts';
@@ -77,6 +81,13 @@ async function windowOf(e: EngineDeps, group: string | null, minRemainingMs: num
     next: nextWindow(windows, now, minRemainingMs),
     configured: windows.length > 0,
   };
+}
+
+/** What a deployment waiting for its production groups shows (GET /queue/{id}, the dashboard). */
+export function groupWaitReason(busy: readonly GroupLockHolder[]): string {
+  return busy
+    .map((b) => `waiting for production group ${b.group_name}: deployment ${b.deployment_id} of ${b.errata_id} (entry ${b.queue_id}) is in progress since ${new Date(b.acquired_at).toISOString()}`)
+    .join('; ');
 }
 
 /** Reboot the wave's systems that need it, inside the window, each once (`rebootOnce`). */
@@ -332,16 +343,34 @@ export function rolloutPorts(e: EngineDeps) {
       const rows = await systemsOf(e, dep.id, input.waveIndex);
       const todo = rows.filter((r) => r.status === 'pending' || r.status === 'scheduled' || r.status === 'in_progress');
       if (todo.length > 0) {
-        // No wave starts outside its group's window, or with too little of it left.
-        const w = await windowOf(e, wave.group, policy.min_window_remaining_minutes * 60_000, Date.now());
-        if (w.open === null && rows.every((r) => r.status === 'pending')) {
-          await setDeploymentWaiting(e.db, dep.id);
-          return {
-            outcome: 'window_closed',
-            reason:
-              `the maintenance window of ${wave.group} is closed or ends within ` +
-              `${policy.min_window_remaining_minutes} min`,
-          };
+        let said: string | null = null;
+        for (;;) {
+          // No wave starts outside its group's window, or with too little of it left.
+          const w = await windowOf(e, wave.group, policy.min_window_remaining_minutes * 60_000, Date.now());
+          if (w.open === null && rows.every((r) => r.status === 'pending')) {
+            await releaseUnstartedGroupLocks(e.db, dep.id);
+            await setDeploymentWaiting(e.db, dep.id);
+            return {
+              outcome: 'window_closed',
+              reason:
+                `the maintenance window of ${wave.group} is closed or ends within ` +
+                `${policy.min_window_remaining_minutes} min`,
+            };
+          }
+          // One deployment in progress per production group (a database constraint): every group
+          // of this deployment is taken before its first system is touched, and kept until its
+          // entry leaves production; meanwhile another entry's deployment waits here.
+          const busy = await acquireGroupLocks(e.db, {
+            deploymentId: dep.id, queueId: dep.queue_id, errataId: dep.errata_id, groups: waves.map((x) => x.group),
+          });
+          if (busy === null) break;
+          const reason = groupWaitReason(busy);
+          if (reason !== said) {
+            await setDeploymentWaitReason(e.db, dep.id, reason);
+            e.logger.info({ deployment: dep.id, reason }, 'production group busy: the deployment waits');
+            said = reason;
+          }
+          await sleep(pollMs, signal);
         }
         await applyWave(e, dep, input, todo, pollMs, signal);
       }

@@ -88,7 +88,9 @@ async function showEntry(c: Context, s: Session) {
   const phases = test ? ((await v.api('GET', `/tests/${test.id}/phases`)).body?.phases ?? []) : [];
   const waiting = entry.status === 'pending_approval' || entry.status === 'snoozed';
   const canDecide = roleAtLeast(v.role, 'approver') && waiting;
-  const reason = entry.status_reason ? html`— ${entry.status_reason}` : '';
+  // A deployment waiting for its production group (one deployment per group) says for what.
+  const waitingFor = r.body.production?.waiting_for as string | null | undefined;
+  const reason = entry.status_reason ? html`— ${entry.status_reason}` : waitingFor && entry.status === 'prod_pending' ? html`— ${waitingFor}` : '';
   const transitions = ((hist.body?.transitions ?? []) as any[]).map(transitionRow);
   return page(
     c,
