@@ -34,6 +34,7 @@ import { reportRoutes } from './http/routes/reports.ts';
 import { coerceError } from './errors.ts';
 import { startHttpServer } from './http/server.ts';
 import { acquireInstanceLock } from './persistence/instanceLock.ts';
+import { startAuditAnchors } from './persistence/auditAnchors.ts';
 import { Leadership } from './persistence/leadership.ts';
 import { enqueueAlert } from './services/alerts.ts';
 import { testSystemKnownToUyuni } from './services/testSystems.ts';
@@ -92,6 +93,9 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       process.kill(process.pid, 'SIGTERM');
     });
     releasers.add('instance-lock', () => instanceLock.release());
+    // The audit chain heads anchored every 5 minutes, and at shutdown once HTTP and the actors stopped.
+    const anchors = startAuditAnchors(db, logger, config.instanceId);
+    releasers.add('audit-anchor', () => anchors.stop());
     // Singleton work (sync polling, notification delivery, rollback jobs, each test lane) runs on
     // one replica at a time: the one that holds the role's lock.
     const leadership = new Leadership({ url, logger, instanceId: config.instanceId });
