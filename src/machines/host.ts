@@ -25,6 +25,7 @@ import {
   claimEntries, FencedWriteError, insertEntry, loadEntry, readWriteState, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead,
   type TransitionWrite,
 } from '../persistence/sql/entries.ts';
+import { changeAudit, insertAudit, type AuditSlot } from '../persistence/sql/audit.ts';
 import { getEntryErrata } from '../persistence/sql/host.ts';
 import { applyProjections, needsProjection, testProjectionSignature } from '../persistence/sql/projections.ts';
 import { redactPayload } from '../redact.ts';
@@ -39,6 +40,11 @@ export interface EventMeta {
   ip?: string | null;
   userAgent?: string | null;
   requestId?: string | null;
+  /**
+   * The API request's audit record: written in the transaction that commits the change it caused
+   * (the creation, or the journal write of the transition), never sent to another replica.
+   */
+  audit?: AuditSlot;
 }
 
 type EventWithoutTime = PatchEvent extends infer E ? (E extends { at: number } ? Omit<E, 'at'> : never) : never;
@@ -50,6 +56,8 @@ interface PendingWrite {
   value: StateValue;
   context: PatchContext;
   event: PatchEvent | { type: string };
+  /** The audit record of the request whose event caused this transition (written with it). */
+  audit?: AuditSlot;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -115,6 +123,8 @@ export class ActorHost {
   private readonly actors = new Map<number, Hosted>();
   private readonly o: HostOptions;
   private currentMeta: EventMeta | undefined;
+  /** The request's audit record, attached to the first transition its event causes. */
+  private currentAudit: AuditSlot | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -133,6 +143,23 @@ export class ActorHost {
   snapshotOf(id: number): { snapshot: PatchSnapshot; revision: number } | undefined {
     const h = this.actors.get(id);
     return h ? { snapshot: h.actor.getSnapshot(), revision: h.revision } : undefined;
+  }
+
+  /**
+   * The entry's machine context as committed: the hosted actor's, else the stored snapshot's
+   * (an entry another replica owns, or a final one). Null when there is no such entry.
+   * @example const ctx = await host.contextOf(12); approvalRefusal(ctx!, 'alice');
+   */
+  async contextOf(id: number): Promise<{ context: PatchContext; status: string } | null> {
+    const h = this.actors.get(id);
+    if (h && !h.evicted && h.pending.length === 0) {
+      const snap = h.actor.getSnapshot();
+      return { context: snap.context, status: statusOf(snap.value) };
+    }
+    const row = await loadEntry(this.o.db, id);
+    if (row === null) return null;
+    const ctx = (row.snapshot as { context?: PatchContext } | null)?.context;
+    return ctx ? { context: ctx, status: row.status } : null;
   }
 
   /**
@@ -215,8 +242,15 @@ export class ActorHost {
           user_agent: meta.userAgent ?? null, request_id: meta.requestId ?? null, at,
         }],
       });
+      if (meta.audit) {
+        await insertAudit(tx, changeAudit(meta.audit, { type: 'queue_entry', id: String(row.id) }, {
+          event: 'CREATE', errata_id: e.errataId, target_os: e.targetOs, required_approvals: input.requiredApprovals ?? 1,
+          separation_of_duties: input.separationOfDuties ?? false,
+        }));
+      }
       return { id: row.id, epoch: row.owner_epoch, persisted };
     });
+    if (meta.audit) meta.audit.written++;
     this.startActor(created.id, created.epoch, 1, created.persisted);
     return created.id;
   }
@@ -232,7 +266,9 @@ export class ActorHost {
     } catch (raw) {
       // Another replica owns the entry: hand the event to it and answer with its committed outcome.
       if (raw instanceof AppError && raw.code === 'owned_elsewhere' && this.o.forward && opts.forward !== false) {
-        const r = await this.o.forward(id, event as Record<string, unknown>, meta);
+        // The owner writes the journal; the audit record stays here (authenticate writes it after the answer).
+        const { audit: _local, ...sent } = meta;
+        const r = await this.o.forward(id, event as Record<string, unknown>, sent);
         return r as { status: Status; state: string; revision: number };
       }
       throw raw;
@@ -245,10 +281,12 @@ export class ActorHost {
     }
     const before = h.lastWrite;
     this.currentMeta = meta;
+    this.currentAudit = meta.audit;
     try {
       h.actor.send(ev);
     } finally {
       this.currentMeta = undefined;
+      this.currentAudit = undefined;
     }
     // `lastWrite` now points at the write of the transition this event caused (if any).
     if (h.lastWrite !== before) await h.lastWrite;
@@ -453,7 +491,9 @@ export class ActorHost {
       reject = rej;
     });
     done.catch(() => undefined); // observed by whoever awaits lastWrite; never an unhandled rejection
-    h.pending.push({ transition, json, value: snapshot.value, context: snapshot.context, event, resolve, reject });
+    const audit = this.currentAudit;
+    this.currentAudit = undefined;
+    h.pending.push({ transition, json, value: snapshot.value, context: snapshot.context, event, ...(audit ? { audit } : {}), resolve, reject });
     h.lastWrite = done;
     if (!h.draining) {
       h.draining = true;
@@ -470,6 +510,7 @@ export class ActorHost {
       const timers = timersFor(last.value, last.context).map((t) => ({ name: t.name, fireAt: t.fireAt, event: { type: 'TIMER', name: t.name } }));
       const timersSig = JSON.stringify(timers);
       const testSig = testProjectionSignature(status, last.context);
+      const audited = batch.filter((b) => b.audit !== undefined);
       try {
         const write = {
           entryId: h.id, ownerId: this.o.ownerId, epoch: h.epoch, revision: h.revision, head: h.head ?? null, snapshotJson: last.json, status,
@@ -479,13 +520,20 @@ export class ActorHost {
         const items = batch.map((b) => ({ event: b.event, value: b.value, context: b.context, transition: b.transition }));
         const writeTest = testSig !== h.writtenTest;
         // The snapshot + journal statement is atomic by itself; a transaction only when more rows go with it.
-        const res = write.timers === null && !writeTest && !needsProjection(items)
+        const res = write.timers === null && !writeTest && !needsProjection(items) && audited.length === 0
           ? await writeTransitions(this.o.db, write)
           : await this.o.db.transaction(async (tx) => {
               const r = await writeTransitions(tx, write);
               await applyProjections(tx, h.id, items, r.lastSeq - batch.length + 1, writeTest);
+              // The request's audit row commits with the transition it caused, or neither does.
+              for (const b of audited) {
+                await insertAudit(tx, changeAudit(b.audit!, { type: 'queue_entry', id: String(h.id) }, {
+                  event: b.transition.event_type, from_state: b.transition.from_state, to_state: b.transition.to_state,
+                }));
+              }
               return r;
             });
+        for (const b of audited) b.audit!.written++;
         this.committed(h, batch.length, res, timersSig, testSig, timers, status);
         failures = 0;
       } catch (raw) {
@@ -497,6 +545,7 @@ export class ActorHost {
           const landed = await this.readBack(h, batch.length);
           if (landed) {
             this.o.logger.warn({ entryId: h.id, err: err.message }, 'a transition write lost its answer but had committed');
+            for (const b of audited) b.audit!.written++;
             this.committed(h, batch.length, landed, timersSig, testSig, timers, status);
             failures = 0;
             continue;

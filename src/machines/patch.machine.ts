@@ -147,6 +147,11 @@ export function approvalsMissing(context: PatchContext): number {
   return Math.max(0, (context.requiredApprovals ?? 1) - (context.approvals ?? []).length);
 }
 
+/** Distinct approvers the entry needs once this event is counted (an APPROVE may raise it, never lower it). */
+function requiredWith(context: PatchContext, event: PatchEvent): number {
+  return Math.max(context.requiredApprovals ?? 1, event.type === 'APPROVE' ? (event.requiredApprovals ?? 0) : 0);
+}
+
 const involve = (context: PatchContext, by: string, as: 'queued' | 'tested' | 'retried' | 'forced') =>
   by === 'scheduler' || (context.involved ?? []).some((p) => p.by === by && p.as === as) ? (context.involved ?? []) : [...(context.involved ?? []), { by, as }];
 
@@ -164,7 +169,11 @@ export type PatchEvent =
   | ({ type: 'START_TEST'; testSystem?: { id: number | null; name: string } } & ByOperator)
   | ({ type: 'REMOVE'; reason?: string } & ByOperator)
   | ({ type: 'ABORT'; reason: string } & ByOperator)
-  | ({ type: 'APPROVE'; reason?: string } & ByOperator)
+  /**
+   * `requiredApprovals`: what the approval policy asks of the errata now (its severity may have
+   * been raised since it was queued); the gate needs the larger of it and the entry's own.
+   */
+  | ({ type: 'APPROVE'; reason?: string; requiredApprovals?: number } & ByOperator)
   | ({ type: 'REJECT'; reason: string } & ByOperator)
   | ({ type: 'SNOOZE'; reason: string; until: number } & ByOperator)
   | ({ type: 'ROLLBACK_TEST'; reason: string } & ByOperator)
@@ -405,7 +414,7 @@ export const patchMachine = setup({
     /** Separation of duties: nobody approves what they queued, tested, retried or forced, nor twice. */
     mayApprove: ({ context, event }) => event.type === 'APPROVE' && approvalRefusal(context, event.by) === null,
     /** This approval is the last one needed (two distinct approvers for Critical, by policy). */
-    lastApprovalNeeded: ({ context }) => approvalsMissing(context) <= 1,
+    lastApprovalNeeded: ({ context, event }) => approvalsMissing({ ...context, requiredApprovals: requiredWith(context, event) }) <= 1,
     /** The approval is young enough for production to start under it. */
     approvalFresh: ({ context, event }) =>
       context.approval?.action === 'approved' && event.at - context.approval.at <= (context.settings.approvalMaxAgeMs ?? DEFAULT_APPROVAL_MAX_AGE_MS),
@@ -496,14 +505,16 @@ export const patchMachine = setup({
       failure: { reason: `host ${context.testSystem?.name ?? ''} did not return within ${Math.round(context.settings.rebootTimeoutMs / 1000)} s after reboot`.replace('  ', ' '), at: eventTime(event), step: 'reboot' as Step },
     })),
     /** One approver of several: recorded; the gate stays closed until enough distinct ones approved. */
-    recordPartialApproval: assign(({ context }, e: OperatorAct) => ({
+    recordPartialApproval: assign(({ context, event }, e: OperatorAct) => ({
       approvals: [...(context.approvals ?? []), { by: e.by, at: e.at, reason: e.reason ?? null }],
+      requiredApprovals: requiredWith(context, event),
     })),
     recordApproval: assign(({ context, event }) => {
       if (event.type === 'APPROVE') {
         return {
           approval: { action: 'approved' as const, by: event.by, at: event.at, reason: event.reason ?? null },
           approvals: [...(context.approvals ?? []), { by: event.by, at: event.at, reason: event.reason ?? null }],
+          requiredApprovals: requiredWith(context, event),
           approvalVoided: null,
         };
       }

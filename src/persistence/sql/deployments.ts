@@ -3,7 +3,7 @@
  * job it files for a deployment whose entry already completed. The rollout's own writes are in
  * `rollout.ts` and `rollbacks.ts`; rows here are returned whole (`SELECT *`), as the API shows them.
  */
-import { sql } from 'slonik';
+import { sql, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
@@ -166,7 +166,7 @@ export interface RollbackJobRequest {
  *   deploymentId: 3, queueId: 9, errataId, type: 'package', systems, reason, initiatedBy, effectKey: 'rb:3:1',
  * });
  */
-export function insertRollbackJob(db: Db, r: RollbackJobRequest): Promise<number> {
+export function insertRollbackJob(db: Db | DatabaseTransactionConnection, r: RollbackJobRequest): Promise<number> {
   return db.oneFirst(sql.type(z.object({ id: z.number() }))`
     INSERT INTO patch_rollbacks
       (deployment_id, queue_id, errata_id, rollback_type, target_systems, reason, initiated_by, effect_key)

@@ -1,17 +1,32 @@
 /**
  * Approvers' decisions on an entry waiting for one: APPROVE, REJECT, SNOOZE (until a date or for a
  * number of days, within a year), one at a time or as a batch with a result per item.
+ *
+ * APPROVE is checked against the approval policy before it is sent (the machine refuses the same
+ * cases, so a race cannot slip through): an approver who queued, tested, retried or forced the
+ * entry gets 403 `self_approval`, one who already approved this round 409 `already_approved`;
+ * nothing changes and the refusal is audited. The number of distinct approvers is the policy's for
+ * the errata as it is now (a severity raised by NVD since queueing counts); the answer says how
+ * many are still missing.
  */
+import { sql } from 'slonik';
+import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import type { ActorHost, EventMeta } from '../../machines/host.ts';
+import { approvalRefusal, approvalsMissing, type PatchContext } from '../../machines/patch.machine.ts';
 import type { Clock } from '../../persistence/clock.ts';
+import type { Db } from '../../persistence/db.ts';
+import { insertAudit } from '../../persistence/sql/audit.ts';
+import { riskLevel } from '../score.ts';
+import { approvalsFor, loadApprovalPolicy } from '../settings.ts';
 
 const DAY_MS = 86_400_000;
 /** A snooze may last at most this many days (a year, and a day of slack for time zones). */
 const MAX_SNOOZE_DAYS = 366;
 
-/** What deciding needs: the actors, and the clock for a snooze given in days. */
+/** What deciding needs: the actors, the clock for a snooze given in days, the database for the policy. */
 export interface DecisionDeps {
+  db: Db;
   actors: ActorHost;
   clock: Clock;
 }
@@ -38,6 +53,61 @@ function snoozeUntil(d: { until?: string | undefined; days?: number | undefined 
   return until;
 }
 
+/** The errata's severity and risk level now (the policy's inputs). */
+async function errataNow(db: Db, errataId: string) {
+  return db.maybeOne(sql.type(z.object({ severity: z.string().nullable(), success_score: z.number().nullable() }))`
+    SELECT e.severity, r.success_score FROM errata_cache e LEFT JOIN patch_risk_profile r ON r.errata_id = e.errata_id
+    WHERE e.errata_id = ${errataId}`);
+}
+
+/** A refused decision changed nothing; its audit row says who was refused and why. */
+async function auditRefusal(db: Db, m: EventMeta, id: number, status: number, code: string) {
+  if (!m.audit) return;
+  try {
+    await insertAudit(db, {
+      ...m.audit.record, outcome: 'denied', statusCode: status, targetType: 'queue_entry', targetId: String(id), details: { event: 'APPROVE', error: code },
+    });
+  } catch {
+    throw new AppError(503, 'audit_unavailable', 'the audit log cannot be written: nothing was done; retry later');
+  }
+  m.audit.written++;
+}
+
+const REFUSALS = {
+  self_approval: { status: 403, message: (by: string, as: string[]) => `${by} ${as.join(' and ')} this entry: separation of duties needs another approver` },
+  already_approved: { status: 409, message: (by: string) => `${by} already approved this entry: it needs a second, distinct approver` },
+} as const;
+
+/**
+ * APPROVE under the policy: refused (nothing sent) when `approvalRefusal` says so, else sent with
+ * the number of approvers the errata needs now.
+ */
+async function approve(deps: DecisionDeps, id: number, reason: string | undefined, m: EventMeta) {
+  const by = m.actor;
+  const cur = await deps.actors.contextOf(id);
+  if (cur === null) throw new AppError(404, 'not_found', `queue entry ${id} does not exist`);
+  const policy = await loadApprovalPolicy(deps.db);
+  const ctx: PatchContext = { ...cur.context, separationOfDuties: cur.context.separationOfDuties === true || policy.separation_of_duties };
+  const refusal = approvalRefusal(ctx, by);
+  if (refusal !== null) {
+    const as = [...new Set((ctx.involved ?? []).filter((p) => p.by === by).map((p) => p.as))];
+    const r = REFUSALS[refusal];
+    await auditRefusal(deps.db, m, id, r.status, refusal);
+    throw new AppError(r.status, refusal, r.message(by, as), { by, involved_as: as, approvals_missing: approvalsMissing(ctx) });
+  }
+  const errata = await errataNow(deps.db, ctx.errataId);
+  const gate = approvalsFor(policy, { severity: errata?.severity ?? null, riskLevel: errata?.success_score == null ? null : riskLevel(errata.success_score) });
+  const res = await deps.actors.send(id, { type: 'APPROVE', by, requiredApprovals: gate.required, ...(reason ? { reason } : {}) }, m);
+  const after = await deps.actors.contextOf(id);
+  const approvals = after?.context.approvals ?? [];
+  return {
+    ...res,
+    approvals_required: after?.context.requiredApprovals ?? gate.required,
+    approvals_missing: after ? approvalsMissing(after.context) : 0,
+    approved_by: approvals.map((a) => a.by),
+  };
+}
+
 /**
  * Send one decision to the entry's actor; answered once the transition is committed.
  * @example
@@ -45,8 +115,7 @@ function snoozeUntil(d: { until?: string | undefined; days?: number | undefined 
  */
 export function decide(deps: DecisionDeps, id: number, d: Decision, m: EventMeta) {
   const by = m.actor;
-  if (d.action === 'approve')
-    return deps.actors.send(id, { type: 'APPROVE', by, ...(d.reason ? { reason: d.reason } : {}) }, m);
+  if (d.action === 'approve') return approve(deps, id, d.reason, m);
   if (d.action === 'reject') return deps.actors.send(id, { type: 'REJECT', by, reason: d.reason }, m);
   return deps.actors.send(id, { type: 'SNOOZE', by, reason: d.reason, until: snoozeUntil(d, deps.clock.now()) }, m);
 }
