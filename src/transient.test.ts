@@ -21,6 +21,7 @@ describe('isTransient', () => {
     expect(isTransient({ message: 'plain object', transient: true })).toBe(true);
   });
   it('knows the drivers’ lost-connection errors', () => {
+    expect(isTransient(new Error('Query read timeout'))).toBe(true);
     expect(isTransient(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(isTransient(Object.assign(new Error('x'), { name: 'ConnectionError' }))).toBe(true);
   });

@@ -32,7 +32,7 @@ const TRANSIENT_ERRNO = new Set([
   'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT',
 ]);
 /** Driver errors with no code of their own that mean the connection was lost. */
-const LOST_CONNECTION = /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down)/i;
+const LOST_CONNECTION = /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down)|Query read timeout|timeout exceeded when trying to connect/i;
 const TRANSIENT_NAMES = new Set(['ConnectionError', 'BackendTerminatedError', 'BackendTerminatedUnexpectedlyError']);
 
 /** Is this error (or anything in its `cause` chain) transient? */

@@ -16,7 +16,7 @@
 import { createActor, type Actor, type InspectionEvent, type StateValue } from 'xstate';
 import { z } from 'zod';
 import { AppError, coerceError } from '../errors.ts';
-import { isTransient } from '../transient.ts';
+import { backoffDelay, isTransient } from '../transient.ts';
 import type { MetricsSink } from '../services/metrics.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
@@ -112,6 +112,11 @@ export interface CommittedTransition {
   state: string;
   revision: number;
 }
+
+/** A write that fails for good is given up after these many attempts (then: evict, re-hydrate). */
+const MAX_WRITE_FAILURES = 5;
+/** …and a database that is unreachable (transient errors) gets about two minutes. */
+const MAX_TRANSIENT_WRITE_FAILURES = 30;
 
 export class NotAcceptedError extends AppError {
   constructor(entryId: number, eventType: string, state: string, accepted: string[]) {
@@ -541,9 +546,11 @@ export class ActorHost {
         // An ambiguous commit: the connection failed after the statement was sent. Read back
         // before retrying or answering: if the revision moved by exactly this batch under our
         // epoch, it committed (only this drain writes this entry), and the truth is "it happened".
-        if (isTransient(raw)) {
-          const landed = await this.readBack(h, batch.length);
-          if (landed) {
+        // A fenced retry may be fenced by this very write, committed by the previous attempt.
+        let landed: { revision: number; head: JournalHead } | null | 'unknown' = null;
+        if (isTransient(raw) || err instanceof FencedWriteError) {
+          landed = await this.readBack(h, batch.length);
+          if (landed !== null && landed !== 'unknown') {
             this.o.logger.warn({ entryId: h.id, err: err.message }, 'a transition write lost its answer but had committed');
             for (const b of audited) b.audit!.written++;
             this.committed(h, batch.length, landed, timersSig, testSig, timers, status);
@@ -551,8 +558,12 @@ export class ActorHost {
             continue;
           }
         }
-        if (err instanceof FencedWriteError) this.fencedRejections++;
-        if (err instanceof FencedWriteError || failures >= 5) {
+        // Fenced for real (another owner, or a newer revision that is not ours): let go. A database
+        // that cannot even be read back is a blip: retry, for up to about two minutes.
+        const fenced = err instanceof FencedWriteError && landed !== 'unknown';
+        if (fenced) this.fencedRejections++;
+        const transient = landed === 'unknown' || isTransient(raw);
+        if (fenced || failures >= (transient ? MAX_TRANSIENT_WRITE_FAILURES : MAX_WRITE_FAILURES)) {
           this.o.logger.error({ entryId: h.id, err: err.message }, 'persisting a transition failed for good; releasing the actor (it will be re-hydrated from the database)');
           for (const b of h.pending.splice(0)) b.reject(new AppError(503, 'not_persisted', `the transition of entry ${h.id} could not be persisted; nothing changed`, null, { cause: err }));
           this.evict(h, err.message);
@@ -560,7 +571,7 @@ export class ActorHost {
         }
         failures++;
         this.o.logger.warn({ entryId: h.id, err: err.message, attempt: failures }, 'persisting a transition failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** failures) * (0.5 + Math.random())));
+        await new Promise((r) => setTimeout(r, backoffDelay(failures, { baseMs: 200, maxMs: 5000 })));
       }
     }
     h.draining = false;
@@ -584,9 +595,17 @@ export class ActorHost {
     if ((FINAL_STATUSES as readonly string[]).includes(status) && h.pending.length === 0) this.release(h);
   }
 
-  /** Did a write of `n` transitions from `h.revision` commit? Its new revision and head if so. */
-  private async readBack(h: Hosted, n: number): Promise<{ revision: number; head: JournalHead } | null> {
-    const row = await readWriteState(this.o.db, h.id).catch(() => null);
+  /**
+   * Did a write of `n` transitions from `h.revision` commit? Its new revision and head if so; null
+   * when it did not; 'unknown' when the database could not be read either.
+   */
+  private async readBack(h: Hosted, n: number): Promise<{ revision: number; head: JournalHead } | null | 'unknown'> {
+    let row: Awaited<ReturnType<typeof readWriteState>>;
+    try {
+      row = await readWriteState(this.o.db, h.id);
+    } catch {
+      return 'unknown';
+    }
     if (!row || row.owner_id !== this.o.ownerId || row.owner_epoch !== h.epoch) return null;
     if (row.revision !== h.revision + n || row.seq === null || row.hash === null) return null;
     return { revision: row.revision, head: { seq: row.seq, hash: row.hash } };
@@ -602,6 +621,35 @@ export class ActorHost {
     if (h.evicted) return;
     this.o.logger.warn({ entryId: h.id, why }, 'actor evicted');
     this.release(h);
+    this.rehydrateLater(h.id);
+  }
+
+  private readonly rehydrating = new Set<number>();
+  /**
+   * An evicted entry this replica may still own (a write that gave up in an outage, an effect
+   * fenced by this replica's own expired lease) is claimed and hydrated again, with backoff until
+   * the database answers. Owned elsewhere, or final, the claim returns nothing and that is that.
+   */
+  private rehydrateLater(id: number, attempt = 1): void {
+    if (this.stopped || this.rehydrating.has(id)) return;
+    this.rehydrating.add(id);
+    const timer = setTimeout(() => {
+      void (async () => {
+        try {
+          if (this.stopped || this.actors.has(id)) return;
+          const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, { onlyIds: [id], includeOwn: true });
+          this.rehydrating.delete(id);
+          if (claimed[0] && !this.actors.has(id)) await this.hydrate(claimed[0]);
+        } catch (raw) {
+          this.rehydrating.delete(id);
+          if (attempt === 1 || attempt % 10 === 0) this.o.logger.warn({ entryId: id, err: coerceError(raw).message }, 'could not re-hydrate an evicted entry yet; retrying');
+          this.rehydrateLater(id, attempt + 1);
+        } finally {
+          if (this.actors.has(id)) this.rehydrating.delete(id);
+        }
+      })();
+    }, backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 }));
+    timer.unref();
   }
 
   private async onActorError(h: Hosted, err: Error): Promise<void> {

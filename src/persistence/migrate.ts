@@ -15,6 +15,8 @@ import pg from 'pg';
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../sql');
 /** Arbitrary constant: `hashtext('spm-orchestrator:migrate')` would also do, a literal is clearer. */
 const MIGRATION_LOCK_KEY = 7_240_117_001;
+/** A migration's statements may take this long (pg's process-wide query timeout is for the pool). */
+const MIGRATION_TIMEOUT_MS = 6 * 3_600_000;
 
 export interface Migration {
   version: number;
@@ -71,7 +73,8 @@ export async function migrate(url: string, opts: { dir?: string } = {}): Promise
     for (const mig of migrations) {
       if (done.has(mig.version)) continue;
       try {
-        await client.query(mig.sql);
+        // DDL on a large table may run long: no client-side timeout for the migration itself.
+        await client.query({ text: mig.sql, query_timeout: MIGRATION_TIMEOUT_MS } as never);
       } catch (raw) {
         throw new Error(`migration ${String(mig.version).padStart(4, '0')}_${mig.name}.sql failed: ${(raw as Error).message}`, { cause: raw });
       }
