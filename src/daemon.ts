@@ -40,6 +40,7 @@ import { enqueueAlert } from './services/alerts.ts';
 import { testSystemKnownToUyuni } from './services/testSystems.ts';
 import { migrate } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
+import { flushTokenUse } from './persistence/sql/tokenUse.ts';
 import { Releasers } from './releasers.ts';
 import { VERSION } from './version.ts';
 import { instrumentPorts, OrchestratorMetrics } from './services/metrics.ts';
@@ -83,6 +84,8 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
   const lifecycle: Lifecycle = { state: 'starting' };
   try {
     const { url, db, embedded } = await openDatabase(config, logger, releasers);
+    // API token uses are written once a minute (persistence/sql/tokenUse.ts): the last ones at a stop, before the pool closes.
+    releasers.add('token-use', async () => void (await flushTokenUse(db)));
     const { applied } = await migrate(url);
     logger.info({ applied, embeddedDatabase: embedded }, applied.length > 0 ? 'migrations applied' : 'schema up to date');
     await hooks.afterMigrate?.(db);
