@@ -89,6 +89,8 @@ const envSchema = z.object({
   DB_USER: nonEmpty('DB_USER').default('spm_orch'),
   DB_PASSWORD: z.string().optional(),
   DB_POOL_MAX: int('DB_POOL_MAX', 2, 200).default(10),
+  /** Server-side statement timeout; the client gives up on a silent connection 5 s later. */
+  DB_STATEMENT_TIMEOUT_SECONDS: int('DB_STATEMENT_TIMEOUT_SECONDS', 1, 3600).default(25),
   EMBEDDED_PG_DIR: nonEmpty('EMBEDDED_PG_DIR').default('./var/pg'),
   EMBEDDED_PG_PORT: int('EMBEDDED_PG_PORT', 1024, 65535).default(54329),
 
@@ -147,7 +149,7 @@ export interface Config {
   /** `GET /metrics`: open when `token` is undefined, else only with `Authorization: Bearer <token>`. */
   metrics: { token: string | undefined };
   /** `url` is undefined when the embedded PostgreSQL must be started. */
-  database: { url: string | undefined; poolMax: number; embedded: { dir: string; port: number } };
+  database: { url: string | undefined; poolMax: number; statementTimeoutMs: number; embedded: { dir: string; port: number } };
   uyuni:
     | {
         url: string;
@@ -282,7 +284,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       trustProxy: e.TRUST_PROXY,
     },
     metrics: { token: e.METRICS_TOKEN },
-    database: { url: dbUrl, poolMax: e.DB_POOL_MAX, embedded: { dir: e.EMBEDDED_PG_DIR, port: e.EMBEDDED_PG_PORT } },
+    database: {
+      url: dbUrl, poolMax: e.DB_POOL_MAX, statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_SECONDS * 1000,
+      embedded: { dir: e.EMBEDDED_PG_DIR, port: e.EMBEDDED_PG_PORT },
+    },
     uyuni:
       e.UYUNI_URL === undefined
         ? undefined

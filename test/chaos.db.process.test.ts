@@ -19,7 +19,9 @@ describe('chaos-db (short run)', () => {
         concurrency: 8,
         timeoutMs: 110_000,
         stuckMs: 20_000,
-        blackholeGraceMs: 15_000,
+        // A silent connection is given up after two query timeouts at most (the statement, then its
+        // transaction's ROLLBACK on the same connection): 2 × (5 s + 5 s) with the harness's settings.
+        blackholeGraceMs: 25_000,
       });
       const problems = r.details.filter((d) => !d.startsWith('info:'));
       expect({ line: lastLine(r), problems }).toEqual({

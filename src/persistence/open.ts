@@ -23,7 +23,7 @@ export async function openDatabase(config: Config, logger: Logger, releasers: Re
     url = pgEmbedded.url;
     embedded = true;
   }
-  const db = await createDb({ url, poolMax: config.database.poolMax });
+  const db = await createDb({ url, poolMax: config.database.poolMax, statementTimeoutMs: config.database.statementTimeoutMs });
   releasers.add('db-pool', () => db.end());
   return { url, db, embedded };
 }
