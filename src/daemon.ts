@@ -11,7 +11,7 @@ import { queueRoutes } from './http/routes/queue.ts';
 import { unavailablePorts, type PatchPorts } from './machines/effects.ts';
 import { redactPayload } from './redact.ts';
 import { startActorSystem } from './machines/system.ts';
-import { loadThresholds, settingsFrom } from './services/settings.ts';
+import { loadSnapshotRetention, loadThresholds, settingsFrom } from './services/settings.ts';
 import { syncRoutes } from './http/routes/sync.ts';
 import { riskProfileRoutes } from './http/routes/riskProfile.ts';
 import { failInterruptedSyncRuns } from './persistence/sql/errata.ts';
@@ -38,6 +38,8 @@ import { startAuditAnchors } from './persistence/auditAnchors.ts';
 import { Leadership } from './persistence/leadership.ts';
 import { enqueueAlert } from './services/alerts.ts';
 import { testSystemKnownToUyuni } from './services/testSystems.ts';
+import { prometheusScrapes } from './engine/windows.ts';
+import { SnapshotCleanup } from './scheduler/snapshotCleanup.ts';
 import { migrate } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
 import { flushTokenUse } from './persistence/sql/tokenUse.ts';
@@ -160,7 +162,11 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       ? new TestLanes({
           db, logger, actors: actors.host, salt, pollMs: config.schedulerPollMs,
           lead: (role) => leadership.leads(role),
-          checks: uyuni ? [(system) => testSystemKnownToUyuni(db, system)] : [],
+          checks: [
+            ...(uyuni ? [(system: string) => testSystemKnownToUyuni(db, system)] : []),
+            // With Prometheus configured, a test needs its metrics: the system must be scraped.
+            ...(prometheus ? [async (system: string) => (await prometheusScrapes(prometheus, system)).reason] : []),
+          ],
           onPause: async (lane, reason) => {
             await enqueueAlert(db, {
               type: 'needs_attention', key: `lane-paused:${lane.system}:${Date.now()}`, errataId: null, queueId: null,
@@ -173,6 +179,15 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     if (lanes) {
       lanes.start();
       releasers.add('test-lanes', () => lanes.stop());
+    }
+    // Old test snapshots go once their entry ended and the retention passed (one replica does it).
+    if (salt && lanesEnabled) {
+      const cleanup = new SnapshotCleanup({
+        db, logger, salt, lead: () => leadership.leads('snapshot-cleanup'),
+        keepDays: async () => (await loadSnapshotRetention(db)).keep_days_after_final,
+      });
+      cleanup.start();
+      releasers.add('snapshot-cleanup', () => cleanup.stop());
     }
     const rollbacks = testEngine.available
       ? new RollbackRunner({ db, logger, ports, pollMs: Math.max(1000, config.schedulerPollMs * 5), lead: () => leadership.leads('rollback-runner') })

@@ -257,3 +257,13 @@ export function approvalsFor(policy: ApprovalPolicy, errata: { severity: string 
     maxAgeMs: Math.round(policy.approval_max_age_hours * 3_600_000),
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// snapshot_retention: how long the test snapshots of an ended entry are kept (scheduler/snapshotCleanup.ts).
+
+export const snapshotRetentionSchema = z.object({
+  keep_days_after_final: z.number().int().min(0).max(3650).default(7),
+});
+
+/** @example (await loadSnapshotRetention(db)).keep_days_after_final // 7 */
+export const loadSnapshotRetention = (db: Db) => configValue(db, 'snapshot_retention', snapshotRetentionSchema);
