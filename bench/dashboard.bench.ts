@@ -18,7 +18,13 @@ const pg = await startScratchPostgres('dashboard-bench');
 const dbUrl = await createMigratedDatabase(pg.adminUrl, 'dash');
 const db = await createDb({ url: dbUrl, poolMax: 2 });
 const port = await freePort();
-const child = startChild(['serve'], { DATABASE_URL: dbUrl, HTTP_PORT: String(port), LOG_LEVEL: 'warn', INSTANCE_ID: 'bench-ui', NODE_ENV: 'test' });
+const child = startChild(['serve'], {
+  DATABASE_URL: dbUrl,
+  HTTP_PORT: String(port),
+  LOG_LEVEL: 'warn',
+  INSTANCE_ID: 'bench-ui',
+  NODE_ENV: 'test',
+});
 const rows: { page: string; p50: number; p95: number }[] = [];
 try {
   await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
@@ -38,10 +44,27 @@ try {
   }
   const some = (await call('GET', '/queue?limit=1')).body.items[0].id as number;
   // Sign in like a browser.
-  const login = await fetch(`http://127.0.0.1:${port}/ui/login`, { method: 'POST', body: new URLSearchParams({ token }), redirect: 'manual' });
+  const login = await fetch(`http://127.0.0.1:${port}/ui/login`, {
+    method: 'POST',
+    body: new URLSearchParams({ token }),
+    redirect: 'manual',
+  });
   const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
-  const pages = ['/ui', '/ui?status=queued&sort=severity', '/ui?q=package%2042', '/ui?offset=9000', `/ui/entries/${some}`, `/ui/inspector/${some}`,
-    '/ui/approvals', '/ui/tests', '/ui/deployments', '/ui/reports', '/ui/sync', '/ui/live/queue', '/ui/live/counts'];
+  const pages = [
+    '/ui',
+    '/ui?status=queued&sort=severity',
+    '/ui?q=package%2042',
+    '/ui?offset=9000',
+    `/ui/entries/${some}`,
+    `/ui/inspector/${some}`,
+    '/ui/approvals',
+    '/ui/tests',
+    '/ui/deployments',
+    '/ui/reports',
+    '/ui/sync',
+    '/ui/live/queue',
+    '/ui/live/counts',
+  ];
   for (const p of pages) {
     const times: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
@@ -63,4 +86,6 @@ try {
 console.log('| page | p50 ms | p95 ms |');
 console.log('|---|---:|---:|');
 for (const r of rows) console.log(`| ${r.page} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} |`);
-console.log(`bench:dashboard: entries=${ENTRIES} pages=${rows.length} max_p95_ms=${Math.max(...rows.map((r) => r.p95)).toFixed(1)}`);
+console.log(
+  `bench:dashboard: entries=${ENTRIES} pages=${rows.length} max_p95_ms=${Math.max(...rows.map((r) => r.p95)).toFixed(1)}`,
+);

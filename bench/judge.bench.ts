@@ -33,7 +33,12 @@
  * false pass = verdict pass on a test whose truth is bad; false fail = verdict fail on a good one.
  * Last line: `bench:judge: tests=N false_pass_rate=… false_fail_rate=… old_false_pass_rate=… old_false_fail_rate=…`
  */
-import { defaultCanaryMetrics, judgeCanary, type CanaryVerdictKind, type Windows } from '../src/services/judge/canary.ts';
+import {
+  defaultCanaryMetrics,
+  judgeCanary,
+  type CanaryVerdictKind,
+  type Windows,
+} from '../src/services/judge/canary.ts';
 import { prng } from '../src/random.ts';
 
 const argN = process.argv.indexOf('--n');
@@ -59,12 +64,24 @@ const mulberry32 = prng;
 class Rng {
   private readonly next: () => number;
   private spare: number | null = null;
-  constructor(seed: number) { this.next = mulberry32(seed); }
-  uniform(a = 0, b = 1): number { return a + (b - a) * this.next(); }
-  chance(p: number): boolean { return this.next() < p; }
-  int(a: number, b: number): number { return Math.floor(this.uniform(a, b + 1)); }
+  constructor(seed: number) {
+    this.next = mulberry32(seed);
+  }
+  uniform(a = 0, b = 1): number {
+    return a + (b - a) * this.next();
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  int(a: number, b: number): number {
+    return Math.floor(this.uniform(a, b + 1));
+  }
   normal(): number {
-    if (this.spare !== null) { const s = this.spare; this.spare = null; return s; }
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return s;
+    }
     let u = 0;
     while (u === 0) u = this.next();
     const v = this.next();
@@ -77,7 +94,10 @@ class Rng {
     const l = Math.exp(-lambda);
     let k = 0;
     let p = 1;
-    do { k++; p *= this.next(); } while (p > l);
+    do {
+      k++;
+      p *= this.next();
+    } while (p > l);
     return k - 1;
   }
 }
@@ -88,14 +108,30 @@ function ar1(rng: Rng, n: number, tauS: number, sd: number): number[] {
   const innov = sd * Math.sqrt(1 - phi * phi);
   const out = new Array<number>(n);
   let x = sd * rng.normal();
-  for (let i = 0; i < n; i++) { x = phi * x + innov * rng.normal(); out[i] = x; }
+  for (let i = 0; i < n; i++) {
+    x = phi * x + innov * rng.normal();
+    out[i] = x;
+  }
   return out;
 }
 
 /* ------------------------------------------------------------------ one host */
 
-type Scenario = 'noisy_unchanged' | 'cpu_within_allowed' | 'memory_leak' | 'service_failure' | 'metric_disappears' | 'just_started';
-const SCENARIOS: Scenario[] = ['noisy_unchanged', 'cpu_within_allowed', 'memory_leak', 'service_failure', 'metric_disappears', 'just_started'];
+type Scenario =
+  | 'noisy_unchanged'
+  | 'cpu_within_allowed'
+  | 'memory_leak'
+  | 'service_failure'
+  | 'metric_disappears'
+  | 'just_started';
+const SCENARIOS: Scenario[] = [
+  'noisy_unchanged',
+  'cpu_within_allowed',
+  'memory_leak',
+  'service_failure',
+  'metric_disappears',
+  'just_started',
+];
 
 interface Host {
   /** Per scrape (15 s), from the start of the warm-up. */
@@ -134,7 +170,10 @@ function simulateHost(rng: Rng, scenario: Scenario): Host {
   let burstHeight = 0;
   const cpuShift = scenario === 'cpu_within_allowed' ? rng.uniform(0.1, 0.7) * LIMITS.cpu_delta_percent : 0;
   for (let i = 0; i < TOTAL; i++) {
-    if (burstLeft === 0 && rng.chance((noisy ? 1 / 15 : 1 / 40) / perMin)) { burstLeft = rng.int(2, 12); burstHeight = rng.uniform(20, 60); }
+    if (burstLeft === 0 && rng.chance((noisy ? 1 / 15 : 1 / 40) / perMin)) {
+      burstLeft = rng.int(2, 12);
+      burstHeight = rng.uniform(20, 60);
+    }
     const burst = burstLeft > 0 ? (burstLeft--, burstHeight) : 0;
     const shift = i >= PATCH_AT ? cpuShift : 0;
     cpuBusy[i] = clamp(level + wander[i]! + fastSd * rng.normal() + burst + shift, 0, 100);
@@ -145,8 +184,16 @@ function simulateHost(rng: Rng, scenario: Scenario): Host {
   const memNoise = rng.uniform(0.05, 0.4);
   const leak = scenario === 'memory_leak' || (scenario === 'just_started' && rng.chance(0.5));
   // mean excess over the post window = rate × (stabilise + post/2) minutes
-  const leakRate = leak ? (rng.uniform(1.5, 3) * LIMITS.memory_delta_percent) / (STABILISE_MIN + POST_MIN / 2) / perMin : 0;
-  const memUsed = Array.from({ length: TOTAL }, (_, i) => clamp(memLevel + memWander[i]! + memNoise * rng.normal() + (i >= PATCH_AT ? leakRate * (i - PATCH_AT) : 0), 0, 99.5));
+  const leakRate = leak
+    ? (rng.uniform(1.5, 3) * LIMITS.memory_delta_percent) / (STABILISE_MIN + POST_MIN / 2) / perMin
+    : 0;
+  const memUsed = Array.from({ length: TOTAL }, (_, i) =>
+    clamp(
+      memLevel + memWander[i]! + memNoise * rng.normal() + (i >= PATCH_AT ? leakRate * (i - PATCH_AT) : 0),
+      0,
+      99.5,
+    ),
+  );
   const baselineSamples = scenario === 'just_started' ? rng.int(0, 6) : null;
   if (baselineSamples !== null) {
     // Booted about a minute before Prometheus' first sample: boot CPU decays (τ 2 min), services
@@ -208,7 +255,9 @@ function simulateHost(rng: Rng, scenario: Scenario): Host {
   const hasErrors = rng.chance(1 / 3);
   const baseRate = rng.uniform(0.01, 0.5);
   const rateWander = ar1(rng, TOTAL, 600, 0.3);
-  const netErrors = Array.from({ length: TOTAL }, (_, i) => (hasErrors ? rng.poisson(baseRate * Math.exp(rateWander[i]!) * SCRAPE_S) : 0));
+  const netErrors = Array.from({ length: TOTAL }, (_, i) =>
+    hasErrors ? rng.poisson(baseRate * Math.exp(rateWander[i]!) * SCRAPE_S) : 0,
+  );
 
   const missingAfterPatch = new Set<string>();
   if (scenario === 'metric_disappears') {
@@ -217,8 +266,23 @@ function simulateHost(rng: Rng, scenario: Scenario): Host {
     else if (which === 1) missingAfterPatch.add('memory');
     else missingAfterPatch.add('systemd');
   }
-  const truthBad = scenario === 'memory_leak' || scenario === 'service_failure' || scenario === 'metric_disappears' || leak;
-  return { cpuBusy, memUsed, failedUnits, runningServices, brokenUnit, timerActive, rebootRequired, load1PerCpu, netErrors, patchAt: PATCH_AT, missingAfterPatch, baselineSamples, truthBad };
+  const truthBad =
+    scenario === 'memory_leak' || scenario === 'service_failure' || scenario === 'metric_disappears' || leak;
+  return {
+    cpuBusy,
+    memUsed,
+    failedUnits,
+    runningServices,
+    brokenUnit,
+    timerActive,
+    rebootRequired,
+    load1PerCpu,
+    netErrors,
+    patchAt: PATCH_AT,
+    missingAfterPatch,
+    baselineSamples,
+    truthBad,
+  };
 }
 
 /* ------------------------------------------------------------------ what Prometheus returns */
@@ -242,7 +306,11 @@ function windows(h: Host): Record<string, Windows> {
   const baseStart = h.patchAt - BASELINE_MIN * perMin + stepIdx;
   const postStart = h.patchAt + STABILISE_MIN * perMin + stepIdx;
   const postEnd = h.patchAt + (STABILISE_MIN + POST_MIN) * perMin;
-  const idx = (from: number, to: number) => { const r: number[] = []; for (let i = from; i <= to; i += stepIdx) r.push(i); return r; };
+  const idx = (from: number, to: number) => {
+    const r: number[] = [];
+    for (let i = from; i <= to; i += stepIdx) r.push(i);
+    return r;
+  };
   let baseIdx = idx(baseStart, h.patchAt);
   if (h.baselineSamples !== null) baseIdx = baseIdx.slice(baseIdx.length - h.baselineSamples);
   const postIdx = idx(postStart, postEnd);
@@ -257,10 +325,21 @@ function windows(h: Host): Record<string, Windows> {
     // count(max_over_time(…[60s]) == 1): a unit failed at any scrape of the step counts
     failed_units: w((i) => h.failedUnits[i]! - h.brokenUnit[i]! + overStep(h.brokenUnit, i, Math.max), gone('systemd')),
     // count(min_over_time(…[60s]) == 1): only services active at every scrape of the step
-    running_services: w((i) => h.runningServices[i]! - h.timerActive[i]! + h.brokenUnit[i]! - overStep(h.brokenUnit, i, Math.max) + overStep(h.timerActive, i, Math.min), gone('systemd')),
+    running_services: w(
+      (i) =>
+        h.runningServices[i]! -
+        h.timerActive[i]! +
+        h.brokenUnit[i]! -
+        overStep(h.brokenUnit, i, Math.max) +
+        overStep(h.timerActive, i, Math.min),
+      gone('systemd'),
+    ),
     reboot_required: w((i) => h.rebootRequired[i]!, false),
     load1_per_cpu: w((i) => h.load1PerCpu[i]!, false),
-    network_errors_per_second: w((i) => { const r = rateAvg(h.netErrors, i, STEP_S); return r === null ? null : r / SCRAPE_S; }, false),
+    network_errors_per_second: w((i) => {
+      const r = rateAvg(h.netErrors, i, STEP_S);
+      return r === null ? null : r / SCRAPE_S;
+    }, false),
   };
 }
 
@@ -293,7 +372,12 @@ function oldRule(h: Host): 'pass' | 'fail' | 'inconclusive' {
 
 type NewV = CanaryVerdictKind;
 type OldV = 'pass' | 'fail' | 'inconclusive';
-interface Row { scenario: Scenario; truth: 'good' | 'bad'; newV: Record<NewV, number>; oldV: Record<OldV, number> }
+interface Row {
+  scenario: Scenario;
+  truth: 'good' | 'bad';
+  newV: Record<NewV, number>;
+  oldV: Record<OldV, number>;
+}
 
 const metrics = defaultCanaryMetrics(LIMITS);
 const rows = new Map<string, Row>();
@@ -308,16 +392,33 @@ for (const scenario of SCENARIOS) {
     const ws = windows(h);
     const verdict = judgeCanary(metrics, ws);
     const v = verdict.verdict;
-    if (EXPLAIN && ((h.truthBad && v === 'pass' && explained.pass++ < 5) || (!h.truthBad && v === 'fail' && explained.fail++ < 5) || (!h.truthBad && v === 'marginal' && explained.marginal++ < 5))) {
+    if (
+      EXPLAIN &&
+      ((h.truthBad && v === 'pass' && explained.pass++ < 5) ||
+        (!h.truthBad && v === 'fail' && explained.fail++ < 5) ||
+        (!h.truthBad && v === 'marginal' && explained.marginal++ < 5))
+    ) {
       console.log(`[${scenario}, truth ${h.truthBad ? 'bad' : 'good'}, verdict ${v}, score ${verdict.score}]`);
       for (const m of verdict.metrics) console.log(`  ${m.classification.padEnd(7)} ${m.why}`);
     }
     const o = oldRule(h);
     const raw = judgeCanary(metrics, ws, { serialCorrelation: true }).verdict;
-    if (h.truthBad) { variant.bad++; if (raw === 'pass') variant.badPass++; } else { variant.good++; if (raw === 'fail') variant.goodFail++; if (raw !== 'pass') variant.goodHuman++; }
+    if (h.truthBad) {
+      variant.bad++;
+      if (raw === 'pass') variant.badPass++;
+    } else {
+      variant.good++;
+      if (raw === 'fail') variant.goodFail++;
+      if (raw !== 'pass') variant.goodHuman++;
+    }
     const truth = h.truthBad ? 'bad' : 'good';
     const key = `${scenario}|${truth}`;
-    const row = rows.get(key) ?? { scenario, truth, newV: { pass: 0, marginal: 0, fail: 0, inconclusive: 0 }, oldV: { pass: 0, fail: 0, inconclusive: 0 } };
+    const row = rows.get(key) ?? {
+      scenario,
+      truth,
+      newV: { pass: 0, marginal: 0, fail: 0, inconclusive: 0 },
+      oldV: { pass: 0, fail: 0, inconclusive: 0 },
+    };
     row.newV[v]++;
     row.oldV[o]++;
     rows.set(key, row);
@@ -328,25 +429,54 @@ const seconds = (performance.now() - t0) / 1000;
 
 const pad = (s: string | number, w: number) => String(s).padStart(w);
 console.log(`bench:judge — ${N} simulated tests per scenario, seed ${SEED}, ${seconds.toFixed(1)} s`);
-console.log(`windows: baseline ${BASELINE_MIN} min, stabilise ${STABILISE_MIN} min, post ${POST_MIN} min; scrape ${SCRAPE_S} s, step ${STEP_S} s; limits cpu ${LIMITS.cpu_delta_percent} / memory ${LIMITS.memory_delta_percent} points, failed units ${LIMITS.max_failed_services}\n`);
-console.log(`${'scenario'.padEnd(20)} ${'truth'.padEnd(5)} | new: ${pad('pass', 5)} ${pad('marg', 5)} ${pad('fail', 5)} ${pad('inc', 5)} | old: ${pad('pass', 5)} ${pad('fail', 5)} ${pad('inc', 5)}`);
+console.log(
+  `windows: baseline ${BASELINE_MIN} min, stabilise ${STABILISE_MIN} min, post ${POST_MIN} min; scrape ${SCRAPE_S} s, step ${STEP_S} s; limits cpu ${LIMITS.cpu_delta_percent} / memory ${LIMITS.memory_delta_percent} points, failed units ${LIMITS.max_failed_services}\n`,
+);
+console.log(
+  `${'scenario'.padEnd(20)} ${'truth'.padEnd(5)} | new: ${pad('pass', 5)} ${pad('marg', 5)} ${pad('fail', 5)} ${pad('inc', 5)} | old: ${pad('pass', 5)} ${pad('fail', 5)} ${pad('inc', 5)}`,
+);
 const totals = { newBad: 0, newBadPass: 0, newGood: 0, newGoodFail: 0, newGoodHuman: 0, oldBadPass: 0, oldGoodFail: 0 };
-const all = { good: { pass: 0, marginal: 0, fail: 0, inconclusive: 0 }, bad: { pass: 0, marginal: 0, fail: 0, inconclusive: 0 } };
+const all = {
+  good: { pass: 0, marginal: 0, fail: 0, inconclusive: 0 },
+  bad: { pass: 0, marginal: 0, fail: 0, inconclusive: 0 },
+};
 const allOld = { good: { pass: 0, fail: 0, inconclusive: 0 }, bad: { pass: 0, fail: 0, inconclusive: 0 } };
-for (const r of [...rows.values()].sort((a, b) => SCENARIOS.indexOf(a.scenario) - SCENARIOS.indexOf(b.scenario) || a.truth.localeCompare(b.truth))) {
-  console.log(`${r.scenario.padEnd(20)} ${r.truth.padEnd(5)} |      ${pad(r.newV.pass, 5)} ${pad(r.newV.marginal, 5)} ${pad(r.newV.fail, 5)} ${pad(r.newV.inconclusive, 5)} |      ${pad(r.oldV.pass, 5)} ${pad(r.oldV.fail, 5)} ${pad(r.oldV.inconclusive, 5)}`);
+for (const r of [...rows.values()].sort(
+  (a, b) => SCENARIOS.indexOf(a.scenario) - SCENARIOS.indexOf(b.scenario) || a.truth.localeCompare(b.truth),
+)) {
+  console.log(
+    `${r.scenario.padEnd(20)} ${r.truth.padEnd(5)} |      ${pad(r.newV.pass, 5)} ${pad(r.newV.marginal, 5)} ${pad(r.newV.fail, 5)} ${pad(r.newV.inconclusive, 5)} |      ${pad(r.oldV.pass, 5)} ${pad(r.oldV.fail, 5)} ${pad(r.oldV.inconclusive, 5)}`,
+  );
   const n = r.newV.pass + r.newV.marginal + r.newV.fail + r.newV.inconclusive;
   for (const k of ['pass', 'marginal', 'fail', 'inconclusive'] as const) all[r.truth][k] += r.newV[k];
   for (const k of ['pass', 'fail', 'inconclusive'] as const) allOld[r.truth][k] += r.oldV[k];
-  if (r.truth === 'bad') { totals.newBad += n; totals.newBadPass += r.newV.pass; totals.oldBadPass += r.oldV.pass; }
-  else { totals.newGood += n; totals.newGoodFail += r.newV.fail; totals.newGoodHuman += r.newV.marginal + r.newV.inconclusive; totals.oldGoodFail += r.oldV.fail; }
+  if (r.truth === 'bad') {
+    totals.newBad += n;
+    totals.newBadPass += r.newV.pass;
+    totals.oldBadPass += r.oldV.pass;
+  } else {
+    totals.newGood += n;
+    totals.newGoodFail += r.newV.fail;
+    totals.newGoodHuman += r.newV.marginal + r.newV.inconclusive;
+    totals.oldGoodFail += r.oldV.fail;
+  }
 }
 console.log('\nconfusion matrix, all scenarios (rows: truth, columns: verdict)');
 console.log(`  new judge   ${pad('pass', 6)} ${pad('marg', 6)} ${pad('fail', 6)} ${pad('inc', 6)}`);
-for (const t of ['good', 'bad'] as const) console.log(`  ${t.padEnd(10)}  ${pad(all[t].pass, 6)} ${pad(all[t].marginal, 6)} ${pad(all[t].fail, 6)} ${pad(all[t].inconclusive, 6)}`);
+for (const t of ['good', 'bad'] as const)
+  console.log(
+    `  ${t.padEnd(10)}  ${pad(all[t].pass, 6)} ${pad(all[t].marginal, 6)} ${pad(all[t].fail, 6)} ${pad(all[t].inconclusive, 6)}`,
+  );
 console.log(`  old rule    ${pad('pass', 6)} ${pad('fail', 6)} ${pad('inc', 6)}`);
-for (const t of ['good', 'bad'] as const) console.log(`  ${t.padEnd(10)}  ${pad(allOld[t].pass, 6)} ${pad(allOld[t].fail, 6)} ${pad(allOld[t].inconclusive, 6)}`);
+for (const t of ['good', 'bad'] as const)
+  console.log(
+    `  ${t.padEnd(10)}  ${pad(allOld[t].pass, 6)} ${pad(allOld[t].fail, 6)} ${pad(allOld[t].inconclusive, 6)}`,
+  );
 const rate = (a: number, b: number) => (b === 0 ? 0 : a / b).toFixed(4);
 console.log(`\ngood tests sent to a human (marginal or inconclusive): ${rate(totals.newGoodHuman, totals.newGood)}`);
-console.log(`with the serial-correlation correction (serialCorrelation: true): false_pass_rate=${rate(variant.badPass, variant.bad)} false_fail_rate=${rate(variant.goodFail, variant.good)} good tests not passed=${rate(variant.goodHuman, variant.good)}`);
-console.log(`bench:judge: tests=${tests} false_pass_rate=${rate(totals.newBadPass, totals.newBad)} false_fail_rate=${rate(totals.newGoodFail, totals.newGood)} old_false_pass_rate=${rate(totals.oldBadPass, totals.newBad)} old_false_fail_rate=${rate(totals.oldGoodFail, totals.newGood)}`);
+console.log(
+  `with the serial-correlation correction (serialCorrelation: true): false_pass_rate=${rate(variant.badPass, variant.bad)} false_fail_rate=${rate(variant.goodFail, variant.good)} good tests not passed=${rate(variant.goodHuman, variant.good)}`,
+);
+console.log(
+  `bench:judge: tests=${tests} false_pass_rate=${rate(totals.newBadPass, totals.newBad)} false_fail_rate=${rate(totals.newGoodFail, totals.newGood)} old_false_pass_rate=${rate(totals.oldBadPass, totals.newBad)} old_false_fail_rate=${rate(totals.oldGoodFail, totals.newGood)}`,
+);

@@ -19,7 +19,9 @@ const HEADER = `# SPM Orchestrator environment, read by systemd (EnvironmentFile
 `;
 
 function usage(): never {
-  process.stderr.write('usage: env-file.ts generate <example> [NAME=VALUE …] [--drop REGEX]\n       env-file.ts check <file>\n');
+  process.stderr.write(
+    'usage: env-file.ts generate <example> [NAME=VALUE …] [--drop REGEX]\n       env-file.ts check <file>\n',
+  );
   process.exit(2);
 }
 
@@ -38,7 +40,9 @@ if (command === 'generate') {
   const text = HEADER + generateEnvFile(readFileSync(file, 'utf8'), overrides, drop, 'set by scripts/install.sh');
   const { differences, warnings } = compareEnvParsers(text);
   if (differences.length > 0 || warnings.length > 0) {
-    process.stderr.write(`env-file: the generated file would be read differently: ${JSON.stringify({ differences, warnings })}\n`);
+    process.stderr.write(
+      `env-file: the generated file would be read differently: ${JSON.stringify({ differences, warnings })}\n`,
+    );
     process.exit(1);
   }
   process.stdout.write(text);
@@ -53,7 +57,9 @@ if (command === 'generate') {
   for (const w of result.warnings) process.stderr.write(`${file}: ${w}\n`);
   for (const d of result.differences) {
     const show = (v: string | undefined) => (v === undefined ? 'nothing' : JSON.stringify(v));
-    process.stderr.write(`${file}: ${d.name}: systemd reads ${show(d.systemd)}, Node reads ${show(d.node)}${d.systemd !== undefined && /(^|\s)#/.test(d.systemd) ? ' (an inline comment? put it on its own line)' : ''}\n`);
+    process.stderr.write(
+      `${file}: ${d.name}: systemd reads ${show(d.systemd)}, Node reads ${show(d.node)}${d.systemd !== undefined && /(^|\s)#/.test(d.systemd) ? ' (an inline comment? put it on its own line)' : ''}\n`,
+    );
   }
   if (result.differences.length > 0 || result.warnings.length > 0) process.exit(1);
   process.stdout.write(`${file}: systemd and Node read the same ${Object.keys(result.vars).length} variables\n`);

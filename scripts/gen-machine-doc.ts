@@ -29,7 +29,9 @@ if (process.argv.includes('--check')) {
     // missing counts as different
   }
   if (current !== text) {
-    process.stderr.write('docs/patch-machine.md is out of date with the machine: run `npm run docs:machine` and commit it\n');
+    process.stderr.write(
+      'docs/patch-machine.md is out of date with the machine: run `npm run docs:machine` and commit it\n',
+    );
     process.exit(1);
   }
   process.stdout.write('docs/patch-machine.md matches the machine\n');

@@ -49,14 +49,22 @@ const urlOf = (name: string, protocols: string[], expected: string, needsPath = 
       },
       { message: `${name}: expected ${expected}` },
     );
-const httpUrl = (name: string) => urlOf(name, ['http:', 'https:'], 'an http:// or https:// URL').transform((v) => v.replace(/\/+$/, ''));
-const postgresUrl = (name: string) => urlOf(name, ['postgres:', 'postgresql:'], 'postgres://user:password@host:port/database', true);
+const httpUrl = (name: string) =>
+  urlOf(name, ['http:', 'https:'], 'an http:// or https:// URL').transform((v) => v.replace(/\/+$/, ''));
+const postgresUrl = (name: string) =>
+  urlOf(name, ['postgres:', 'postgresql:'], 'postgres://user:password@host:port/database', true);
 
-const nonEmpty = (name: string) => z.string().trim().min(1, { message: `${name}: must not be empty` });
+const nonEmpty = (name: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, { message: `${name}: must not be empty` });
 
 /** Every variable the daemon reads, with its default. `.env.example` documents the same list. */
 const envSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test'], { message: 'NODE_ENV: expected development, production or test' }).default('development'),
+  NODE_ENV: z
+    .enum(['development', 'production', 'test'], { message: 'NODE_ENV: expected development, production or test' })
+    .default('development'),
   LOG_LEVEL: z.enum(LOG_LEVELS, { message: `LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   INSTANCE_ID: z.string().trim().min(1).max(100).optional(),
 
@@ -65,22 +73,49 @@ const envSchema = z.object({
   HTTP_BODY_LIMIT_BYTES: int('HTTP_BODY_LIMIT_BYTES', 1024, 104857600).default(1048576),
   SHUTDOWN_GRACE_SECONDS: int('SHUTDOWN_GRACE_SECONDS', 1, 600).default(4),
   TRUST_PROXY: bool('TRUST_PROXY').default(false),
-  UI_PROXY_USER_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').optional(),
-  UI_PROXY_ROLE_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').optional(),
+  UI_PROXY_USER_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)')
+    .optional(),
+  UI_PROXY_ROLE_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)')
+    .optional(),
   UI_PROXY_DEFAULT_ROLE: z.enum(['viewer', 'operator', 'approver', 'admin']).default('viewer'),
-  UI_PROXY_SECRET: z.string().min(32, 'UI_PROXY_SECRET: expected at least 32 characters (e.g. openssl rand -hex 32)').max(512).optional(),
-  UI_PROXY_SECRET_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)').default('X-SPM-Proxy-Secret'),
+  UI_PROXY_SECRET: z
+    .string()
+    .min(32, 'UI_PROXY_SECRET: expected at least 32 characters (e.g. openssl rand -hex 32)')
+    .max(512)
+    .optional(),
+  UI_PROXY_SECRET_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name (letters, digits, dashes)')
+    .default('X-SPM-Proxy-Secret'),
   UI_PROXY_TRUSTED_CIDRS: z
     .string()
-    .transform((v) => v.split(',').map((x) => x.trim()).filter((x) => x !== ''))
-    .refine((list) => list.length > 0 && list.every(isCidr), { message: 'UI_PROXY_TRUSTED_CIDRS: expected a comma-separated list of addresses or CIDRs, e.g. 10.0.0.5/32,fd00::/64' })
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== ''),
+    )
+    .refine((list) => list.length > 0 && list.every(isCidr), {
+      message:
+        'UI_PROXY_TRUSTED_CIDRS: expected a comma-separated list of addresses or CIDRs, e.g. 10.0.0.5/32,fd00::/64',
+    })
     .optional(),
   UI_SESSION_IDLE_MINUTES: int('UI_SESSION_IDLE_MINUTES', 1, 1440).default(30),
   UI_SESSION_MAX_HOURS: int('UI_SESSION_MAX_HOURS', 1, 168).default(12),
   UI_LOGIN_MAX_FAILURES_PER_IP: int('UI_LOGIN_MAX_FAILURES_PER_IP', 1, 100000).default(20),
   UI_LOGIN_MAX_FAILURES_PER_USER: int('UI_LOGIN_MAX_FAILURES_PER_USER', 1, 100000).default(5),
   UI_LOGIN_WINDOW_SECONDS: int('UI_LOGIN_WINDOW_SECONDS', 10, 86400).default(900),
-  METRICS_TOKEN: z.string().regex(/^[A-Za-z0-9._~+/=-]{16,512}$/, 'METRICS_TOKEN: expected 16 to 512 characters of A-Z a-z 0-9 . _ ~ + / = - (a bearer token; e.g. openssl rand -hex 32)').optional(),
+  METRICS_TOKEN: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9._~+/=-]{16,512}$/,
+      'METRICS_TOKEN: expected 16 to 512 characters of A-Z a-z 0-9 . _ ~ + / = - (a bearer token; e.g. openssl rand -hex 32)',
+    )
+    .optional(),
 
   DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
   DB_HOST: nonEmpty('DB_HOST').optional(),
@@ -136,7 +171,6 @@ const envSchema = z.object({
       message: 'INSPECT_WS_URL: expected a ws:// URL on localhost (inspection data never leaves the machine)',
     })
     .default('ws://localhost:8080'),
-
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -149,7 +183,12 @@ export interface Config {
   /** `GET /metrics`: open when `token` is undefined, else only with `Authorization: Bearer <token>`. */
   metrics: { token: string | undefined };
   /** `url` is undefined when the embedded PostgreSQL must be started. */
-  database: { url: string | undefined; poolMax: number; statementTimeoutMs: number; embedded: { dir: string; port: number } };
+  database: {
+    url: string | undefined;
+    poolMax: number;
+    statementTimeoutMs: number;
+    embedded: { dir: string; port: number };
+  };
   uyuni:
     | {
         url: string;
@@ -170,7 +209,16 @@ export interface Config {
    * sent (port 587). AUTH over neither is refused at start unless `allowPlaintextAuth`.
    */
   smtp:
-    | { host: string; port: number; secure: boolean; requireTls: boolean; allowPlaintextAuth: boolean; user: string | undefined; password: string | undefined; from: string }
+    | {
+        host: string;
+        port: number;
+        secure: boolean;
+        requireTls: boolean;
+        allowPlaintextAuth: boolean;
+        user: string | undefined;
+        password: string | undefined;
+        from: string;
+      }
     | undefined;
   webhookSecret: string | undefined;
   /**
@@ -188,7 +236,11 @@ export interface Config {
       }
     | undefined;
   /** Dashboard sessions (server-side) and the sign-in rate limit. */
-  ui: { sessionIdleMs: number; sessionMaxMs: number; login: { maxFailuresPerIp: number; maxFailuresPerUser: number; windowMs: number } };
+  ui: {
+    sessionIdleMs: number;
+    sessionMaxMs: number;
+    login: { maxFailuresPerIp: number; maxFailuresPerUser: number; windowMs: number };
+  };
   nvdApiKey: string | undefined;
   nvd: { enabled: boolean; url: string };
   leaseTtlMs: number;
@@ -225,35 +277,52 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   requireTogether('UYUNI_URL', ['UYUNI_USER', 'UYUNI_PASSWORD']);
   requireTogether('SALT_API_URL', ['SALT_USER', 'SALT_PASSWORD']);
   if (cleaned.SALT_VERIFY_SSL !== undefined && /^(0|false|no|off)$/i.test(String(cleaned.SALT_VERIFY_SSL))) {
-    problems.push('SALT_VERIFY_SSL: false is not supported (the Salt API certificate is always verified); trust a private CA with NODE_EXTRA_CA_CERTS=/path/ca.pem');
+    problems.push(
+      'SALT_VERIFY_SSL: false is not supported (the Salt API certificate is always verified); trust a private CA with NODE_EXTRA_CA_CERTS=/path/ca.pem',
+    );
   }
   if (cleaned.UI_PROXY_USER_HEADER !== undefined && !/^(1|true|yes|on)$/i.test(String(cleaned.TRUST_PROXY ?? ''))) {
     problems.push('UI_PROXY_USER_HEADER: only with TRUST_PROXY=true (the proxy must strip the header from clients)');
   }
-  if (cleaned.UI_PROXY_USER_HEADER !== undefined && cleaned.UI_PROXY_SECRET === undefined && cleaned.UI_PROXY_TRUSTED_CIDRS === undefined) {
+  if (
+    cleaned.UI_PROXY_USER_HEADER !== undefined &&
+    cleaned.UI_PROXY_SECRET === undefined &&
+    cleaned.UI_PROXY_TRUSTED_CIDRS === undefined
+  ) {
     problems.push(
-      'UI_PROXY_USER_HEADER: needs UI_PROXY_SECRET (a shared secret the proxy sends in UI_PROXY_SECRET_HEADER) and/or UI_PROXY_TRUSTED_CIDRS (the proxy\'s addresses): ' +
+      "UI_PROXY_USER_HEADER: needs UI_PROXY_SECRET (a shared secret the proxy sends in UI_PROXY_SECRET_HEADER) and/or UI_PROXY_TRUSTED_CIDRS (the proxy's addresses): " +
         'without either, any client that reaches the port could sign in as anyone with any role',
     );
   }
   for (const n of ['UI_PROXY_SECRET', 'UI_PROXY_TRUSTED_CIDRS', 'UI_PROXY_ROLE_HEADER']) {
-    if (cleaned[n] !== undefined && cleaned.UI_PROXY_USER_HEADER === undefined) problems.push(`${n}: only with UI_PROXY_USER_HEADER (proxy sign-in)`);
+    if (cleaned[n] !== undefined && cleaned.UI_PROXY_USER_HEADER === undefined)
+      problems.push(`${n}: only with UI_PROXY_USER_HEADER (proxy sign-in)`);
   }
   const smtpAuth = cleaned.SMTP_USER !== undefined || cleaned.SMTP_PASSWORD !== undefined;
   const yes = (n: string) => /^(1|true|yes|on)$/i.test(String(cleaned[n] ?? ''));
-  if (cleaned.SMTP_HOST !== undefined && smtpAuth && !yes('SMTP_SECURE') && !yes('SMTP_REQUIRE_TLS') && !yes('SMTP_ALLOW_PLAINTEXT_AUTH')) {
+  if (
+    cleaned.SMTP_HOST !== undefined &&
+    smtpAuth &&
+    !yes('SMTP_SECURE') &&
+    !yes('SMTP_REQUIRE_TLS') &&
+    !yes('SMTP_ALLOW_PLAINTEXT_AUTH')
+  ) {
     problems.push(
       'SMTP_USER: SMTP AUTH would send the password in clear text: set SMTP_SECURE=true (TLS, port 465) or SMTP_REQUIRE_TLS=true (STARTTLS, port 587), ' +
         'or SMTP_ALLOW_PLAINTEXT_AUTH=true to accept that (a relay on the same host only)',
     );
   }
-  if (cleaned.SMTP_PASSWORD !== undefined && cleaned.SMTP_USER === undefined) problems.push('SMTP_PASSWORD: only with SMTP_USER');
-  if (cleaned.DATABASE_URL !== undefined && cleaned.DB_HOST !== undefined) problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
+  if (cleaned.SMTP_PASSWORD !== undefined && cleaned.SMTP_USER === undefined)
+    problems.push('SMTP_PASSWORD: only with SMTP_USER');
+  if (cleaned.DATABASE_URL !== undefined && cleaned.DB_HOST !== undefined)
+    problems.push('DB_HOST: set either DATABASE_URL or DB_HOST/DB_*, not both');
   // Former test seams: the fake world is now passed by the test's own entry point
   // (test/helpers/fakeWorldServe.ts), never through the daemon's configuration.
   for (const seam of ['SPM_TEST_FAKE_WORLD_URL', 'SPM_TEST_DISABLE_RECONCILE']) {
     if (cleaned[seam] !== undefined) {
-      problems.push(`${seam}: a test seam that the daemon's configuration no longer has (tests pass the fake world through test/helpers/fakeWorldServe.ts): remove it`);
+      problems.push(
+        `${seam}: a test seam that the daemon's configuration no longer has (tests pass the fake world through test/helpers/fakeWorldServe.ts): remove it`,
+      );
     }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
@@ -285,7 +354,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     },
     metrics: { token: e.METRICS_TOKEN },
     database: {
-      url: dbUrl, poolMax: e.DB_POOL_MAX, statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_SECONDS * 1000,
+      url: dbUrl,
+      poolMax: e.DB_POOL_MAX,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_SECONDS * 1000,
       embedded: { dir: e.EMBEDDED_PG_DIR, port: e.EMBEDDED_PG_PORT },
     },
     uyuni:
@@ -305,27 +376,50 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     salt:
       e.SALT_API_URL === undefined
         ? undefined
-        : { url: e.SALT_API_URL, user: e.SALT_USER ?? '', password: e.SALT_PASSWORD ?? '', eauth: e.SALT_EAUTH, verifySsl: e.SALT_VERIFY_SSL },
-    prometheus: e.PROMETHEUS_URL === undefined ? undefined : { url: e.PROMETHEUS_URL, timeoutMs: e.PROMETHEUS_TIMEOUT_SECONDS * 1000 },
+        : {
+            url: e.SALT_API_URL,
+            user: e.SALT_USER ?? '',
+            password: e.SALT_PASSWORD ?? '',
+            eauth: e.SALT_EAUTH,
+            verifySsl: e.SALT_VERIFY_SSL,
+          },
+    prometheus:
+      e.PROMETHEUS_URL === undefined
+        ? undefined
+        : { url: e.PROMETHEUS_URL, timeoutMs: e.PROMETHEUS_TIMEOUT_SECONDS * 1000 },
     smtp:
       e.SMTP_HOST === undefined
         ? undefined
         : {
-            host: e.SMTP_HOST, port: e.SMTP_PORT, secure: e.SMTP_SECURE, requireTls: e.SMTP_REQUIRE_TLS, allowPlaintextAuth: e.SMTP_ALLOW_PLAINTEXT_AUTH,
-            user: e.SMTP_USER, password: e.SMTP_PASSWORD, from: e.SMTP_FROM,
+            host: e.SMTP_HOST,
+            port: e.SMTP_PORT,
+            secure: e.SMTP_SECURE,
+            requireTls: e.SMTP_REQUIRE_TLS,
+            allowPlaintextAuth: e.SMTP_ALLOW_PLAINTEXT_AUTH,
+            user: e.SMTP_USER,
+            password: e.SMTP_PASSWORD,
+            from: e.SMTP_FROM,
           },
     webhookSecret: e.WEBHOOK_SECRET,
     uiProxy:
       e.UI_PROXY_USER_HEADER === undefined
         ? undefined
         : {
-            userHeader: e.UI_PROXY_USER_HEADER.toLowerCase(), roleHeader: e.UI_PROXY_ROLE_HEADER?.toLowerCase(), defaultRole: e.UI_PROXY_DEFAULT_ROLE,
-            secret: e.UI_PROXY_SECRET, secretHeader: e.UI_PROXY_SECRET_HEADER.toLowerCase(), trustedCidrs: e.UI_PROXY_TRUSTED_CIDRS,
+            userHeader: e.UI_PROXY_USER_HEADER.toLowerCase(),
+            roleHeader: e.UI_PROXY_ROLE_HEADER?.toLowerCase(),
+            defaultRole: e.UI_PROXY_DEFAULT_ROLE,
+            secret: e.UI_PROXY_SECRET,
+            secretHeader: e.UI_PROXY_SECRET_HEADER.toLowerCase(),
+            trustedCidrs: e.UI_PROXY_TRUSTED_CIDRS,
           },
     ui: {
       sessionIdleMs: e.UI_SESSION_IDLE_MINUTES * 60_000,
       sessionMaxMs: e.UI_SESSION_MAX_HOURS * 3_600_000,
-      login: { maxFailuresPerIp: e.UI_LOGIN_MAX_FAILURES_PER_IP, maxFailuresPerUser: e.UI_LOGIN_MAX_FAILURES_PER_USER, windowMs: e.UI_LOGIN_WINDOW_SECONDS * 1000 },
+      login: {
+        maxFailuresPerIp: e.UI_LOGIN_MAX_FAILURES_PER_IP,
+        maxFailuresPerUser: e.UI_LOGIN_MAX_FAILURES_PER_USER,
+        windowMs: e.UI_LOGIN_WINDOW_SECONDS * 1000,
+      },
     },
     nvdApiKey: e.NVD_API_KEY,
     nvd: { enabled: e.NVD_ENABLED, url: e.NVD_URL },

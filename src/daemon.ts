@@ -89,7 +89,10 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     // API token uses are written once a minute (persistence/sql/tokenUse.ts): the last ones at a stop, before the pool closes.
     releasers.add('token-use', async () => void (await flushTokenUse(db)));
     const { applied } = await migrate(url);
-    logger.info({ applied, embeddedDatabase: embedded }, applied.length > 0 ? 'migrations applied' : 'schema up to date');
+    logger.info(
+      { applied, embeddedDatabase: embedded },
+      applied.length > 0 ? 'migrations applied' : 'schema up to date',
+    );
     await hooks.afterMigrate?.(db);
     // Before any entry is claimed: a second process with this INSTANCE_ID would take them all over.
     const instanceLock = await acquireInstanceLock(url, config.instanceId, logger, (why) => {
@@ -115,9 +118,22 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     let ports: PatchPorts;
     let testEngine: { available: boolean; reason: string | null };
     const uyuni = config.uyuni ? new UyuniClient({ ...config.uyuni }) : undefined;
-    const salt = config.salt ? new SaltClient({ url: config.salt.url, user: config.salt.user, password: config.salt.password, eauth: config.salt.eauth }) : undefined;
+    const salt = config.salt
+      ? new SaltClient({
+          url: config.salt.url,
+          user: config.salt.user,
+          password: config.salt.password,
+          eauth: config.salt.eauth,
+        })
+      : undefined;
     const prometheus = config.prometheus ? new PrometheusClient(config.prometheus) : undefined;
-    const notifier = new Notifier({ db, logger, smtp: config.smtp, webhookSecret: config.webhookSecret, lead: () => leadership.leads('notifier') });
+    const notifier = new Notifier({
+      db,
+      logger,
+      smtp: config.smtp,
+      webhookSecret: config.webhookSecret,
+      lead: () => leadership.leads('notifier'),
+    });
     notifier.start();
     releasers.add('notifier', () => notifier.stop());
     let lanesEnabled = false;
@@ -131,7 +147,8 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       testEngine = { available: true, reason: null };
       lanesEnabled = true;
       releasers.add('uyuni-session', () => uyuni.closeShared());
-      if (!prometheus) logger.warn('PROMETHEUS_URL is not set: validation uses Salt service checks only (no CPU/memory evidence)');
+      if (!prometheus)
+        logger.warn('PROMETHEUS_URL is not set: validation uses Salt service checks only (no CPU/memory evidence)');
     } else {
       const reason = `the test engine needs ${!uyuni ? 'UYUNI_URL' : 'SALT_API_URL'} (UYUNI and the Salt API)`;
       ports = unavailablePorts(reason);
@@ -140,14 +157,24 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     let inspect: ((ev: InspectionEvent) => void) | undefined;
     if (config.inspect.mode === 'websocket') {
       const { createWebSocketInspector } = await import('@statelyai/inspect');
-      const inspector = createWebSocketInspector({ url: config.inspect.url, sanitizeContext: (ctx) => redactPayload(ctx) as never });
+      const inspector = createWebSocketInspector({
+        url: config.inspect.url,
+        sanitizeContext: (ctx) => redactPayload(ctx) as never,
+      });
       inspect = (ev) => inspector.inspect.next?.(ev);
       releasers.add('inspector', () => inspector.stop());
       logger.warn({ url: config.inspect.url }, 'XState inspection is streaming to a local websocket (debugging only)');
     }
     const actors = await startActorSystem({
-      db, logger, ownerId: config.instanceId, leaseTtlMs: config.leaseTtlMs, pollMs: config.schedulerPollMs, ports: instrumentPorts(ports, metrics),
-      reconcile, listenUrl: url, metrics,
+      db,
+      logger,
+      ownerId: config.instanceId,
+      leaseTtlMs: config.leaseTtlMs,
+      pollMs: config.schedulerPollMs,
+      ports: instrumentPorts(ports, metrics),
+      reconcile,
+      listenUrl: url,
+      metrics,
       ...(inspect ? { inspect } : {}),
     });
     releasers.add('actors', () => actors.stop());
@@ -160,7 +187,11 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     // engine starts its tests itself).
     const lanes = lanesEnabled
       ? new TestLanes({
-          db, logger, actors: actors.host, salt, pollMs: config.schedulerPollMs,
+          db,
+          logger,
+          actors: actors.host,
+          salt,
+          pollMs: config.schedulerPollMs,
           lead: (role) => leadership.leads(role),
           checks: [
             ...(uyuni ? [(system: string) => testSystemKnownToUyuni(db, system)] : []),
@@ -169,8 +200,12 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
           ],
           onPause: async (lane, reason) => {
             await enqueueAlert(db, {
-              type: 'needs_attention', key: `lane-paused:${lane.system}:${Date.now()}`, errataId: null, queueId: null,
-              subject: `Test lane paused: ${lane.system}`, body: `The ${lane.os} test lane on ${lane.system} paused: ${reason}\nQueued entries wait; the lane resumes by itself once this is fixed.`,
+              type: 'needs_attention',
+              key: `lane-paused:${lane.system}:${Date.now()}`,
+              errataId: null,
+              queueId: null,
+              subject: `Test lane paused: ${lane.system}`,
+              body: `The ${lane.os} test lane on ${lane.system} paused: ${reason}\nQueued entries wait; the lane resumes by itself once this is fixed.`,
             });
             notifier.nudge();
           },
@@ -183,14 +218,23 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     // Old test snapshots go once their entry ended and the retention passed (one replica does it).
     if (salt && lanesEnabled) {
       const cleanup = new SnapshotCleanup({
-        db, logger, salt, lead: () => leadership.leads('snapshot-cleanup'),
+        db,
+        logger,
+        salt,
+        lead: () => leadership.leads('snapshot-cleanup'),
         keepDays: async () => (await loadSnapshotRetention(db)).keep_days_after_final,
       });
       cleanup.start();
       releasers.add('snapshot-cleanup', () => cleanup.stop());
     }
     const rollbacks = testEngine.available
-      ? new RollbackRunner({ db, logger, ports, pollMs: Math.max(1000, config.schedulerPollMs * 5), lead: () => leadership.leads('rollback-runner') })
+      ? new RollbackRunner({
+          db,
+          logger,
+          ports,
+          pollMs: Math.max(1000, config.schedulerPollMs * 5),
+          lead: () => leadership.leads('rollback-runner'),
+        })
       : undefined;
     if (rollbacks) {
       rollbacks.start();
@@ -200,11 +244,19 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     const queueDeps = { db, logger, actors: actors.host, settings, profile };
     let sync: UyuniSync | undefined;
     if (config.uyuni && uyuni) {
-      sync = new UyuniSync({ db, logger, uyuni, prefixes: [config.uyuni.testGroupPrefix, config.uyuni.prodGroupPrefix], testPrefix: config.uyuni.testGroupPrefix });
+      sync = new UyuniSync({
+        db,
+        logger,
+        uyuni,
+        prefixes: [config.uyuni.testGroupPrefix, config.uyuni.prodGroupPrefix],
+        testPrefix: config.uyuni.testGroupPrefix,
+      });
       const nvd = config.nvd.enabled ? new NvdClient({ baseUrl: config.nvd.url, apiKey: config.nvdApiKey }) : undefined;
       let enriching = false;
       const poller = new SyncPoller({
-        sync, logger, intervalMs: config.uyuni.pollIntervalMinutes * 60_000,
+        sync,
+        logger,
+        intervalMs: config.uyuni.pollIntervalMinutes * 60_000,
         // Only the leader polls; on taking the lead it fails the runs its predecessor left running.
         lead: () => leadership.leads('sync-poller'),
         onLead: async () => void (await failInterruptedSyncRuns(db)),
@@ -218,7 +270,10 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
           if (nvd && !enriching) {
             enriching = true;
             void enrichFromNvd(db, nvd, logger)
-              .then((r) => logger.info(r, 'NVD enrichment finished'), (raw) => logger.warn({ err: coerceError(raw).message }, 'NVD enrichment failed'))
+              .then(
+                (r) => logger.info(r, 'NVD enrichment finished'),
+                (raw) => logger.warn({ err: coerceError(raw).message }, 'NVD enrichment failed'),
+              )
               .finally(() => (enriching = false));
           }
         },
@@ -228,13 +283,21 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     }
 
     metrics.observe({ actors: actors.host, lanes });
-    const app = createApp(deps, [
-      queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings, testEngine, profile }),
-      syncRoutes({ ...deps, sync }),
-      riskProfileRoutes({ ...deps, uyuni }),
-      deploymentRoutes({ ...deps, actors: actors.host, lanes, rollbacks }),
-      reportRoutes(deps),
-    ], [(root) => dashboardRoutes(deps, root), metricsRoutes({ ...deps, metrics }), measureRequests(metrics.httpDuration)]);
+    const app = createApp(
+      deps,
+      [
+        queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings, testEngine, profile }),
+        syncRoutes({ ...deps, sync }),
+        riskProfileRoutes({ ...deps, uyuni }),
+        deploymentRoutes({ ...deps, actors: actors.host, lanes, rollbacks }),
+        reportRoutes(deps),
+      ],
+      [
+        (root) => dashboardRoutes(deps, root),
+        metricsRoutes({ ...deps, metrics }),
+        measureRequests(metrics.httpDuration),
+      ],
+    );
     const http = await startHttpServer(app, { host: config.http.host, port: config.http.port });
     releasers.add('http', () => http.close(config.http.shutdownGraceMs));
     lifecycle.state = 'running';

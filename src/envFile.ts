@@ -44,7 +44,17 @@ export function parseSystemdEnvFile(content: string | Buffer): SystemdEnv {
   const text = Buffer.isBuffer(content) ? content.toString('utf8') : content;
   const vars: Record<string, string> = {};
   const warnings: string[] = [];
-  type State = 'PRE_KEY' | 'KEY' | 'PRE_VALUE' | 'VALUE' | 'VALUE_ESCAPE' | 'SINGLE_QUOTE_VALUE' | 'DOUBLE_QUOTE_VALUE' | 'DOUBLE_QUOTE_VALUE_ESCAPE' | 'COMMENT' | 'COMMENT_ESCAPE';
+  type State =
+    | 'PRE_KEY'
+    | 'KEY'
+    | 'PRE_VALUE'
+    | 'VALUE'
+    | 'VALUE_ESCAPE'
+    | 'SINGLE_QUOTE_VALUE'
+    | 'DOUBLE_QUOTE_VALUE'
+    | 'DOUBLE_QUOTE_VALUE_ESCAPE'
+    | 'COMMENT'
+    | 'COMMENT_ESCAPE';
   let state: State = 'PRE_KEY';
   let key = '';
   let value = '';
@@ -56,7 +66,8 @@ export function parseSystemdEnvFile(content: string | Buffer): SystemdEnv {
   const push = (stripValue: boolean) => {
     const k = lastKeyWs >= 0 ? key.slice(0, lastKeyWs) : key;
     const v = stripValue && lastValueWs >= 0 ? value.slice(0, lastValueWs) : value;
-    if (!validName(k)) warnings.push(`line ${keyLine}: ${JSON.stringify(k)} is not a valid variable name: systemd ignores it`);
+    if (!validName(k))
+      warnings.push(`line ${keyLine}: ${JSON.stringify(k)} is not a valid variable name: systemd ignores it`);
     else vars[k] = v;
     key = '';
     value = '';
@@ -152,14 +163,26 @@ export function parseSystemdEnvFile(content: string | Buffer): SystemdEnv {
         // Before v254 a comment ending in a backslash swallowed the next line too; since v254 the next
         // line is read as an assignment. Either way, the meaning depends on the systemd version.
         if (NEWLINE.includes(c)) {
-          warnings.push(`line ${line}: a comment ending in a backslash: systemd < 254 also skips the next line, newer versions do not`);
+          warnings.push(
+            `line ${line}: a comment ending in a backslash: systemd < 254 also skips the next line, newer versions do not`,
+          );
           state = 'PRE_KEY';
           if (c === '\n') line++;
         } else state = 'COMMENT';
         break;
     }
   }
-  if (['PRE_VALUE', 'VALUE', 'VALUE_ESCAPE', 'SINGLE_QUOTE_VALUE', 'DOUBLE_QUOTE_VALUE', 'DOUBLE_QUOTE_VALUE_ESCAPE'].includes(state)) push(state === 'VALUE');
+  if (
+    [
+      'PRE_VALUE',
+      'VALUE',
+      'VALUE_ESCAPE',
+      'SINGLE_QUOTE_VALUE',
+      'DOUBLE_QUOTE_VALUE',
+      'DOUBLE_QUOTE_VALUE_ESCAPE',
+    ].includes(state)
+  )
+    push(state === 'VALUE');
   return { vars, warnings };
 }
 
@@ -170,11 +193,17 @@ export interface EnvDifference {
 }
 
 /** Where systemd's and Node's readings of one file differ (empty: they agree), systemd's warnings and values. */
-export function compareEnvParsers(content: string | Buffer): { differences: EnvDifference[]; warnings: string[]; vars: Record<string, string> } {
+export function compareEnvParsers(content: string | Buffer): {
+  differences: EnvDifference[];
+  warnings: string[];
+  vars: Record<string, string>;
+} {
   const sd = parseSystemdEnvFile(content);
   const node = parseEnv(Buffer.isBuffer(content) ? content.toString('utf8') : content) as Record<string, string>;
   const names = [...new Set([...Object.keys(sd.vars), ...Object.keys(node)])].sort();
-  const differences = names.filter((n) => sd.vars[n] !== node[n]).map((n) => ({ name: n, systemd: sd.vars[n], node: node[n] }));
+  const differences = names
+    .filter((n) => sd.vars[n] !== node[n])
+    .map((n) => ({ name: n, systemd: sd.vars[n], node: node[n] }));
   return { differences, warnings: sd.warnings, vars: sd.vars };
 }
 
@@ -182,7 +211,9 @@ export function compareEnvParsers(content: string | Buffer): { differences: EnvD
 export function encodeEnvValue(name: string, value: string): string {
   if (/^[A-Za-z0-9_@%+=:,./~^-]*$/.test(value)) return value;
   if (!value.includes("'") && !/[\n\r]/.test(value)) return `'${value}'`;
-  throw new Error(`${name}: a value with both a single quote and other special characters cannot be written for both systemd and Node`);
+  throw new Error(
+    `${name}: a value with both a single quote and other special characters cannot be written for both systemd and Node`,
+  );
 }
 
 /**
@@ -191,7 +222,12 @@ export function encodeEnvValue(name: string, value: string): string {
  * form systemd reads the same way), `overrides` replacing values (with a note that says so), and
  * variables matching `drop` left out together with the comment lines just above them.
  */
-export function generateEnvFile(example: string, overrides: Record<string, string> = {}, drop: RegExp | null = null, note = 'set by the installer'): string {
+export function generateEnvFile(
+  example: string,
+  overrides: Record<string, string> = {},
+  drop: RegExp | null = null,
+  note = 'set by the installer',
+): string {
   const out: string[] = [];
   let pendingComments: string[] = [];
   const used = new Set<string>();
@@ -219,7 +255,9 @@ export function generateEnvFile(example: string, overrides: Record<string, strin
     const nodeValue = (parseEnv(line) as Record<string, string>)[name] ?? '';
     // The inline note: what follows the value's '#' when the value is not quoted.
     const rest = m[2]!.trimStart();
-    const inline = /^['"`]/.test(rest) ? null : /\s#\s?(.*)$/.exec(rest)?.[1] ?? (rest.startsWith('#') ? rest.slice(1).trim() : null);
+    const inline = /^['"`]/.test(rest)
+      ? null
+      : (/\s#\s?(.*)$/.exec(rest)?.[1] ?? (rest.startsWith('#') ? rest.slice(1).trim() : null));
     if (inline) out.push(`# ${inline.trim().replace(/\\+$/, '')}`);
     if (name in overrides) {
       out.push(`# ${note} (default: ${nodeValue === '' ? 'empty' : nodeValue})`);
@@ -228,7 +266,8 @@ export function generateEnvFile(example: string, overrides: Record<string, strin
     } else out.push(`${name}=${encodeEnvValue(name, nodeValue)}`);
   }
   flush();
-  for (const [name, value] of Object.entries(overrides)) if (!used.has(name)) out.push(`# ${note}`, `${name}=${encodeEnvValue(name, value)}`);
+  for (const [name, value] of Object.entries(overrides))
+    if (!used.has(name)) out.push(`# ${note}`, `${name}=${encodeEnvValue(name, value)}`);
   while (out.length > 0 && out.at(-1) === '') out.pop();
   return `${out.join('\n')}\n`;
 }

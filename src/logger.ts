@@ -35,7 +35,11 @@ export const REDACT_PATHS = [
  * @example
  * const log = createLogger({ level: 'info', instanceId: 'host-1' });
  */
-export function createLogger(opts: { level: string; instanceId: string; destination?: pino.DestinationStream }): Logger {
+export function createLogger(opts: {
+  level: string;
+  instanceId: string;
+  destination?: pino.DestinationStream;
+}): Logger {
   return pino(
     {
       level: opts.level,

@@ -4,9 +4,12 @@ import { backoffDelay, isTransient, TransientError } from './transient.ts';
 const pgError = (code: string) => Object.assign(new Error(`pg ${code}`), { code, severity: 'ERROR' });
 
 describe('isTransient', () => {
-  it.each(['08006', '08001', '08P01', '53300', '53100', '57P01', '57P02', '57P03', '40001', '40P01'])('PostgreSQL %s is transient', (code) => {
-    expect(isTransient(pgError(code))).toBe(true);
-  });
+  it.each(['08006', '08001', '08P01', '53300', '53100', '57P01', '57P02', '57P03', '40001', '40P01'])(
+    'PostgreSQL %s is transient',
+    (code) => {
+      expect(isTransient(pgError(code))).toBe(true);
+    },
+  );
   it.each(['23505', '23503', '22P02', '42P01', '42703', '25P02', '57014'])('PostgreSQL %s is permanent', (code) => {
     expect(isTransient(pgError(code))).toBe(false);
   });

@@ -28,11 +28,22 @@ const TRANSIENT_SQLSTATE = new Set(['40001', '40P01', '57P01', '57P02', '57P03']
 const TRANSIENT_SQLSTATE_CLASS = new Set(['08', '53']);
 /** errno codes of the socket layer that mean the peer or the path went away. */
 const TRANSIENT_ERRNO = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN',
-  'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
 ]);
 /** Driver errors with no code of their own that mean the connection was lost. */
-const LOST_CONNECTION = /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down)|Query read timeout|timeout exceeded when trying to connect/i;
+const LOST_CONNECTION =
+  /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down)|Query read timeout|timeout exceeded when trying to connect/i;
 const TRANSIENT_NAMES = new Set(['ConnectionError', 'BackendTerminatedError', 'BackendTerminatedUnexpectedlyError']);
 
 /** Is this error (or anything in its `cause` chain) transient? */
@@ -43,7 +54,11 @@ export function isTransient(err: unknown): boolean {
     if (x.transient === true) return true;
     if (x.transient === false) return false;
     if (typeof x.code === 'string') {
-      if (TRANSIENT_SQLSTATE.has(x.code) || (/^[0-9A-Z]{5}$/.test(x.code) && TRANSIENT_SQLSTATE_CLASS.has(x.code.slice(0, 2)))) return true;
+      if (
+        TRANSIENT_SQLSTATE.has(x.code) ||
+        (/^[0-9A-Z]{5}$/.test(x.code) && TRANSIENT_SQLSTATE_CLASS.has(x.code.slice(0, 2)))
+      )
+        return true;
       if (TRANSIENT_ERRNO.has(x.code)) return true;
     }
     if (typeof x.name === 'string' && TRANSIENT_NAMES.has(x.name)) return true;

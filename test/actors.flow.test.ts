@@ -23,7 +23,18 @@ const op = { actor: 'alice', ip: '10.0.0.1', userAgent: 'vitest', requestId: 're
 
 async function newEntry(errataId: string) {
   await seedErrata(t.db, [errataId]);
-  return sys.host.create({ errataId, errataVersion: '1', targetOs: 'ubuntu', priority: 0, successScore: 80, notes: null, settings: FAST_SETTINGS }, op);
+  return sys.host.create(
+    {
+      errataId,
+      errataVersion: '1',
+      targetOs: 'ubuntu',
+      priority: 0,
+      successScore: 80,
+      notes: null,
+      settings: FAST_SETTINGS,
+    },
+    op,
+  );
 }
 
 describe('a patch entry through the real host', () => {
@@ -37,12 +48,34 @@ describe('a patch entry through the real host', () => {
     await checkInvariants(t.db, id);
     const journal = await loadJournal(t.db, id);
     expect(journal.map((j) => j.to_state)).toEqual([
-      'queued', 'testing.snapshot', 'testing.baseline', 'testing.apply', 'testing.await_action', 'testing.stabilize', 'testing.check_reboot',
-      'testing.validate', 'passed', 'pending_approval', 'approved', 'promoting', 'prod_pending.planning', 'prod_pending.awaiting_window',
-      'prod_pending.deploying', 'prod_pending.deploying', 'prod_applied', 'completed',
+      'queued',
+      'testing.snapshot',
+      'testing.baseline',
+      'testing.apply',
+      'testing.await_action',
+      'testing.stabilize',
+      'testing.check_reboot',
+      'testing.validate',
+      'passed',
+      'pending_approval',
+      'approved',
+      'promoting',
+      'prod_pending.planning',
+      'prod_pending.awaiting_window',
+      'prod_pending.deploying',
+      'prod_pending.deploying',
+      'prod_applied',
+      'completed',
     ]);
-    expect(journal[1]).toMatchObject({ event_type: 'START_TEST', actor: 'alice', ip_address: '10.0.0.1', user_agent: 'vitest' });
-    const approval = await t.db.one(sql.type(z.object({ action: z.string(), approved_by: z.string(), reason: z.string().nullable() }))`
+    expect(journal[1]).toMatchObject({
+      event_type: 'START_TEST',
+      actor: 'alice',
+      ip_address: '10.0.0.1',
+      user_agent: 'vitest',
+    });
+    const approval = await t.db.one(sql.type(
+      z.object({ action: z.string(), approved_by: z.string(), reason: z.string().nullable() }),
+    )`
       SELECT action, approved_by, reason FROM patch_approvals WHERE queue_id = ${id}`);
     expect(approval).toEqual({ action: 'approved', approved_by: 'bob', reason: 'looks good' });
     expect(world.duplicates()).toEqual([]);
@@ -52,7 +85,9 @@ describe('a patch entry through the real host', () => {
   it('refuses an event the state does not accept with the state and the accepted events', async () => {
     const id = await newEntry('FAKE-1002');
     await expect(sys.host.send(id, { type: 'APPROVE', by: 'bob' }, op)).rejects.toMatchObject({
-      status: 409, code: 'invalid_transition', details: { state: 'queued', accepted_events: ['START_TEST', 'REMOVE'] },
+      status: 409,
+      code: 'invalid_transition',
+      details: { state: 'queued', accepted_events: ['START_TEST', 'REMOVE'] },
     });
   });
 
@@ -60,7 +95,9 @@ describe('a patch entry through the real host', () => {
     const id = await newEntry('FAKE-1003-VALFAIL');
     await sys.host.send(id, { type: 'START_TEST', by: 'alice' }, op);
     await committedStatus(sys, id, (s) => s === 'rolled_back');
-    const test = await t.db.one(sql.type(z.object({ result: z.string(), rollback_type: z.string().nullable(), failure_reason: z.string().nullable() }))`
+    const test = await t.db.one(sql.type(
+      z.object({ result: z.string(), rollback_type: z.string().nullable(), failure_reason: z.string().nullable() }),
+    )`
       SELECT result, rollback_type, failure_reason FROM patch_tests WHERE queue_id = ${id}`);
     expect(test).toMatchObject({ result: 'failed', rollback_type: 'package' });
     expect(test.failure_reason).toMatch(/nginx/);
@@ -74,10 +111,20 @@ describe('a patch entry through the real host', () => {
     await sys.host.send(lost, { type: 'START_TEST', by: 'alice' }, op);
     await committedStatus(sys, ok, (s) => s === 'pending_approval');
     const states = (await loadJournal(t.db, ok)).map((j) => j.to_state);
-    expect(states).toEqual(expect.arrayContaining(['needs_reboot', 'rebooting.awaiting_host', 'rebooting.settling', 'testing.validate', 'passed']));
+    expect(states).toEqual(
+      expect.arrayContaining([
+        'needs_reboot',
+        'rebooting.awaiting_host',
+        'rebooting.settling',
+        'testing.validate',
+        'passed',
+      ]),
+    );
     await committedStatus(sys, lost, (s) => s === 'needs_attention');
     const reasons = (await loadJournal(t.db, lost)).map((j) => `${j.event_type}→${j.to_state}`);
-    expect(reasons).toEqual(expect.arrayContaining(['TIMER→failed', 'xstate.error.actor.rollbackTest→needs_attention']));
+    expect(reasons).toEqual(
+      expect.arrayContaining(['TIMER→failed', 'xstate.error.actor.rollbackTest→needs_attention']),
+    );
   });
 
   it('transient failures go through pending_retry and come back to the step', async () => {
@@ -112,7 +159,11 @@ describe('a patch entry through the real host', () => {
     await committedStatus(sys, id, (s) => s === 'pending_approval');
     await sys.host.send(id, { type: 'APPROVE', by: 'bob' }, op);
     await committedStatus(sys, id, (s) => s === 'needs_attention');
-    await sys.host.send(id, { type: 'FORCE_ROLLBACK', by: 'carol', reason: 'wave 0 broke nginx', rollbackType: 'system', systems: [7] }, op);
+    await sys.host.send(
+      id,
+      { type: 'FORCE_ROLLBACK', by: 'carol', reason: 'wave 0 broke nginx', rollbackType: 'system', systems: [7] },
+      op,
+    );
     await committedStatus(sys, id, (s) => s === 'rolled_back');
     const journal = await loadJournal(t.db, id);
     expect(journal.map((j) => j.to_state)).toEqual(expect.arrayContaining(['prod_rollback', 'rolled_back']));

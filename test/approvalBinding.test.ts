@@ -19,7 +19,14 @@ let sys: ActorSystem;
 const ctl = new ControlledPorts();
 beforeAll(async () => {
   t = await createTestDatabase();
-  sys = await startActorSystem({ db: t.db, logger: silentLogger, ownerId: 'binding', leaseTtlMs: 60_000, pollMs: 60_000, ports: ctl.ports() });
+  sys = await startActorSystem({
+    db: t.db,
+    logger: silentLogger,
+    ownerId: 'binding',
+    leaseTtlMs: 60_000,
+    pollMs: 60_000,
+    ports: ctl.ports(),
+  });
 });
 afterAll(async () => {
   await sys.stop();
@@ -30,7 +37,18 @@ describe('approval bound to the errata version', () => {
   it('a sync that changes the approved errata voids the approval before promotion starts', async () => {
     await seedErrata(t.db, ['USN-9100-1']);
     await t.db.query(sql.unsafe`UPDATE errata_cache SET errata_version = '2' WHERE errata_id = 'USN-9100-1'`);
-    const id = await sys.host.create({ errataId: 'USN-9100-1', errataVersion: '2', targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 'alice' });
+    const id = await sys.host.create(
+      {
+        errataId: 'USN-9100-1',
+        errataVersion: '2',
+        targetOs: 'ubuntu',
+        priority: 0,
+        successScore: 50,
+        notes: null,
+        settings: FAST_SETTINGS,
+      },
+      { actor: 'alice' },
+    );
     const d = { sys, db: t.db, ctl, by: 'carol' };
     await driveUntil(d, id, (s) => s.matches('pending_approval'));
     await sys.host.send(id, { type: 'APPROVE', by: 'carol', reason: 'ok' }, { actor: 'carol' });

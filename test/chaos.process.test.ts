@@ -10,7 +10,14 @@ describe('chaos (short run)', () => {
   it('SIGKILLs at random moments: 0 duplicates, 0 lost, 100 % final', async () => {
     const t = await createTestDatabase();
     try {
-      const r = await runChaos({ dbUrl: t.url, workflows: 48, kills: 8, reconcile: true, concurrency: 6, timeoutMs: 150_000 });
+      const r = await runChaos({
+        dbUrl: t.url,
+        workflows: 48,
+        kills: 8,
+        reconcile: true,
+        concurrency: 6,
+        timeoutMs: 150_000,
+      });
       expect(r.details.filter((d) => !d.startsWith('info:'))).toEqual([]);
       expect(r).toMatchObject({ kills: 8, duplicates: 0, lost: 0, unfinished: 0 });
     } finally {
@@ -21,7 +28,14 @@ describe('chaos (short run)', () => {
   it('control: with reconciliation disabled the harness reports duplicates', async () => {
     const t = await createTestDatabase();
     try {
-      const r = await runChaos({ dbUrl: t.url, workflows: 48, kills: 8, reconcile: false, concurrency: 6, timeoutMs: 150_000 });
+      const r = await runChaos({
+        dbUrl: t.url,
+        workflows: 48,
+        kills: 8,
+        reconcile: false,
+        concurrency: 6,
+        timeoutMs: 150_000,
+      });
       expect(r.duplicates).toBeGreaterThan(0);
       expect(r.lost).toBe(0);
     } finally {

@@ -20,16 +20,37 @@ import { createTestDatabase } from './helpers/db.ts';
 import { freePort, startChild, waitForHttp, type Child } from './helpers/proc.ts';
 
 const THRESHOLDS = {
-  cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0,
-  wait_after_patch_seconds: 10, wait_after_reboot_seconds: 10, reboot_timeout_seconds: 600, step_timeout_seconds: 1200,
-  retry_base_seconds: 5, retry_max_seconds: 20, retry_max_attempts: 20, poll_seconds: 2, metrics_window_seconds: 5, time_scale_ms: 100,
+  cpu_delta_percent: 20,
+  memory_delta_percent: 15,
+  max_failed_services: 0,
+  wait_after_patch_seconds: 10,
+  wait_after_reboot_seconds: 10,
+  reboot_timeout_seconds: 600,
+  step_timeout_seconds: 1200,
+  retry_base_seconds: 5,
+  retry_max_seconds: 20,
+  retry_max_attempts: 20,
+  poll_seconds: 2,
+  metrics_window_seconds: 5,
+  time_scale_ms: 100,
 };
 const TEST_SYSTEM = 'ubuntu-2404-test-01.lab';
 
 /** Calls whose effect (or answer) a crash must not duplicate (or lose). */
 const CALLS = [
-  'snapper.list_snapshots', 'snapper.create_snapshot', 'pkg.version', 'service.status', 'system.scheduleApplyErrata', 'schedule.listCompletedSystems',
-  'cmd.run', 'system.scheduleReboot', 'test.ping', 'system.listSystemEvents', 'status.uptime', 'system.reboot', 'pkg.install',
+  'snapper.list_snapshots',
+  'snapper.create_snapshot',
+  'pkg.version',
+  'service.status',
+  'system.scheduleApplyErrata',
+  'schedule.listCompletedSystems',
+  'cmd.run',
+  'system.scheduleReboot',
+  'test.ping',
+  'system.listSystemEvents',
+  'status.uptime',
+  'system.reboot',
+  'pkg.install',
 ];
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -61,9 +82,21 @@ const onCall = (method: string) => {
 
 async function start(): Promise<void> {
   child = startChild(['serve'], {
-    DATABASE_URL: t.url, HTTP_PORT: String(port), LOG_LEVEL: 'warn', INSTANCE_ID: 'crash-e2e', NODE_ENV: 'test', SCHEDULER_POLL_MS: '100', LEASE_TTL_SECONDS: '10',
-    UYUNI_URL: urls.uyuni, UYUNI_USER: 'admin', UYUNI_PASSWORD: 'admin', NVD_ENABLED: 'false', UYUNI_POLL_INTERVAL_MINUTES: '600',
-    SALT_API_URL: urls.salt, SALT_USER: 'salt', SALT_PASSWORD: 'salt',
+    DATABASE_URL: t.url,
+    HTTP_PORT: String(port),
+    LOG_LEVEL: 'warn',
+    INSTANCE_ID: 'crash-e2e',
+    NODE_ENV: 'test',
+    SCHEDULER_POLL_MS: '100',
+    LEASE_TTL_SECONDS: '10',
+    UYUNI_URL: urls.uyuni,
+    UYUNI_USER: 'admin',
+    UYUNI_PASSWORD: 'admin',
+    NVD_ENABLED: 'false',
+    UYUNI_POLL_INTERVAL_MINUTES: '600',
+    SALT_API_URL: urls.salt,
+    SALT_USER: 'salt',
+    SALT_PASSWORD: 'salt',
   });
   await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
 }
@@ -90,7 +123,11 @@ afterAll(async () => {
 });
 
 const entryRow = (id: number) =>
-  t.db.one(sql.type(z.object({ status: z.string(), revision: z.number(), reason: z.string().nullable() }))`SELECT status, revision::int AS revision, status_reason AS reason FROM patch_test_queue WHERE id = ${id}`);
+  t.db.one(
+    sql.type(
+      z.object({ status: z.string(), revision: z.number(), reason: z.string().nullable() }),
+    )`SELECT status, revision::int AS revision, status_reason AS reason FROM patch_test_queue WHERE id = ${id}`,
+  );
 
 /**
  * Drive one entry to one of `done`, killing the daemon at the next transition and at the next call
@@ -100,7 +137,10 @@ async function crashWalk(id: number, done: string[], onGate?: () => Promise<void
   let step = 0;
   const deadline = Date.now() + 240_000;
   for (;;) {
-    if (Date.now() > deadline) throw new Error(`crash walk of entry ${id} did not finish: ${JSON.stringify(await entryRow(id))} after kills ${fired.join(', ')}\n${child.stdout().slice(-3000)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `crash walk of entry ${id} did not finish: ${JSON.stringify(await entryRow(id))} after kills ${fired.join(', ')}\n${child.stdout().slice(-3000)}`,
+      );
     const e = await entryRow(id);
     if (done.includes(e.status)) return e;
     if (e.status === 'needs_attention') throw new Error(`entry ${id} needs attention: ${e.reason}`);
@@ -161,7 +201,9 @@ describe('crash safety: SIGKILL at every phase boundary and inside every externa
       expect(world.countOf(`apply|${s.id}|6110-1`), s.name).toBe(1);
       expect(world.salt.effects.get(`reboot|${s.name}`) ?? 0, s.name).toBe(1);
     }
-    const d = await t.db.one(sql.unsafe`SELECT status, systems_succeeded, systems_failed FROM patch_deployments WHERE queue_id = ${id}`);
+    const d = await t.db.one(
+      sql.unsafe`SELECT status, systems_succeeded, systems_failed FROM patch_deployments WHERE queue_id = ${id}`,
+    );
     expect(d).toEqual({ status: 'completed', systems_succeeded: 10, systems_failed: 0 });
     expect(kills).toBeGreaterThanOrEqual(15);
   }, 300_000);
@@ -170,7 +212,9 @@ describe('crash safety: SIGKILL at every phase boundary and inside every externa
     world.scenario('6102-1', { breaksService: 'nginx.service' });
     const before = kills;
     const q = await call('POST', '/queue', { errata_ids: ['6102-1'] }).catch((err) => {
-      throw new Error(`${(err as Error).message}: exit ${child.proc.exitCode}/${child.proc.signalCode}\n${child.stderr().slice(-2000)}\n${child.stdout().slice(-2000)}`);
+      throw new Error(
+        `${(err as Error).message}: exit ${child.proc.exitCode}/${child.proc.signalCode}\n${child.stderr().slice(-2000)}\n${child.stdout().slice(-2000)}`,
+      );
     });
     const id = q.body.results[0].id as number;
     const e = await crashWalk(id, ['rolled_back']);
@@ -186,11 +230,14 @@ describe('crash safety: SIGKILL at every phase boundary and inside every externa
     expect(e.status).toBe('completed');
     expect(world.duplicates()).toEqual([]);
     expect(world.countOf('reboot|1000020001'), 'one test reboot per kernel errata').toBe(2);
-    for (const s of world.fleet.systems.filter((x) => x.group === 'prod-ubuntu-web')) expect(world.salt.effects.get(`reboot|${s.name}`) ?? 0, s.name).toBe(2);
+    for (const s of world.fleet.systems.filter((x) => x.group === 'prod-ubuntu-web'))
+      expect(world.salt.effects.get(`reboot|${s.name}`) ?? 0, s.name).toBe(2);
     // Every kind of call and the phase boundaries were hit at least once over the flows.
     const hit = new Set(fired.map((f) => f.split(':').slice(0, 2).join(':').replace(/@.*/, '')));
     const calls = CALLS.filter((m) => hit.has(`call:${m}`));
-    console.log(`crash: kills=${kills} calls_hit=${calls.length}/${CALLS.length} missed=[${CALLS.filter((m) => !hit.has(`call:${m}`)).join(', ')}] transitions=${fired.filter((f) => f.startsWith('transition')).length}`);
+    console.log(
+      `crash: kills=${kills} calls_hit=${calls.length}/${CALLS.length} missed=[${CALLS.filter((m) => !hit.has(`call:${m}`)).join(', ')}] transitions=${fired.filter((f) => f.startsWith('transition')).length}`,
+    );
     expect(calls.length).toBeGreaterThanOrEqual(CALLS.length - 1);
   }, 300_000);
 });

@@ -25,7 +25,12 @@ describe('serve with the embedded database', () => {
     dirs.push(dir);
     const dataDir = path.join(dir, 'pg');
     const port = await freePort();
-    const child = startChild(['serve'], { EMBEDDED_PG_DIR: dataDir, EMBEDDED_PG_PORT: String(await freePort()), HTTP_PORT: String(port), LOG_LEVEL: 'info' });
+    const child = startChild(['serve'], {
+      EMBEDDED_PG_DIR: dataDir,
+      EMBEDDED_PG_PORT: String(await freePort()),
+      HTTP_PORT: String(port),
+      LOG_LEVEL: 'info',
+    });
     await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 60_000, child);
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/health`);
     expect(await res.json()).toMatchObject({ status: 'healthy' });
@@ -38,8 +43,14 @@ describe('serve with the embedded database', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(postgresProcessesFor(dataDir)).toEqual([]);
     // Logs are JSON lines on stdout.
-    const lines = child.stdout().trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
-    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['spm-orchestrator serving', 'shutting down', 'stopped']));
+    const lines = child
+      .stdout()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string });
+    expect(lines.map((l) => l.msg)).toEqual(
+      expect.arrayContaining(['spm-orchestrator serving', 'shutting down', 'stopped']),
+    );
   });
 
   it('restarts over a cluster left running by a daemon killed with SIGKILL', async () => {

@@ -39,35 +39,90 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   t = await createTestDatabase();
   const urls = await world.start();
-  await setConfigValue(t.db, 'test_thresholds', {
-    cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0, wait_after_patch_seconds: 10, wait_after_reboot_seconds: 10,
-    reboot_timeout_seconds: 300, step_timeout_seconds: 600, retry_base_seconds: 10, retry_max_seconds: 20, retry_max_attempts: 8, poll_seconds: 2, metrics_window_seconds: 5, time_scale_ms: 100,
-  }, 'test');
+  await setConfigValue(
+    t.db,
+    'test_thresholds',
+    {
+      cpu_delta_percent: 20,
+      memory_delta_percent: 15,
+      max_failed_services: 0,
+      wait_after_patch_seconds: 10,
+      wait_after_reboot_seconds: 10,
+      reboot_timeout_seconds: 300,
+      step_timeout_seconds: 600,
+      retry_base_seconds: 10,
+      retry_max_seconds: 20,
+      retry_max_attempts: 8,
+      poll_seconds: 2,
+      metrics_window_seconds: 5,
+      time_scale_ms: 100,
+    },
+    'test',
+  );
   for (const [k, v] of Object.entries(ENGINE_LAB_CONFIG)) await setConfigValue(t.db, k, v, 'test');
-  await setConfigValue(t.db, 'rollout_policy', { canary_systems: 1, wave_percentages: [50, 100], max_failed_systems: 1, max_failed_percent: 100, min_window_remaining_minutes: 0 }, 'test');
+  await setConfigValue(
+    t.db,
+    'rollout_policy',
+    {
+      canary_systems: 1,
+      wave_percentages: [50, 100],
+      max_failed_systems: 1,
+      max_failed_percent: 100,
+      min_window_remaining_minutes: 0,
+    },
+    'test',
+  );
   // 6120-1 breaks nginx on the two systems of the second wave: its deployment halts.
   const prod = world.fleet.systems.filter((s) => s.group === 'prod-ubuntu-web').sort((a, b) => a.id - b.id);
   world.scenario('6120-1', { breaksService: 'nginx.service', onlySystems: [prod[1]!.id, prod[2]!.id] });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   child = startChild(['serve'], {
-    DATABASE_URL: t.url, HTTP_PORT: String(port), LOG_LEVEL: 'warn', INSTANCE_ID: 'ui-e2e', NODE_ENV: 'test', SCHEDULER_POLL_MS: '200',
-    UYUNI_URL: urls.uyuni, UYUNI_USER: 'admin', UYUNI_PASSWORD: 'admin', NVD_ENABLED: 'false', SALT_API_URL: urls.salt, SALT_USER: 'salt', SALT_PASSWORD: 'salt',
+    DATABASE_URL: t.url,
+    HTTP_PORT: String(port),
+    LOG_LEVEL: 'warn',
+    INSTANCE_ID: 'ui-e2e',
+    NODE_ENV: 'test',
+    SCHEDULER_POLL_MS: '200',
+    UYUNI_URL: urls.uyuni,
+    UYUNI_USER: 'admin',
+    UYUNI_PASSWORD: 'admin',
+    NVD_ENABLED: 'false',
+    SALT_API_URL: urls.salt,
+    SALT_USER: 'salt',
+    SALT_PASSWORD: 'salt',
   });
   await waitForHttp(`${base}/api/v1/health`, 30_000, child);
   adminTok = await adminToken(t.db);
   const g = generateToken();
-  await insertToken(t.db, { name: 'vera-viewer', prefix: g.prefix, hash: g.hash, role: 'viewer', createdBy: 'test', expiresInDays: null });
+  await insertToken(t.db, {
+    name: 'vera-viewer',
+    prefix: g.prefix,
+    hash: g.hash,
+    role: 'viewer',
+    createdBy: 'test',
+    expiresInDays: null,
+  });
   viewerTok = g.token;
   call = api(`${base}/api/v1`, adminTok);
   await until(async () => (await call('GET', '/sync/status')).body?.last_run?.status === 'completed', 30_000);
-  for (const e of ['6100-1', '6121-1', '6120-1']) ids[e] = (await call('POST', '/queue', { errata_ids: [e] })).body.results[0].id;
-  for (const id of Object.values(ids)) await until(async () => (await call('GET', `/queue/${id}`)).body.entry.status === 'pending_approval', 60_000);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  for (const e of ['6100-1', '6121-1', '6120-1'])
+    ids[e] = (await call('POST', '/queue', { errata_ids: [e] })).body.results[0].id;
+  for (const id of Object.values(ids))
+    await until(async () => (await call('GET', `/queue/${id}`)).body.entry.status === 'pending_approval', 60_000);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
   // A page on another origin that posts a form to the dashboard (CSRF attempt).
   const attackerPort = await freePort();
-  attacker = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(
-    `<form id="f" method="post" action="${base}/ui/approvals/${ids['6100-1']}/approve"><input name="csrf" value="guess"></form><button id="go" onclick="document.getElementById('f').submit()">go</button>`));
+  attacker = createServer((_, res) =>
+    res
+      .writeHead(200, { 'content-type': 'text/html' })
+      .end(
+        `<form id="f" method="post" action="${base}/ui/approvals/${ids['6100-1']}/approve"><input name="csrf" value="guess"></form><button id="go" onclick="document.getElementById('f').submit()">go</button>`,
+      ),
+  );
   await new Promise<void>((r) => attacker.listen(attackerPort, '127.0.0.1', () => r()));
 }, 120_000);
 
@@ -137,7 +192,10 @@ describe('dashboard in a real browser', () => {
     expect(await page.getByRole('status').innerText()).toContain(`approved entry ${ids['6120-1']}`);
 
     // The inspector follows it to the halt.
-    await until(async () => (await call('GET', `/queue/${ids['6120-1']}`)).body.entry.status === 'needs_attention', 90_000);
+    await until(
+      async () => (await call('GET', `/queue/${ids['6120-1']}`)).body.entry.status === 'needs_attention',
+      90_000,
+    );
     await page.goto(`${base}/ui/inspector/${ids['6120-1']}`);
     expect(await page.locator('#current-state').innerText()).toBe('needs_attention');
     expect(await page.locator('svg.machine g.current').getAttribute('data-state')).toBe('needs_attention');
@@ -157,10 +215,15 @@ describe('dashboard in a real browser', () => {
     expect(await page.getByRole('status').innerText()).toContain('package rollback of 2 system(s) started');
     await until(async () => (await call('GET', `/queue/${ids['6120-1']}`)).body.entry.status === 'rolled_back', 60_000);
 
-    for (const [path, name] of [['/ui/tests', 'tests'], ['/ui/reports', 'reports'], ['/ui/sync', 'sync']] as const) {
+    for (const [path, name] of [
+      ['/ui/tests', 'tests'],
+      ['/ui/reports', 'reports'],
+      ['/ui/sync', 'sync'],
+    ] as const) {
       await page.goto(`${base}${path}`);
       await shot(page, name);
-      if (name === 'reports') expect(await page.locator('main').innerText()).toMatch(/Security Advisories deployed[\s\S]*Queue by status/);
+      if (name === 'reports')
+        expect(await page.locator('main').innerText()).toMatch(/Security Advisories deployed[\s\S]*Queue by status/);
     }
     expect(await page.locator('main').innerText()).toContain('completed');
   }, 240_000);
@@ -173,10 +236,17 @@ describe('dashboard in a real browser', () => {
     expect(await page.getByRole('button', { name: /Approve|Reject|Snooze/ }).count()).toBe(0);
     // Forge the approve form with the viewer's own valid CSRF token (from the sign-out form).
     const csrf = await page.locator('input[name="csrf"]').first().inputValue();
-    const forged = await page.evaluate(async ([id, token]) => {
-      const r = await fetch(`/ui/approvals/${id}/approve`, { method: 'POST', body: new URLSearchParams({ csrf: token! }), redirect: 'follow' });
-      return { url: r.url, text: await r.text() };
-    }, [String(ids['6100-1']), csrf]);
+    const forged = await page.evaluate(
+      async ([id, token]) => {
+        const r = await fetch(`/ui/approvals/${id}/approve`, {
+          method: 'POST',
+          body: new URLSearchParams({ csrf: token! }),
+          redirect: 'follow',
+        });
+        return { url: r.url, text: await r.text() };
+      },
+      [String(ids['6100-1']), csrf],
+    );
     expect(forged.text).toContain('needs the approver role');
     expect((await call('GET', `/queue/${ids['6100-1']}`)).body.entry.status).toBe('pending_approval');
   }, 60_000);
@@ -184,7 +254,10 @@ describe('dashboard in a real browser', () => {
   it('a cross-site form POST is refused, even with the session cookie', async () => {
     const page = await signedIn(adminTok, false); // the refusal itself is a 403 the browser logs
     await page.goto(`http://127.0.0.1:${(attacker.address() as { port: number }).port}/`);
-    const [res] = await Promise.all([page.waitForResponse((r) => r.url().includes('/ui/approvals/')), page.click('#go')]);
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/ui/approvals/')),
+      page.click('#go'),
+    ]);
     expect(res.status()).toBe(403);
     expect(await res.text()).toContain('cross-site request refused');
     expect((await call('GET', `/queue/${ids['6100-1']}`)).body.entry.status).toBe('pending_approval');

@@ -73,20 +73,38 @@ describe.skipIf(!isRoot)('embedded PostgreSQL from a private directory', () => {
     expect(statSync(`${dir}.secret`).mode & 0o777).toBe(0o600);
 
     // Second start: the same cluster (no initdb), the binaries' copy is reused.
-    const again = await startEmbeddedPostgres({ dir, port, logger, stateDir: state, binaries, settings: { fsync: 'off' } });
+    const again = await startEmbeddedPostgres({
+      dir,
+      port,
+      logger,
+      stateDir: state,
+      binaries,
+      settings: { fsync: 'off' },
+    });
     try {
       await query(again.url, 'create table kept (x int)');
     } finally {
       await again.stop();
     }
     // The lab's directory is another cluster.
-    const lab = await startEmbeddedPostgres({ dir: path.join(checkout, 'var/lab-pg'), port, logger, stateDir: state, binaries, settings: { fsync: 'off' } });
+    const lab = await startEmbeddedPostgres({
+      dir: path.join(checkout, 'var/lab-pg'),
+      port,
+      logger,
+      stateDir: state,
+      binaries,
+      settings: { fsync: 'off' },
+    });
     try {
       expect(await query(lab.url, "select to_regclass('kept') as t")).toEqual({ t: null });
     } finally {
       await lab.stop();
     }
-    expect(spawnSync('ls', [path.join(state, 'embedded-postgres')], { encoding: 'utf8' }).stdout.trim().split('\n')).toHaveLength(1);
+    expect(
+      spawnSync('ls', [path.join(state, 'embedded-postgres')], { encoding: 'utf8' })
+        .stdout.trim()
+        .split('\n'),
+    ).toHaveLength(1);
   });
 
   it('as a normal user in its own 0700 directory: the cluster stays where configured', async () => {
@@ -108,7 +126,12 @@ describe.skipIf(!isRoot)('embedded PostgreSQL from a private directory', () => {
       await c.end();
       await e.stop();
       console.log(JSON.stringify(r.rows[0]));`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { ...ids, cwd: path.resolve('.'), env: { ...process.env, HOME: priv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      ...ids,
+      cwd: path.resolve('.'),
+      env: { ...process.env, HOME: priv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));

@@ -30,12 +30,27 @@ import { freePort, startChild, waitForHttp, waitUntil, type Child } from './help
 import { startPrometheus, type PromProc } from './helpers/prometheus.ts';
 
 export const ENGINE_THRESHOLDS = {
-  cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0,
-  wait_after_patch_seconds: 30, wait_after_reboot_seconds: 20, reboot_timeout_seconds: 200, step_timeout_seconds: 600,
-  retry_base_seconds: 10, retry_max_seconds: 20, retry_max_attempts: 8, poll_seconds: 2, metrics_window_seconds: 5, time_scale_ms: 100,
+  cpu_delta_percent: 20,
+  memory_delta_percent: 15,
+  max_failed_services: 0,
+  wait_after_patch_seconds: 30,
+  wait_after_reboot_seconds: 20,
+  reboot_timeout_seconds: 200,
+  step_timeout_seconds: 600,
+  retry_base_seconds: 10,
+  retry_max_seconds: 20,
+  retry_max_attempts: 8,
+  poll_seconds: 2,
+  metrics_window_seconds: 5,
+  time_scale_ms: 100,
 };
 /** The window judge's windows in configured seconds (× 100 ms): 6 s, 12 points at a 0.5 s step. */
-export const ENGINE_CANARY_POLICY = { step_seconds: 5, baseline_window_seconds: 60, post_window_seconds: 60, baseline_wait_seconds: 400 };
+export const ENGINE_CANARY_POLICY = {
+  step_seconds: 5,
+  baseline_window_seconds: 60,
+  post_window_seconds: 60,
+  baseline_wait_seconds: 400,
+};
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 const world = new LabWorld(engineFleet(10), { pickupMs: 150, runMs: 400, rebootMs: 1500 });
@@ -59,19 +74,52 @@ beforeAll(async () => {
     { id: 2, label: 'test', name: 'Test', version: 3, status: 'built' },
     { id: 3, label: 'prod', name: 'Production', version: 2, status: 'built' },
   ]);
-  await setConfigValue(t.db, 'clm', { project_label: 'spm-ubuntu', test_environment: 'test', prod_environment: 'prod' }, 'test');
-  await setConfigValue(t.db, 'notification_config', { email_enabled: true, recipients: ['ops@example.test'], webhook_enabled: false, webhook_url: '', digest_time: '08:00' }, 'test');
+  await setConfigValue(
+    t.db,
+    'clm',
+    { project_label: 'spm-ubuntu', test_environment: 'test', prod_environment: 'prod' },
+    'test',
+  );
+  await setConfigValue(
+    t.db,
+    'notification_config',
+    {
+      email_enabled: true,
+      recipients: ['ops@example.test'],
+      webhook_enabled: false,
+      webhook_url: '',
+      digest_time: '08:00',
+    },
+    'test',
+  );
   const port = await freePort();
   child = startChild(['serve'], {
-    DATABASE_URL: t.url, HTTP_PORT: String(port), LOG_LEVEL: 'warn', INSTANCE_ID: 'engine-e2e', NODE_ENV: 'test', SCHEDULER_POLL_MS: '200',
-    UYUNI_URL: urls.uyuni, UYUNI_USER: 'admin', UYUNI_PASSWORD: 'admin', NVD_ENABLED: 'false',
-    SALT_API_URL: urls.salt, SALT_USER: 'salt', SALT_PASSWORD: 'salt', PROMETHEUS_URL: prom.url, PROMETHEUS_TIMEOUT_SECONDS: '2',
-    SMTP_HOST: mail.host, SMTP_PORT: String(mail.port),
+    DATABASE_URL: t.url,
+    HTTP_PORT: String(port),
+    LOG_LEVEL: 'warn',
+    INSTANCE_ID: 'engine-e2e',
+    NODE_ENV: 'test',
+    SCHEDULER_POLL_MS: '200',
+    UYUNI_URL: urls.uyuni,
+    UYUNI_USER: 'admin',
+    UYUNI_PASSWORD: 'admin',
+    NVD_ENABLED: 'false',
+    SALT_API_URL: urls.salt,
+    SALT_USER: 'salt',
+    SALT_PASSWORD: 'salt',
+    PROMETHEUS_URL: prom.url,
+    PROMETHEUS_TIMEOUT_SECONDS: '2',
+    SMTP_HOST: mail.host,
+    SMTP_PORT: String(mail.port),
   });
   await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
   call = api(`http://127.0.0.1:${port}/api/v1`, await adminToken(t.db));
   // The startup sync fills the errata cache and the systems table.
-  await until(async () => (await call('GET', '/sync/status')).body?.last_run?.status === 'completed', 30_000, 'first sync');
+  await until(
+    async () => (await call('GET', '/sync/status')).body?.last_run?.status === 'completed',
+    30_000,
+    'first sync',
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -91,7 +139,7 @@ async function queue(errata: string): Promise<number> {
   return r.body.results[0].id as number;
 }
 async function entry(id: number) {
-  const b = (await call("GET", `/queue/${id}`)).body;
+  const b = (await call('GET', `/queue/${id}`)).body;
   return { ...b.entry, state: b.state, tests: b.tests };
 }
 async function testOf(id: number) {
@@ -100,10 +148,14 @@ async function testOf(id: number) {
 async function waitStatus(id: number, statuses: string[], ms = 60_000): Promise<any> {
   let last: any;
   try {
-    await until(async () => {
-      last = await entry(id);
-      return statuses.includes(last.status);
-    }, ms, `entry ${id} to reach ${statuses.join('|')}`);
+    await until(
+      async () => {
+        last = await entry(id);
+        return statuses.includes(last.status);
+      },
+      ms,
+      `entry ${id} to reach ${statuses.join('|')}`,
+    );
   } catch (err) {
     const history = (await call('GET', `/queue/${id}/history`)).body;
     throw new Error(`${(err as Error).message}
@@ -120,7 +172,13 @@ describe('test engine and production rollout against the lab with a real Prometh
   it('(1) a good errata is tested with evidence, approved, deployed in waves and completed', async () => {
     // Prometheus has scraped every system before the first baseline.
     const rates = encodeURIComponent('count(rate(node_cpu_seconds_total{mode="idle",cpu="0"}[5s]))');
-    await until(async () => (await (await fetch(`${prom.url}/api/v1/query?query=${rates}`)).json() as any).data.result[0]?.value[1] === '11', 30_000, 'prometheus scraping every system');
+    await until(
+      async () =>
+        ((await (await fetch(`${prom.url}/api/v1/query?query=${rates}`)).json()) as any).data.result[0]?.value[1] ===
+        '11',
+      30_000,
+      'prometheus scraping every system',
+    );
     const id = await queue('6100-1');
     const e = await waitStatus(id, ['pending_approval'], 60_000);
     expect(e.status).toBe('pending_approval');
@@ -130,13 +188,30 @@ describe('test engine and production rollout against the lab with a real Prometh
     expect(test.baseline_metrics.cpuPercent).toBeGreaterThan(0);
     // Judged on windows: every metric passed, the live service check too.
     expect(test.metrics_delta).toMatchObject({ judge: 'canary', verdict: 'pass', score: 100 });
-    expect(test.metrics_delta.metrics.every((m: any) => m.classification === 'pass' && m.samples.post.length >= 10)).toBe(true);
-    expect(test.metrics_delta.checks.map((c: any) => [c.check, c.ok])).toEqual([['failed_services', true], ['reboot', true]]);
+    expect(
+      test.metrics_delta.metrics.every((m: any) => m.classification === 'pass' && m.samples.post.length >= 10),
+    ).toBe(true);
+    expect(test.metrics_delta.checks.map((c: any) => [c.check, c.ok])).toEqual([
+      ['failed_services', true],
+      ['reboot', true],
+    ]);
     expect(test.baseline_metrics.window.samples.memory_used_percent.length).toBeGreaterThanOrEqual(10);
     expect(test.package_versions_before).toEqual({ curl: '0.9-1', libcurl4: '0.9-1' });
-    expect((await phasesOf(id)).map((p) => p.phase)).toEqual(['snapshot', 'baseline', 'apply', 'await_action', 'stabilize', 'check_reboot', 'validate']);
+    expect((await phasesOf(id)).map((p) => p.phase)).toEqual([
+      'snapshot',
+      'baseline',
+      'apply',
+      'await_action',
+      'stabilize',
+      'check_reboot',
+      'validate',
+    ]);
     expect(world.countOf(`apply|1000020001|6100-1`)).toBe(1);
-    await until(async () => smtp.messages.some((m) => m.subject?.includes('Approval needed: 6100-1') === true), 15_000, 'approval mail');
+    await until(
+      async () => smtp.messages.some((m) => m.subject?.includes('Approval needed: 6100-1') === true),
+      15_000,
+      'approval mail',
+    );
 
     const ok = await call('POST', `/approvals/${id}/approve`, { reason: 'evidence reviewed' });
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
@@ -149,32 +224,56 @@ describe('test engine and production rollout against the lab with a real Prometh
     expect(d.status).toBe('completed');
     expect(d.total_systems).toBe(10);
     expect(d.waves.map((w: any) => w.systems.length)).toEqual([1, 2, 3, 4]);
-    expect(d.systems.every((s: any) => s.status === 'succeeded' && s.action_id !== null && s.packages_before !== null)).toBe(true);
+    expect(
+      d.systems.every((s: any) => s.status === 'succeeded' && s.action_id !== null && s.packages_before !== null),
+    ).toBe(true);
     // One UYUNI action per wave, whatever its size.
     expect(new Set(d.systems.map((s: any) => s.action_id)).size).toBe(4);
-    for (const s of world.fleet.systems) expect(world.salt.minions.get(s.name)!.packages.get('curl')).toBe('8.5.0-1ubuntu1');
+    for (const s of world.fleet.systems)
+      expect(world.salt.minions.get(s.name)!.packages.get('curl')).toBe('8.5.0-1ubuntu1');
     expect(world.duplicates()).toEqual([]);
 
     // After completion an operator rolls two systems back (a durable rollback job: the actor is final).
     const two = d.systems.slice(-2).map((s: any) => s.system_id as number);
-    const rb = await call('POST', `/deployments/${d.id}/rollback`, { type: 'package', systems: two, reason: 'curl regression on two hosts' });
+    const rb = await call('POST', `/deployments/${d.id}/rollback`, {
+      type: 'package',
+      systems: two,
+      reason: 'curl regression on two hosts',
+    });
     expect(rb.status, JSON.stringify(rb.body)).toBe(202);
-    await until(async () => (await call('GET', `/rollback/${rb.body.rollback_id}`)).body.status === 'completed', 30_000, 'rollback of the completed deployment');
+    await until(
+      async () => (await call('GET', `/rollback/${rb.body.rollback_id}`)).body.status === 'completed',
+      30_000,
+      'rollback of the completed deployment',
+    );
     for (const s of d.systems) {
       const want = two.includes(s.system_id) ? '0.9-1' : '8.5.0-1ubuntu1';
       expect(world.minionOf(s.system_id).packages.get('curl'), s.system_name).toBe(want);
     }
     const after = (await call('GET', `/deployments/${d.id}`)).body;
     expect(after).toMatchObject({ status: 'completed', rollback_performed: true });
-    expect(after.systems.filter((s: any) => s.status === 'rolled_back').map((s: any) => s.system_id).sort()).toEqual([...two].sort());
+    expect(
+      after.systems
+        .filter((s: any) => s.status === 'rolled_back')
+        .map((s: any) => s.system_id)
+        .sort(),
+    ).toEqual([...two].sort());
     const again = await call('POST', `/deployments/${d.id}/rollback`, { type: 'package', systems: [1], reason: 'x' });
     expect(again.status).toBe(400);
     // System level: snapper rollback to the pre-wave snapshot, active after one reboot.
     const third = d.systems.at(-3);
     const name = world.minionOf(third.system_id).id;
-    const sysRb = await call('POST', `/deployments/${d.id}/rollback`, { type: 'system', systems: [third.system_id], reason: 'full restore of one host' });
+    const sysRb = await call('POST', `/deployments/${d.id}/rollback`, {
+      type: 'system',
+      systems: [third.system_id],
+      reason: 'full restore of one host',
+    });
     expect(sysRb.status, JSON.stringify(sysRb.body)).toBe(202);
-    await until(async () => (await call('GET', `/rollback/${sysRb.body.rollback_id}`)).body.status === 'completed', 30_000, 'system rollback');
+    await until(
+      async () => (await call('GET', `/rollback/${sysRb.body.rollback_id}`)).body.status === 'completed',
+      30_000,
+      'system rollback',
+    );
     expect(world.minionOf(third.system_id).packages.get('curl')).toBe('0.9-1');
     expect(world.salt.effects.get(`reboot|${name}`), 'one reboot activates the snapshot').toBe(1);
     expect(world.countOf(`snapper_rollback|${name}|`)).toBe(1);
@@ -188,13 +287,20 @@ describe('test engine and production rollout against the lab with a real Prometh
       const e = await waitStatus(id, ['rolled_back', 'needs_attention'], 60_000);
       expect(e.status, JSON.stringify(e)).toBe('rolled_back');
       const test = await testOf(id);
-      expect(test).toMatchObject({ result: 'failed', rollback_type: 'package', rollback_status: 'completed', failed_services: ['nginx.service'] });
+      expect(test).toMatchObject({
+        result: 'failed',
+        rollback_type: 'package',
+        rollback_status: 'completed',
+        failed_services: ['nginx.service'],
+      });
       expect(test.failure_reason).toContain('nginx.service');
       expect(serviceActive(world.salt.minions.get(TEST_SYSTEM)!, 'nginx.service')).toBe(true);
       expect(world.salt.minions.get(TEST_SYSTEM)!.packages.get('nginx-core')).toBe('0.9-1');
       expect(world.countOf(`pkg_install|${TEST_SYSTEM}|`), 'one package rollback per failed test').toBe(i + 1);
     }
-    const history = await t.db.one(sql.unsafe`SELECT sum(times_tested)::int AS tested, sum(times_failed)::int AS failed FROM patch_risk_profile WHERE errata_id IN ('6101-1','6102-1','6103-1')`);
+    const history = await t.db.one(
+      sql.unsafe`SELECT sum(times_tested)::int AS tested, sum(times_failed)::int AS failed FROM patch_risk_profile WHERE errata_id IN ('6101-1','6102-1','6103-1')`,
+    );
     expect(history).toEqual({ tested: 3, failed: 3 });
     const after = (await call('POST', '/risk-profile/calculate', { errata_ids: ['6104-1'] })).body;
     expect(after.calculated[0].score).toBeLessThan(before.score);
@@ -205,7 +311,18 @@ describe('test engine and production rollout against the lab with a real Prometh
     const id = await queue('6110-1');
     await waitStatus(id, ['pending_approval'], 90_000);
     const phases = (await phasesOf(id)).map((p) => p.phase);
-    expect(phases).toEqual(['snapshot', 'baseline', 'apply', 'await_action', 'stabilize', 'check_reboot', 'reboot', 'await_host', 'settle', 'validate']);
+    expect(phases).toEqual([
+      'snapshot',
+      'baseline',
+      'apply',
+      'await_action',
+      'stabilize',
+      'check_reboot',
+      'reboot',
+      'await_host',
+      'settle',
+      'validate',
+    ]);
     expect(world.countOf('reboot|1000020001'), 'one reboot').toBe(1);
     const test = await testOf(id);
     expect(test).toMatchObject({ result: 'passed', required_reboot: true, reboot_successful: true });
@@ -237,19 +354,35 @@ describe('test engine and production rollout against the lab with a real Prometh
     const d = (await call('GET', `/deployments/${dep.id}`)).body;
     expect(d.status).toBe('halted');
     expect(d.halt_reason).toContain('2 system(s) failed');
-    expect(d.systems.filter((s: any) => s.status === 'failed').map((s: any) => s.system_id).sort()).toEqual(victims.sort());
-    expect(d.systems.filter((s: any) => s.wave >= 2).every((s: any) => s.status === 'pending' && s.action_id === null)).toBe(true);
+    expect(
+      d.systems
+        .filter((s: any) => s.status === 'failed')
+        .map((s: any) => s.system_id)
+        .sort(),
+    ).toEqual(victims.sort());
+    expect(
+      d.systems.filter((s: any) => s.wave >= 2).every((s: any) => s.status === 'pending' && s.action_id === null),
+    ).toBe(true);
     expect(world.countOf('apply|') - world.countOf('apply|1000020001')).toBeGreaterThan(0);
     for (const s of prod.slice(3)) expect(world.countOf(`apply|${s.id}|6120-1`)).toBe(0);
 
-    const r = await call('POST', `/deployments/${dep.id}/rollback`, { type: 'package', systems: victims, reason: 'nginx down on two web nodes' });
+    const r = await call('POST', `/deployments/${dep.id}/rollback`, {
+      type: 'package',
+      systems: victims,
+      reason: 'nginx down on two web nodes',
+    });
     expect(r.status, JSON.stringify(r.body)).toBe(202);
     await waitStatus(id, ['rolled_back'], 60_000);
     const after = (await call('GET', `/deployments/${dep.id}`)).body;
     // The canary of wave 0 still has the errata: the deployment keeps its status, with the rollback recorded.
     expect(after).toMatchObject({ status: 'halted', rollback_performed: true, rollback_type: 'package' });
     expect(after.rollbacks).toHaveLength(1);
-    expect(after.rollbacks[0]).toMatchObject({ status: 'completed', rollback_type: 'package', systems_succeeded: 2, systems_failed: 0 });
+    expect(after.rollbacks[0]).toMatchObject({
+      status: 'completed',
+      rollback_type: 'package',
+      systems_succeeded: 2,
+      systems_failed: 0,
+    });
     for (const sid of victims) {
       expect(serviceActive(world.minionOf(sid), 'nginx.service')).toBe(true);
       expect(world.countOf(`pkg_install|${world.minionOf(sid).id}|`), 'one package rollback per system').toBe(1);
@@ -263,7 +396,14 @@ describe('test engine and production rollout against the lab with a real Prometh
     const id = await queue('6121-1');
     // The lane will not start a test whose metrics nobody scrapes: it pauses, saying why, and the
     // entry stays queued (issue 13: up == 1 before a test).
-    await until(async () => ((await call('GET', '/lanes')).body.lanes as any[]).some((l) => l.system === TEST_SYSTEM && /Prometheus/.test(l.paused ?? '')), 30_000, 'lane paused');
+    await until(
+      async () =>
+        ((await call('GET', '/lanes')).body.lanes as any[]).some(
+          (l) => l.system === TEST_SYSTEM && /Prometheus/.test(l.paused ?? ''),
+        ),
+      30_000,
+      'lane paused',
+    );
     expect((await entry(id)).status).toBe('queued');
     expect(world.countOf('apply|1000020001|6121-1'), 'never patched without a baseline').toBe(0);
     await prom.start();
@@ -274,10 +414,18 @@ describe('test engine and production rollout against the lab with a real Prometh
     await call('POST', `/approvals/${id}/reject`, { reason: 'done' });
 
     const blind = await queue('6122-1');
-    await until(async () => JSON.stringify((await entry(blind)).state_value) === '{"testing":"validate"}', 60_000, 'validate');
+    await until(
+      async () => JSON.stringify((await entry(blind)).state_value) === '{"testing":"validate"}',
+      60_000,
+      'validate',
+    );
     await prom.stop();
     // The post window passes without Prometheus; validation is retried (the same window) until it answers.
-    await until(async () => (await phasesOf(blind)).some((p: any) => p.phase === 'validate' && p.outcome === 'retry'), 30_000, 'validate retried');
+    await until(
+      async () => (await phasesOf(blind)).some((p: any) => p.phase === 'validate' && p.outcome === 'retry'),
+      30_000,
+      'validate retried',
+    );
     await prom.start();
     const e = await waitStatus(blind, ['needs_attention', 'pending_approval', 'passed'], 90_000);
     expect(e.status).toBe('needs_attention');

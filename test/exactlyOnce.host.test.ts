@@ -62,7 +62,18 @@ afterAll(async () => {
 const op = { actor: 'alice' };
 async function toPendingApproval(errataId: string): Promise<number> {
   await seedErrata(t.db, [errataId]);
-  const id = await sys.host.create({ errataId, errataVersion: '1', targetOs: 'ubuntu', priority: 0, successScore: 80, notes: null, settings: FAST_SETTINGS }, op);
+  const id = await sys.host.create(
+    {
+      errataId,
+      errataVersion: '1',
+      targetOs: 'ubuntu',
+      priority: 0,
+      successScore: 80,
+      notes: null,
+      settings: FAST_SETTINGS,
+    },
+    op,
+  );
   await sys.host.send(id, { type: 'START_TEST', by: 'alice', testSystem: { id: 1, name: 'test-ubuntu-01' } }, op);
   await committedStatus(sys, id, (s) => s === 'pending_approval');
   return id;
@@ -72,10 +83,12 @@ describe('effects start only after their transition commits', () => {
   it('an APPROVE whose transition cannot be written is refused, and the approval notice never goes out', async () => {
     const id = await toPendingApproval('FAKE-EO-1');
     const notifiesBefore = world.count('notify');
-    const refused = await sys.host.send(id, { type: 'APPROVE', by: 'bob', reason: 'ok \u0000 boom' }, { actor: 'bob' }).then(
-      () => null,
-      (err: { status?: number; code?: string }) => err,
-    );
+    const refused = await sys.host
+      .send(id, { type: 'APPROVE', by: 'bob', reason: 'ok \u0000 boom' }, { actor: 'bob' })
+      .then(
+        () => null,
+        (err: { status?: number; code?: string }) => err,
+      );
     expect(refused).toMatchObject({ status: 503, code: 'not_persisted' });
     await new Promise((r) => setTimeout(r, 300));
     expect(world.count('notify')).toBe(notifiesBefore);

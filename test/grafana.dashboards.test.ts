@@ -25,14 +25,36 @@ import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';
 import { startPrometheus, type PromProc } from './helpers/prometheus.ts';
 
-interface Target { expr?: string; rawSql?: string; format?: string; refId: string; datasource: { uid: string } }
-interface Panel { id: number; type: string; title: string; datasource?: { uid: string }; targets?: Target[]; panels?: Panel[] }
-interface Dashboard { uid: string; title: string; panels: Panel[]; templating: { list: { name: string; type: string; query: unknown; datasource?: { uid: string } }[] } }
+interface Target {
+  expr?: string;
+  rawSql?: string;
+  format?: string;
+  refId: string;
+  datasource: { uid: string };
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { uid: string };
+  targets?: Target[];
+  panels?: Panel[];
+}
+interface Dashboard {
+  uid: string;
+  title: string;
+  panels: Panel[];
+  templating: { list: { name: string; type: string; query: unknown; datasource?: { uid: string } }[] };
+}
 
 const DIR = 'grafana/dashboards';
-const dashboards = readdirSync(DIR).filter((f) => f.endsWith('.json')).map((f) => ({ file: f, d: JSON.parse(readFileSync(path.join(DIR, f), 'utf8')) as Dashboard }));
+const dashboards = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => ({ file: f, d: JSON.parse(readFileSync(path.join(DIR, f), 'utf8')) as Dashboard }));
 const panelsOf = (ps: Panel[]): Panel[] => ps.flatMap((p) => [p, ...panelsOf(p.panels ?? [])]);
-const queries = dashboards.flatMap(({ file, d }) => panelsOf(d.panels).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `${file} · ${p.title} · ${t.refId}`, t }))));
+const queries = dashboards.flatMap(({ file, d }) =>
+  panelsOf(d.panels).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `${file} · ${p.title} · ${t.refId}`, t }))),
+);
 
 /** The orchestrator's metric names (docs/metrics.md) as the daemon will export them; counters grow per scrape. */
 function fakeSpmMetrics(scrape: number): string {
@@ -41,17 +63,20 @@ function fakeSpmMetrics(scrape: number): string {
   const g = (name: string, labels: string, v: number) => lines.push(`${name}${labels ? `{${labels}}` : ''} ${v}`);
   g('spm_pending_approvals_count', '', 3);
   g('spm_oldest_pending_approval_hours', '', 12.5);
-  for (const s of ['queued', 'testing', 'pending_approval', 'needs_attention', 'completed']) g('spm_entries', `status="${s}"`, s === 'queued' ? 40 : 1);
+  for (const s of ['queued', 'testing', 'pending_approval', 'needs_attention', 'completed'])
+    g('spm_entries', `status="${s}"`, s === 'queued' ? 40 : 1);
   g('spm_transitions_total', '', c(100));
   for (const e of ['snapshot', 'apply']) {
     g('spm_effects_total', `effect="${e}",outcome="succeeded"`, c(10));
-    for (const le of ['1', '10', '60', '+Inf']) g('spm_effect_duration_seconds_bucket', `effect="${e}",le="${le}"`, c(le === '1' ? 2 : 10));
+    for (const le of ['1', '10', '60', '+Inf'])
+      g('spm_effect_duration_seconds_bucket', `effect="${e}",le="${le}"`, c(le === '1' ? 2 : 10));
     g('spm_effect_duration_seconds_sum', `effect="${e}"`, c(50));
     g('spm_effect_duration_seconds_count', `effect="${e}"`, c(10));
   }
   g('spm_sync_runs_total', 'outcome="completed"', c(5));
   g('spm_sync_runs_total', 'outcome="failed"', 1);
-  for (const le of ['1', '10', '60', '+Inf']) g('spm_sync_duration_seconds_bucket', `le="${le}"`, c(le === '1' ? 0 : 5));
+  for (const le of ['1', '10', '60', '+Inf'])
+    g('spm_sync_duration_seconds_bucket', `le="${le}"`, c(le === '1' ? 0 : 5));
   g('spm_sync_duration_seconds_sum', '', c(20));
   g('spm_sync_duration_seconds_count', '', c(5));
   g('spm_sync_last_success_timestamp_seconds', '', Math.floor(Date.now() / 1000) - 60);
@@ -61,7 +86,12 @@ function fakeSpmMetrics(scrape: number): string {
   g('spm_deployments', 'status="completed"', 4);
   g('spm_actors_in_memory', '', 45);
   g('spm_fenced_writes_rejected_total', '', c(0));
-  for (const le of ['0.05', '0.5', '+Inf']) g('spm_http_request_duration_seconds_bucket', `route="/api/v1/queue",method="GET",status="200",le="${le}"`, c(le === '0.05' ? 8 : 10));
+  for (const le of ['0.05', '0.5', '+Inf'])
+    g(
+      'spm_http_request_duration_seconds_bucket',
+      `route="/api/v1/queue",method="GET",status="200",le="${le}"`,
+      c(le === '0.05' ? 8 : 10),
+    );
   g('spm_http_request_duration_seconds_sum', 'route="/api/v1/queue",method="GET",status="200"', c(1));
   g('spm_http_request_duration_seconds_count', 'route="/api/v1/queue",method="GET",status="200"', c(10));
   g('spm_snapshot_space_used_ratio', 'system="test-ubuntu-2404-01"', 0.42);
@@ -77,8 +107,15 @@ function expandSql(q: string): string {
   const from = new Date(to.getTime() - 30 * 86400_000);
   const secs = (i: string) => ({ s: 1, m: 60, h: 3600, d: 86400 })[i.slice(-1) as 's']! * Number(i.slice(0, -1));
   const out = q
-    .replace(/\$__timeGroupAlias\(([^,]+),\s*'(\d+[smhd])'\)/g, (_m, col: string, i: string) => `to_timestamp(floor(extract(epoch FROM ${col}) / ${secs(i)}) * ${secs(i)}) AS "time"`)
-    .replace(/\$__timeFilter\(([^)]+)\)/g, (_m, col: string) => `${col} BETWEEN '${from.toISOString()}'::timestamptz AND '${to.toISOString()}'::timestamptz`)
+    .replace(
+      /\$__timeGroupAlias\(([^,]+),\s*'(\d+[smhd])'\)/g,
+      (_m, col: string, i: string) =>
+        `to_timestamp(floor(extract(epoch FROM ${col}) / ${secs(i)}) * ${secs(i)}) AS "time"`,
+    )
+    .replace(
+      /\$__timeFilter\(([^)]+)\)/g,
+      (_m, col: string) => `${col} BETWEEN '${from.toISOString()}'::timestamptz AND '${to.toISOString()}'::timestamptz`,
+    )
     .replace(/\$__timeFrom\(\)/g, `'${from.toISOString()}'::timestamptz`)
     .replace(/\$__timeTo\(\)/g, `'${to.toISOString()}'::timestamptz`)
     .replace(/\$os\b/g, `'ubuntu','debian','rhel'`);
@@ -89,7 +126,9 @@ function expandSql(q: string): string {
 /** PromQL with the dashboards' variables at "All" (regex .*) and Grafana's interval variables. */
 function expandPromql(q: string): string {
   const out = q
-    .replace(/\$__rate_interval\b/g, '1m').replace(/\$__interval\b/g, '15s').replace(/\$__range\b/g, '1h')
+    .replace(/\$__rate_interval\b/g, '1m')
+    .replace(/\$__interval\b/g, '15s')
+    .replace(/\$__range\b/g, '1h')
     .replace(/job="\$job"/g, 'job="spm-orchestrator"')
     .replace(/\$(job|instance|prod_job)\b/g, '.*');
   if (/\$\w/.test(out)) throw new Error(`unexpanded variable in: ${out}`);
@@ -105,7 +144,11 @@ describe('grafana/ provisioning', () => {
     expect(ds).toMatch(/type: grafana-postgresql-datasource/);
     const prov = readFileSync('grafana/provisioning/dashboards/spm.yml', 'utf8');
     expect(prov).toMatch(/type: file/);
-    expect(dashboards.map((x) => x.file).sort()).toEqual(['compliance.json', 'orchestrator.json', 'patch-testing.json']);
+    expect(dashboards.map((x) => x.file).sort()).toEqual([
+      'compliance.json',
+      'orchestrator.json',
+      'patch-testing.json',
+    ]);
     const uids = new Set(queries.map((q) => q.t.datasource.uid));
     expect([...uids].sort()).toEqual(['spm-postgres', 'spm-prometheus']);
     for (const { d } of dashboards) {
@@ -122,8 +165,17 @@ describe('grafana/ SQL panels against the real schema', () => {
     t = await createTestDatabase();
     world = new LabWorld(SEED_SCALE);
     const urls = await world.start();
-    const uyuni = new UyuniClient({ url: urls.uyuni, user: 'admin', password: 'admin', verifySsl: true, timeoutMs: 5000, syncWorkers: 4 });
-    expect((await new UyuniSync({ db: t.db, logger: silentLogger, uyuni, prefixes: ['test-'] }).run('api')).status).toBe('completed');
+    const uyuni = new UyuniClient({
+      url: urls.uyuni,
+      user: 'admin',
+      password: 'admin',
+      verifySsl: true,
+      timeoutMs: 5000,
+      syncWorkers: 4,
+    });
+    expect(
+      (await new UyuniSync({ db: t.db, logger: silentLogger, uyuni, prefixes: ['test-'] }).run('api')).status,
+    ).toBe('completed');
   });
   afterAll(async () => {
     await world?.stop();
@@ -172,19 +224,27 @@ describe('grafana/ Prometheus panels on a real Prometheus', () => {
     world = new LabWorld(SEED_SCALE);
     await world.start();
     let scrapes = 0;
-    fake = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(fakeSpmMetrics(scrapes++)));
+    fake = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(fakeSpmMetrics(scrapes++)),
+    );
     await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
     // The rules as shipped, evaluated every second instead of 15 s (the test waits less).
     const rules = path.join(dir, 'spm.rules.yml');
-    writeFileSync(rules, readFileSync('prometheus/rules/spm.rules.yml', 'utf8').replace(/interval: 15s/g, 'interval: 1s'));
+    writeFileSync(
+      rules,
+      readFileSync('prometheus/rules/spm.rules.yml', 'utf8').replace(/interval: 15s/g, 'interval: 1s'),
+    );
     const fakeAddr = `127.0.0.1:${(fake.address() as AddressInfo).port}`;
-    const config = world.prometheusConfig({ scrapeIntervalS: 1, ruleFiles: [rules] })
-      + `  - job_name: spm-orchestrator\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['${fakeAddr}']\n`;
+    const config =
+      world.prometheusConfig({ scrapeIntervalS: 1, ruleFiles: [rules] }) +
+      `  - job_name: spm-orchestrator\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['${fakeAddr}']\n`;
     prom = await startPrometheus(config);
     // Until the recording rules and rates have two samples.
     const ready = async () => {
       for (const q of ['instance:cpu_usage:avg5m', 'rate(spm_transitions_total[1m])']) {
-        const body = await (await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(q)}`)).json() as { data: { result: unknown[] } };
+        const body = (await (await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(q)}`)).json()) as {
+          data: { result: unknown[] };
+        };
         if (body.data.result.length === 0) return false;
       }
       return true;
@@ -198,7 +258,9 @@ describe('grafana/ Prometheus panels on a real Prometheus', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function query(q: string): Promise<{ status: string; error?: string; data?: { result: { metric: Record<string, string> }[] } }> {
+  async function query(
+    q: string,
+  ): Promise<{ status: string; error?: string; data?: { result: { metric: Record<string, string> }[] } }> {
     const r = await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(q)}`);
     return r.json() as never;
   }
@@ -218,7 +280,10 @@ describe('grafana/ Prometheus panels on a real Prometheus', () => {
         expect(m, `${d.uid}.${v.name}: ${def}`).not.toBeNull();
         const body = await query(expandPromql(m![1]!));
         expect(body.status).toBe('success');
-        expect(body.data!.result.some((r) => r.metric[m![2]!] !== undefined), `${d.uid}.${v.name}: no ${m![2]} values`).toBe(true);
+        expect(
+          body.data!.result.some((r) => r.metric[m![2]!] !== undefined),
+          `${d.uid}.${v.name}: no ${m![2]} values`,
+        ).toBe(true);
       }
     }
   });

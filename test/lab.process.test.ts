@@ -19,7 +19,13 @@ describe('npm run lab', () => {
     chmodSync(dir, 0o755);
     dirs.push(dir);
     const port = await freePort();
-    const child = startChild(['lab'], { LAB_PG_DIR: path.join(dir, 'pg'), LAB_PG_PORT: String(await freePort()), HTTP_PORT: String(port), INSTANCE_ID: 'lab-test', LAB_PROMETHEUS_DIR: path.join(dir, 'prom') });
+    const child = startChild(['lab'], {
+      LAB_PG_DIR: path.join(dir, 'pg'),
+      LAB_PG_PORT: String(await freePort()),
+      HTTP_PORT: String(port),
+      INSTANCE_ID: 'lab-test',
+      LAB_PROMETHEUS_DIR: path.join(dir, 'prom'),
+    });
     let token = '';
     for (let i = 0; i < 600 && !token; i++) {
       if (child.proc.exitCode !== null) throw new Error(`lab exited: ${child.stderr()}`);
@@ -29,7 +35,10 @@ describe('npm run lab', () => {
     expect(token).toMatch(/^spm_/);
     expect(child.stdout()).toMatch(new RegExp(`API: http://127\\.0\\.0\\.1:${port}/api/v1`));
     expect(child.stdout()).toContain(`lab database: embedded PostgreSQL ${path.join(dir, 'pg')} on 127.0.0.1:`);
-    const get = async (p: string) => (await fetch(`http://127.0.0.1:${port}/api/v1${p}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<any>;
+    const get = async (p: string) =>
+      (
+        await fetch(`http://127.0.0.1:${port}/api/v1${p}`, { headers: { authorization: `Bearer ${token}` } })
+      ).json() as Promise<any>;
     let queue: any = { total: 0 };
     for (let i = 0; i < 300 && queue.total < 500; i++) {
       queue = await get('/queue?limit=5');
@@ -46,7 +55,11 @@ describe('npm run lab', () => {
     expect(status).toMatchObject({ last_run: { status: 'completed', stats: { errata: { total: 634 } } } });
     // The real test engine runs on the two lab test systems: one lane each, one test each started.
     let lanes: any = { lanes: [] };
-    for (let i = 0; i < 100 && !(lanes.lanes.length === 2 && lanes.lanes.every((l: any) => l.entryId !== null || l.completed > 0)); i++) {
+    for (
+      let i = 0;
+      i < 100 && !(lanes.lanes.length === 2 && lanes.lanes.every((l: any) => l.entryId !== null || l.completed > 0));
+      i++
+    ) {
       lanes = await get('/lanes');
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -62,7 +75,11 @@ describe('npm run lab', () => {
     if (prom) {
       let scraped: any[] = [];
       for (let i = 0; i < 100 && scraped.length === 0; i++) {
-        const r = (await (await fetch(`${prom}/api/v1/query?query=${encodeURIComponent('spm_entries{job="spm-orchestrator",status="queued"} > 0')}`)).json()) as any;
+        const r = (await (
+          await fetch(
+            `${prom}/api/v1/query?query=${encodeURIComponent('spm_entries{job="spm-orchestrator",status="queued"} > 0')}`,
+          )
+        ).json()) as any;
         scraped = r.data.result;
         if (scraped.length === 0) await new Promise((r) => setTimeout(r, 200));
       }

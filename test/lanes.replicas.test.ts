@@ -36,13 +36,32 @@ describe('leadership', () => {
 
 describe('a lane whose system cannot take a test', () => {
   it('pauses with the reason (once), and the entry stays queued', async () => {
-    await setConfigValue(t.db, 'test_systems', { ubuntu: [{ system_id: null, system_name: 'test-unknown-01' }] }, 'test');
+    await setConfigValue(
+      t.db,
+      'test_systems',
+      { ubuntu: [{ system_id: null, system_name: 'test-unknown-01' }] },
+      'test',
+    );
     await seedErrata(t.db, ['USN-9200-1']);
     const { sys } = await startTestSystem(t.db, { ownerId: 'lanes' });
-    const id = await sys.host.create({ errataId: 'USN-9200-1', errataVersion: '1', targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 't' });
+    const id = await sys.host.create(
+      {
+        errataId: 'USN-9200-1',
+        errataVersion: '1',
+        targetOs: 'ubuntu',
+        priority: 0,
+        successScore: 50,
+        notes: null,
+        settings: FAST_SETTINGS,
+      },
+      { actor: 't' },
+    );
     const paused: string[] = [];
     const lanes = new TestLanes({
-      db: t.db, logger: silentLogger, actors: sys.host, pollMs: 50,
+      db: t.db,
+      logger: silentLogger,
+      actors: sys.host,
+      pollMs: 50,
       checks: [(system) => testSystemKnownToUyuni(t.db, system)],
       onPause: async (lane, reason) => void paused.push(`${lane.system}: ${reason}`),
     });
@@ -50,13 +69,20 @@ describe('a lane whose system cannot take a test', () => {
     try {
       for (let i = 0; i < 100 && paused.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 300)); // several fills: still said once
-      expect(paused).toEqual([expect.stringMatching(/^test-unknown-01: test system test-unknown-01 is not known to UYUNI/)]);
-      expect(lanes.states()).toMatchObject([{ system: 'test-unknown-01', paused: expect.stringMatching(/not known to UYUNI/), entryId: null }]);
+      expect(paused).toEqual([
+        expect.stringMatching(/^test-unknown-01: test system test-unknown-01 is not known to UYUNI/),
+      ]);
+      expect(lanes.states()).toMatchObject([
+        { system: 'test-unknown-01', paused: expect.stringMatching(/not known to UYUNI/), entryId: null },
+      ]);
       expect(await statusOfEntry(t.db, id)).toBe('queued');
 
       // The sync records the system: the lane resumes and starts the test.
-      await t.db.query(sql.unsafe`INSERT INTO uyuni_systems (system_id, name, group_name, target_os, role) VALUES (4242, 'test-unknown-01', 'test-ubuntu', 'ubuntu', 'test')`);
-      for (let i = 0; i < 200 && (await statusOfEntry(t.db, id)) === 'queued'; i++) await new Promise((r) => setTimeout(r, 20));
+      await t.db.query(
+        sql.unsafe`INSERT INTO uyuni_systems (system_id, name, group_name, target_os, role) VALUES (4242, 'test-unknown-01', 'test-ubuntu', 'ubuntu', 'test')`,
+      );
+      for (let i = 0; i < 200 && (await statusOfEntry(t.db, id)) === 'queued'; i++)
+        await new Promise((r) => setTimeout(r, 20));
       expect(await statusOfEntry(t.db, id)).not.toBe('queued');
       expect(lanes.states()[0]?.paused).toBeNull();
     } finally {

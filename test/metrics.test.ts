@@ -20,10 +20,22 @@ import { silentLogger } from './helpers/deps.ts';
 const METRICS_TOKEN = 'metrics-test-token-0123456789abcdef';
 /** docs/metrics.md, every name (spm_snapshot_space_used_ratio is absent until the engine reports one). */
 const DOCUMENTED = [
-  'spm_pending_approvals_count', 'spm_oldest_pending_approval_hours', 'spm_entries', 'spm_transitions_total', 'spm_effects_total',
-  'spm_effect_duration_seconds', 'spm_sync_runs_total', 'spm_sync_duration_seconds', 'spm_sync_last_success_timestamp_seconds',
-  'spm_lanes_busy', 'spm_notification_outbox_depth', 'spm_notification_failures_total', 'spm_deployments', 'spm_actors_in_memory',
-  'spm_fenced_writes_rejected_total', 'spm_http_request_duration_seconds',
+  'spm_pending_approvals_count',
+  'spm_oldest_pending_approval_hours',
+  'spm_entries',
+  'spm_transitions_total',
+  'spm_effects_total',
+  'spm_effect_duration_seconds',
+  'spm_sync_runs_total',
+  'spm_sync_duration_seconds',
+  'spm_sync_last_success_timestamp_seconds',
+  'spm_lanes_busy',
+  'spm_notification_outbox_depth',
+  'spm_notification_failures_total',
+  'spm_deployments',
+  'spm_actors_in_memory',
+  'spm_fenced_writes_rejected_total',
+  'spm_http_request_duration_seconds',
 ];
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -34,12 +46,23 @@ let token: string;
 beforeAll(async () => {
   t = await createTestDatabase();
   const config = parseConfig({
-    NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: t.url, HTTP_PORT: '0', INSTANCE_ID: `metrics-${process.pid}`, SCHEDULER_POLL_MS: '100', METRICS_TOKEN,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: t.url,
+    HTTP_PORT: '0',
+    INSTANCE_ID: `metrics-${process.pid}`,
+    SCHEDULER_POLL_MS: '100',
+    METRICS_TOKEN,
   });
   daemon = await startDaemon(config, silentLogger, {
     engine: { ports: new FakeWorld().ports(), reconcile: true, lanes: false, description: 'fake world (metrics test)' },
     afterMigrate: async (db) => {
-      await setConfigValue(db, 'test_thresholds', { wait_after_patch_seconds: 0, wait_after_reboot_seconds: 0, poll_seconds: 0.05, time_scale_ms: 10 }, 'test');
+      await setConfigValue(
+        db,
+        'test_thresholds',
+        { wait_after_patch_seconds: 0, wait_after_reboot_seconds: 0, poll_seconds: 0.05, time_scale_ms: 10 },
+        'test',
+      );
     },
   });
   base = `http://127.0.0.1:${daemon.port}`;
@@ -51,18 +74,28 @@ afterAll(async () => {
 });
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${base}/api/v1${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
   return { status: res.status, body: await res.json() };
 }
 
-interface Sample { name: string; labels: Record<string, string>; value: number }
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 
 /** The text format, strictly: HELP/TYPE comments, then `name{l="v",…} value` lines of declared families. */
 function parseExposition(text: string): { samples: Sample[]; types: Map<string, string> } {
   const types = new Map<string, string>();
   const samples: Sample[] = [];
   const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
-  const sampleRe = new RegExp(`^(${NAME})(?:\\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\.)*",?)*)\\})? (-?(?:\\d+(?:\\.\\d+)?(?:e[+-]?\\d+)?|[Nn]a[Nn]|[+-]Inf))$`);
+  const sampleRe = new RegExp(
+    `^(${NAME})(?:\\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\.)*",?)*)\\})? (-?(?:\\d+(?:\\.\\d+)?(?:e[+-]?\\d+)?|[Nn]a[Nn]|[+-]Inf))$`,
+  );
   expect(text.endsWith('\n')).toBe(true);
   for (const line of text.slice(0, -1).split('\n')) {
     if (line === '') continue;
@@ -100,11 +133,16 @@ describe('GET /metrics', () => {
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toMatch(/^Bearer /);
     expect(await none.json()).toMatchObject({ error: { code: 'unauthorized' } });
-    expect((await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}x` } })).status).toBe(401);
+    expect((await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}x` } })).status).toBe(
+      401,
+    );
     expect((await fetch(`${base}/metrics`, { headers: { authorization: `Basic ${METRICS_TOKEN}` } })).status).toBe(401);
     // An API token is not a metrics token.
     expect((await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
-    expect((await fetch(`${base}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(405);
+    expect(
+      (await fetch(`${base}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${METRICS_TOKEN}` } }))
+        .status,
+    ).toBe(405);
   });
 
   it('an entry waiting for approval: count 1 and the real age of its wait; effects, actors, HTTP latency by route pattern', async () => {
@@ -112,7 +150,9 @@ describe('GET /metrics', () => {
     const q = await api('POST', '/queue', { errata_id: 'USN-9100-1' });
     expect(q.status).toBe(201);
     const id = q.body.results[0].id as number;
-    expect((await api('POST', '/tests/start', { queue_id: id, test_system: { id: 1, name: 'test-ubuntu-01' } })).status).toBe(202);
+    expect(
+      (await api('POST', '/tests/start', { queue_id: id, test_system: { id: 1, name: 'test-ubuntu-01' } })).status,
+    ).toBe(202);
     await waitForStatus(t.db, id, (s) => s === 'pending_approval', 30_000);
     let m = await scrape();
     expect(value(m.samples, 'spm_pending_approvals_count')).toBe(1);
@@ -121,7 +161,9 @@ describe('GET /metrics', () => {
     // It has waited 50 hours (its journal row backdated: the journal is append-only, so by hand).
     await t.db.transaction(async (tx) => {
       await tx.query(sql.unsafe`ALTER TABLE patch_transitions DISABLE TRIGGER patch_transitions_append_only`);
-      await tx.query(sql.unsafe`UPDATE patch_transitions SET at = at - interval '50 hours' WHERE queue_id = ${id} AND to_state = 'pending_approval'`);
+      await tx.query(
+        sql.unsafe`UPDATE patch_transitions SET at = at - interval '50 hours' WHERE queue_id = ${id} AND to_state = 'pending_approval'`,
+      );
       await tx.query(sql.unsafe`ALTER TABLE patch_transitions ENABLE TRIGGER patch_transitions_append_only`);
     });
     m = await scrape();
@@ -136,15 +178,34 @@ describe('GET /metrics', () => {
     expect(value(m.samples, 'spm_lanes_busy')).toBe(0);
 
     for (const step of ['snapshot', 'baseline', 'apply', 'validate']) {
-      expect(value(m.samples, 'spm_effects_total', { effect: step, outcome: 'succeeded' }), step).toBeGreaterThanOrEqual(1);
+      expect(
+        value(m.samples, 'spm_effects_total', { effect: step, outcome: 'succeeded' }),
+        step,
+      ).toBeGreaterThanOrEqual(1);
       expect(value(m.samples, 'spm_effect_duration_seconds_count', { effect: step }), step).toBeGreaterThanOrEqual(1);
     }
     expect(m.samples.some((s) => s.name === 'spm_effects_total' && /\d/.test(s.labels.effect!))).toBe(false);
-    expect(value(m.samples, 'spm_http_request_duration_seconds_count', { route: '/api/v1/queue', method: 'POST', status: '201' })).toBe(1);
-    expect(value(m.samples, 'spm_http_request_duration_seconds_count', { route: '/api/v1/tests/start', method: 'POST', status: '202' })).toBe(1);
-    expect(value(m.samples, 'spm_http_request_duration_seconds_count', { route: '/metrics', method: 'GET', status: '401' })).toBeGreaterThanOrEqual(1);
+    expect(
+      value(m.samples, 'spm_http_request_duration_seconds_count', {
+        route: '/api/v1/queue',
+        method: 'POST',
+        status: '201',
+      }),
+    ).toBe(1);
+    expect(
+      value(m.samples, 'spm_http_request_duration_seconds_count', {
+        route: '/api/v1/tests/start',
+        method: 'POST',
+        status: '202',
+      }),
+    ).toBe(1);
+    expect(
+      value(m.samples, 'spm_http_request_duration_seconds_count', { route: '/metrics', method: 'GET', status: '401' }),
+    ).toBeGreaterThanOrEqual(1);
     // Never a raw path with the entry id in it.
-    expect(m.samples.some((s) => s.name.startsWith('spm_http_') && /\/\d+(\/|$)/.test(s.labels.route ?? ''))).toBe(false);
+    expect(m.samples.some((s) => s.name.startsWith('spm_http_') && /\/\d+(\/|$)/.test(s.labels.route ?? ''))).toBe(
+      false,
+    );
   });
 
   it('sync runs, the last success and the outbox as the database has them', async () => {
@@ -184,19 +245,43 @@ describe('GET /metrics', () => {
     expect(m.types.get('spm_effects_total')).toBe('counter');
     expect(m.types.get('spm_effect_duration_seconds')).toBe('histogram');
     expect(m.types.get('spm_oldest_pending_approval_hours')).toBe('gauge');
-    expect(m.samples.filter((s) => s.name === 'spm_deployments').map((s) => s.labels.status).sort()).toEqual(
-      ['completed', 'failed', 'halted', 'in_progress', 'partial_failure', 'pending', 'rolled_back', 'scheduled'],
-    );
+    expect(
+      m.samples
+        .filter((s) => s.name === 'spm_deployments')
+        .map((s) => s.labels.status)
+        .sort(),
+    ).toEqual([
+      'completed',
+      'failed',
+      'halted',
+      'in_progress',
+      'partial_failure',
+      'pending',
+      'rolled_back',
+      'scheduled',
+    ]);
     expect(value(m.samples, 'spm_fenced_writes_rejected_total')).toBe(0);
     expect(value(m.samples, 'spm_transitions_total')).toBeGreaterThanOrEqual(0);
-    for (const n of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) expect(m.types.has(n), n).toBe(true);
+    for (const n of [
+      'process_cpu_user_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ])
+      expect(m.types.has(n), n).toBe(true);
     const promtool = spawnSync('promtool', ['check', 'metrics'], { input: m.text, encoding: 'utf8' });
     if (promtool.error) return; // promtool not installed
     // Exit 3 = lint findings only. Expected: two names fixed by the contract (a gauge named _count,
     // hours instead of seconds) and prom-client's own nodejs_active_*_total gauges.
     expect(promtool.stderr + promtool.stdout).not.toMatch(/parsing error/);
     const accepted = /^(spm_pending_approvals_count|spm_oldest_pending_approval_hours|nodejs_active_\w+_total) /;
-    expect((promtool.stdout + promtool.stderr).trim().split('\n').filter(Boolean).filter((l) => !accepted.test(l))).toEqual([]);
+    expect(
+      (promtool.stdout + promtool.stderr)
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .filter((l) => !accepted.test(l)),
+    ).toEqual([]);
   });
 });
 

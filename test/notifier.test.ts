@@ -25,8 +25,26 @@ beforeAll(async () => {
   t = await createTestDatabase();
   const mail = await smtp.listen();
   webhookUrl = await hook.serve();
-  await setConfigValue(t.db, 'notification_config', { email_enabled: true, recipients: ['ops@example.test', 'sec@example.test'], webhook_enabled: true, webhook_url: webhookUrl, digest_time: '08:00', digest_timezone: 'Europe/Rome' }, 'test');
-  notifier = new Notifier({ db: t.db, logger: silentLogger, smtp: { host: mail.host, port: mail.port, secure: false, from: 'spm@example.test' }, webhookSecret: 's3cret', pollMs: 50 });
+  await setConfigValue(
+    t.db,
+    'notification_config',
+    {
+      email_enabled: true,
+      recipients: ['ops@example.test', 'sec@example.test'],
+      webhook_enabled: true,
+      webhook_url: webhookUrl,
+      digest_time: '08:00',
+      digest_timezone: 'Europe/Rome',
+    },
+    'test',
+  );
+  notifier = new Notifier({
+    db: t.db,
+    logger: silentLogger,
+    smtp: { host: mail.host, port: mail.port, secure: false, from: 'spm@example.test' },
+    webhookSecret: 's3cret',
+    pollMs: 50,
+  });
 });
 afterAll(async () => {
   await notifier.stop();
@@ -35,16 +53,32 @@ afterAll(async () => {
   await t.drop();
 });
 
-const rows = () => t.db.any(sql.type(z.object({ channel: z.string(), status: z.string(), attempts: z.number(), type: z.string() }))`SELECT channel, status, attempts, type FROM orchestrator_notifications ORDER BY id`);
+const rows = () =>
+  t.db.any(
+    sql.type(
+      z.object({ channel: z.string(), status: z.string(), attempts: z.number(), type: z.string() }),
+    )`SELECT channel, status, attempts, type FROM orchestrator_notifications ORDER BY id`,
+  );
 
 describe('notifier', () => {
   it('queues one row per channel and recipient, once per key, and delivers by SMTP and signed webhook', async () => {
-    const m = { type: 'test_failed' as const, key: 'k1', errataId: null, queueId: null, subject: 'Test failed: X', body: 'details' };
+    const m = {
+      type: 'test_failed' as const,
+      key: 'k1',
+      errataId: null,
+      queueId: null,
+      subject: 'Test failed: X',
+      body: 'details',
+    };
     expect(await enqueueAlert(t.db, m)).toBe(3);
     expect(await enqueueAlert(t.db, m)).toBe(0);
     smtp.failNext = 1; // the relay refuses once: retried later
     expect(await notifier.deliverBatch()).toBe(3);
-    expect((await rows()).map((r) => [r.channel, r.status])).toEqual([['email', 'pending'], ['email', 'sent'], ['webhook', 'sent']]);
+    expect((await rows()).map((r) => [r.channel, r.status])).toEqual([
+      ['email', 'pending'],
+      ['email', 'sent'],
+      ['webhook', 'sent'],
+    ]);
     await t.db.query(sql.unsafe`UPDATE orchestrator_notifications SET next_attempt_at = now()`);
     await notifier.deliverBatch();
     expect((await rows()).every((r) => r.status === 'sent')).toBe(true);
@@ -61,8 +95,23 @@ describe('notifier', () => {
     const { sys } = await startTestSystem(t.db);
     try {
       await seedErrata(t.db, ['USN-8000-1']);
-      const id = await sys.host.create({ errataId: 'USN-8000-1', errataVersion: null, targetOs: 'ubuntu', priority: 0, successScore: 80, notes: null, settings: FAST_SETTINGS }, { actor: 'test' });
-      await sys.host.send(id, { type: 'START_TEST', by: 'test', testSystem: { id: 1, name: 'test-ubuntu-01' } }, { actor: 'test' });
+      const id = await sys.host.create(
+        {
+          errataId: 'USN-8000-1',
+          errataVersion: null,
+          targetOs: 'ubuntu',
+          priority: 0,
+          successScore: 80,
+          notes: null,
+          settings: FAST_SETTINGS,
+        },
+        { actor: 'test' },
+      );
+      await sys.host.send(
+        id,
+        { type: 'START_TEST', by: 'test', testSystem: { id: 1, name: 'test-ubuntu-01' } },
+        { actor: 'test' },
+      );
       await waitForStatus(t.db, id, (s) => s === 'pending_approval');
     } finally {
       await sys.stop();
@@ -73,12 +122,23 @@ describe('notifier', () => {
     expect(await enqueueDigestIfDue(t.db, at('2026-11-23T07:40:00Z'))).toBe(0);
     expect(await enqueueDigestIfDue(t.db, at('2026-11-23T08:05:00Z'))).toBe(0);
     expect(await enqueueDigestIfDue(t.db, at('2026-11-24T07:05:00Z'))).toBe(3);
-    const body = await t.db.oneFirst(sql.type(z.object({ body: z.string() }))`SELECT body FROM orchestrator_notifications WHERE type = 'daily_digest' LIMIT 1`);
+    const body = await t.db.oneFirst(
+      sql.type(
+        z.object({ body: z.string() }),
+      )`SELECT body FROM orchestrator_notifications WHERE type = 'daily_digest' LIMIT 1`,
+    );
     expect(body).toMatch(/USN-8000-1 \(ubuntu, Medium, score 80\) waiting/);
   });
 
   it('a bad notification_config is an error that names the field', async () => {
-    await setConfigValue(t.db, 'notification_config', { recipients: ['not-an-address'], digest_timezone: 'Mars/Base' }, 'test');
-    await expect(enqueueAlert(t.db, { type: 'test', key: 'k9', errataId: null, queueId: null, subject: 's', body: 'b' })).rejects.toThrow(/recipients\.0.*digest_timezone|digest_timezone.*recipients\.0/);
+    await setConfigValue(
+      t.db,
+      'notification_config',
+      { recipients: ['not-an-address'], digest_timezone: 'Mars/Base' },
+      'test',
+    );
+    await expect(
+      enqueueAlert(t.db, { type: 'test', key: 'k9', errataId: null, queueId: null, subject: 's', body: 'b' }),
+    ).rejects.toThrow(/recipients\.0.*digest_timezone|digest_timezone.*recipients\.0/);
   });
 });

@@ -14,9 +14,21 @@ const RULES = 'prometheus/rules/spm.rules.yml';
 const RULE_TESTS = ['prometheus/rules/spm.rules.test.yml', 'prometheus/rules/spm.rules.week.test.yml'];
 
 /** The names the design (§9) asks for, and the orchestrator's own alerts. */
-const DESIGN_RECORDS = ['instance:cpu_usage:avg5m', 'instance:memory_usage:percent', 'instance:services_failed:count', 'instance:services_running:count'];
+const DESIGN_RECORDS = [
+  'instance:cpu_usage:avg5m',
+  'instance:memory_usage:percent',
+  'instance:services_failed:count',
+  'instance:services_running:count',
+];
 const DESIGN_ALERTS = ['TestSystemDown', 'ServiceFailedAfterPatch', 'PendingApprovalsTooLong'];
-const OWN_ALERTS = ['SpmOrchestratorDown', 'SpmSyncFailing', 'SpmNotificationOutboxStuck', 'SpmEntriesNeedAttention', 'SpmSnapshotSpaceLow', 'SpmPendingApprovalsStale'];
+const OWN_ALERTS = [
+  'SpmOrchestratorDown',
+  'SpmSyncFailing',
+  'SpmNotificationOutboxStuck',
+  'SpmEntriesNeedAttention',
+  'SpmSnapshotSpaceLow',
+  'SpmPendingApprovalsStale',
+];
 
 function run(bin: string, args: string[]): string {
   try {
@@ -30,14 +42,22 @@ function run(bin: string, args: string[]): string {
 /** Parse the alert_rule_test cases of a promtool test file (its layout: `- alertname`, `eval_time`, optional `exp_alerts`). */
 function alertCases(text: string): { alert: string; atS: number; firing: boolean }[] {
   const cases: { alert: string; atS: number; firing: boolean }[] = [];
-  const toS = (d: string) => [...d.matchAll(/(\d+)(h|m|s)/g)].reduce((s, [, n, u]) => s + Number(n) * (u === 'h' ? 3600 : u === 'm' ? 60 : 1), 0);
+  const toS = (d: string) =>
+    [...d.matchAll(/(\d+)(h|m|s)/g)].reduce(
+      (s, [, n, u]) => s + Number(n) * (u === 'h' ? 3600 : u === 'm' ? 60 : 1),
+      0,
+    );
   // Test groups restart the clock: number each case with its group.
   for (const group of text.split(/\n {2}- name: /).slice(1)) {
     const parts = group.split(/\n {6}- alertname: /).slice(1);
     for (const p of parts) {
       const alert = /^(\S+)/.exec(p)![1]!;
       const at = /eval_time: (\S+)/.exec(p)![1]!;
-      cases.push({ alert: `${group.split('\n')[0]}|${alert}`, atS: toS(at), firing: /exp_alerts:\s*\n\s+- exp_labels:/.test(p) });
+      cases.push({
+        alert: `${group.split('\n')[0]}|${alert}`,
+        atS: toS(at),
+        firing: /exp_alerts:\s*\n\s+- exp_labels:/.test(p),
+      });
     }
   }
   return cases;
@@ -71,9 +91,12 @@ describe('prometheus/', () => {
   });
 
   it('amtool accepts the example alertmanager.yml and routes critical alerts to on-call', () => {
-    expect(existsSync(AMTOOL), `${AMTOOL} missing: apt-get install -y prometheus-alertmanager (.ci/run does)`).toBe(true);
+    expect(existsSync(AMTOOL), `${AMTOOL} missing: apt-get install -y prometheus-alertmanager (.ci/run does)`).toBe(
+      true,
+    );
     expect(run(AMTOOL, ['check-config', 'prometheus/alertmanager.yml'])).toContain('SUCCESS');
-    const route = (labels: string[]) => run(AMTOOL, ['config', 'routes', 'test', '--config.file=prometheus/alertmanager.yml', ...labels]).trim();
+    const route = (labels: string[]) =>
+      run(AMTOOL, ['config', 'routes', 'test', '--config.file=prometheus/alertmanager.yml', ...labels]).trim();
     expect(route(['alertname=TestSystemDown', 'severity=critical'])).toBe('on-call');
     expect(route(['alertname=PendingApprovalsTooLong', 'severity=warning'])).toBe('patch-team');
   });

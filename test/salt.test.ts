@@ -20,7 +20,9 @@ describe('Salt client', () => {
     expect(r).toEqual({ returned: { 'test-ubuntu-01': true }, missing: ['test-rhel-01'] });
     const v = await c.local<Record<string, string>>(['test-ubuntu-01'], 'pkg.version', ['openssl', 'nginx']);
     expect(v.returned['test-ubuntu-01']).toEqual({ openssl: '3.0.13-0ubuntu3', nginx: '1.24.0-2ubuntu7' });
-    expect((await c.local<boolean>(['test-ubuntu-01'], 'service.status', ['nginx.service'])).returned['test-ubuntu-01']).toBe(true);
+    expect(
+      (await c.local<boolean>(['test-ubuntu-01'], 'service.status', ['nginx.service'])).returned['test-ubuntu-01'],
+    ).toBe(true);
     expect(c.logins).toBe(1);
     lab.minions.get('test-rhel-01')!.up = true;
   });
@@ -34,7 +36,9 @@ describe('Salt client', () => {
   });
 
   it('refuses bad credentials clearly', async () => {
-    await expect(new SaltClient({ url, user: 'salt', password: 'nope', eauth: 'pam' }).local(['x'], 'test.ping')).rejects.toThrow(/login refused \(401\)/);
+    await expect(
+      new SaltClient({ url, user: 'salt', password: 'nope', eauth: 'pam' }).local(['x'], 'test.ping'),
+    ).rejects.toThrow(/login refused \(401\)/);
   });
 
   it('local_async + job lookup: a rebooting minion is missing until it is back', async () => {
@@ -62,11 +66,21 @@ describe('Salt client', () => {
   });
 
   it('the lab answers like rest_cherrypy: 400 for a non-list, 401 for a malformed token', async () => {
-    const login = await fetch(`${url}/login`, { method: 'POST', body: JSON.stringify({ username: 'salt', password: 'salt', eauth: 'pam' }), headers: { 'content-type': 'application/json' } });
+    const login = await fetch(`${url}/login`, {
+      method: 'POST',
+      body: JSON.stringify({ username: 'salt', password: 'salt', eauth: 'pam' }),
+      headers: { 'content-type': 'application/json' },
+    });
     const token = login.headers.get('x-auth-token')!;
-    const notList = await fetch(`${url}/`, { method: 'POST', body: '{"client":"local"}', headers: { 'x-auth-token': token } });
+    const notList = await fetch(`${url}/`, {
+      method: 'POST',
+      body: '{"client":"local"}',
+      headers: { 'x-auth-token': token },
+    });
     expect(notList.status).toBe(400);
     expect(await notList.text()).toMatch(/Lowstates must be a list/);
-    expect((await fetch(`${url}/`, { method: 'POST', body: '[]', headers: { 'x-auth-token': 'not-hex!' } })).status).toBe(401);
+    expect(
+      (await fetch(`${url}/`, { method: 'POST', body: '[]', headers: { 'x-auth-token': 'not-hex!' } })).status,
+    ).toBe(401);
   });
 });

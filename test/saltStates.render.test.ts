@@ -15,7 +15,16 @@
  * value with `is defined` or `default`.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,8 +32,19 @@ import nunjucks from 'nunjucks';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  callPillar, documentedStates, parseHealthcheckReturn, parseRebootCheckReturn, parseServiceCheckReturn, parseSnapshotCreateReturn,
-  parseSnapshotDeleteReturn, parseSnapshotRestoreReturn, SALT_STATES, SaltStateError, SLS_NAMESPACE, SNAPSHOT_DESCRIPTION_PREFIX, stateResults,
+  callPillar,
+  documentedStates,
+  parseHealthcheckReturn,
+  parseRebootCheckReturn,
+  parseServiceCheckReturn,
+  parseSnapshotCreateReturn,
+  parseSnapshotDeleteReturn,
+  parseSnapshotRestoreReturn,
+  SALT_STATES,
+  SaltStateError,
+  SLS_NAMESPACE,
+  SNAPSHOT_DESCRIPTION_PREFIX,
+  stateResults,
 } from '../src/services/salt/states.ts';
 
 const ROOT = path.resolve('salt-states');
@@ -36,10 +56,14 @@ type Dict = Record<string, unknown>;
 /** Python's json.dumps(value, sort_keys=True) with ensure_ascii (Salt's `json` filter). */
 function pyJson(v: unknown): string {
   if (v === null || v === undefined) return 'null';
-  if (typeof v === 'string') return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (typeof v === 'string')
+    return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (typeof v === 'number' || typeof v === 'boolean') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(pyJson).join(', ')}]`;
-  return `{${Object.keys(v as Dict).sort().map((k) => `${pyJson(k)}: ${pyJson((v as Dict)[k])}`).join(', ')}}`;
+  return `{${Object.keys(v as Dict)
+    .sort()
+    .map((k) => `${pyJson(k)}: ${pyJson((v as Dict)[k])}`)
+    .join(', ')}}`;
 }
 
 /** Python's shlex.quote (Salt's `quote` filter). */
@@ -55,7 +79,8 @@ function traverse(data: unknown, key: string, dflt: unknown): unknown {
   let cur: unknown = data;
   for (const part of key.split(':')) {
     if (Array.isArray(cur) && /^\d+$/.test(part) && Number(part) < cur.length) cur = cur[Number(part)];
-    else if (cur !== null && typeof cur === 'object' && !Array.isArray(cur) && part in (cur as Dict)) cur = (cur as Dict)[part];
+    else if (cur !== null && typeof cur === 'object' && !Array.isArray(cur) && part in (cur as Dict))
+      cur = (cur as Dict)[part];
     else return dflt;
   }
   return cur;
@@ -66,10 +91,12 @@ env.addFilter('json', pyJson);
 env.addFilter('quote', shQuote);
 // Jinja's dictsort (nunjucks' upper-cases, which orders '_' after letters): key order, case folded
 // with lower(), compared by code point.
-env.addFilter('dictsort', (value: Dict) => Object.entries(value).sort(([a], [b]) => {
-  const [x, y] = [a.toLowerCase(), b.toLowerCase()];
-  return x < y ? -1 : x > y ? 1 : 0;
-}));
+env.addFilter('dictsort', (value: Dict) =>
+  Object.entries(value).sort(([a], [b]) => {
+    const [x, y] = [a.toLowerCase(), b.toLowerCase()];
+    return x < y ? -1 : x > y ? 1 : 0;
+  }),
+);
 env.addFilter('regex_match', (txt: unknown, rgx: string) => {
   // Salt returns match.groups(): a tuple that is falsy when the pattern has no group, which a JS
   // array cannot mimic; the states always capture one group, so insist on it here.
@@ -78,7 +105,12 @@ env.addFilter('regex_match', (txt: unknown, rgx: string) => {
   return m && m.index === 0 ? m.slice(1) : null;
 });
 
-interface Grains { os_family: string; os: string; osmajorrelease: number; osfinger: string }
+interface Grains {
+  os_family: string;
+  os: string;
+  osmajorrelease: number;
+  osfinger: string;
+}
 const OSES: Record<string, Grains> = {
   'Ubuntu 24.04': { os_family: 'Debian', os: 'Ubuntu', osmajorrelease: 24, osfinger: 'Ubuntu-24.04' },
   'Debian 12': { os_family: 'Debian', os: 'Debian', osmajorrelease: 12, osfinger: 'Debian-12' },
@@ -89,7 +121,15 @@ const OSES: Record<string, Grains> = {
 function renderFile(file: string, grains: Grains, pillar: Dict): string {
   const sls = `${SLS_NAMESPACE}.${file.replace(/\.sls$/, '').replace(/\//g, '.')}`;
   const slspath = [SLS_NAMESPACE, path.dirname(file)].filter((p) => p !== '.').join('/');
-  const ctx = { salt: { 'pillar.get': (key: string, dflt: unknown = '') => traverse(pillar, key, dflt) }, grains, pillar, sls, slspath, tpldir: slspath, saltenv: 'base' };
+  const ctx = {
+    salt: { 'pillar.get': (key: string, dflt: unknown = '') => traverse(pillar, key, dflt) },
+    grains,
+    pillar,
+    sls,
+    slspath,
+    tpldir: slspath,
+    saltenv: 'base',
+  };
   return env.renderString(readFileSync(path.join(ROOT, file), 'utf8'), ctx);
 }
 
@@ -102,7 +142,10 @@ function merge(base: Dict, over: Dict): Dict {
   const out: Dict = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = b && v && typeof b === 'object' && typeof v === 'object' && !Array.isArray(b) && !Array.isArray(v) ? merge(b as Dict, v as Dict) : v;
+    out[k] =
+      b && v && typeof b === 'object' && typeof v === 'object' && !Array.isArray(b) && !Array.isArray(v)
+        ? merge(b as Dict, v as Dict)
+        : v;
   }
   return out;
 }
@@ -112,14 +155,21 @@ function examplePillar(grains: Grains): Dict {
   return parseYaml(renderFile('pillar/spm.sls', grains, {})) as Dict;
 }
 
-interface RenderedState { id: string; fun: string; args: Dict }
+interface RenderedState {
+  id: string;
+  fun: string;
+  args: Dict;
+}
 
 /** Render an SLS, parse it, and check the shape Salt requires: id → { mod.fun: [ {arg: value}, … ] }. */
 function render(file: string, grains: Grains, pillar: Dict): RenderedState[] {
   const text = renderFile(file, grains, pillar);
   expect(text, `${file}: no Jinja left`).not.toMatch(/\{\{|\{%|\{#/);
   const doc = parseYaml(text);
-  expect(doc !== null && typeof doc === 'object' && !Array.isArray(doc), `${file}: renders a mapping of state ids`).toBe(true);
+  expect(
+    doc !== null && typeof doc === 'object' && !Array.isArray(doc),
+    `${file}: renders a mapping of state ids`,
+  ).toBe(true);
   return Object.entries(doc as Dict).map(([id, body]) => {
     expect(body !== null && typeof body === 'object' && !Array.isArray(body), `${id}: a mapping`).toBe(true);
     const keys = Object.keys(body as Dict);
@@ -130,7 +180,10 @@ function render(file: string, grains: Grains, pillar: Dict): RenderedState[] {
     expect(Array.isArray(list), `${id}: arguments are a list`).toBe(true);
     const args: Dict = {};
     for (const item of list as unknown[]) {
-      expect(item !== null && typeof item === 'object' && !Array.isArray(item) && Object.keys(item as Dict).length === 1, `${id}: each argument is a one-key mapping`).toBe(true);
+      expect(
+        item !== null && typeof item === 'object' && !Array.isArray(item) && Object.keys(item as Dict).length === 1,
+        `${id}: each argument is a one-key mapping`,
+      ).toBe(true);
       const [k, v] = Object.entries(item as Dict)[0]!;
       expect(args, `${id}: argument ${k} given once`).not.toHaveProperty(k);
       args[k] = v;
@@ -145,7 +198,10 @@ const slsOf = (file: string) => SALT_STATES.find((s) => s.file === file)!.sls;
 function expectDocumented(file: string, states: RenderedState[]) {
   const documented = documentedStates(slsOf(file));
   for (const s of states) {
-    expect(documented.some((d) => d.id.test(s.id) && d.fun === s.fun), `${file}: ${s.id} (${s.fun}) is in SALT_STATES`).toBe(true);
+    expect(
+      documented.some((d) => d.id.test(s.id) && d.fun === s.fun),
+      `${file}: ${s.id} (${s.fun}) is in SALT_STATES`,
+    ).toBe(true);
   }
 }
 
@@ -220,7 +276,12 @@ if (cmd === 'list') {
 } else { console.error('fake snapper: ' + cmd); process.exit(64); }
 `;
 
-interface Snap { number: number; date: number; description: string; cleanup?: string }
+interface Snap {
+  number: number;
+  date: number;
+  description: string;
+  cleanup?: string;
+}
 
 function writeExecutable(dir: string, name: string, body: string) {
   writeFileSync(path.join(dir, name), body);
@@ -235,31 +296,60 @@ function snapperDb(snaps: Snap[]): string {
 
 const readDb = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Snap[];
 
-interface Run { retcode: number; stdout: string; stderr: string }
+interface Run {
+  retcode: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Run a rendered cmd.run / cmd.script state the way Salt's cmd module does: its shell, its env. */
 function runState(s: RenderedState, extraEnv: Record<string, string>, pathDirs: string[] = [fakeBin]): Run {
   const e = { PATH: [...pathDirs, '/usr/bin', '/bin'].join(':'), TZ: 'UTC', ...envOf(s), ...extraEnv };
   expect(s.args.shell).toBe('/bin/bash');
-  const r = s.fun === 'cmd.script'
-    ? spawnSync('/bin/bash', [saltUrlFile(s.args.name)], { env: e, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawnSync('/bin/bash', ['-c', String(s.args.name)], { env: e, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r =
+    s.fun === 'cmd.script'
+      ? spawnSync('/bin/bash', [saltUrlFile(s.args.name)], {
+          env: e,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : spawnSync('/bin/bash', ['-c', String(s.args.name)], {
+          env: e,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
   return { retcode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** The return Salt would give for these states after running them (cmd results from real runs). */
-function saltReturn(sls: string, states: RenderedState[], outcome: (s: RenderedState) => { result: boolean | null; comment: string; changes: Dict }): Dict {
+function saltReturn(
+  sls: string,
+  states: RenderedState[],
+  outcome: (s: RenderedState) => { result: boolean | null; comment: string; changes: Dict },
+): Dict {
   const ret: Dict = {};
   states.forEach((s, i) => {
     const [mod, fn] = s.fun.split('.');
     const name = String(s.args.name ?? s.id);
-    ret[`${mod}_|-${s.id}_|-${name}_|-${fn}`] = { name, ...outcome(s), __id__: s.id, __run_num__: i, __sls__: sls, start_time: '10:00:00.000000', duration: 12.5 };
+    ret[`${mod}_|-${s.id}_|-${name}_|-${fn}`] = {
+      name,
+      ...outcome(s),
+      __id__: s.id,
+      __run_num__: i,
+      __sls__: sls,
+      start_time: '10:00:00.000000',
+      duration: 12.5,
+    };
   });
   return ret;
 }
 
 function cmdOutcome(r: Run, s: RenderedState) {
-  return { result: r.retcode === 0, comment: `Command "${String(s.args.name)}" run`, changes: { pid: 4242, retcode: r.retcode, stdout: r.stdout.trimEnd(), stderr: r.stderr.trimEnd() } };
+  return {
+    result: r.retcode === 0,
+    comment: `Command "${String(s.args.name)}" run`,
+    changes: { pid: 4242, retcode: r.retcode, stdout: r.stdout.trimEnd(), stderr: r.stderr.trimEnd() },
+  };
 }
 
 beforeAll(() => {
@@ -283,9 +373,12 @@ function slsFiles(dir = ROOT, rel = ''): string[] {
 
 describe('salt-states/ and the table the engine reads', () => {
   it('every state SLS is in SALT_STATES and every SALT_STATES entry is a file (pillar/ holds the example pillar)', () => {
-    const files = slsFiles().filter((f) => !f.startsWith('pillar/')).sort();
+    const files = slsFiles()
+      .filter((f) => !f.startsWith('pillar/'))
+      .sort();
     expect(files).toEqual(SALT_STATES.map((s) => s.file).sort());
-    for (const s of SALT_STATES) expect(s.sls).toBe(`${SLS_NAMESPACE}.${s.file.replace(/\.sls$/, '').replace(/\//g, '.')}`);
+    for (const s of SALT_STATES)
+      expect(s.sls).toBe(`${SLS_NAMESPACE}.${s.file.replace(/\.sls$/, '').replace(/\//g, '.')}`);
     expect(existsSync(path.join(ROOT, 'pillar/spm.sls'))).toBe(true);
     expect(existsSync(path.join(ROOT, 'README.md'))).toBe(true);
   });
@@ -300,8 +393,12 @@ describe('salt-states/ and the table the engine reads', () => {
   });
 
   it('the example pillar renders per OS family (the service names differ)', () => {
-    expect(examplePillar(OSES['Ubuntu 24.04']!)).toMatchObject({ spm: { services: ['ssh', 'cron'], snapshot: { config: 'root', retention: { max_count: 10, max_age_days: 14 } } } });
-    expect(examplePillar(OSES['RHEL 9']!)).toMatchObject({ spm: { services: ['sshd', 'crond'], healthchecks: { ssh_port: { type: 'tcp', port: 22 } } } });
+    expect(examplePillar(OSES['Ubuntu 24.04']!)).toMatchObject({
+      spm: { services: ['ssh', 'cron'], snapshot: { config: 'root', retention: { max_count: 10, max_age_days: 14 } } },
+    });
+    expect(examplePillar(OSES['RHEL 9']!)).toMatchObject({
+      spm: { services: ['sshd', 'crond'], healthchecks: { ssh_port: { type: 'tcp', port: 22 } } },
+    });
   });
 });
 
@@ -315,9 +412,13 @@ describe.each(Object.entries(OSES))('rendered for %s', (_os, grains) => {
       expect(states.length).toBeGreaterThan(0);
       expectDocumented(doc.file, states);
       for (const s of states.filter((x) => x.fun === 'cmd.run')) {
-        expect(spawnSync('/bin/bash', ['-n', '-c', String(s.args.name)], { encoding: 'utf8' }).status, `${s.id}: bash -n`).toBe(0);
+        expect(
+          spawnSync('/bin/bash', ['-n', '-c', String(s.args.name)], { encoding: 'utf8' }).status,
+          `${s.id}: bash -n`,
+        ).toBe(0);
       }
-      for (const s of states.filter((x) => x.fun === 'cmd.script')) expect(existsSync(saltUrlFile(s.args.name)), `${s.id}: ${String(s.args.name)}`).toBe(true);
+      for (const s of states.filter((x) => x.fun === 'cmd.script'))
+        expect(existsSync(saltUrlFile(s.args.name)), `${s.id}: ${String(s.args.name)}`).toBe(true);
     }
   });
 
@@ -325,28 +426,67 @@ describe.each(Object.entries(OSES))('rendered for %s', (_os, grains) => {
     const s = render('snapshot/create.sls', grains, merge(pillar(), callPillar.snapshotCreate('7:1:snapshot#2')));
     expect(ids(s)).toEqual([['spm_snapshot_create', 'cmd.script']]);
     expect(s[0]!.args.name).toBe('salt://spm/snapshot/files/create.sh');
-    expect(envOf(s[0]!)).toEqual({ SPM_KEY: '7:1:snapshot#2', SPM_SNAPPER_CONFIG: 'root', SPM_CLEANUP_ALGORITHM: 'number' });
+    expect(envOf(s[0]!)).toEqual({
+      SPM_KEY: '7:1:snapshot#2',
+      SPM_SNAPPER_CONFIG: 'root',
+      SPM_CLEANUP_ALGORITHM: 'number',
+    });
     const none = render('snapshot/create.sls', grains, pillar());
     expect(ids(none)).toEqual([['spm_snapshot_create', 'test.fail_without_changes']]);
     expect(none[0]!.args.comment).toMatch(/spm:snapshot:key/);
   });
 
   it('spm.snapshot.restore: by key or by number, with the pillar method', () => {
-    const byKey = render('snapshot/restore.sls', grains, merge(pillar(), callPillar.snapshotRestore({ key: '7:1:snapshot' })));
+    const byKey = render(
+      'snapshot/restore.sls',
+      grains,
+      merge(pillar(), callPillar.snapshotRestore({ key: '7:1:snapshot' })),
+    );
     expect(ids(byKey)).toEqual([['spm_snapshot_restore', 'cmd.script']]);
-    expect(envOf(byKey[0]!)).toEqual({ SPM_KEY: '7:1:snapshot', SPM_SNAPSHOT: '', SPM_SNAPPER_CONFIG: 'root', SPM_RESTORE_METHOD: 'rollback' });
-    const byNumber = render('snapshot/restore.sls', grains, merge(pillar(), callPillar.snapshotRestore({ number: 42 }, 'undochange')));
+    expect(envOf(byKey[0]!)).toEqual({
+      SPM_KEY: '7:1:snapshot',
+      SPM_SNAPSHOT: '',
+      SPM_SNAPPER_CONFIG: 'root',
+      SPM_RESTORE_METHOD: 'rollback',
+    });
+    const byNumber = render(
+      'snapshot/restore.sls',
+      grains,
+      merge(pillar(), callPillar.snapshotRestore({ number: 42 }, 'undochange')),
+    );
     expect(envOf(byNumber[0]!)).toMatchObject({ SPM_SNAPSHOT: '42', SPM_RESTORE_METHOD: 'undochange' });
-    expect(ids(render('snapshot/restore.sls', grains, pillar()))).toEqual([['spm_snapshot_restore', 'test.fail_without_changes']]);
+    expect(ids(render('snapshot/restore.sls', grains, pillar()))).toEqual([
+      ['spm_snapshot_restore', 'test.fail_without_changes'],
+    ]);
   });
 
   it('spm.snapshot.delete: retention from the pillar, keys from the call', () => {
-    const s = render('snapshot/delete.sls', grains, merge(pillar(), callPillar.snapshotDelete({ deleteKeys: ['3:1:snapshot', '4:1:snapshot'], keepKeys: ['9:1:snapshot'] })));
+    const s = render(
+      'snapshot/delete.sls',
+      grains,
+      merge(
+        pillar(),
+        callPillar.snapshotDelete({ deleteKeys: ['3:1:snapshot', '4:1:snapshot'], keepKeys: ['9:1:snapshot'] }),
+      ),
+    );
     expect(ids(s)).toEqual([['spm_snapshot_delete', 'cmd.script']]);
-    expect(envOf(s[0]!)).toEqual({ SPM_SNAPPER_CONFIG: 'root', SPM_DELETE_KEYS: '3:1:snapshot 4:1:snapshot', SPM_KEEP_KEYS: '9:1:snapshot', SPM_MAX_COUNT: '10', SPM_MAX_AGE_DAYS: '14' });
+    expect(envOf(s[0]!)).toEqual({
+      SPM_SNAPPER_CONFIG: 'root',
+      SPM_DELETE_KEYS: '3:1:snapshot 4:1:snapshot',
+      SPM_KEEP_KEYS: '9:1:snapshot',
+      SPM_MAX_COUNT: '10',
+      SPM_MAX_AGE_DAYS: '14',
+    });
     // Without a pillar at all the defaults apply; a single key given as a string is one key.
-    expect(envOf(render('snapshot/delete.sls', grains, { spm: { snapshot: { delete_keys: '5:2:snapshot' } } })[0]!))
-      .toEqual({ SPM_SNAPPER_CONFIG: 'root', SPM_DELETE_KEYS: '5:2:snapshot', SPM_KEEP_KEYS: '', SPM_MAX_COUNT: '10', SPM_MAX_AGE_DAYS: '14' });
+    expect(
+      envOf(render('snapshot/delete.sls', grains, { spm: { snapshot: { delete_keys: '5:2:snapshot' } } })[0]!),
+    ).toEqual({
+      SPM_SNAPPER_CONFIG: 'root',
+      SPM_DELETE_KEYS: '5:2:snapshot',
+      SPM_KEEP_KEYS: '',
+      SPM_MAX_COUNT: '10',
+      SPM_MAX_AGE_DAYS: '14',
+    });
   });
 
   it('spm.validation.reboot_check: the check of the OS family', () => {
@@ -361,21 +501,43 @@ describe.each(Object.entries(OSES))('rendered for %s', (_os, grains) => {
 
   it('spm.validation.service_check: one state per unit; a bad name fails; none is a success marker', () => {
     const s = render('validation/service_check.sls', grains, pillar());
-    expect(ids(s)).toEqual(grains.os_family === 'RedHat'
-      ? [['spm_service_sshd', 'cmd.run'], ['spm_service_crond', 'cmd.run']]
-      : [['spm_service_ssh', 'cmd.run'], ['spm_service_cron', 'cmd.run']]);
+    expect(ids(s)).toEqual(
+      grains.os_family === 'RedHat'
+        ? [
+            ['spm_service_sshd', 'cmd.run'],
+            ['spm_service_crond', 'cmd.run'],
+          ]
+        : [
+            ['spm_service_ssh', 'cmd.run'],
+            ['spm_service_cron', 'cmd.run'],
+          ],
+    );
     expect(s[0]!.args.name).toBe(`systemctl is-active ${grains.os_family === 'RedHat' ? 'sshd' : 'ssh'}`);
-    const odd = render('validation/service_check.sls', grains, { spm: { services: ['postgresql@16-main.service', 'x; rm -rf /'] } });
-    expect(ids(odd)).toEqual([['spm_service_postgresql@16-main.service', 'cmd.run'], ['spm_service_invalid_2', 'test.fail_without_changes']]);
+    const odd = render('validation/service_check.sls', grains, {
+      spm: { services: ['postgresql@16-main.service', 'x; rm -rf /'] },
+    });
+    expect(ids(odd)).toEqual([
+      ['spm_service_postgresql@16-main.service', 'cmd.run'],
+      ['spm_service_invalid_2', 'test.fail_without_changes'],
+    ]);
     expectDocumented('validation/service_check.sls', odd);
-    expect(ids(render('validation/service_check.sls', grains, { spm: { services: [] } }))).toEqual([['spm_service_check', 'test.succeed_without_changes']]);
+    expect(ids(render('validation/service_check.sls', grains, { spm: { services: [] } }))).toEqual([
+      ['spm_service_check', 'test.succeed_without_changes'],
+    ]);
   });
 
   it('spm.healthcheck: http.query / cmd.run per check in name order; misconfigured checks fail by name', () => {
     const teams = merge(pillar(), {
       spm: {
         healthchecks: {
-          web: { type: 'http', url: 'https://127.0.0.1:8443/healthz', status: 204, match: 'ok', verify_ssl: false, wait_for: 120 },
+          web: {
+            type: 'http',
+            url: 'https://127.0.0.1:8443/healthz',
+            status: 204,
+            match: 'ok',
+            verify_ssl: false,
+            wait_for: 120,
+          },
           api: { type: 'http', url: 'http://127.0.0.1:8080/ready' },
           broken: { type: 'tcp', port: 70000 },
           'bad name': { type: 'command', command: 'true' },
@@ -395,12 +557,35 @@ describe.each(Object.entries(OSES))('rendered for %s', (_os, grains) => {
       ['spm_healthcheck_web', 'http.query'],
     ]);
     const by = Object.fromEntries(s.map((x) => [x.id, x.args]));
-    expect(by.spm_healthcheck_api).toEqual({ name: 'http://127.0.0.1:8080/ready', status: 200, method: 'GET', verify_ssl: true });
-    expect(by.spm_healthcheck_web).toEqual({ name: 'https://127.0.0.1:8443/healthz', status: 204, match: 'ok', method: 'GET', verify_ssl: false, wait_for: 120 });
-    expect(by.spm_healthcheck_ssh_port).toEqual({ name: "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/22'", shell: '/bin/bash' });
-    expect(by['spm_healthcheck_queue.depth']).toEqual({ name: '/usr/local/bin/queue-ok --max 100', shell: '/bin/bash', timeout: 10, cwd: '/', runas: 'app' });
+    expect(by.spm_healthcheck_api).toEqual({
+      name: 'http://127.0.0.1:8080/ready',
+      status: 200,
+      method: 'GET',
+      verify_ssl: true,
+    });
+    expect(by.spm_healthcheck_web).toEqual({
+      name: 'https://127.0.0.1:8443/healthz',
+      status: 204,
+      match: 'ok',
+      method: 'GET',
+      verify_ssl: false,
+      wait_for: 120,
+    });
+    expect(by.spm_healthcheck_ssh_port).toEqual({
+      name: "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/22'",
+      shell: '/bin/bash',
+    });
+    expect(by['spm_healthcheck_queue.depth']).toEqual({
+      name: '/usr/local/bin/queue-ok --max 100',
+      shell: '/bin/bash',
+      timeout: 10,
+      cwd: '/',
+      runas: 'app',
+    });
     expect(String(by.spm_healthcheck_broken!.comment)).toMatch(/tcp with port 1-65535/);
-    expect(ids(render('healthcheck.sls', grains, { spm: { healthchecks: {} } }))).toEqual([['spm_healthcheck', 'test.succeed_without_changes']]);
+    expect(ids(render('healthcheck.sls', grains, { spm: { healthchecks: {} } }))).toEqual([
+      ['spm_healthcheck', 'test.succeed_without_changes'],
+    ]);
     expect(ids(render('healthcheck.sls', grains, {}))).toEqual([['spm_healthcheck', 'test.succeed_without_changes']]);
   });
 
@@ -419,19 +604,29 @@ const rhel = OSES['RHEL 9']!;
 const DAY = 86_400_000;
 
 describe('the snapshot scripts against a fake snapper', () => {
-  const create = (key: string) => render('snapshot/create.sls', ubuntu, merge(examplePillar(ubuntu), callPillar.snapshotCreate(key)))[0]!;
+  const create = (key: string) =>
+    render('snapshot/create.sls', ubuntu, merge(examplePillar(ubuntu), callPillar.snapshotCreate(key)))[0]!;
 
   it('create takes one snapshot per effect key; a retry finds it instead of taking a second', () => {
     const db = snapperDb([{ number: 3, date: Date.now() - DAY, description: 'apt pre-upgrade, with a comma' }]);
     const first = runState(create('7:1:snapshot'), { FAKE_SNAPPER_DB: db });
     expect(first).toMatchObject({ retcode: 0, stdout: 'snapshot=4\ncreated=yes\n' });
-    expect(readDb(db).at(-1)).toMatchObject({ number: 4, description: 'spm-orchestrator 7:1:snapshot', cleanup: 'number' });
+    expect(readDb(db).at(-1)).toMatchObject({
+      number: 4,
+      description: 'spm-orchestrator 7:1:snapshot',
+      cleanup: 'number',
+    });
     const again = runState(create('7:1:snapshot'), { FAKE_SNAPPER_DB: db });
     expect(again).toMatchObject({ retcode: 0, stdout: 'snapshot=4\ncreated=no\n' });
     expect(readDb(db)).toHaveLength(2);
     // What the engine reads from it, through a return shaped as Salt's.
     const s = create('7:1:snapshot');
-    expect(parseSnapshotCreateReturn(saltReturn('spm.snapshot.create', [s], () => cmdOutcome(again, s)))).toEqual({ ok: true, number: 4, created: false, comment: expect.any(String) });
+    expect(parseSnapshotCreateReturn(saltReturn('spm.snapshot.create', [s], () => cmdOutcome(again, s)))).toEqual({
+      ok: true,
+      number: 4,
+      created: false,
+      comment: expect.any(String),
+    });
   });
 
   it('create refuses a key snapper would quote, and says so when snapper is missing', () => {
@@ -443,17 +638,24 @@ describe('the snapshot scripts against a fake snapper', () => {
     expect(missing.retcode).toBe(3);
     expect(missing.stderr).toMatch(/snapper is not installed/);
     const s = create('7:1:snapshot');
-    expect(parseSnapshotCreateReturn(saltReturn('spm.snapshot.create', [s], () => cmdOutcome(missing, s)))).toMatchObject({ ok: false, number: null, comment: expect.stringMatching(/exit 3: snapper is not installed/) });
+    expect(
+      parseSnapshotCreateReturn(saltReturn('spm.snapshot.create', [s], () => cmdOutcome(missing, s))),
+    ).toMatchObject({ ok: false, number: null, comment: expect.stringMatching(/exit 3: snapper is not installed/) });
   });
 
   it('restore finds the snapshot by its key (rollback) or takes a number (undochange); an unknown key fails', () => {
-    const db = snapperDb([{ number: 5, date: Date.now(), description: 'spm-orchestrator 7:1:snapshot' }, { number: 6, date: Date.now(), description: 'spm-orchestrator 8:1:snapshot' }]);
+    const db = snapperDb([
+      { number: 5, date: Date.now(), description: 'spm-orchestrator 7:1:snapshot' },
+      { number: 6, date: Date.now(), description: 'spm-orchestrator 8:1:snapshot' },
+    ]);
     const restore = (p: Dict) => render('snapshot/restore.sls', ubuntu, merge(examplePillar(ubuntu), p))[0]!;
     const rb = restore(callPillar.snapshotRestore({ key: '8:1:snapshot' }));
     const r1 = runState(rb, { FAKE_SNAPPER_DB: db });
     expect(r1).toMatchObject({ retcode: 0, stdout: 'snapshot=6\nmethod=rollback\ntakes_effect=after_reboot\n' });
     expect(readFileSync(`${db}.log`, 'utf8')).toContain('["-c","root","rollback","6"]');
-    expect(parseSnapshotRestoreReturn(saltReturn('spm.snapshot.restore', [rb], () => cmdOutcome(r1, rb)))).toMatchObject({ ok: true, number: 6, method: 'rollback', needsReboot: true });
+    expect(
+      parseSnapshotRestoreReturn(saltReturn('spm.snapshot.restore', [rb], () => cmdOutcome(r1, rb))),
+    ).toMatchObject({ ok: true, number: 6, method: 'rollback', needsReboot: true });
     const r2 = runState(restore(callPillar.snapshotRestore({ number: 5 }, 'undochange')), { FAKE_SNAPPER_DB: db });
     expect(r2).toMatchObject({ retcode: 0, stdout: 'snapshot=5\nmethod=undochange\ntakes_effect=now\n' });
     expect(readFileSync(`${db}.log`, 'utf8')).toContain('["-c","root","undochange","5..0"]');
@@ -464,7 +666,11 @@ describe('the snapshot scripts against a fake snapper', () => {
 
   it('delete: requested keys go, kept keys stay, then age and count limits; other snapshots are never touched', () => {
     const now = Date.now();
-    const ours = (n: number, key: string, ageDays: number): Snap => ({ number: n, date: now - ageDays * DAY, description: `spm-orchestrator ${key}` });
+    const ours = (n: number, key: string, ageDays: number): Snap => ({
+      number: n,
+      date: now - ageDays * DAY,
+      description: `spm-orchestrator ${key}`,
+    });
     const db = snapperDb([
       { number: 1, date: now - 90 * DAY, description: 'timeline' },
       ours(2, '1:1:snapshot', 30), // older than 14 days
@@ -476,32 +682,56 @@ describe('the snapshot scripts against a fake snapper', () => {
       { number: 8, date: now - DAY, description: 'spm-orchestratorX not ours' },
       ours(9, '7:1:snapshot', 1),
     ]);
-    const s = render('snapshot/delete.sls', ubuntu, merge(examplePillar(ubuntu), {
-      spm: { snapshot: { retention: { max_count: 3 }, delete_keys: ['4:1:snapshot'], keep_keys: ['2:1:snapshot'] } },
-    }))[0]!;
+    const s = render(
+      'snapshot/delete.sls',
+      ubuntu,
+      merge(examplePillar(ubuntu), {
+        spm: { snapshot: { retention: { max_count: 3 }, delete_keys: ['4:1:snapshot'], keep_keys: ['2:1:snapshot'] } },
+      }),
+    )[0]!;
     const r = runState(s, { FAKE_SNAPPER_DB: db });
     expect(r.retcode, r.stderr).toBe(0);
     // kept: 3 (in flight) counts toward the 3; then 9 and 7 are the newest; 6 and 4 exceed the count.
     expect(r.stdout.split('\n').filter((l) => l !== '')).toEqual([
-      'deleted=6 5 4 2', 'kept=9 7 3', 'failed=',
-      'snapshot_9=kept:retained', 'snapshot_7=kept:retained', 'snapshot_6=deleted:count', 'snapshot_5=deleted:requested',
-      'snapshot_4=deleted:count', 'snapshot_3=kept:protected', 'snapshot_2=deleted:age',
+      'deleted=6 5 4 2',
+      'kept=9 7 3',
+      'failed=',
+      'snapshot_9=kept:retained',
+      'snapshot_7=kept:retained',
+      'snapshot_6=deleted:count',
+      'snapshot_5=deleted:requested',
+      'snapshot_4=deleted:count',
+      'snapshot_3=kept:protected',
+      'snapshot_2=deleted:age',
     ]);
     expect(readDb(db).map((x) => x.number)).toEqual([1, 3, 7, 8, 9]);
-    expect(parseSnapshotDeleteReturn(saltReturn('spm.snapshot.delete', [s], () => cmdOutcome(r, s)))).toMatchObject({ ok: true, deleted: [6, 5, 4, 2], kept: [9, 7, 3], failed: [] });
+    expect(parseSnapshotDeleteReturn(saltReturn('spm.snapshot.delete', [s], () => cmdOutcome(r, s)))).toMatchObject({
+      ok: true,
+      deleted: [6, 5, 4, 2],
+      kept: [9, 7, 3],
+      failed: [],
+    });
   });
 
   it('delete with both limits off only deletes what is requested, and reports a snapshot snapper would not delete', () => {
     const now = Date.now();
-    const db = snapperDb([1, 2, 3].map((n) => ({ number: n, date: now - 400 * DAY, description: `spm-orchestrator ${n}:1:snapshot` })));
+    const db = snapperDb(
+      [1, 2, 3].map((n) => ({ number: n, date: now - 400 * DAY, description: `spm-orchestrator ${n}:1:snapshot` })),
+    );
     const s = render('snapshot/delete.sls', ubuntu, {
-      spm: { snapshot: { retention: { max_count: 0, max_age_days: 0 }, delete_keys: ['1:1:snapshot', '2:1:snapshot'] } },
+      spm: {
+        snapshot: { retention: { max_count: 0, max_age_days: 0 }, delete_keys: ['1:1:snapshot', '2:1:snapshot'] },
+      },
     })[0]!;
     const r = runState(s, { FAKE_SNAPPER_DB: db, FAKE_SNAPPER_FAIL_DELETE: '2' });
     expect(r.retcode).toBe(1);
     expect(r.stdout).toContain('deleted=1\nkept=3\nfailed=2\n');
     expect(readDb(db).map((x) => x.number)).toEqual([2, 3]);
-    expect(parseSnapshotDeleteReturn(saltReturn('spm.snapshot.delete', [s], () => cmdOutcome(r, s)))).toMatchObject({ ok: false, deleted: [1], failed: [2] });
+    expect(parseSnapshotDeleteReturn(saltReturn('spm.snapshot.delete', [s], () => cmdOutcome(r, s)))).toMatchObject({
+      ok: false,
+      deleted: [1],
+      failed: [2],
+    });
   });
 });
 
@@ -518,25 +748,40 @@ describe('the validation checks, run', () => {
     writeFileSync(flag, '*** System restart required ***\n');
     writeFileSync(`${flag}.pkgs`, 'libc6\nlinux-image-6.8.0-50-generic\nlibc6\n');
     const r = runState(s, env);
-    expect(r).toMatchObject({ retcode: 0, stdout: `reboot_required=yes\nreason=flag_file\nrunning_kernel=${running}\npackage=libc6\npackage=linux-image-6.8.0-50-generic\n` });
-    expect(parseRebootCheckReturn(saltReturn('spm.validation.reboot_check', [s], () => cmdOutcome(r, s)))).toMatchObject({ ok: true, rebootRequired: true, reasons: ['flag_file'] });
+    expect(r).toMatchObject({
+      retcode: 0,
+      stdout: `reboot_required=yes\nreason=flag_file\nrunning_kernel=${running}\npackage=libc6\npackage=linux-image-6.8.0-50-generic\n`,
+    });
+    expect(
+      parseRebootCheckReturn(saltReturn('spm.validation.reboot_check', [s], () => cmdOutcome(r, s))),
+    ).toMatchObject({ ok: true, rebootRequired: true, reasons: ['flag_file'] });
     rmSync(flag);
     rmSync(`${flag}.pkgs`);
     writeFileSync(path.join(boot, 'vmlinuz-999.0.0-1-generic'), '');
-    expect(runState(s, env).stdout).toBe(`reboot_required=yes\nreason=newer_kernel:999.0.0-1-generic\nrunning_kernel=${running}\n`);
+    expect(runState(s, env).stdout).toBe(
+      `reboot_required=yes\nreason=newer_kernel:999.0.0-1-generic\nrunning_kernel=${running}\n`,
+    );
   });
 
   it('reboot check, RedHat family: needs-restarting -r exit 0 / 1, an error, or not installed', () => {
     const s = render('validation/reboot_check.sls', rhel, {})[0]!;
     const bin = mkdtempSync(path.join(work, 'nr-'));
-    writeExecutable(bin, 'needs-restarting', '#!/bin/sh\n[ "$1" = -r ] || exit 64\necho "Reboot is probably not necessary." ; exit "$FAKE_RC"\n');
+    writeExecutable(
+      bin,
+      'needs-restarting',
+      '#!/bin/sh\n[ "$1" = -r ] || exit 64\necho "Reboot is probably not necessary." ; exit "$FAKE_RC"\n',
+    );
     expect(runState(s, { FAKE_RC: '0' }, [bin])).toMatchObject({ retcode: 0, stdout: 'reboot_required=no\n' });
     const yes = runState(s, { FAKE_RC: '1' }, [bin]);
     expect(yes).toMatchObject({ retcode: 0, stdout: 'reboot_required=yes\n' });
-    expect(parseRebootCheckReturn(saltReturn('spm.validation.reboot_check', [s], () => cmdOutcome(yes, s)))).toMatchObject({ ok: true, rebootRequired: true });
+    expect(
+      parseRebootCheckReturn(saltReturn('spm.validation.reboot_check', [s], () => cmdOutcome(yes, s))),
+    ).toMatchObject({ ok: true, rebootRequired: true });
     const broken = runState(s, { FAKE_RC: '3' }, [bin]);
     expect(broken.retcode).toBe(3);
-    expect(parseRebootCheckReturn(saltReturn('spm.validation.reboot_check', [s], () => cmdOutcome(broken, s)))).toMatchObject({ ok: false, rebootRequired: null });
+    expect(
+      parseRebootCheckReturn(saltReturn('spm.validation.reboot_check', [s], () => cmdOutcome(broken, s))),
+    ).toMatchObject({ ok: false, rebootRequired: null });
     // This test machine has neither needs-restarting nor dnf.
     const none = runState(s, {}, [path.join(work, 'empty-bin')]);
     expect(none.retcode).toBe(2);
@@ -545,10 +790,16 @@ describe('the validation checks, run', () => {
 
   it('service check: systemctl is-active per unit, its state read back', () => {
     const bin = mkdtempSync(path.join(work, 'sc-'));
-    writeExecutable(bin, 'systemctl', '#!/bin/sh\n[ "$1" = is-active ] || exit 64\ncase "$2" in ssh) echo active ;; *) echo failed; exit 3 ;; esac\n');
+    writeExecutable(
+      bin,
+      'systemctl',
+      '#!/bin/sh\n[ "$1" = is-active ] || exit 64\ncase "$2" in ssh) echo active ;; *) echo failed; exit 3 ;; esac\n',
+    );
     const states = render('validation/service_check.sls', ubuntu, examplePillar(ubuntu));
     const runs = new Map(states.map((s) => [s.id, runState(s, {}, [bin])]));
-    const parsed = parseServiceCheckReturn(saltReturn('spm.validation.service_check', states, (s) => cmdOutcome(runs.get(s.id)!, s)));
+    const parsed = parseServiceCheckReturn(
+      saltReturn('spm.validation.service_check', states, (s) => cmdOutcome(runs.get(s.id)!, s)),
+    );
     expect(parsed).toEqual([
       { name: 'ssh', ok: true, state: 'active', comment: 'Command "systemctl is-active ssh" run' },
       { name: 'cron', ok: false, state: 'failed', comment: 'Command "systemctl is-active cron" run (exit 3: failed)' },
@@ -573,21 +824,34 @@ describe('the validation checks, run', () => {
           s.close(() => resolve(p));
         });
       });
-      const pillar = { spm: { healthchecks: {
-        db: { type: 'tcp', port },
-        gone: { type: 'tcp', port: closed, timeout: 2 },
-        selftest: { type: 'command', command: 'test -d / && echo fine' },
-        smoke: { type: 'command', command: 'echo "smoke: 2 of 3 passed" >&2; exit 1' },
-        web: { type: 'http', url: 'http://127.0.0.1:1/healthz' },
-      } } };
+      const pillar = {
+        spm: {
+          healthchecks: {
+            db: { type: 'tcp', port },
+            gone: { type: 'tcp', port: closed, timeout: 2 },
+            selftest: { type: 'command', command: 'test -d / && echo fine' },
+            smoke: { type: 'command', command: 'echo "smoke: 2 of 3 passed" >&2; exit 1' },
+            web: { type: 'http', url: 'http://127.0.0.1:1/healthz' },
+          },
+        },
+      };
       const states = render('healthcheck.sls', ubuntu, pillar);
-      const outcome = (s: RenderedState) => s.fun === 'cmd.run'
-        ? cmdOutcome(runState(s, {}, []), s)
-        // http.query cannot run without Salt: its documented comment for a status that did not come.
-        : { result: false, comment: 'Status 200 was not found.', changes: {} };
+      const outcome = (s: RenderedState) =>
+        s.fun === 'cmd.run'
+          ? cmdOutcome(runState(s, {}, []), s)
+          : // http.query cannot run without Salt: its documented comment for a status that did not come.
+            { result: false, comment: 'Status 200 was not found.', changes: {} };
       const parsed = parseHealthcheckReturn(saltReturn('spm.healthcheck', states, outcome));
-      expect(parsed.map((c) => [c.name, c.ok])).toEqual([['db', true], ['gone', false], ['selftest', true], ['smoke', false], ['web', false]]);
-      expect(parsed.find((c) => c.name === 'smoke')!.comment).toBe(`Command "echo "smoke: 2 of 3 passed" >&2; exit 1" run (exit 1: smoke: 2 of 3 passed)`);
+      expect(parsed.map((c) => [c.name, c.ok])).toEqual([
+        ['db', true],
+        ['gone', false],
+        ['selftest', true],
+        ['smoke', false],
+        ['web', false],
+      ]);
+      expect(parsed.find((c) => c.name === 'smoke')!.comment).toBe(
+        `Command "echo "smoke: 2 of 3 passed" >&2; exit 1" run (exit 1: smoke: 2 of 3 passed)`,
+      );
       expect(parsed.find((c) => c.name === 'web')!.comment).toBe('Status 200 was not found.');
     });
   });
@@ -599,53 +863,116 @@ describe('parsing the state.apply return', () => {
   // The shape of reference §2 / saltstack/salt#41197: keys <mod>_|-<id>_|-<name>_|-<fun>.
   const documented = {
     'http_|-spm_healthcheck_web_|-http://127.0.0.1:8080/healthz_|-query': {
-      name: 'http://127.0.0.1:8080/healthz', result: true, comment: 'Status 200 was found.', changes: {},
-      __id__: 'spm_healthcheck_web', __run_num__: 2, __sls__: 'spm.healthcheck', start_time: '10:15:02.120113', duration: 31.4, data: { status: 200 },
+      name: 'http://127.0.0.1:8080/healthz',
+      result: true,
+      comment: 'Status 200 was found.',
+      changes: {},
+      __id__: 'spm_healthcheck_web',
+      __run_num__: 2,
+      __sls__: 'spm.healthcheck',
+      start_time: '10:15:02.120113',
+      duration: 31.4,
+      data: { status: 200 },
     },
     "cmd_|-spm_healthcheck_db_|-timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432'_|-run": {
-      name: "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432'", result: false,
+      name: "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432'",
+      result: false,
       comment: `Command "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432'" run`,
-      changes: { pid: 3121, retcode: 1, stdout: '', stderr: 'bash: connect: Connection refused\nbash: line 1: /dev/tcp/127.0.0.1/5432: Connection refused' },
-      __id__: 'spm_healthcheck_db', __run_num__: 0, __sls__: 'spm.healthcheck', start_time: '10:15:02.001201', duration: 8.1,
+      changes: {
+        pid: 3121,
+        retcode: 1,
+        stdout: '',
+        stderr: 'bash: connect: Connection refused\nbash: line 1: /dev/tcp/127.0.0.1/5432: Connection refused',
+      },
+      __id__: 'spm_healthcheck_db',
+      __run_num__: 0,
+      __sls__: 'spm.healthcheck',
+      start_time: '10:15:02.001201',
+      duration: 8.1,
     },
     'cmd_|-spm_healthcheck_selftest_|-/usr/local/bin/selftest_|-run': {
-      name: '/usr/local/bin/selftest', result: null, comment: 'Command "/usr/local/bin/selftest" would have been executed', changes: {},
-      __id__: 'spm_healthcheck_selftest', __run_num__: 1, __sls__: 'spm.healthcheck', start_time: '10:15:02.010000', duration: 0.4,
+      name: '/usr/local/bin/selftest',
+      result: null,
+      comment: 'Command "/usr/local/bin/selftest" would have been executed',
+      changes: {},
+      __id__: 'spm_healthcheck_selftest',
+      __run_num__: 1,
+      __sls__: 'spm.healthcheck',
+      start_time: '10:15:02.010000',
+      duration: 0.4,
     },
   };
 
   it('one result per check, in run order; only result true passes', () => {
     expect(parseHealthcheckReturn(documented)).toEqual([
-      { name: 'db', ok: false, comment: `Command "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432'" run (exit 1: bash: connect: Connection refused\nbash: line 1: /dev/tcp/127.0.0.1/5432: Connection refused)` },
+      {
+        name: 'db',
+        ok: false,
+        comment: `Command "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432'" run (exit 1: bash: connect: Connection refused\nbash: line 1: /dev/tcp/127.0.0.1/5432: Connection refused)`,
+      },
       { name: 'selftest', ok: false, comment: 'Command "/usr/local/bin/selftest" would have been executed' },
       { name: 'web', ok: true, comment: 'Status 200 was found.' },
     ]);
   });
 
   it('no checks configured gives no results; other states in the return are ignored', () => {
-    expect(parseHealthcheckReturn({
-      'test_|-spm_healthcheck_|-spm.healthcheck: no checks in pillar spm:healthchecks_|-succeed_without_changes': {
-        name: 'spm.healthcheck: no checks in pillar spm:healthchecks', result: true, comment: 'no checks in pillar spm:healthchecks', changes: {},
-        __id__: 'spm_healthcheck', __run_num__: 0, __sls__: 'spm.healthcheck', start_time: '10:15:02.001201', duration: 0.3,
-      },
-    })).toEqual([]);
+    expect(
+      parseHealthcheckReturn({
+        'test_|-spm_healthcheck_|-spm.healthcheck: no checks in pillar spm:healthchecks_|-succeed_without_changes': {
+          name: 'spm.healthcheck: no checks in pillar spm:healthchecks',
+          result: true,
+          comment: 'no checks in pillar spm:healthchecks',
+          changes: {},
+          __id__: 'spm_healthcheck',
+          __run_num__: 0,
+          __sls__: 'spm.healthcheck',
+          start_time: '10:15:02.001201',
+          duration: 0.3,
+        },
+      }),
+    ).toEqual([]);
   });
 
   it('without __id__ the id comes from the key; fields are typed', () => {
-    const r = stateResults({ 'cmd_|-spm_reboot_check_|-echo reboot_required=no_|-run': { result: true, comment: 'Command "echo reboot_required=no" run', changes: { retcode: 0, stdout: 'reboot_required=no' } } });
-    expect(r).toEqual([{ key: 'cmd_|-spm_reboot_check_|-echo reboot_required=no_|-run', id: 'spm_reboot_check', fun: 'cmd.run', name: 'echo reboot_required=no', result: true, comment: 'Command "echo reboot_required=no" run', changes: { retcode: 0, stdout: 'reboot_required=no' }, runNum: Number.MAX_SAFE_INTEGER }]);
-    expect(parseRebootCheckReturn({ 'cmd_|-spm_reboot_check_|-x_|-run': { result: true, comment: '', changes: { stdout: 'reboot_required=no' } } })).toMatchObject({ ok: true, rebootRequired: false });
+    const r = stateResults({
+      'cmd_|-spm_reboot_check_|-echo reboot_required=no_|-run': {
+        result: true,
+        comment: 'Command "echo reboot_required=no" run',
+        changes: { retcode: 0, stdout: 'reboot_required=no' },
+      },
+    });
+    expect(r).toEqual([
+      {
+        key: 'cmd_|-spm_reboot_check_|-echo reboot_required=no_|-run',
+        id: 'spm_reboot_check',
+        fun: 'cmd.run',
+        name: 'echo reboot_required=no',
+        result: true,
+        comment: 'Command "echo reboot_required=no" run',
+        changes: { retcode: 0, stdout: 'reboot_required=no' },
+        runNum: Number.MAX_SAFE_INTEGER,
+      },
+    ]);
+    expect(
+      parseRebootCheckReturn({
+        'cmd_|-spm_reboot_check_|-x_|-run': { result: true, comment: '', changes: { stdout: 'reboot_required=no' } },
+      }),
+    ).toMatchObject({ ok: true, rebootRequired: false });
   });
 
   it('a render error (a list of strings) throws SaltStateError; a minion error string is refused', () => {
-    const rendered = ["Rendering SLS 'base:spm.healthcheck' failed: Jinja variable 'dict object' has no attribute 'url'"];
+    const rendered = [
+      "Rendering SLS 'base:spm.healthcheck' failed: Jinja variable 'dict object' has no attribute 'url'",
+    ];
     expect(() => parseHealthcheckReturn(rendered)).toThrow(SaltStateError);
     try {
       parseHealthcheckReturn(rendered);
     } catch (e) {
       expect((e as SaltStateError).errors).toEqual(rendered);
     }
-    expect(() => parseHealthcheckReturn('ERROR: Minion function state.apply is not available')).toThrow(/unexpected return/);
+    expect(() => parseHealthcheckReturn('ERROR: Minion function state.apply is not available')).toThrow(
+      /unexpected return/,
+    );
     expect(() => parseSnapshotCreateReturn({})).toThrow(/no result for state spm_snapshot_create/);
   });
 });

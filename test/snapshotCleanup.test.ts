@@ -27,9 +27,22 @@ afterAll(async () => {
 async function endedEntry(errataId: string, daysAgo: number, snapshotId: number): Promise<number> {
   await seedErrata(t.db, [errataId]);
   const { sys } = await startTestSystem(t.db, { ownerId: `cleanup-${errataId}` });
-  const id = await sys.host.create({ errataId, errataVersion: '1', targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: FAST_SETTINGS }, { actor: 't' });
+  const id = await sys.host.create(
+    {
+      errataId,
+      errataVersion: '1',
+      targetOs: 'ubuntu',
+      priority: 0,
+      successScore: 50,
+      notes: null,
+      settings: FAST_SETTINGS,
+    },
+    { actor: 't' },
+  );
   await sys.stop();
-  await t.db.query(sql.unsafe`UPDATE patch_test_queue SET status = 'rolled_back', completed_at = now() - make_interval(days => ${daysAgo}) WHERE id = ${id}`);
+  await t.db.query(
+    sql.unsafe`UPDATE patch_test_queue SET status = 'rolled_back', completed_at = now() - make_interval(days => ${daysAgo}) WHERE id = ${id}`,
+  );
   await t.db.query(sql.unsafe`
     INSERT INTO patch_tests (queue_id, errata_id, attempt, test_system_name, snapshot_id, snapshot_type, result)
     VALUES (${id}, ${errataId}, 1, 'test-ubuntu-01', ${String(snapshotId)}, 'snapper', 'failed')`);
@@ -43,10 +56,26 @@ describe('snapshot cleanup', () => {
     const recent = await endedEntry('USN-9301-1', 1, 0);
     const foreign = await endedEntry('USN-9302-1', 10, 0);
     // The snapshots as the engine takes them (description = prefix + effect key), and one of an admin's.
-    const r1 = await salt.local<number>(['test-ubuntu-01'], 'snapper.create_snapshot', [], { config: 'root', snapshot_type: 'single', description: `spm-orchestrator ${old}:1:snapshot` });
-    const r2 = await salt.local<number>(['test-ubuntu-01'], 'snapper.create_snapshot', [], { config: 'root', snapshot_type: 'single', description: `spm-orchestrator ${recent}:1:snapshot` });
-    const r3 = await salt.local<number>(['test-ubuntu-01'], 'snapper.create_snapshot', [], { config: 'root', snapshot_type: 'single', description: 'before the kernel upgrade (admin)' });
-    const ids = { old: r1.returned['test-ubuntu-01']!, recent: r2.returned['test-ubuntu-01']!, admin: r3.returned['test-ubuntu-01']! };
+    const r1 = await salt.local<number>(['test-ubuntu-01'], 'snapper.create_snapshot', [], {
+      config: 'root',
+      snapshot_type: 'single',
+      description: `spm-orchestrator ${old}:1:snapshot`,
+    });
+    const r2 = await salt.local<number>(['test-ubuntu-01'], 'snapper.create_snapshot', [], {
+      config: 'root',
+      snapshot_type: 'single',
+      description: `spm-orchestrator ${recent}:1:snapshot`,
+    });
+    const r3 = await salt.local<number>(['test-ubuntu-01'], 'snapper.create_snapshot', [], {
+      config: 'root',
+      snapshot_type: 'single',
+      description: 'before the kernel upgrade (admin)',
+    });
+    const ids = {
+      old: r1.returned['test-ubuntu-01']!,
+      recent: r2.returned['test-ubuntu-01']!,
+      admin: r3.returned['test-ubuntu-01']!,
+    };
     await t.db.query(sql.unsafe`UPDATE patch_tests SET snapshot_id = ${String(ids.old)} WHERE queue_id = ${old}`);
     await t.db.query(sql.unsafe`UPDATE patch_tests SET snapshot_id = ${String(ids.recent)} WHERE queue_id = ${recent}`);
     await t.db.query(sql.unsafe`UPDATE patch_tests SET snapshot_id = ${String(ids.admin)} WHERE queue_id = ${foreign}`);

@@ -48,9 +48,17 @@ while True:
     print(json.dumps({'t': time.time(), 'pid': pid, 'fields': data.decode().split('\n'), 'port_open': port_open}), flush=True)
 `;
 
-interface Datagram { t: number; pid: number | null; fields: string[]; port_open: boolean | null }
+interface Datagram {
+  t: number;
+  pid: number | null;
+  fields: string[];
+  port_open: boolean | null;
+}
 
-function startNotifySocket(addr: string, port = 0): { proc: ChildProcess; messages: () => Datagram[]; ready: Promise<void> } {
+function startNotifySocket(
+  addr: string,
+  port = 0,
+): { proc: ChildProcess; messages: () => Datagram[]; ready: Promise<void> } {
   const proc = spawn(PYTHON!, ['-c', SERVER, addr, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -63,7 +71,11 @@ function startNotifySocket(addr: string, port = 0): { proc: ChildProcess; messag
     proc.once('exit', (code) => reject(new Error(`notify socket server exited ${code}: ${err}`)));
   });
   ready.catch(() => undefined);
-  const messages = () => out.split('\n').filter((l) => l.startsWith('{"t"')).map((l) => JSON.parse(l) as Datagram);
+  const messages = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{"t"'))
+      .map((l) => JSON.parse(l) as Datagram);
   return { proc, messages, ready };
 }
 
@@ -77,7 +89,12 @@ afterAll(() => {
 
 describe('takeNotifyEnvironment (sd_notify / sd_watchdog_enabled rules)', () => {
   it('reads the variables once and removes them, so that children do not inherit them', () => {
-    const env: NodeJS.ProcessEnv = { NOTIFY_SOCKET: '/run/systemd/notify', WATCHDOG_USEC: '30000000', WATCHDOG_PID: '42', OTHER: 'x' };
+    const env: NodeJS.ProcessEnv = {
+      NOTIFY_SOCKET: '/run/systemd/notify',
+      WATCHDOG_USEC: '30000000',
+      WATCHDOG_PID: '42',
+      OTHER: 'x',
+    };
     expect(takeNotifyEnvironment(env, 42)).toEqual({ socket: '/run/systemd/notify', watchdogUsec: 30_000_000 });
     expect(env).toEqual({ OTHER: 'x' });
   });
@@ -85,12 +102,22 @@ describe('takeNotifyEnvironment (sd_notify / sd_watchdog_enabled rules)', () => 
   it('no socket: null (everything a no-op); a watchdog meant for another pid, or none: no pings', () => {
     expect(takeNotifyEnvironment({}, 1)).toBeNull();
     expect(takeNotifyEnvironment({ NOTIFY_SOCKET: 'relative' }, 1)).toBeNull();
-    expect(takeNotifyEnvironment({ NOTIFY_SOCKET: '@abstract', WATCHDOG_USEC: '1000000', WATCHDOG_PID: '7' }, 8)).toEqual({ socket: '@abstract', watchdogUsec: null });
-    expect(takeNotifyEnvironment({ NOTIFY_SOCKET: '/x', WATCHDOG_USEC: 'soon' }, 8)).toEqual({ socket: '/x', watchdogUsec: null });
+    expect(
+      takeNotifyEnvironment({ NOTIFY_SOCKET: '@abstract', WATCHDOG_USEC: '1000000', WATCHDOG_PID: '7' }, 8),
+    ).toEqual({ socket: '@abstract', watchdogUsec: null });
+    expect(takeNotifyEnvironment({ NOTIFY_SOCKET: '/x', WATCHDOG_USEC: 'soon' }, 8)).toEqual({
+      socket: '/x',
+      watchdogUsec: null,
+    });
   });
 
   it('superviseBySystemd without NOTIFY_SOCKET sends nothing and its release resolves', async () => {
-    const release = superviseBySystemd({ logger: pino({ level: 'silent' }), status: () => 'x', env: {}, command: '/nonexistent/systemd-notify' });
+    const release = superviseBySystemd({
+      logger: pino({ level: 'silent' }),
+      status: () => 'x',
+      env: {},
+      command: '/nonexistent/systemd-notify',
+    });
     await release();
   });
 });
@@ -117,12 +144,20 @@ describe.skipIf(!PYTHON || !HAS_NOTIFY)('sd_notify through systemd-notify, again
     const server = startNotifySocket(name);
     procs.push(server.proc);
     await server.ready;
-    const release = superviseBySystemd({ logger: pino({ level: 'silent' }), status: () => 'ok', env: { NOTIFY_SOCKET: name, WATCHDOG_USEC: '400000' } });
+    const release = superviseBySystemd({
+      logger: pino({ level: 'silent' }),
+      status: () => 'ok',
+      env: { NOTIFY_SOCKET: name, WATCHDOG_USEC: '400000' },
+    });
     await waitUntil(async () => withField(server.messages(), 'WATCHDOG=1').length >= 2, 5000, 'pings');
     const blockedAt = Date.now() / 1000;
     while (Date.now() / 1000 - blockedAt < 1.5); // the loop is stuck
     const unblockedAt = Date.now() / 1000;
-    await waitUntil(async () => withField(server.messages(), 'WATCHDOG=1').some((p) => p.t > unblockedAt), 5000, 'a ping after the block');
+    await waitUntil(
+      async () => withField(server.messages(), 'WATCHDOG=1').some((p) => p.t > unblockedAt),
+      5000,
+      'a ping after the block',
+    );
     await release();
     const pings = withField(server.messages(), 'WATCHDOG=1');
     // Nothing was even spawned while the loop was stuck (a ping in flight may land just after it froze).
@@ -149,18 +184,30 @@ describe.skipIf(!PYTHON || !HAS_NOTIFY)('sd_notify through systemd-notify, again
       procs.push(server.proc);
       await server.ready;
       const child = startChild(['serve'], {
-        DATABASE_URL: t.url, HTTP_PORT: String(port), INSTANCE_ID: `notify-${process.pid}`, LOG_LEVEL: 'info',
-        NOTIFY_SOCKET: socket, WATCHDOG_USEC: '1000000',
+        DATABASE_URL: t.url,
+        HTTP_PORT: String(port),
+        INSTANCE_ID: `notify-${process.pid}`,
+        LOG_LEVEL: 'info',
+        NOTIFY_SOCKET: socket,
+        WATCHDOG_USEC: '1000000',
       });
       procs.push(child.proc);
-      await waitUntil(async () => withField(server.messages(), 'READY=1').length > 0, 60_000, 'READY=1', { child: () => child });
+      await waitUntil(async () => withField(server.messages(), 'READY=1').length > 0, 60_000, 'READY=1', {
+        child: () => child,
+      });
       const [ready] = withField(server.messages(), 'READY=1');
       // The notify server tried the port the moment READY=1 arrived: it was bound already.
       expect(ready!.port_open).toBe(true);
       expect(ready!.fields).toContain(`MAINPID=${child.proc.pid}`);
-      expect(ready!.fields.find((f) => f.startsWith('STATUS='))).toMatch(/^STATUS=0 patch actors in memory, no test lanes$/);
+      expect(ready!.fields.find((f) => f.startsWith('STATUS='))).toMatch(
+        /^STATUS=0 patch actors in memory, no test lanes$/,
+      );
       // Migrations and hydration came before it.
-      const logs = child.stdout().trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+      const logs = child
+        .stdout()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string });
       const order = logs.map((l) => l.msg);
       expect(order.indexOf('actors hydrated')).toBeGreaterThanOrEqual(0);
       expect(order.indexOf('actors hydrated')).toBeLessThan(order.indexOf('spm-orchestrator serving'));
@@ -186,9 +233,18 @@ describe.skipIf(!PYTHON || !HAS_NOTIFY)('sd_notify through systemd-notify, again
 
     it('without NOTIFY_SOCKET nothing is sent and no systemd-notify runs', async () => {
       const port = await freePort();
-      const child = startChild(['serve'], { DATABASE_URL: t.url, HTTP_PORT: String(port), INSTANCE_ID: `notify-off-${process.pid}`, LOG_LEVEL: 'info', NOTIFY_SOCKET: '', WATCHDOG_USEC: '' });
+      const child = startChild(['serve'], {
+        DATABASE_URL: t.url,
+        HTTP_PORT: String(port),
+        INSTANCE_ID: `notify-off-${process.pid}`,
+        LOG_LEVEL: 'info',
+        NOTIFY_SOCKET: '',
+        WATCHDOG_USEC: '',
+      });
       procs.push(child.proc);
-      await waitUntil(async () => child.stdout().includes('spm-orchestrator serving'), 60_000, 'serving', { child: () => child });
+      await waitUntil(async () => child.stdout().includes('spm-orchestrator serving'), 60_000, 'serving', {
+        child: () => child,
+      });
       child.proc.kill('SIGTERM');
       expect((await child.exited).code).toBe(0);
       expect(child.stdout()).not.toContain('systemd notified');

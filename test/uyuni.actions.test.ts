@@ -50,7 +50,9 @@ describe('UYUNI actions', () => {
 
   it('cancel works while queued and is refused once picked up', async () => {
     await client.withSession(async (s) => {
-      const [a] = await s.scheduleApplyErrata([ubuntu().id], [errataOf(2).id], { earliest: new Date(Date.now() + 60_000) });
+      const [a] = await s.scheduleApplyErrata([ubuntu().id], [errataOf(2).id], {
+        earliest: new Date(Date.now() + 60_000),
+      });
       expect((await s.listInProgressActions()).map((x) => x.id)).toContain(a);
       expect(await s.cancelActions([a!])).toBe(1);
       expect((await s.actionSystems(a!)).failed[0]?.message).toBe('Canceled');
@@ -99,7 +101,11 @@ describe('UYUNI package installs, installed packages, CLM, outages', () => {
     ]);
     await client.withSession(async (s) => {
       const envs = await s.listProjectEnvironments('p');
-      expect(envs.map((e) => [e.label, e.previousEnvironmentLabel, e.nextEnvironmentLabel])).toEqual([['dev', undefined, 'test'], ['test', 'dev', 'prod'], ['prod', 'test', undefined]]);
+      expect(envs.map((e) => [e.label, e.previousEnvironmentLabel, e.nextEnvironmentLabel])).toEqual([
+        ['dev', undefined, 'test'],
+        ['test', 'dev', 'prod'],
+        ['prod', 'test', undefined],
+      ]);
       expect(await s.promoteProject('p', 'test')).toBe(1);
       expect(await s.lookupEnvironment('p', 'prod')).toMatchObject({ version: 3, status: 'building' });
       await expect(s.promoteProject('p', 'test')).rejects.toThrow(/already in progress/);

@@ -25,8 +25,14 @@ afterAll(async () => {
   for (const d of dbs) await d.drop();
 });
 
-const client = () => new UyuniClient({ url, user: 'admin', password: 'admin', verifySsl: true, timeoutMs: 5000, syncWorkers: 4 });
-const row = z.object({ issue_date: z.string().nullable(), update_date: z.string().nullable(), errata_version: z.string().nullable(), advisory_status: z.string().nullable() });
+const client = () =>
+  new UyuniClient({ url, user: 'admin', password: 'admin', verifySsl: true, timeoutMs: 5000, syncWorkers: 4 });
+const row = z.object({
+  issue_date: z.string().nullable(),
+  update_date: z.string().nullable(),
+  errata_version: z.string().nullable(),
+  advisory_status: z.string().nullable(),
+});
 
 // An errata whose time of day is not midnight, so that a date-only form shows.
 const sample = lab.fleet.errata.find((e) => !e.issueDate.endsWith(' 00:00:00'))!;
@@ -49,7 +55,11 @@ describe('UYUNI errata dates in every form', () => {
     lab.dateForm = form;
     const r = await new UyuniSync({ db: t.db, logger: silentLogger, uyuni: client(), prefixes: ['test-'] }).run('api');
     expect(r, r.error ?? '').toMatchObject({ status: 'completed', error: null, errata: { total: 634, new: 634 } });
-    const got = await t.db.one(sql.type(row)`SELECT issue_date, update_date, errata_version, advisory_status FROM errata_cache WHERE errata_id = ${sample.advisoryName}`);
+    const got = await t.db.one(
+      sql.type(
+        row,
+      )`SELECT issue_date, update_date, errata_version, advisory_status FROM errata_cache WHERE errata_id = ${sample.advisoryName}`,
+    );
     expect(got).toEqual(expected[form]);
   });
 

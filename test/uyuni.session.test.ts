@@ -16,7 +16,10 @@ import { silentLogger } from './helpers/deps.ts';
 
 const SPEC: FleetSpec = {
   seed: 11,
-  groups: [{ name: 'test-ubuntu-2404', os: 'ubuntu', systems: 40 }, { name: 'test-rhel9', os: 'rhel', systems: 20 }],
+  groups: [
+    { name: 'test-ubuntu-2404', os: 'ubuntu', systems: 40 },
+    { name: 'test-rhel9', os: 'rhel', systems: 20 },
+  ],
   errata: { ubuntu: 120, debian: 0, rhel: 80 },
   relevantPerSystem: 30,
 };
@@ -29,12 +32,18 @@ afterAll(async () => {
   await t.drop();
 });
 
-async function withLab<T>(opts: { latencyMs?: number }, fn: (lab: LabUyuni, client: UyuniClient) => Promise<T>): Promise<T> {
+async function withLab<T>(
+  opts: { latencyMs?: number },
+  fn: (lab: LabUyuni, client: UyuniClient) => Promise<T>,
+): Promise<T> {
   const lab = new LabUyuni(generateFleet(SPEC), { latencyMs: opts.latencyMs ?? 0 });
   lab.recordCalls = true;
   const url = await lab.serve();
   try {
-    return await fn(lab, new UyuniClient({ url, user: 'admin', password: 'admin', verifySsl: true, timeoutMs: 5000, syncWorkers: 4 }));
+    return await fn(
+      lab,
+      new UyuniClient({ url, user: 'admin', password: 'admin', verifySsl: true, timeoutMs: 5000, syncWorkers: 4 }),
+    );
   } finally {
     await lab.close();
   }
@@ -72,7 +81,11 @@ describe('UYUNI: one session per cycle', () => {
       // Of the 60 systems' calls only those already on the wire were sent: the 4 workers' and the
       // one that took the failed call's slot before the failure reached the session.
       expect(lab.count('system.getRelevantErrata')).toBeLessThanOrEqual(5);
-      expect({ logins: lab.logins, logouts: lab.logouts, relogins: client.stats.relogins }).toEqual({ logins: 1, logouts: 1, relogins: 0 });
+      expect({ logins: lab.logins, logouts: lab.logouts, relogins: client.stats.relogins }).toEqual({
+        logins: 1,
+        logouts: 1,
+        relogins: 0,
+      });
     });
   });
 

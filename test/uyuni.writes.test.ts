@@ -15,7 +15,14 @@ const lab = new LabUyuni(generateFleet(SEED_SCALE), { pickupMs: 60, runMs: 60 })
 let client: UyuniClient;
 beforeAll(async () => {
   const url = await lab.serve();
-  client = new UyuniClient({ url, user: 'admin', password: 'admin', verifySsl: true, timeoutMs: TIMEOUT_MS, syncWorkers: 4 });
+  client = new UyuniClient({
+    url,
+    user: 'admin',
+    password: 'admin',
+    verifySsl: true,
+    timeoutMs: TIMEOUT_MS,
+    syncWorkers: 4,
+  });
 });
 afterAll(() => lab.close());
 
@@ -25,7 +32,12 @@ describe('UYUNI writes answered after the timeout', () => {
   it('scheduleReboot: one reboot action, and an outcome-unknown (transient) error instead of a second one', async () => {
     lab.answerDelayMs.set('system.scheduleReboot', TIMEOUT_MS + 1000);
     const before = lab.actionsOfType('System reboot', ubuntu().id);
-    const err = await client.withSession((s) => s.scheduleReboot(ubuntu().id)).then(() => null, (e: unknown) => e);
+    const err = await client
+      .withSession((s) => s.scheduleReboot(ubuntu().id))
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(UyuniOutcomeUnknown);
     expect(isTransient(err)).toBe(true);
     await new Promise((r) => setTimeout(r, TIMEOUT_MS + 1200));
@@ -38,7 +50,12 @@ describe('UYUNI writes answered after the timeout', () => {
     const errata = lab.fleet.errata.find((e) => e.id === ubuntu().relevant[0])!;
     lab.answerDelayMs.set('system.scheduleApplyErrata', TIMEOUT_MS + 1000);
     const before = lab.actionsFor(errata.advisoryName);
-    const err = await client.withSession((s) => s.scheduleApplyErrata([ubuntu().id], [errata.id])).then(() => null, (e: unknown) => e);
+    const err = await client
+      .withSession((s) => s.scheduleApplyErrata([ubuntu().id], [errata.id]))
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(UyuniOutcomeUnknown);
     await new Promise((r) => setTimeout(r, TIMEOUT_MS + 1200));
     expect(lab.actionsFor(errata.advisoryName)).toBe(before + 1);

@@ -86,7 +86,10 @@ async function windowOf(e: EngineDeps, group: string | null, minRemainingMs: num
 /** What a deployment waiting for its production groups shows (GET /queue/{id}, the dashboard). */
 export function groupWaitReason(busy: readonly GroupLockHolder[]): string {
   return busy
-    .map((b) => `waiting for production group ${b.group_name}: deployment ${b.deployment_id} of ${b.errata_id} (entry ${b.queue_id}) is in progress since ${new Date(b.acquired_at).toISOString()}`)
+    .map(
+      (b) =>
+        `waiting for production group ${b.group_name}: deployment ${b.deployment_id} of ${b.errata_id} (entry ${b.queue_id}) is in progress since ${new Date(b.acquired_at).toISOString()}`,
+    )
     .join('; ');
 }
 
@@ -361,7 +364,10 @@ export function rolloutPorts(e: EngineDeps) {
           // of this deployment is taken before its first system is touched, and kept until its
           // entry leaves production; meanwhile another entry's deployment waits here.
           const busy = await acquireGroupLocks(e.db, {
-            deploymentId: dep.id, queueId: dep.queue_id, errataId: dep.errata_id, groups: waves.map((x) => x.group),
+            deploymentId: dep.id,
+            queueId: dep.queue_id,
+            errataId: dep.errata_id,
+            groups: waves.map((x) => x.group),
           });
           if (busy === null) break;
           const reason = groupWaitReason(busy);

@@ -151,7 +151,10 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async collectBaseline(input: Effects['collectBaseline']['in'], signal?: AbortSignal): Promise<Out<'collectBaseline'>> {
+    async collectBaseline(
+      input: Effects['collectBaseline']['in'],
+      signal?: AbortSignal,
+    ): Promise<Out<'collectBaseline'>> {
       return inPhase(e.db, phaseOf(input), 'baseline', async () => {
         const sys = await testSystemOf(e, input);
         const t = await loadThresholds(e.db);
@@ -164,7 +167,11 @@ export function testPorts(e: EngineDeps) {
           const prometheus = e.prometheus;
           const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
           const notBefore = await lastRollbackOnSystem(e.db, sys.name, testId);
-          window = await baselineWindow({ ...e, prometheus }, { key: input.key, instance: sys.name, metrics, timing: windowTiming(t, policy), notBefore }, signal);
+          window = await baselineWindow(
+            { ...e, prometheus },
+            { key: input.key, instance: sys.name, metrics, timing: windowTiming(t, policy), notBefore },
+            signal,
+          );
         }
         const live = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
         const evidence: StoredEvidence = { ...live, window };
@@ -174,11 +181,27 @@ export function testPorts(e: EngineDeps) {
         const packages = pk.versions.get(sys.name) ?? {};
         const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
         await setTestBaseline(e.db, testId, { evidence, services: evidence.services, packages });
-        const counts = window ? Object.fromEntries(Object.entries(window.samples).map(([k, v]) => [k, v.length])) : null;
+        const counts = window
+          ? Object.fromEntries(Object.entries(window.samples).map(([k, v]) => [k, v.length]))
+          : null;
         const { window: _w, ...rest } = evidence;
         return {
           out: {},
-          evidence: { ...rest, packages, ...(window ? { window: { start: window.start, end: window.end, step_seconds: window.step_seconds, samples: counts, waited_seconds: window.waited_seconds } } : {}) },
+          evidence: {
+            ...rest,
+            packages,
+            ...(window
+              ? {
+                  window: {
+                    start: window.start,
+                    end: window.end,
+                    step_seconds: window.step_seconds,
+                    samples: counts,
+                    waited_seconds: window.waited_seconds,
+                  },
+                }
+              : {}),
+          },
         };
       });
     },
@@ -251,8 +274,17 @@ export function testPorts(e: EngineDeps) {
           const policy = await loadCanaryPolicy(e.db);
           const metrics = baseWindow?.metrics ?? (await loadCanaryMetrics(e.db));
           const prometheus = e.prometheus;
-          window = await postWindow({ ...e, prometheus }, { key: input.key, instance: sys.name, metrics, timing: windowTiming(t, policy) }, signal);
-          const windows = Object.fromEntries(metrics.map((m) => [m.name, { baseline: baseWindow?.samples[m.name] ?? [], post: window!.samples[m.name] ?? [] }]));
+          window = await postWindow(
+            { ...e, prometheus },
+            { key: input.key, instance: sys.name, metrics, timing: windowTiming(t, policy) },
+            signal,
+          );
+          const windows = Object.fromEntries(
+            metrics.map((m) => [
+              m.name,
+              { baseline: baseWindow?.samples[m.name] ?? [], post: window!.samples[m.name] ?? [] },
+            ]),
+          );
           canary = { metrics, windows, policy: canaryPolicyOf(policy) };
         }
         const live = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
@@ -267,7 +299,8 @@ export function testPorts(e: EngineDeps) {
           reboot: checked ? { required, rebooted } : null,
         });
         if (base.evidence === null) j.reasons.unshift('no baseline was recorded');
-        if (e.prometheus && baseWindow === null) j.notes.push('the baseline has no Prometheus window (taken without Prometheus)');
+        if (e.prometheus && baseWindow === null)
+          j.notes.push('the baseline has no Prometheus window (taken without Prometheus)');
         const v = machineVerdict(j);
         await setTestValidation(e.db, input.entryId, input.attempt, {
           post,

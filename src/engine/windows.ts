@@ -48,7 +48,8 @@ export function windowTiming(t: Thresholds, p: CanaryPolicyConfig): WindowTiming
   const { unitMs } = timing(t);
   const room = Math.floor(t.step_timeout_seconds * 0.8);
   const notes: string[] = [];
-  if (p.post_window_seconds > room) notes.push(`post window shortened to ${room} s (80 % of step_timeout_seconds ${t.step_timeout_seconds})`);
+  if (p.post_window_seconds > room)
+    notes.push(`post window shortened to ${room} s (80 % of step_timeout_seconds ${t.step_timeout_seconds})`);
   return {
     baselineMs: p.baseline_window_seconds * unitMs,
     postMs: Math.min(p.post_window_seconds, room) * unitMs,
@@ -96,7 +97,9 @@ export async function sampleWindow(
   const start = endMs - (n - 1) * stepMs;
   const notes: string[] = [];
   const series = await Promise.all(
-    metrics.map((m) => prom.range(renderQuery(m.query, { instance, rangeS: stepS }), new Date(start), new Date(endMs), stepS)),
+    metrics.map((m) =>
+      prom.range(renderQuery(m.query, { instance, rangeS: stepS }), new Date(start), new Date(endMs), stepS),
+    ),
   );
   const samples: Record<string, number[]> = {};
   metrics.forEach((m, i) => {
@@ -105,7 +108,14 @@ export async function sampleWindow(
     if (all.length > 1) notes.push(`${m.name}: the query returned ${all.length} series; aggregate it by instance`);
     samples[m.name] = (mine?.values ?? []).map(([, v]) => v).filter(Number.isFinite);
   });
-  return { start: iso(start), end: iso(endMs), step_seconds: stepS, range_seconds: Math.max(1, Math.round(stepS)), samples, notes };
+  return {
+    start: iso(start),
+    end: iso(endMs),
+    step_seconds: stepS,
+    range_seconds: Math.max(1, Math.round(stepS)),
+    samples,
+    notes,
+  };
 }
 
 const unavailable = (raw: unknown): never => {
@@ -117,7 +127,10 @@ const unavailable = (raw: unknown): never => {
  * The required metrics that do not yet have their samples in a window, weakest first.
  * @example shortOf(metrics, w) // [{ name: 'cpu_busy_percent', have: 3, need: 10 }]
  */
-export function shortOf(metrics: readonly CanaryMetric[], w: SampledWindow): { name: string; have: number; need: number }[] {
+export function shortOf(
+  metrics: readonly CanaryMetric[],
+  w: SampledWindow,
+): { name: string; have: number; need: number }[] {
   return metrics
     .filter((m) => !m.optional)
     .map((m) => ({ name: m.name, have: w.samples[m.name]?.length ?? 0, need: m.minSamples }))
@@ -140,7 +153,8 @@ export async function prometheusScrapes(
   try {
     const up = await prometheus.vector(`up{instance=${promString(instance)}}`);
     if (up.length === 0) return { scraped: false, reason: `Prometheus does not scrape ${instance} (no up series)` };
-    if (!up.some((s) => s.value === 1)) return { scraped: false, reason: `Prometheus does not scrape ${instance} (up == 0)` };
+    if (!up.some((s) => s.value === 1))
+      return { scraped: false, reason: `Prometheus does not scrape ${instance} (up == 0)` };
     return { scraped: true, reason: null };
   } catch (raw) {
     return { scraped: false, reason: `Prometheus: ${(raw as Error).message}` };
@@ -160,16 +174,27 @@ export async function baselineWindow(
   const started = Date.now();
   let noted = '';
   const from = a.notBefore ? a.notBefore.getTime() : -Infinity;
-  const fromNote = a.notBefore ? [`the baseline starts after the last rollback on this system (${a.notBefore.toISOString()})`] : [];
+  const fromNote = a.notBefore
+    ? [`the baseline starts after the last rollback on this system (${a.notBefore.toISOString()})`]
+    : [];
   for (;;) {
     const now = Date.now();
     const length = Math.min(a.timing.baselineMs, now - from);
-    const w = length < a.timing.stepMs
-      ? { start: iso(now), end: iso(now), step_seconds: a.timing.stepMs / 1000, range_seconds: Math.max(1, Math.round(a.timing.stepMs / 1000)), samples: {}, notes: [] }
-      : await sampleWindow(e.prometheus, a.metrics, a.instance, now, length, a.timing.stepMs).catch(unavailable);
+    const w =
+      length < a.timing.stepMs
+        ? {
+            start: iso(now),
+            end: iso(now),
+            step_seconds: a.timing.stepMs / 1000,
+            range_seconds: Math.max(1, Math.round(a.timing.stepMs / 1000)),
+            samples: {},
+            notes: [],
+          }
+        : await sampleWindow(e.prometheus, a.metrics, a.instance, now, length, a.timing.stepMs).catch(unavailable);
     const short = shortOf(a.metrics, w);
     const waited = Math.round((Date.now() - started) / 100) / 10;
-    if (short.length === 0) return { ...w, notes: [...a.timing.notes, ...fromNote, ...w.notes], metrics: a.metrics, waited_seconds: waited };
+    if (short.length === 0)
+      return { ...w, notes: [...a.timing.notes, ...fromNote, ...w.notes], metrics: a.metrics, waited_seconds: waited };
     const weakest = short[0]!;
     const progress = {
       waiting_for_samples: `${weakest.have}/${weakest.need}`,
@@ -180,7 +205,10 @@ export async function baselineWindow(
     const text = JSON.stringify(progress.short);
     if (text !== noted) {
       const scrape = await prometheusScrapes(e.prometheus, a.instance);
-      await notePhaseProgress(e.db, a.key, 'baseline', { ...progress, ...(scrape.reason ? { scrape: scrape.reason } : {}) });
+      await notePhaseProgress(e.db, a.key, 'baseline', {
+        ...progress,
+        ...(scrape.reason ? { scrape: scrape.reason } : {}),
+      });
       noted = text;
     }
     if (Date.now() - started >= a.timing.baselineWaitMs) {
@@ -210,6 +238,8 @@ export async function postWindow(
   }
   const readyAt = endMs + Math.min(a.timing.stepMs, 5000);
   if (Date.now() < readyAt) await sleep(readyAt - Date.now(), signal);
-  const w = await sampleWindow(e.prometheus, a.metrics, a.instance, endMs, a.timing.postMs, a.timing.stepMs).catch(unavailable);
+  const w = await sampleWindow(e.prometheus, a.metrics, a.instance, endMs, a.timing.postMs, a.timing.stepMs).catch(
+    unavailable,
+  );
   return { ...w, notes: [...a.timing.notes, ...w.notes] };
 }

@@ -19,7 +19,14 @@ export function errorBody(code: string, message: string, details: unknown = null
   return { error: { code, message, details } };
 }
 
-export function errorResponse(c: Context, status: number, code: string, message: string, details: unknown = null, headers?: Record<string, string>) {
+export function errorResponse(
+  c: Context,
+  status: number,
+  code: string,
+  message: string,
+  details: unknown = null,
+  headers?: Record<string, string>,
+) {
   return c.json(errorBody(code, message, details), status as ContentfulStatusCode, headers);
 }
 
@@ -32,7 +39,14 @@ export function makeErrorHandler(logger: Logger) {
     }
     if (raw instanceof HTTPException) {
       const status = raw.status;
-      const code = status === 413 ? 'payload_too_large' : status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'http_error';
+      const code =
+        status === 413
+          ? 'payload_too_large'
+          : status === 401
+            ? 'unauthorized'
+            : status === 403
+              ? 'forbidden'
+              : 'http_error';
       const message = status === 413 ? 'request body is too large' : raw.message || 'request refused';
       return errorResponse(c, status, code, message);
     }
@@ -40,10 +54,22 @@ export function makeErrorHandler(logger: Logger) {
     // The database (or another dependency) unreachable for a moment: 503 and when to try again,
     // not a 500 — and nothing was answered as done that was not (writes answer after commit).
     if (isTransient(raw)) {
-      logger.warn({ err: err.message, requestId, method: c.req.method, path: c.req.path }, 'request failed: a dependency is unreachable');
-      return errorResponse(c, 503, 'unavailable', 'a dependency (the database) is unreachable for the moment; retry shortly', { request_id: requestId ?? null }, { 'Retry-After': '5' });
+      logger.warn(
+        { err: err.message, requestId, method: c.req.method, path: c.req.path },
+        'request failed: a dependency is unreachable',
+      );
+      return errorResponse(
+        c,
+        503,
+        'unavailable',
+        'a dependency (the database) is unreachable for the moment; retry shortly',
+        { request_id: requestId ?? null },
+        { 'Retry-After': '5' },
+      );
     }
     logger.error({ err, requestId, method: c.req.method, path: c.req.path }, 'unhandled error in request');
-    return errorResponse(c, 500, 'internal_error', 'internal error; see the server log', { request_id: requestId ?? null });
+    return errorResponse(c, 500, 'internal_error', 'internal error; see the server log', {
+      request_id: requestId ?? null,
+    });
   };
 }

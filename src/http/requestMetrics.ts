@@ -51,7 +51,11 @@ export function measureRequests(histogram: Histogram<'route' | 'method' | 'statu
         return res;
       } finally {
         histogram.observe(
-          { route: routePattern(app, request), method: METHODS.has(request.method) ? request.method : 'OTHER', status: String(status) },
+          {
+            route: routePattern(app, request),
+            method: METHODS.has(request.method) ? request.method : 'OTHER',
+            status: String(status),
+          },
           (performance.now() - t0) / 1000,
         );
       }

@@ -21,7 +21,15 @@ import { sleep } from '../engine/timing.ts';
 
 /** Effects that change the outside world: running one twice for one key is a duplicate. */
 export const MUTATING_EFFECTS: readonly EffectName[] = [
-  'takeSnapshot', 'applyErrata', 'scheduleReboot', 'rollbackTest', 'notify', 'promote', 'planDeployment', 'deployWave', 'rollbackProduction',
+  'takeSnapshot',
+  'applyErrata',
+  'scheduleReboot',
+  'rollbackTest',
+  'notify',
+  'promote',
+  'planDeployment',
+  'deployWave',
+  'rollbackProduction',
 ];
 
 export interface Scenario {
@@ -73,7 +81,12 @@ export class FakeWorld {
   private readonly opts: Required<FakeWorldOptions>;
 
   constructor(opts: FakeWorldOptions = {}) {
-    this.opts = { latencyMs: opts.latencyMs ?? 0, slowMs: opts.slowMs ?? 2000, waves: opts.waves ?? 2, responseDelayMs: opts.responseDelayMs ?? 0 };
+    this.opts = {
+      latencyMs: opts.latencyMs ?? 0,
+      slowMs: opts.slowMs ?? 2000,
+      waves: opts.waves ?? 2,
+      responseDelayMs: opts.responseDelayMs ?? 0,
+    };
   }
 
   /** Keys of mutating effects executed more than once. */
@@ -121,7 +134,9 @@ export class FakeWorld {
       case 'applyErrata':
         return { actionIds: [this.nextId++] };
       case 'awaitAction':
-        return sc.applyFail ? { ok: false, message: 'Failed: package dependency problem (fake)' } : { ok: true, message: 'Completed' };
+        return sc.applyFail
+          ? { ok: false, message: 'Failed: package dependency problem (fake)' }
+          : { ok: true, message: 'Completed' };
       case 'checkReboot':
         return { required: sc.reboot };
       case 'scheduleReboot':
@@ -131,10 +146,24 @@ export class FakeWorld {
         return {};
       case 'validate':
         return sc.validation === 'pass'
-          ? { verdict: 'pass', reason: null, evidence: { checks: [{ check: 'cpu_delta_percent', baseline: 10, post: 11, delta: 1, limit: 20, ok: true }] } }
+          ? {
+              verdict: 'pass',
+              reason: null,
+              evidence: {
+                checks: [{ check: 'cpu_delta_percent', baseline: 10, post: 11, delta: 1, limit: 20, ok: true }],
+              },
+            }
           : sc.validation === 'fail'
-            ? { verdict: 'fail', reason: 'service nginx.service failed after patch (fake)', evidence: { checks: [{ check: 'failed_services', post: 1, limit: 0, ok: false }] } }
-            : { verdict: 'inconclusive', reason: 'no evidence: Prometheus and Salt unreachable (fake)', evidence: null };
+            ? {
+                verdict: 'fail',
+                reason: 'service nginx.service failed after patch (fake)',
+                evidence: { checks: [{ check: 'failed_services', post: 1, limit: 0, ok: false }] },
+              }
+            : {
+                verdict: 'inconclusive',
+                reason: 'no evidence: Prometheus and Salt unreachable (fake)',
+                evidence: null,
+              };
       case 'rollbackTest':
         if (sc.rollbackFail) throw new Error('rollback failed: snapshot not found (fake)');
         return { type: (input as Effects['rollbackTest']['in']).rebootRequired ? 'system' : 'package' };
@@ -149,7 +178,9 @@ export class FakeWorld {
           ? { outcome: 'halted', reason: '2 of 2 systems failed (threshold 1)' }
           : { outcome: 'ok', reason: null };
       case 'verifyDeployment':
-        return sc.verifyFail ? { ok: false, reason: 'service checks failed on 1 system (fake)' } : { ok: true, reason: null };
+        return sc.verifyFail
+          ? { ok: false, reason: 'service checks failed on 1 system (fake)' }
+          : { ok: true, reason: null };
       case 'rollbackProduction':
         return {};
     }
@@ -157,7 +188,10 @@ export class FakeWorld {
 
   /** `PatchPorts` backed by this world (in-process). */
   ports(): PatchPorts {
-    return portsFrom((name, input, signal) => this.run(name, input, signal), (name, input) => this.reconcile(name, input));
+    return portsFrom(
+      (name, input, signal) => this.run(name, input, signal),
+      (name, input) => this.reconcile(name, input),
+    );
   }
 
   /** Serve this world over loopback HTTP (for daemons in child processes). */
@@ -171,27 +205,44 @@ export class FakeWorld {
           res.end(JSON.stringify(body));
         };
         const m = /^\/(run|reconcile)\/(\w+)$/.exec(req.url ?? '');
-        if (req.method === 'GET' && req.url === '/stats') return reply(200, { executions: Object.fromEntries(this.executions), duplicates: this.duplicates() });
-        if (req.method !== 'POST' || m === null || !EFFECT_NAMES.includes(m[2] as EffectName)) return reply(404, { error: 'not found' });
+        if (req.method === 'GET' && req.url === '/stats')
+          return reply(200, { executions: Object.fromEntries(this.executions), duplicates: this.duplicates() });
+        if (req.method !== 'POST' || m === null || !EFFECT_NAMES.includes(m[2] as EffectName))
+          return reply(404, { error: 'not found' });
         const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as never;
         const name = m[2] as EffectName;
         const op = m[1] === 'run' ? this.run(name, input) : this.reconcile(name, input);
         op.then(
           (out) => reply(200, { ok: true, out }),
-          (err: Error & { transient?: boolean }) => reply(200, { ok: false, error: { message: err.message, transient: err.transient === true } }),
+          (err: Error & { transient?: boolean }) =>
+            reply(200, { ok: false, error: { message: err.message, transient: err.transient === true } }),
         );
       });
     });
-    return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server })));
+    return new Promise((resolve) =>
+      server.listen(port, '127.0.0.1', () =>
+        resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }),
+      ),
+    );
   }
 }
 
 /** `PatchPorts` that talk to a fake world served by another process (`FakeWorld.serve`). */
 export function fakeWorldHttpPorts(baseUrl: string): PatchPorts {
-  const call = async (op: 'run' | 'reconcile', name: EffectName, input: unknown, signal?: AbortSignal): Promise<unknown> => {
+  const call = async (
+    op: 'run' | 'reconcile',
+    name: EffectName,
+    input: unknown,
+    signal?: AbortSignal,
+  ): Promise<unknown> => {
     let res: Response;
     try {
-      res = await fetch(`${baseUrl}/${op}/${name}`, { method: 'POST', body: JSON.stringify(input), headers: { 'content-type': 'application/json' }, ...(signal ? { signal } : {}) });
+      res = await fetch(`${baseUrl}/${op}/${name}`, {
+        method: 'POST',
+        body: JSON.stringify(input),
+        headers: { 'content-type': 'application/json' },
+        ...(signal ? { signal } : {}),
+      });
     } catch (raw) {
       if (signal?.aborted) throw raw;
       throw new TransientError(`fake world unreachable: ${(raw as Error).message}`);
@@ -201,5 +252,8 @@ export function fakeWorldHttpPorts(baseUrl: string): PatchPorts {
     if (body.error?.transient) throw new TransientError(body.error.message);
     throw new Error(body.error?.message ?? 'fake world error');
   };
-  return portsFrom((name, input, signal) => call('run', name, input, signal), (name, input) => call('reconcile', name, input));
+  return portsFrom(
+    (name, input, signal) => call('run', name, input, signal),
+    (name, input) => call('reconcile', name, input),
+  );
 }

@@ -13,9 +13,22 @@ export interface LabCve {
   metrics: Record<string, unknown[]>;
 }
 
-export function cvssMetric(version: '4.0' | '3.1' | '3.0' | '2.0', baseScore: number, opts: { source?: string; type?: 'Primary' | 'Secondary' } = {}) {
-  const key = { '4.0': 'cvssMetricV40', '3.1': 'cvssMetricV31', '3.0': 'cvssMetricV30', '2.0': 'cvssMetricV2' }[version];
-  return { key, entry: { source: opts.source ?? 'nvd@nist.gov', type: opts.type ?? 'Primary', cvssData: { version, baseScore, vectorString: `CVSS:${version}/AV:N` } } };
+export function cvssMetric(
+  version: '4.0' | '3.1' | '3.0' | '2.0',
+  baseScore: number,
+  opts: { source?: string; type?: 'Primary' | 'Secondary' } = {},
+) {
+  const key = { '4.0': 'cvssMetricV40', '3.1': 'cvssMetricV31', '3.0': 'cvssMetricV30', '2.0': 'cvssMetricV2' }[
+    version
+  ];
+  return {
+    key,
+    entry: {
+      source: opts.source ?? 'nvd@nist.gov',
+      type: opts.type ?? 'Primary',
+      cvssData: { version, baseScore, vectorString: `CVSS:${version}/AV:N` },
+    },
+  };
 }
 
 export class LabNvd {
@@ -49,10 +62,36 @@ export class LabNvd {
       const cve = this.cves.get(cveId);
       const now = '2026-11-22T00:00:00.000';
       send(200, {
-        resultsPerPage: cve ? 1 : 0, startIndex: 0, totalResults: cve ? 1 : 0, format: 'NVD_CVE', version: '2.0', timestamp: now,
-        vulnerabilities: cve ? [{ cve: { id: cve.id, sourceIdentifier: 'cve@mitre.org', published: now, lastModified: now, vulnStatus: 'Analyzed', descriptions: [], metrics: cve.metrics, weaknesses: [], configurations: [], references: [] } }] : [],
+        resultsPerPage: cve ? 1 : 0,
+        startIndex: 0,
+        totalResults: cve ? 1 : 0,
+        format: 'NVD_CVE',
+        version: '2.0',
+        timestamp: now,
+        vulnerabilities: cve
+          ? [
+              {
+                cve: {
+                  id: cve.id,
+                  sourceIdentifier: 'cve@mitre.org',
+                  published: now,
+                  lastModified: now,
+                  vulnStatus: 'Analyzed',
+                  descriptions: [],
+                  metrics: cve.metrics,
+                  weaknesses: [],
+                  configurations: [],
+                  references: [],
+                },
+              },
+            ]
+          : [],
       });
     });
-    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server })));
+    return new Promise((resolve) =>
+      server.listen(0, '127.0.0.1', () =>
+        resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }),
+      ),
+    );
   }
 }

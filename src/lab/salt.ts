@@ -35,7 +35,14 @@ export interface LabMinion {
   /** Configured services (true = enabled, expected active). */
   services: Map<string, boolean>;
   packages: Map<string, string>;
-  snapshots: { id: number; type: string; description: string; timestamp: number; userdata: Record<string, string>; state: { packages: Map<string, string>; applied: LabApplied[] } }[];
+  snapshots: {
+    id: number;
+    type: string;
+    description: string;
+    timestamp: number;
+    userdata: Record<string, string>;
+    state: { packages: Map<string, string>; applied: LabApplied[] };
+  }[];
   rebootRequired: boolean;
   applied: LabApplied[];
   /** Snapshot to boot into at the next reboot (`snapper rollback N`). */
@@ -70,11 +77,18 @@ export function serviceActive(m: LabMinion, name: string): boolean {
   return (m.services.get(name) ?? false) && !activeEffects(m).some((a) => a.breaksService === name);
 }
 export function cpuPercent(m: LabMinion): number {
-  return Math.min(100, Math.max(0, m.baseCpu * 100 + m.cpuNoiseNow + activeEffects(m).reduce((s, a) => s + a.cpuRaisePercent, 0)));
+  return Math.min(
+    100,
+    Math.max(0, m.baseCpu * 100 + m.cpuNoiseNow + activeEffects(m).reduce((s, a) => s + a.cpuRaisePercent, 0)),
+  );
 }
 /** Used memory now: base, errata raises, leaks (`now`: for the leak), and `noisy` adds the host's per-scrape noise. */
 export function memPercent(m: LabMinion, now = Date.now(), noisy = false): number {
-  const effects = activeEffects(m).reduce((s, a) => s + a.memRaisePercent + ((a.memLeakPercentPerMinute ?? 0) * Math.max(0, now - (a.appliedAt ?? now))) / 60_000, 0);
+  const effects = activeEffects(m).reduce(
+    (s, a) =>
+      s + a.memRaisePercent + ((a.memLeakPercentPerMinute ?? 0) * Math.max(0, now - (a.appliedAt ?? now))) / 60_000,
+    0,
+  );
   const noise = noisy && m.memNoisePercent > 0 ? m.memNoisePercent * gaussian(m.noise) : 0;
   return Math.min(99, Math.max(1, m.baseMem * 100 + effects + noise));
 }
@@ -105,9 +119,26 @@ const seededRandom = (id: string) => prng(seedOf(id));
 
 export function newMinion(id: string, services: string[], packages: [string, string][]): LabMinion {
   return {
-    id, up: true, downUntil: 0, services: new Map(services.map((s) => [s, true])), packages: new Map(packages), snapshots: [], rebootRequired: false,
-    applied: [], pendingRollback: null, baseCpu: 0.1, baseMem: 0.35, cpuIdle: 0, cpuBusy: 0, cpuAt: Date.now(), bootTime: Date.now(),
-    cpuNoisePercent: 0, memNoisePercent: 0, unscraped: false, cpuNoiseNow: 0, noise: seededRandom(id),
+    id,
+    up: true,
+    downUntil: 0,
+    services: new Map(services.map((s) => [s, true])),
+    packages: new Map(packages),
+    snapshots: [],
+    rebootRequired: false,
+    applied: [],
+    pendingRollback: null,
+    baseCpu: 0.1,
+    baseMem: 0.35,
+    cpuIdle: 0,
+    cpuBusy: 0,
+    cpuAt: Date.now(),
+    bootTime: Date.now(),
+    cpuNoisePercent: 0,
+    memNoisePercent: 0,
+    unscraped: false,
+    cpuNoiseNow: 0,
+    noise: seededRandom(id),
   };
 }
 
@@ -115,7 +146,18 @@ export class LabSalt {
   readonly minions = new Map<string, LabMinion>();
   readonly calls = new Map<string, number>();
   private readonly tokens = new Map<string, number>(); // token → expires (epoch ms)
-  private readonly jobs = new Map<string, { fun: string; args: unknown[]; minions: string[]; result: Record<string, unknown>; start: string; target: string; tgtType: string }>();
+  private readonly jobs = new Map<
+    string,
+    {
+      fun: string;
+      args: unknown[];
+      minions: string[];
+      result: Record<string, unknown>;
+      start: string;
+      target: string;
+      tgtType: string;
+    }
+  >();
   private server: Server | undefined;
   tokenTtlMs = 12 * 3600_000;
   /** Scenario knob: the Salt API is down (connections dropped) until this time (epoch ms). */
@@ -132,7 +174,18 @@ export class LabSalt {
 
   constructor(minionIds: string[], creds = { username: 'salt', password: 'salt' }) {
     this.creds = creds;
-    for (const id of minionIds) this.minions.set(id, newMinion(id, ['ssh.service', 'cron.service', 'nginx.service'], [['openssl', '3.0.13-0ubuntu3'], ['nginx', '1.24.0-2ubuntu7']]));
+    for (const id of minionIds)
+      this.minions.set(
+        id,
+        newMinion(
+          id,
+          ['ssh.service', 'cron.service', 'nginx.service'],
+          [
+            ['openssl', '3.0.13-0ubuntu3'],
+            ['nginx', '1.24.0-2ubuntu7'],
+          ],
+        ),
+      );
   }
 
   /** Effects the minions received, by key (`snapshot|minion|description`, `pkg_install|minion|pkgs`, …). */
@@ -177,7 +230,12 @@ export class LabSalt {
       const ids = Array.isArray(tgt) ? tgt : String(tgt).split(',');
       return all.filter((m) => ids.includes(m.id));
     }
-    const re = new RegExp(`^${String(tgt ?? '*').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+    const re = new RegExp(
+      `^${String(tgt ?? '*')
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    );
     return all.filter((m) => re.test(m.id));
   }
 
@@ -188,7 +246,13 @@ export class LabSalt {
         return true;
       case 'status.uptime': {
         const seconds = Math.max(0, (Date.now() - m.bootTime) / 1000);
-        return { seconds: Math.round(seconds), since_t: m.bootTime / 1000, since_iso: new Date(m.bootTime).toISOString(), days: Math.floor(seconds / 86400), users: 0 };
+        return {
+          seconds: Math.round(seconds),
+          since_t: m.bootTime / 1000,
+          since_iso: new Date(m.bootTime).toISOString(),
+          days: Math.floor(seconds / 86400),
+          users: 0,
+        };
       }
       case 'service.status':
         return serviceActive(m, String(args[0]));
@@ -201,10 +265,11 @@ export class LabSalt {
         const pkgs = (Array.isArray(kwarg.pkgs) ? kwarg.pkgs : []) as Record<string, string>[];
         const changes: Record<string, { old: string; new: string }> = {};
         touchCpu(m);
-        for (const p of pkgs) for (const [name, version] of Object.entries(p)) {
-          changes[name] = { old: m.packages.get(name) ?? '', new: version };
-          m.packages.set(name, version);
-        }
+        for (const p of pkgs)
+          for (const [name, version] of Object.entries(p)) {
+            changes[name] = { old: m.packages.get(name) ?? '', new: version };
+            m.packages.set(name, version);
+          }
         this.countEffect(`pkg_install|${m.id}|${JSON.stringify(pkgs)}`);
         return changes;
       }
@@ -251,7 +316,15 @@ export class LabSalt {
         return { [config]: { ids, status: 'deleted' } };
       }
       case 'snapper.list_snapshots':
-        return m.snapshots.map((s) => ({ id: s.id, type: s.type, timestamp: s.timestamp, user: 'root', description: s.description, cleanup: 'number', userdata: s.userdata }));
+        return m.snapshots.map((s) => ({
+          id: s.id,
+          type: s.type,
+          timestamp: s.timestamp,
+          user: 'root',
+          description: s.description,
+          cleanup: 'number',
+          userdata: s.userdata,
+        }));
       case 'system.reboot':
         this.countEffect(`reboot|${m.id}`);
         this.reboot(m);
@@ -263,7 +336,14 @@ export class LabSalt {
 
   private snapshot(m: LabMinion, type: string, description: string): number {
     const id = m.snapshots.length + 1;
-    m.snapshots.push({ id, type, description, timestamp: Math.floor(Date.now() / 1000), userdata: { salt_jid: 'lab' }, state: { packages: new Map(m.packages), applied: m.applied.map((a) => ({ ...a })) } });
+    m.snapshots.push({
+      id,
+      type,
+      description,
+      timestamp: Math.floor(Date.now() / 1000),
+      userdata: { salt_jid: 'lab' },
+      state: { packages: new Map(m.packages), applied: m.applied.map((a) => ({ ...a })) },
+    });
     return id;
   }
 
@@ -272,7 +352,8 @@ export class LabSalt {
     const args = Array.isArray(chunk.arg) ? chunk.arg : chunk.arg === undefined ? [] : [chunk.arg];
     const kwarg = (chunk.kwarg ?? {}) as Record<string, unknown>;
     const out: Record<string, unknown> = {};
-    for (const m of this.targets(chunk.tgt, chunk.tgt_type)) if (this.isUp(m)) out[m.id] = this.exec(m, fun, args, kwarg);
+    for (const m of this.targets(chunk.tgt, chunk.tgt_type))
+      if (this.isUp(m)) out[m.id] = this.exec(m, fun, args, kwarg);
     return out;
   }
 
@@ -285,19 +366,39 @@ export class LabSalt {
     if (req.method === 'POST' && url === '/login') {
       let c: Record<string, unknown> = {};
       try {
-        c = req.headers['content-type']?.includes('json') ? JSON.parse(body) : Object.fromEntries(new URLSearchParams(body));
+        c = req.headers['content-type']?.includes('json')
+          ? JSON.parse(body)
+          : Object.fromEntries(new URLSearchParams(body));
       } catch {
         return send(400, { status: 400, return: 'Could not parse the request body' });
       }
-      if (c.username !== this.creds.username || c.password !== this.creds.password) return send(401, { status: 401, return: 'Could not authenticate using provided credentials' });
+      if (c.username !== this.creds.username || c.password !== this.creds.password)
+        return send(401, { status: 401, return: 'Could not authenticate using provided credentials' });
       const token = randomBytes(20).toString('hex');
       const start = Date.now() / 1000;
       this.tokens.set(token, Date.now() + this.tokenTtlMs);
-      return send(200, { return: [{ token, expire: start + this.tokenTtlMs / 1000, start, user: c.username, eauth: c.eauth ?? 'pam', perms: ['.*'] }] }, { 'X-Auth-Token': token });
+      return send(
+        200,
+        {
+          return: [
+            {
+              token,
+              expire: start + this.tokenTtlMs / 1000,
+              start,
+              user: c.username,
+              eauth: c.eauth ?? 'pam',
+              perms: ['.*'],
+            },
+          ],
+        },
+        { 'X-Auth-Token': token },
+      );
     }
-    if (req.method === 'GET' && url === '/') return send(200, { return: 'Welcome', clients: ['local', 'local_async', 'runner'] });
+    if (req.method === 'GET' && url === '/')
+      return send(200, { return: 'Welcome', clients: ['local', 'local_async', 'runner'] });
     const token = req.headers['x-auth-token'];
-    if (typeof token !== 'string' || !/^[0-9a-f]+$/.test(token)) return send(401, { status: 401, return: 'Invalid token' });
+    if (typeof token !== 'string' || !/^[0-9a-f]+$/.test(token))
+      return send(401, { status: 401, return: 'Invalid token' });
     const exp = this.tokens.get(token);
     if (exp === undefined || exp < Date.now()) return send(401, { status: 401, return: 'Please log in' });
     if (req.method === 'POST' && url === '/') {
@@ -308,14 +409,23 @@ export class LabSalt {
         return send(400, { status: 400, return: 'Could not parse the request body' });
       }
       if (!Array.isArray(chunks)) return send(400, { status: 400, return: 'Lowstates must be a list' });
-      if (chunks.some((c: Record<string, unknown>) => this.dropFuns.has(String(c.fun)))) return void req.socket.destroy();
+      if (chunks.some((c: Record<string, unknown>) => this.dropFuns.has(String(c.fun))))
+        return void req.socket.destroy();
       const results = chunks.map((chunk: Record<string, unknown>) => {
         if (chunk.client === 'local') return this.runLocal(chunk);
         if (chunk.client === 'local_async') {
           const jid = `2026${Date.now()}${randomBytes(2).toString('hex')}`;
           const targeted = this.targets(chunk.tgt, chunk.tgt_type).map((m) => m.id);
           const result = this.runLocal(chunk);
-          this.jobs.set(jid, { fun: String(chunk.fun), args: (chunk.arg as unknown[]) ?? [], minions: targeted, result, start: new Date().toISOString(), target: String(chunk.tgt), tgtType: String(chunk.tgt_type ?? 'glob') });
+          this.jobs.set(jid, {
+            fun: String(chunk.fun),
+            args: (chunk.arg as unknown[]) ?? [],
+            minions: targeted,
+            result,
+            start: new Date().toISOString(),
+            target: String(chunk.tgt),
+            tgtType: String(chunk.tgt_type ?? 'glob'),
+          });
           return { jid, minions: targeted };
         }
         return `Client '${String(chunk.client)}' is not available`;
@@ -329,7 +439,19 @@ export class LabSalt {
       const j = this.jobs.get(job[1]!);
       if (!j) return send(200, { info: [{}], return: [{}] });
       return send(200, {
-        info: [{ Arguments: j.args, Function: j.fun, Minions: j.minions, Result: Object.fromEntries(Object.entries(j.result).map(([k, v]) => [k, { return: v }])), 'Start Time': j.start, Target: j.target, 'Target-type': j.tgtType, User: 'salt', jid: job[1] }],
+        info: [
+          {
+            Arguments: j.args,
+            Function: j.fun,
+            Minions: j.minions,
+            Result: Object.fromEntries(Object.entries(j.result).map(([k, v]) => [k, { return: v }])),
+            'Start Time': j.start,
+            Target: j.target,
+            'Target-type': j.tgtType,
+            User: 'salt',
+            jid: job[1],
+          },
+        ],
         return: [j.result],
       });
     }
@@ -345,7 +467,11 @@ export class LabSalt {
         this.handle(req, res, body);
       });
     });
-    return new Promise((resolve) => this.server!.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`)));
+    return new Promise((resolve) =>
+      this.server!.listen(0, '127.0.0.1', () =>
+        resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`),
+      ),
+    );
   }
 
   close(): Promise<void> {

@@ -109,7 +109,11 @@ export class WebhookSink {
         res.end();
       });
     });
-    return new Promise((resolve) => this.server!.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/hook`)));
+    return new Promise((resolve) =>
+      this.server!.listen(0, '127.0.0.1', () =>
+        resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/hook`),
+      ),
+    );
   }
 
   close(): Promise<void> {

@@ -18,8 +18,13 @@ import type { AddressInfo } from 'node:net';
 import type { Fleet, LabErrata } from './fleet.ts';
 
 const require = createRequire(import.meta.url);
-const Serializer = require('xmlrpc/lib/serializer') as { serializeMethodResponse(v: unknown): string; serializeFault(f: unknown): string };
-const Deserializer = require('xmlrpc/lib/deserializer') as new () => { deserializeMethodCall(s: IncomingMessage, cb: (err: Error | null, method: string, params: unknown[]) => void): void };
+const Serializer = require('xmlrpc/lib/serializer') as {
+  serializeMethodResponse(v: unknown): string;
+  serializeFault(f: unknown): string;
+};
+const Deserializer = require('xmlrpc/lib/deserializer') as new () => {
+  deserializeMethodCall(s: IncomingMessage, cb: (err: Error | null, method: string, params: unknown[]) => void): void;
+};
 
 class Fault {
   readonly faultCode: number;
@@ -34,7 +39,11 @@ class Fault {
 function omitNulls<T>(v: T): T {
   if (Array.isArray(v)) return v.map(omitNulls) as T;
   if (v === null || typeof v !== 'object' || v instanceof Date) return v;
-  return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== null && x !== undefined).map(([k, x]) => [k, omitNulls(x)])) as T;
+  return Object.fromEntries(
+    Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== null && x !== undefined)
+      .map(([k, x]) => [k, omitNulls(x)]),
+  ) as T;
 }
 
 export interface LabUyuniOptions {
@@ -101,12 +110,18 @@ export function labDate(wall: string, form: LabDateForm): string | Date {
   if (!m) return wall;
   const [y, mo, d, h, mi, sec] = m.slice(1).map(Number) as [number, number, number, number, number, number];
   switch (form) {
-    case 'sql': return wall;
+    case 'sql':
+      return wall;
     // A local-time Date: the xmlrpc serializer writes its local wall clock without a zone, as UYUNI's Redstone does.
-    case 'datetime': case 'legacy': return new Date(y, mo - 1, d, h, mi, sec);
-    case 'iso': return `${wall.slice(0, 10)}T${wall.slice(11)}Z`;
-    case 'date': return wall.slice(0, 10);
-    case 'short': return `${mo}/${d}/${String(y % 100).padStart(2, '0')}`;
+    case 'datetime':
+    case 'legacy':
+      return new Date(y, mo - 1, d, h, mi, sec);
+    case 'iso':
+      return `${wall.slice(0, 10)}T${wall.slice(11)}Z`;
+    case 'date':
+      return wall.slice(0, 10);
+    case 'short':
+      return `${mo}/${d}/${String(y % 100).padStart(2, '0')}`;
   }
 }
 
@@ -144,7 +159,8 @@ export class LabUyuni {
   /** Listeners told when a system of an action is picked up and when it finishes (the lab world applies errata). */
   readonly onAction: ((ev: LabActionEvent) => void)[] = [];
   /** Installed packages per system, answered by `system.listPackages` (set by the lab world). */
-  packagesOf: (sid: number) => { name: string; version: string; release: string; epoch: string; arch: string }[] = () => [];
+  packagesOf: (sid: number) => { name: string; version: string; release: string; epoch: string; arch: string }[] =
+    () => [];
   /** CLM projects: label → environments in path order. */
   readonly clm = new Map<string, LabClmEnvironment[]>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -153,7 +169,14 @@ export class LabUyuni {
 
   constructor(fleet: Fleet, opts: LabUyuniOptions = {}) {
     this.fleet = fleet;
-    this.o = { user: opts.user ?? 'admin', password: opts.password ?? 'admin', latencyMs: opts.latencyMs ?? 0, sessionTtlMs: opts.sessionTtlMs ?? 3_600_000, pickupMs: opts.pickupMs ?? 50, runMs: opts.runMs ?? 100 };
+    this.o = {
+      user: opts.user ?? 'admin',
+      password: opts.password ?? 'admin',
+      latencyMs: opts.latencyMs ?? 0,
+      sessionTtlMs: opts.sessionTtlMs ?? 3_600_000,
+      pickupMs: opts.pickupMs ?? 50,
+      runMs: opts.runMs ?? 100,
+    };
     this.errataByName = new Map(fleet.errata.map((e) => [e.advisoryName, e]));
     this.errataById = new Map(fleet.errata.map((e) => [e.id, e]));
   }
@@ -202,8 +225,25 @@ export class LabUyuni {
 
   private overview(e: LabErrata) {
     const f = this.dateForm;
-    if (f === 'legacy') return { id: e.id, date: labDate(e.updateDate, f), advisory_synopsis: e.synopsis, advisory_type: e.type, advisory_name: e.advisoryName };
-    return { id: e.id, issue_date: labDate(e.issueDate, f), date: labDate(e.updateDate, f), update_date: labDate(e.updateDate, f), advisory_synopsis: e.synopsis, advisory_type: e.type, advisory_status: 'stable', advisory_name: e.advisoryName, reboot: e.rebootSuggested };
+    if (f === 'legacy')
+      return {
+        id: e.id,
+        date: labDate(e.updateDate, f),
+        advisory_synopsis: e.synopsis,
+        advisory_type: e.type,
+        advisory_name: e.advisoryName,
+      };
+    return {
+      id: e.id,
+      issue_date: labDate(e.issueDate, f),
+      date: labDate(e.updateDate, f),
+      update_date: labDate(e.updateDate, f),
+      advisory_synopsis: e.synopsis,
+      advisory_type: e.type,
+      advisory_status: 'stable',
+      advisory_name: e.advisoryName,
+      reboot: e.rebootSuggested,
+    };
   }
 
   /** Where a system stands in an action now: Queued → Picked Up → Completed / Failed. */
@@ -226,16 +266,26 @@ export class LabUyuni {
       if (bucket !== want) continue;
       const sys = this.fleet.systems.find((x) => x.id === sid)!;
       out.push({
-        server_id: sid, server_name: sys.name, base_channel: `lab-${sys.os}`,
+        server_id: sid,
+        server_name: sys.name,
+        base_channel: `lab-${sys.os}`,
         timestamp: bucket === 'in_progress' ? null : new Date(),
-        message: status === 'Completed' ? 'Applied patches' : status === 'Failed' ? (st.cancelled ? 'Canceled' : st.failMessage) : null,
+        message:
+          status === 'Completed'
+            ? 'Applied patches'
+            : status === 'Failed'
+              ? st.cancelled
+                ? 'Canceled'
+                : st.failMessage
+              : null,
       });
     }
     return out;
   }
 
   private scheduleApply(sids: unknown, errataIds: unknown, earliest: unknown): number[] {
-    if (!Array.isArray(sids) || !Array.isArray(errataIds)) throw new Fault(-1, 'Could not find method: scheduleApplyErrata with params of these types');
+    if (!Array.isArray(sids) || !Array.isArray(errataIds))
+      throw new Fault(-1, 'Could not find method: scheduleApplyErrata with params of these types');
     for (const sid of sids) this.system(sid);
     const errata = errataIds.map((id) => {
       const e = typeof id === 'number' ? this.errataById.get(id) : undefined;
@@ -250,9 +300,21 @@ export class LabUyuni {
         const f = this.failApply.get(e.advisoryName);
         return f !== undefined && (f.size === 0 || f.has(sid));
       });
-      systems.set(sid, { failMessage: failing ? `Failed: ${failing.packages[0]!.name} could not be installed (lab)` : null, cancelled: false, hang: errata.some((e) => this.hangApply.has(e.advisoryName)) });
+      systems.set(sid, {
+        failMessage: failing ? `Failed: ${failing.packages[0]!.name} could not be installed (lab)` : null,
+        cancelled: false,
+        hang: errata.some((e) => this.hangApply.has(e.advisoryName)),
+      });
     }
-    this.addAction({ id, type: 'Patch Update', name: `Patch Update: ${errata.map((e) => e.advisoryName).join(', ')}`, earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: errata.map((e) => e.id), systems });
+    this.addAction({
+      id,
+      type: 'Patch Update',
+      name: `Patch Update: ${errata.map((e) => e.advisoryName).join(', ')}`,
+      earliest: earliest instanceof Date ? earliest : new Date(),
+      createdAt: Date.now(),
+      errataIds: errata.map((e) => e.id),
+      systems,
+    });
     return [id];
   }
 
@@ -261,7 +323,8 @@ export class LabUyuni {
     this.actions.set(a.id, a);
     const start = Math.max(0, a.earliest.getTime() - Date.now());
     const emit = (sid: number, outcome: LabActionEvent['outcome']) => {
-      for (const l of this.onAction) l({ id: a.id, type: a.type, errataIds: a.errataIds, packageIds: a.packageIds ?? [], systemId: sid, outcome });
+      for (const l of this.onAction)
+        l({ id: a.id, type: a.type, errataIds: a.errataIds, packageIds: a.packageIds ?? [], systemId: sid, outcome });
     };
     const later = (ms: number, fn: () => void) => {
       const t = setTimeout(() => {
@@ -276,7 +339,8 @@ export class LabUyuni {
       const run = a.runMs ?? this.o.runMs;
       if (!Number.isFinite(run)) return; // never finishes (a host that never comes back)
       later(run, () => {
-        for (const [sid, st] of a.systems) if (!st.cancelled && !st.hang) emit(sid, st.failMessage === null ? 'completed' : 'failed');
+        for (const [sid, st] of a.systems)
+          if (!st.cancelled && !st.hang) emit(sid, st.failMessage === null ? 'completed' : 'failed');
       });
     });
   }
@@ -289,7 +353,8 @@ export class LabUyuni {
 
   /** Actions of a type for a system (tests: "exactly once"). */
   actionsOfType(type: string, sid?: number): number {
-    return [...this.actions.values()].filter((a) => a.type === type && (sid === undefined || a.systems.has(sid))).length;
+    return [...this.actions.values()].filter((a) => a.type === type && (sid === undefined || a.systems.has(sid)))
+      .length;
   }
 
   /** Actions scheduled so far (tests assert "exactly once"). */
@@ -311,13 +376,25 @@ export class LabUyuni {
 
   /** One action per system (reference §1.5: `int[]` actionIds, one per system). */
   private schedulePackageInstall(sids: unknown, pkgIds: unknown, earliest: unknown): number[] {
-    if (!Array.isArray(sids) || !Array.isArray(pkgIds)) throw new Fault(-1, 'Could not find method: schedulePackageInstall with params of these types');
+    if (!Array.isArray(sids) || !Array.isArray(pkgIds))
+      throw new Fault(-1, 'Could not find method: schedulePackageInstall with params of these types');
     for (const sid of sids) this.system(sid);
     const known = new Set(this.fleet.errata.flatMap((e) => e.packages.map((p) => p.id)));
-    for (const p of pkgIds) if (typeof p !== 'number' || (!known.has(p) && !this.extraPackageIds.has(p))) throw new Fault(-1, `Invalid package: ${String(p)}`);
+    for (const p of pkgIds)
+      if (typeof p !== 'number' || (!known.has(p) && !this.extraPackageIds.has(p)))
+        throw new Fault(-1, `Invalid package: ${String(p)}`);
     return (sids as number[]).map((sid) => {
       const id = this.nextAction++;
-      this.addAction({ id, type: 'Package Install', name: `Package Install/Upgrade`, earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: [], packageIds: pkgIds as number[], systems: new Map([[sid, { failMessage: null, cancelled: false }]]) });
+      this.addAction({
+        id,
+        type: 'Package Install',
+        name: `Package Install/Upgrade`,
+        earliest: earliest instanceof Date ? earliest : new Date(),
+        createdAt: Date.now(),
+        errataIds: [],
+        packageIds: pkgIds as number[],
+        systems: new Map([[sid, { failMessage: null, cancelled: false }]]),
+      });
       return id;
     });
   }
@@ -337,16 +414,36 @@ export class LabUyuni {
     'api.getVersion/0': () => '25',
     'systemgroup.listAllGroups/1': (key) => {
       this.user(key);
-      return this.fleet.groups.map((g) => ({ id: g.id, name: g.name, description: `${g.os} systems`, system_count: this.fleet.systems.filter((s) => s.group === g.name).length, org_id: 1 }));
+      return this.fleet.groups.map((g) => ({
+        id: g.id,
+        name: g.name,
+        description: `${g.os} systems`,
+        system_count: this.fleet.systems.filter((s) => s.group === g.name).length,
+        org_id: 1,
+      }));
     },
     'systemgroup.listSystemsMinimal/2': (key, name) => {
       this.user(key);
-      if (!this.fleet.groups.some((g) => g.name === name)) throw new Fault(-1, `unhandled internal exception: Unable to locate or access server group: ${String(name)}`);
-      return this.fleet.systems.filter((s) => s.group === name).map((s) => ({ id: s.id, name: s.name, last_checkin: new Date(Date.UTC(2026, 10, 20, 8, 0, 0)), extra_pkg_count: 0, outdated_pkg_count: s.relevant.length, created: null }));
+      if (!this.fleet.groups.some((g) => g.name === name))
+        throw new Fault(-1, `unhandled internal exception: Unable to locate or access server group: ${String(name)}`);
+      return this.fleet.systems
+        .filter((s) => s.group === name)
+        .map((s) => ({
+          id: s.id,
+          name: s.name,
+          last_checkin: new Date(Date.UTC(2026, 10, 20, 8, 0, 0)),
+          extra_pkg_count: 0,
+          outdated_pkg_count: s.relevant.length,
+          created: null,
+        }));
     },
     'system.getRelevantErrata/2': (key, sid) => {
       this.user(key);
-      if (Array.isArray(sid)) return sid.map((id) => ({ system_id: String(id), errata: this.system(id).relevant.map((e) => this.overview(this.errataById.get(e)!)) }));
+      if (Array.isArray(sid))
+        return sid.map((id) => ({
+          system_id: String(id),
+          errata: this.system(id).relevant.map((e) => this.overview(this.errataById.get(e)!)),
+        }));
       return this.system(sid).relevant.map((e) => this.overview(this.errataById.get(e)!));
     },
     'system.scheduleApplyErrata/3': (key, sids, errataIds) => {
@@ -363,7 +460,16 @@ export class LabUyuni {
       const s = typeof sid === 'number' ? this.fleet.systems.find((x) => x.id === sid) : undefined;
       if (!s) throw new Fault(-1, `unhandled internal exception: No server found with id ${String(sid)}`);
       const id = this.nextAction++;
-      this.addAction({ id, type: 'System reboot', name: 'System reboot', earliest: earliest instanceof Date ? earliest : new Date(), createdAt: Date.now(), errataIds: [], systems: new Map([[s.id, { failMessage: null, cancelled: false }]]), runMs: this.rebootRunMs(s.id) });
+      this.addAction({
+        id,
+        type: 'System reboot',
+        name: 'System reboot',
+        earliest: earliest instanceof Date ? earliest : new Date(),
+        createdAt: Date.now(),
+        errataIds: [],
+        systems: new Map([[s.id, { failMessage: null, cancelled: false }]]),
+        runMs: this.rebootRunMs(s.id),
+      });
       return id;
     },
     'system.schedulePackageInstall/4': (key, sids, pkgIds, earliest) => {
@@ -377,20 +483,42 @@ export class LabUyuni {
     'system.listPackages/2': (key, sid) => {
       this.user(key);
       const s = this.system(sid);
-      return this.packagesOf(s.id).map((p) => ({ name: p.name, version: p.version, release: p.release, epoch: p.epoch, arch: p.arch, installtime: new Date(Date.UTC(2026, 0, 1)) }));
+      return this.packagesOf(s.id).map((p) => ({
+        name: p.name,
+        version: p.version,
+        release: p.release,
+        epoch: p.epoch,
+        arch: p.arch,
+        installtime: new Date(Date.UTC(2026, 0, 1)),
+      }));
     },
     'contentmanagement.listProjectEnvironments/2': (key, label) => {
       this.user(key);
       return this.clmEnvs(label).map((e, i, all) => ({
-        id: e.id, label: e.label, name: e.name, description: '', version: e.version, status: e.status, contentProjectLabel: label,
-        previousEnvironmentLabel: all[i - 1]?.label ?? null, nextEnvironmentLabel: all[i + 1]?.label ?? null,
+        id: e.id,
+        label: e.label,
+        name: e.name,
+        description: '',
+        version: e.version,
+        status: e.status,
+        contentProjectLabel: label,
+        previousEnvironmentLabel: all[i - 1]?.label ?? null,
+        nextEnvironmentLabel: all[i + 1]?.label ?? null,
       }));
     },
     'contentmanagement.lookupEnvironment/3': (key, label, envLabel) => {
       this.user(key);
       const env = this.clmEnvs(label).find((e) => e.label === envLabel);
       if (!env) throw new Fault(2401, `Environment not found: ${String(envLabel)}`);
-      return { id: env.id, label: env.label, name: env.name, description: '', version: env.version, status: env.status, contentProjectLabel: label };
+      return {
+        id: env.id,
+        label: env.label,
+        name: env.name,
+        description: '',
+        version: env.version,
+        status: env.status,
+        contentProjectLabel: label,
+      };
     },
     'contentmanagement.promoteProject/3': (key, label, envLabel) => {
       this.user(key);
@@ -400,7 +528,8 @@ export class LabUyuni {
       if (i < 0) throw new Fault(2402, `Entity exists: environment ${String(envLabel)} not found`);
       const next = envs[i + 1];
       if (!next) throw new Fault(2403, `Environment ${String(envLabel)} does not have successor`);
-      if ([envs[i], next, envs[i + 2]].some((e) => e?.status === 'building')) throw new Fault(2403, 'Build/Promote already in progress');
+      if ([envs[i], next, envs[i + 2]].some((e) => e?.status === 'building'))
+        throw new Fault(2403, 'Build/Promote already in progress');
       next.status = 'building';
       next.version = envs[i]!.version;
       const t = setTimeout(() => (next.status = 'built'), this.o.runMs);
@@ -424,7 +553,15 @@ export class LabUyuni {
       this.user(key);
       return [...this.actions.values()]
         .filter((a) => [...a.systems.keys()].some((sid) => ['Queued', 'Picked Up'].includes(this.actionStatus(a, sid))))
-        .map((a) => ({ id: a.id, name: a.name, type: a.type, earliest: a.earliest, completedSystems: 0, failedSystems: 0, inProgressSystems: a.systems.size }));
+        .map((a) => ({
+          id: a.id,
+          name: a.name,
+          type: a.type,
+          earliest: a.earliest,
+          completedSystems: 0,
+          failedSystems: 0,
+          inProgressSystems: a.systems.size,
+        }));
     },
     'schedule.cancelActions/2': (key, ids) => {
       this.user(key);
@@ -433,32 +570,68 @@ export class LabUyuni {
         const a = this.actions.get(id as number);
         if (!a) continue; // unknown ids are skipped silently
         if ([...a.systems.keys()].some((sid) => this.actionStatus(a, sid) !== 'Queued')) {
-          throw new Fault(-1, 'unhandled internal exception: java.lang.UnsupportedOperationException: cannot cancel an action that has been picked up');
+          throw new Fault(
+            -1,
+            'unhandled internal exception: java.lang.UnsupportedOperationException: cannot cancel an action that has been picked up',
+          );
         }
       }
-      for (const id of ids) for (const st of this.actions.get(id as number)?.systems.values() ?? []) st.cancelled = true;
+      for (const id of ids)
+        for (const st of this.actions.get(id as number)?.systems.values() ?? []) st.cancelled = true;
       return 1;
     },
     'system.listSystemEvents/2': (key, sid) => {
       this.user(key);
       const s = this.system(sid);
-      return [...this.actions.values()].filter((a) => a.systems.has(s.id)).map((a) => {
-        const status = this.actionStatus(a, s.id);
-        const st = a.systems.get(s.id)!;
-        return {
-          id: a.id, action_type: a.type, name: a.name, failed_count: [...a.systems.keys()].filter((x) => this.actionStatus(a, x) === 'Failed').length,
-          successful_count: [...a.systems.keys()].filter((x) => this.actionStatus(a, x) === 'Completed').length, earliest_action: a.earliest.toString(), archived: 0,
-          created_date: new Date(a.createdAt), pickup_date: status === 'Queued' ? null : new Date(a.createdAt + this.o.pickupMs),
-          completed_date: status === 'Completed' || status === 'Failed' ? new Date() : null,
-          result_msg: status === 'Completed' ? 'Applied patches' : status === 'Failed' ? (st.cancelled ? 'Canceled' : st.failMessage) : null,
-        };
-      });
+      return [...this.actions.values()]
+        .filter((a) => a.systems.has(s.id))
+        .map((a) => {
+          const status = this.actionStatus(a, s.id);
+          const st = a.systems.get(s.id)!;
+          return {
+            id: a.id,
+            action_type: a.type,
+            name: a.name,
+            failed_count: [...a.systems.keys()].filter((x) => this.actionStatus(a, x) === 'Failed').length,
+            successful_count: [...a.systems.keys()].filter((x) => this.actionStatus(a, x) === 'Completed').length,
+            earliest_action: a.earliest.toString(),
+            archived: 0,
+            created_date: new Date(a.createdAt),
+            pickup_date: status === 'Queued' ? null : new Date(a.createdAt + this.o.pickupMs),
+            completed_date: status === 'Completed' || status === 'Failed' ? new Date() : null,
+            result_msg:
+              status === 'Completed'
+                ? 'Applied patches'
+                : status === 'Failed'
+                  ? st.cancelled
+                    ? 'Canceled'
+                    : st.failMessage
+                  : null,
+          };
+        });
     },
     'errata.getDetails/2': (key, name) => {
       this.user(key);
       const e = this.errata(name);
       const legacy = this.dateForm === 'legacy';
-      return { id: e.id, issue_date: legacy ? null : labDate(e.issueDate, this.dateForm), update_date: legacy ? null : labDate(e.updateDate, this.dateForm), advisory_status: legacy ? null : 'stable', vendor_advisory: '', product: e.os, errataFrom: '', solution: '', description: `${e.synopsis}.`, synopsis: e.synopsis, topic: '', references: '', notes: '', type: e.type, reboot_suggested: e.rebootSuggested, restart_suggested: false };
+      return {
+        id: e.id,
+        issue_date: legacy ? null : labDate(e.issueDate, this.dateForm),
+        update_date: legacy ? null : labDate(e.updateDate, this.dateForm),
+        advisory_status: legacy ? null : 'stable',
+        vendor_advisory: '',
+        product: e.os,
+        errataFrom: '',
+        solution: '',
+        description: `${e.synopsis}.`,
+        synopsis: e.synopsis,
+        topic: '',
+        references: '',
+        notes: '',
+        type: e.type,
+        reboot_suggested: e.rebootSuggested,
+        restart_suggested: false,
+      };
     },
     'errata.listCves/2': (key, name) => {
       this.user(key);
@@ -466,12 +639,35 @@ export class LabUyuni {
     },
     'errata.listPackages/2': (key, name) => {
       this.user(key);
-      return this.errata(name).packages.map((p) => ({ id: p.id, name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch_label: p.arch, providing_channels: [`lab-${this.errata(name).os}`], build_host: 'lab', description: p.name, checksum: 'x', checksum_type: 'sha256', vendor: 'lab', summary: p.name, cookie: '', license: 'GPL', path: '', file: `${p.name}.pkg`, build_date: '2026-01-01', last_modified_date: '2026-01-01', size: p.size, payload_size: p.size }));
+      return this.errata(name).packages.map((p) => ({
+        id: p.id,
+        name: p.name,
+        epoch: p.epoch,
+        version: p.version,
+        release: p.release,
+        arch_label: p.arch,
+        providing_channels: [`lab-${this.errata(name).os}`],
+        build_host: 'lab',
+        description: p.name,
+        checksum: 'x',
+        checksum_type: 'sha256',
+        vendor: 'lab',
+        summary: p.name,
+        cookie: '',
+        license: 'GPL',
+        path: '',
+        file: `${p.name}.pkg`,
+        build_date: '2026-01-01',
+        last_modified_date: '2026-01-01',
+        size: p.size,
+        payload_size: p.size,
+      }));
     },
   };
 
   private login(user: unknown, password: unknown): string {
-    if (user !== this.o.user || password !== this.o.password) throw new Fault(2950, 'Either the password or username is incorrect.');
+    if (user !== this.o.user || password !== this.o.password)
+      throw new Fault(2950, 'Either the password or username is incorrect.');
     this.logins++;
     const id = this.nextSession++;
     const key = `${id}x${randomBytes(32).toString('hex')}`;
@@ -490,29 +686,43 @@ export class LabUyuni {
         res.writeHead(200, { 'content-type': 'text/xml' });
         res.end(body);
       };
-      if (err) return reply(Serializer.serializeFault({ faultCode: -1, faultString: `unhandled internal exception: ${err.message}` }));
+      if (err)
+        return reply(
+          Serializer.serializeFault({ faultCode: -1, faultString: `unhandled internal exception: ${err.message}` }),
+        );
       if (this.downUntil > Date.now() || (this.dropRate > 0 && Math.random() < this.dropRate)) {
         this.dropped++;
         return req.socket.destroy();
       }
       this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
-      if (this.recordCalls) this.callLog.push({ method, key: typeof params[0] === 'string' && method !== 'auth.login' ? params[0] : null, at: Date.now() });
+      if (this.recordCalls)
+        this.callLog.push({
+          method,
+          key: typeof params[0] === 'string' && method !== 'auth.login' ? params[0] : null,
+          at: Date.now(),
+        });
       const inject = this.failNext.get(method);
       if (inject !== undefined) this.failNext.delete(method);
       const run = () => {
         if (inject === 'drop') return req.socket.destroy();
-        if (inject === 'malformed') return reply('<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>id');
+        if (inject === 'malformed')
+          return reply('<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>id');
         if (inject) return reply(Serializer.serializeFault({ faultCode: inject.code, faultString: inject.message }));
         const h = this.handlers[`${method}/${params.length}`];
         try {
-          if (!h) throw new Fault(-1, `Could not find method: ${method.split('.').pop()} in class: ${method.split('.')[0]} with params: [${params.map((p) => typeof p).join(', ')}]`);
+          if (!h)
+            throw new Fault(
+              -1,
+              `Could not find method: ${method.split('.').pop()} in class: ${method.split('.')[0]} with params: [${params.map((p) => typeof p).join(', ')}]`,
+            );
           const value = omitNulls(h(...params));
           this.afterCall?.(method); // the effect happened; the caller may never hear of it (crash tests)
           const late = this.answerDelayMs.get(method);
           if (late !== undefined) setTimeout(() => reply(Serializer.serializeMethodResponse(value)), late);
           else reply(Serializer.serializeMethodResponse(value));
         } catch (raw) {
-          const f = raw instanceof Fault ? raw : new Fault(-1, `unhandled internal exception: ${(raw as Error).message}`);
+          const f =
+            raw instanceof Fault ? raw : new Fault(-1, `unhandled internal exception: ${(raw as Error).message}`);
           reply(Serializer.serializeFault({ faultCode: f.faultCode, faultString: f.faultString }));
         }
       };
@@ -524,7 +734,11 @@ export class LabUyuni {
   serve(port = 0): Promise<string> {
     this.server = createServer((req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 30_000;
-    return new Promise((resolve) => this.server!.listen(port, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`)));
+    return new Promise((resolve) =>
+      this.server!.listen(port, '127.0.0.1', () =>
+        resolve(`http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`),
+      ),
+    );
   }
 
   /** Told after a call's effect happened and before it is answered (crash tests kill the caller here). */

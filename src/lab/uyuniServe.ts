@@ -7,7 +7,13 @@ import { parseArgs } from 'node:util';
 import { generateFleet, LARGE_SCALE, SEED_SCALE } from './fleet.ts';
 import { LabUyuni } from './uyuni.ts';
 
-const { values } = parseArgs({ options: { fleet: { type: 'string', default: 'seed' }, 'latency-ms': { type: 'string', default: '0' }, port: { type: 'string', default: '0' } } });
+const { values } = parseArgs({
+  options: {
+    fleet: { type: 'string', default: 'seed' },
+    'latency-ms': { type: 'string', default: '0' },
+    port: { type: 'string', default: '0' },
+  },
+});
 const spec = values.fleet === 'large' ? LARGE_SCALE : SEED_SCALE;
 const lab = new LabUyuni(generateFleet(spec), { latencyMs: Number(values['latency-ms']) });
 const url = await lab.serve(Number(values.port));

@@ -20,7 +20,16 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateFleet, type Fleet, type FleetSpec, type LabErrata, type LabSystem } from './fleet.ts';
-import { cpuPercent, droppedMetrics, LabSalt, memPercent, newMinion, serviceActive, touchCpu, type LabMinion } from './salt.ts';
+import {
+  cpuPercent,
+  droppedMetrics,
+  LabSalt,
+  memPercent,
+  newMinion,
+  serviceActive,
+  touchCpu,
+  type LabMinion,
+} from './salt.ts';
 import { LabUyuni, type LabUyuniOptions } from './uyuni.ts';
 
 /** What applying an errata does to a system (scenario knobs). */
@@ -91,7 +100,8 @@ export class LabWorld {
     for (const sys of this.fleet.systems) {
       // Installed: every package its relevant errata update, at an older build.
       const pkgs = new Map<string, string>();
-      for (const id of sys.relevant) for (const p of this.errataById.get(id)!.packages) pkgs.set(p.name, `0.9-${sys.os === 'rhel' ? 'el9' : '1'}`);
+      for (const id of sys.relevant)
+        for (const p of this.errataById.get(id)!.packages) pkgs.set(p.name, `0.9-${sys.os === 'rhel' ? 'el9' : '1'}`);
       const m = newMinion(sys.name, SERVICES[sys.os], [...pkgs]);
       m.baseCpu = 0.08 + (sys.id % 7) / 100;
       this.salt.minions.set(sys.name, m);
@@ -155,7 +165,14 @@ export class LabWorld {
     this.effects.set(key, (this.effects.get(key) ?? 0) + 1);
   }
 
-  private onAction(ev: { id: number; type: string; errataIds: number[]; packageIds: number[]; systemId: number; outcome: string }): void {
+  private onAction(ev: {
+    id: number;
+    type: string;
+    errataIds: number[];
+    packageIds: number[];
+    systemId: number;
+    outcome: string;
+  }): void {
     const m = this.minionOf(ev.systemId);
     if (ev.type === 'System reboot' && ev.outcome === 'picked_up') {
       this.count(`reboot|${ev.systemId}`);
@@ -176,9 +193,14 @@ export class LabWorld {
         const pkgs = new Map(e.packages.map((p) => [p.name, `${p.version}-${p.release}`]));
         for (const [name, v] of pkgs) m.packages.set(name, v);
         m.applied.push({
-          advisory: e.advisoryName, packages: pkgs, breaksService: hits ? (sc.breaksService ?? null) : null,
-          cpuRaisePercent: hits ? (sc.cpuRaisePercent ?? 0) : 0, memRaisePercent: hits ? (sc.memRaisePercent ?? 0) : 0,
-          memLeakPercentPerMinute: hits ? (sc.memLeakPercentPerMinute ?? 0) : 0, dropsMetrics: hits ? (sc.dropsMetrics ?? []) : [], appliedAt: Date.now(),
+          advisory: e.advisoryName,
+          packages: pkgs,
+          breaksService: hits ? (sc.breaksService ?? null) : null,
+          cpuRaisePercent: hits ? (sc.cpuRaisePercent ?? 0) : 0,
+          memRaisePercent: hits ? (sc.memRaisePercent ?? 0) : 0,
+          memLeakPercentPerMinute: hits ? (sc.memLeakPercentPerMinute ?? 0) : 0,
+          dropsMetrics: hits ? (sc.dropsMetrics ?? []) : [],
+          appliedAt: Date.now(),
         });
         if (sc.reboot ?? e.rebootSuggested) m.rebootRequired = true;
         if (sc.noReturn && hits) this.noReturnPending.add(ev.systemId);
@@ -197,13 +219,15 @@ export class LabWorld {
   duplicates(): { key: string; count: number }[] {
     const out: { key: string; count: number }[] = [];
     for (const map of [this.effects, this.salt.effects]) {
-      for (const [key, count] of map) if (count > 1 && /^(apply|snapshot|snapper_rollback)\|/.test(key)) out.push({ key, count });
+      for (const [key, count] of map)
+        if (count > 1 && /^(apply|snapshot|snapper_rollback)\|/.test(key)) out.push({ key, count });
     }
     return out;
   }
   countOf(prefix: string): number {
     let n = 0;
-    for (const map of [this.effects, this.salt.effects]) for (const [key, count] of map) if (key.startsWith(prefix)) n += count;
+    for (const map of [this.effects, this.salt.effects])
+      for (const [key, count] of map) if (key.startsWith(prefix)) n += count;
     return n;
   }
 
@@ -223,23 +247,51 @@ export class LabWorld {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples);
     };
     const cpus = ['0', '1'];
-    family('node_cpu_seconds_total', 'Seconds the CPUs spent in each mode.', 'counter', cpus.flatMap((cpu) => [
-      `node_cpu_seconds_total{cpu="${cpu}",mode="idle"} ${m.cpuIdle.toFixed(3)}`,
-      `node_cpu_seconds_total{cpu="${cpu}",mode="user"} ${(m.cpuBusy * 0.8).toFixed(3)}`,
-      `node_cpu_seconds_total{cpu="${cpu}",mode="system"} ${(m.cpuBusy * 0.2).toFixed(3)}`,
-    ]));
-    family('node_load1', '1m load average.', 'gauge', [`node_load1 ${((cpus.length * cpuPercent(m)) / 100).toFixed(3)}`]);
-    family('node_memory_MemTotal_bytes', 'Memory information field MemTotal_bytes.', 'gauge', [`node_memory_MemTotal_bytes ${memTotal}`]);
-    family('node_memory_MemAvailable_bytes', 'Memory information field MemAvailable_bytes.', 'gauge',
-      [`node_memory_MemAvailable_bytes ${Math.round(memTotal * (1 - memPercent(m, now, true) / 100))}`]);
-    family('node_network_receive_errs_total', 'Network device statistic receive_errs.', 'counter', ['node_network_receive_errs_total{device="eth0"} 0', 'node_network_receive_errs_total{device="lo"} 0']);
-    family('node_network_transmit_errs_total', 'Network device statistic transmit_errs.', 'counter', ['node_network_transmit_errs_total{device="eth0"} 0', 'node_network_transmit_errs_total{device="lo"} 0']);
-    family('node_systemd_unit_state', 'Systemd unit', 'gauge', [...m.services.keys()].flatMap((name) => {
-      const current = serviceActive(m, name) ? 'active' : 'failed';
-      return ['activating', 'active', 'deactivating', 'failed', 'inactive'].map((state) => `node_systemd_unit_state{name="${name}",state="${state}",type="simple"} ${state === current ? 1 : 0}`);
-    }));
-    family('node_reboot_required', 'Node reboot is required for software updates.', 'gauge', [`node_reboot_required ${m.rebootRequired ? 1 : 0}`]);
-    family('node_boot_time_seconds', 'Node boot time, in unixtime.', 'gauge', [`node_boot_time_seconds ${Math.floor(m.bootTime / 1000)}`]);
+    family(
+      'node_cpu_seconds_total',
+      'Seconds the CPUs spent in each mode.',
+      'counter',
+      cpus.flatMap((cpu) => [
+        `node_cpu_seconds_total{cpu="${cpu}",mode="idle"} ${m.cpuIdle.toFixed(3)}`,
+        `node_cpu_seconds_total{cpu="${cpu}",mode="user"} ${(m.cpuBusy * 0.8).toFixed(3)}`,
+        `node_cpu_seconds_total{cpu="${cpu}",mode="system"} ${(m.cpuBusy * 0.2).toFixed(3)}`,
+      ]),
+    );
+    family('node_load1', '1m load average.', 'gauge', [
+      `node_load1 ${((cpus.length * cpuPercent(m)) / 100).toFixed(3)}`,
+    ]);
+    family('node_memory_MemTotal_bytes', 'Memory information field MemTotal_bytes.', 'gauge', [
+      `node_memory_MemTotal_bytes ${memTotal}`,
+    ]);
+    family('node_memory_MemAvailable_bytes', 'Memory information field MemAvailable_bytes.', 'gauge', [
+      `node_memory_MemAvailable_bytes ${Math.round(memTotal * (1 - memPercent(m, now, true) / 100))}`,
+    ]);
+    family('node_network_receive_errs_total', 'Network device statistic receive_errs.', 'counter', [
+      'node_network_receive_errs_total{device="eth0"} 0',
+      'node_network_receive_errs_total{device="lo"} 0',
+    ]);
+    family('node_network_transmit_errs_total', 'Network device statistic transmit_errs.', 'counter', [
+      'node_network_transmit_errs_total{device="eth0"} 0',
+      'node_network_transmit_errs_total{device="lo"} 0',
+    ]);
+    family(
+      'node_systemd_unit_state',
+      'Systemd unit',
+      'gauge',
+      [...m.services.keys()].flatMap((name) => {
+        const current = serviceActive(m, name) ? 'active' : 'failed';
+        return ['activating', 'active', 'deactivating', 'failed', 'inactive'].map(
+          (state) =>
+            `node_systemd_unit_state{name="${name}",state="${state}",type="simple"} ${state === current ? 1 : 0}`,
+        );
+      }),
+    );
+    family('node_reboot_required', 'Node reboot is required for software updates.', 'gauge', [
+      `node_reboot_required ${m.rebootRequired ? 1 : 0}`,
+    ]);
+    family('node_boot_time_seconds', 'Node boot time, in unixtime.', 'gauge', [
+      `node_boot_time_seconds ${Math.floor(m.bootTime / 1000)}`,
+    ]);
     return `${lines.join('\n')}\n`;
   }
 
@@ -280,10 +332,18 @@ export class LabWorld {
     if (!this.urls) throw new Error('lab world not started');
     const host = new URL(this.urls.metrics).host;
     const names = opts.systems ?? this.fleet.systems.map((s) => s.name);
-    const targets = names.map((n) => `      - targets: ['${host}']\n        labels: { instance: '${n}', __metrics_path__: '/systems/${encodeURIComponent(n)}/metrics' }`).join('\n');
+    const targets = names
+      .map(
+        (n) =>
+          `      - targets: ['${host}']\n        labels: { instance: '${n}', __metrics_path__: '/systems/${encodeURIComponent(n)}/metrics' }`,
+      )
+      .join('\n');
     // Milliseconds: Prometheus durations are integers with a unit (0.5 s is `500ms`).
     const interval = `${Math.round((opts.scrapeIntervalS ?? 1) * 1000)}ms`;
-    const rules = opts.ruleFiles && opts.ruleFiles.length > 0 ? `rule_files:\n${opts.ruleFiles.map((f) => `  - '${f}'`).join('\n')}\n` : '';
+    const rules =
+      opts.ruleFiles && opts.ruleFiles.length > 0
+        ? `rule_files:\n${opts.ruleFiles.map((f) => `  - '${f}'`).join('\n')}\n`
+        : '';
     return `global:\n  scrape_interval: ${interval}\n  evaluation_interval: ${interval}\n${rules}scrape_configs:\n  - job_name: node\n    scrape_timeout: ${Math.round((opts.scrapeIntervalS ?? 1) * 800)}ms\n    static_configs:\n${targets}\n`;
   }
 

@@ -34,7 +34,13 @@ export function formatEffectKey(p: EffectKeyParts): string {
 export function parseEffectKey(key: string): EffectKeyParts | null {
   const m = KEY.exec(key);
   if (!m) return null;
-  return { entryId: Number(m[1]), production: m[2] === 'p', attempt: Number(m[3]), step: m[4]!, round: m[5] ? Number(m[5]) : 0 };
+  return {
+    entryId: Number(m[1]),
+    production: m[2] === 'p',
+    attempt: Number(m[3]),
+    step: m[4]!,
+    round: m[5] ? Number(m[5]) : 0,
+  };
 }
 
 /** The step part of a key (for the ledger's `step` column); the key itself when it is not one. */

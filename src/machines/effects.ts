@@ -71,8 +71,21 @@ export interface EffectRunnerOptions {
 
 /** Every effect the machine invokes (the names of `setup({ actors })`). */
 export const EFFECT_NAMES: readonly EffectName[] = [
-  'takeSnapshot', 'collectBaseline', 'applyErrata', 'awaitAction', 'checkReboot', 'scheduleReboot', 'awaitHost', 'validate',
-  'rollbackTest', 'notify', 'promote', 'planDeployment', 'deployWave', 'verifyDeployment', 'rollbackProduction',
+  'takeSnapshot',
+  'collectBaseline',
+  'applyErrata',
+  'awaitAction',
+  'checkReboot',
+  'scheduleReboot',
+  'awaitHost',
+  'validate',
+  'rollbackTest',
+  'notify',
+  'promote',
+  'planDeployment',
+  'deployWave',
+  'verifyDeployment',
+  'rollbackProduction',
 ];
 
 /**
@@ -93,7 +106,10 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
         if (signal.aborted || !isTransient(raw)) throw raw;
         const ms = backoffDelay(attempt, { baseMs: 100, maxMs: 5000 });
         if (attempt === 1 || attempt % 10 === 0) {
-          logger.warn({ key, ledger: what, attempt, err: coerceError(raw).message }, 'effect ledger: database unreachable; retrying');
+          logger.warn(
+            { key, ledger: what, attempt, err: coerceError(raw).message },
+            'effect ledger: database unreachable; retrying',
+          );
         }
         await abortableSleep(ms, signal);
       }
@@ -105,7 +121,11 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
     return { message: coerceError(raw).message, transient: isTransient(raw), at: clock.now() };
   }
 
-  async function run<N extends EffectName>(name: N, input: Effects[N]['in'], signal: AbortSignal): Promise<Effects[N]['out']> {
+  async function run<N extends EffectName>(
+    name: N,
+    input: Effects[N]['in'],
+    signal: AbortSignal,
+  ): Promise<Effects[N]['out']> {
     const key = input.key;
     // xstate starts this child inside the transition, before the host has queued that transition's
     // write: one microtask lets the host queue it, then the gate waits for its commit.
@@ -120,7 +140,9 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
       throw err;
     };
 
-    const recorded = await ledger('claim', key, signal, () => claimEffect(db, { key, queueId, step: stepOfEffectKey(key), fence }));
+    const recorded = await ledger('claim', key, signal, () =>
+      claimEffect(db, { key, queueId, step: stepOfEffectKey(key), fence }),
+    );
     if (recorded === null) return refuse('before it ran');
     if (recorded.status === 'succeeded') return recorded.result as Effects[N]['out'];
     if (recorded.status === 'failed') throw recorded.result as EffectFailure;
@@ -130,28 +152,32 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
         const found = await ports.reconcile(name, input);
         if (found !== null) {
           const out = { ...found, at: clock.now() } as Effects[N]['out'];
-          if (!(await ledger('reconciled', key, signal, () => markEffectSucceeded(db, key, out, true, fence, queueId)))) refuse('at its result');
+          if (!(await ledger('reconciled', key, signal, () => markEffectSucceeded(db, key, out, true, fence, queueId))))
+            refuse('at its result');
           logger.info({ key, effect: name }, 'effect reconciled: it had already happened');
           return out;
         }
       }
       const result = await ports[name](input as never, signal);
       const out = { ...result, at: clock.now() } as Effects[N]['out'];
-      if (!(await ledger('succeeded', key, signal, () => markEffectSucceeded(db, key, out, false, fence, queueId)))) refuse('at its result');
+      if (!(await ledger('succeeded', key, signal, () => markEffectSucceeded(db, key, out, false, fence, queueId))))
+        refuse('at its result');
       return out;
     } catch (raw) {
       if (signal.aborted || raw instanceof FencedEffectError) throw raw;
       const failure = failureOf(raw);
       logger.warn({ key, effect: name, transient: failure.transient, err: failure.message }, 'effect failed');
-      await ledger('failed', key, signal, () => markEffectFailed(db, key, failure, fence, queueId)).catch(() => undefined);
+      await ledger('failed', key, signal, () => markEffectFailed(db, key, failure, fence, queueId)).catch(
+        () => undefined,
+      );
       throw failure;
     }
   }
 
   const actors = {} as { [N in EffectName]: ReturnType<typeof fromPromise<Effects[N]['out'], Effects[N]['in']>> };
   for (const name of EFFECT_NAMES) {
-    (actors as Record<string, unknown>)[name] = fromPromise<Effects[typeof name]['out'], Effects[typeof name]['in']>(({ input, signal }) =>
-      run(name, input as never, signal),
+    (actors as Record<string, unknown>)[name] = fromPromise<Effects[typeof name]['out'], Effects[typeof name]['in']>(
+      ({ input, signal }) => run(name, input as never, signal),
     );
   }
   return actors;

@@ -24,7 +24,12 @@ interface DNode {
   id: string;
   stateNode: { type: string; description?: string; initial?: { target?: { id: string }[] } };
   children: DNode[];
-  edges: { source: { id: string }; target: { id: string }; label: { text: string }; transition: { guard?: { type?: string; params?: unknown } | ((...a: unknown[]) => unknown) } }[];
+  edges: {
+    source: { id: string };
+    target: { id: string };
+    label: { text: string };
+    transition: { guard?: { type?: string; params?: unknown } | ((...a: unknown[]) => unknown) };
+  }[];
 }
 
 /** Human names for internal xstate event types in diagrams. */
@@ -45,13 +50,29 @@ export function machineGraph(machine: AnyStateMachine): { nodes: GraphNode[]; ed
     const id = strip(n.id);
     if (n.id !== 'patch') {
       const initial = n.stateNode.initial?.target?.[0] ? strip(n.stateNode.initial.target[0].id) : null;
-      nodes.push({ id, parent, initial, final: n.stateNode.type === 'final', description: n.stateNode.description ?? null });
+      nodes.push({
+        id,
+        parent,
+        initial,
+        final: n.stateNode.type === 'final',
+        description: n.stateNode.description ?? null,
+      });
     }
     for (const e of n.edges) {
       if (e.label.text === 'RESUME') continue; // accepted everywhere, changes nothing
       const g = e.transition.guard;
-      const params = typeof g === 'object' && g.params && typeof g.params === 'object' ? Object.values(g.params as Record<string, unknown>).flat().join('|') : '';
-      const guard = g === undefined ? null : typeof g === 'function' ? 'guarded' : `${g.type ?? 'guarded'}${params ? `(${params})` : ''}`;
+      const params =
+        typeof g === 'object' && g.params && typeof g.params === 'object'
+          ? Object.values(g.params as Record<string, unknown>)
+              .flat()
+              .join('|')
+          : '';
+      const guard =
+        g === undefined
+          ? null
+          : typeof g === 'function'
+            ? 'guarded'
+            : `${g.type ?? 'guarded'}${params ? `(${params})` : ''}`;
       edges.push({ source: strip(e.source.id), target: strip(e.target.id), event: eventLabel(e.label.text), guard });
     }
     for (const c of n.children) walk(c, parent === null && n.id === 'patch' ? null : id);

@@ -22,7 +22,16 @@ import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import {
-  claimEntries, FencedWriteError, insertEntry, loadEntry, readWriteState, releaseLeases, renewLeases, writeTransitions, type EntryRow, type JournalHead,
+  claimEntries,
+  FencedWriteError,
+  insertEntry,
+  loadEntry,
+  readWriteState,
+  releaseLeases,
+  renewLeases,
+  writeTransitions,
+  type EntryRow,
+  type JournalHead,
   type TransitionWrite,
 } from '../persistence/sql/entries.ts';
 import { changeAudit, insertAudit, type AuditSlot } from '../persistence/sql/audit.ts';
@@ -31,8 +40,19 @@ import { applyProjections, needsProjection, testProjectionSignature } from '../p
 import { redactPayload } from '../redact.ts';
 import { DEFAULT_SETTINGS } from '../services/settings.ts';
 import {
-  acceptedOperatorEvents, FINAL_STATUSES, MACHINE_VERSION, stateLabel, statusOf, timersFor, type PatchContext, type PatchEvent,
-  type PatchInput, type PatchMachine, type PatchSnapshot, type Settings, type Status,
+  acceptedOperatorEvents,
+  FINAL_STATUSES,
+  MACHINE_VERSION,
+  stateLabel,
+  statusOf,
+  timersFor,
+  type PatchContext,
+  type PatchEvent,
+  type PatchInput,
+  type PatchMachine,
+  type PatchSnapshot,
+  type Settings,
+  type Status,
 } from './patch.machine.ts';
 
 export interface EventMeta {
@@ -95,13 +115,19 @@ export interface HostOptions {
   /** Counts committed transitions for /metrics. */
   metrics?: Pick<MetricsSink, 'transitionsCommitted'>;
   /** Forwards an event for an entry another replica owns to that owner (several replicas). */
-  forward?: (id: number, event: Record<string, unknown>, meta: EventMeta) => Promise<{ status: string; state: string; revision: number }>;
+  forward?: (
+    id: number,
+    event: Record<string, unknown>,
+    meta: EventMeta,
+  ) => Promise<{ status: string; state: string; revision: number }>;
 }
 
 const snapshotEnvelope = z.object({
   status: z.enum(['active', 'done', 'error', 'stopped']),
   value: z.union([z.string(), z.record(z.string(), z.unknown())]),
-  context: z.object({ entryId: z.number(), errataId: z.string(), targetOs: z.string(), settings: z.object({}).passthrough() }).passthrough(),
+  context: z
+    .object({ entryId: z.number(), errataId: z.string(), targetOs: z.string(), settings: z.object({}).passthrough() })
+    .passthrough(),
   children: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -120,7 +146,11 @@ const MAX_TRANSIENT_WRITE_FAILURES = 30;
 
 export class NotAcceptedError extends AppError {
   constructor(entryId: number, eventType: string, state: string, accepted: string[]) {
-    super(409, 'invalid_transition', `entry ${entryId} is ${state}: ${eventType} is not accepted there`, { state, event: eventType, accepted_events: accepted });
+    super(409, 'invalid_transition', `entry ${entryId} is ${state}: ${eventType} is not accepted there`, {
+      state,
+      event: eventType,
+      accepted_events: accepted,
+    });
   }
 }
 
@@ -171,13 +201,18 @@ export class ActorHost {
    * Claim and hydrate entries. At boot (`includeOwn`) this includes the entries this replica
    * owned before a restart; the periodic call only picks up unowned or expired ones.
    */
-  async hydrateAll(opts: { includeOwn?: boolean; batch?: number } = {}): Promise<{ hydrated: number; quarantined: number }> {
+  async hydrateAll(
+    opts: { includeOwn?: boolean; batch?: number } = {},
+  ): Promise<{ hydrated: number; quarantined: number }> {
     const batch = opts.batch ?? 2000;
     let hydrated = 0;
     let quarantined = 0;
     let afterId = 0;
     for (;;) {
-      const rows = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, batch, { afterId, includeOwn: opts.includeOwn ?? false });
+      const rows = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, batch, {
+        afterId,
+        includeOwn: opts.includeOwn ?? false,
+      });
       for (const row of rows) {
         const ok = await this.hydrate(row);
         if (ok) hydrated++;
@@ -201,7 +236,8 @@ export class ActorHost {
         const held = await renewLeases(this.o.db, this.o.ownerId, this.o.leaseTtlMs);
         const heldEpoch = new Map(held.map((r) => [r.id, r.owner_epoch]));
         for (const h of before) {
-          if (this.actors.get(h.id) === h && h.pending.length === 0 && heldEpoch.get(h.id) !== h.epoch) this.evict(h, 'lease lost to another replica');
+          if (this.actors.get(h.id) === h && h.pending.length === 0 && heldEpoch.get(h.id) !== h.epoch)
+            this.evict(h, 'lease lost to another replica');
         }
         await this.hydrateAll();
       } catch (raw) {
@@ -219,7 +255,13 @@ export class ActorHost {
    */
   async create(
     e: {
-      errataId: string; errataVersion: string | null; targetOs: PatchInput['targetOs']; priority: number; successScore: number; notes: string | null; settings: Settings;
+      errataId: string;
+      errataVersion: string | null;
+      targetOs: PatchInput['targetOs'];
+      priority: number;
+      successScore: number;
+      notes: string | null;
+      settings: Settings;
       /** The approval policy for this entry (issue 12): distinct approvers needed, separation of duties. */
       approvals?: { required: number; separationOfDuties: boolean };
     },
@@ -228,30 +270,71 @@ export class ActorHost {
     const at = this.o.clock.now();
     const created = await this.o.db.transaction(async (tx) => {
       const row = await insertEntry(tx, {
-        errataId: e.errataId, errataVersion: e.errataVersion, targetOs: e.targetOs, priority: e.priority, successScore: e.successScore,
-        machineVersion: MACHINE_VERSION, createdBy: meta.actor, notes: e.notes, ownerId: this.o.ownerId, leaseMs: this.o.leaseTtlMs,
+        errataId: e.errataId,
+        errataVersion: e.errataVersion,
+        targetOs: e.targetOs,
+        priority: e.priority,
+        successScore: e.successScore,
+        machineVersion: MACHINE_VERSION,
+        createdBy: meta.actor,
+        notes: e.notes,
+        ownerId: this.o.ownerId,
+        leaseMs: this.o.leaseTtlMs,
       });
       const input: PatchInput = {
-        entryId: row.id, errataId: e.errataId, targetOs: e.targetOs, settings: e.settings, queuedBy: meta.actor,
-        ...(e.approvals ? { requiredApprovals: e.approvals.required, separationOfDuties: e.approvals.separationOfDuties } : {}),
+        entryId: row.id,
+        errataId: e.errataId,
+        targetOs: e.targetOs,
+        settings: e.settings,
+        queuedBy: meta.actor,
+        ...(e.approvals
+          ? { requiredApprovals: e.approvals.required, separationOfDuties: e.approvals.separationOfDuties }
+          : {}),
       };
       const actor = createActor(this.o.machine, { input });
       const snap = actor.getSnapshot();
       const persisted = actor.getPersistedSnapshot();
       await writeTransitions(tx, {
-        entryId: row.id, ownerId: this.o.ownerId, epoch: row.owner_epoch, revision: 0, snapshotJson: JSON.stringify(persisted), status: statusOf(snap.value),
-        stateValue: snap.value, statusReason: null, timers: [],
-        transitions: [{
-          event_type: 'CREATE', payload: redactPayload({ errata_id: e.errataId, target_os: e.targetOs, priority: e.priority }), from_state: null,
-          to_state: stateLabel(snap.value), from_value: null, to_value: snap.value, actor: meta.actor, ip_address: meta.ip ?? null,
-          user_agent: meta.userAgent ?? null, request_id: meta.requestId ?? null, at,
-        }],
+        entryId: row.id,
+        ownerId: this.o.ownerId,
+        epoch: row.owner_epoch,
+        revision: 0,
+        snapshotJson: JSON.stringify(persisted),
+        status: statusOf(snap.value),
+        stateValue: snap.value,
+        statusReason: null,
+        timers: [],
+        transitions: [
+          {
+            event_type: 'CREATE',
+            payload: redactPayload({ errata_id: e.errataId, target_os: e.targetOs, priority: e.priority }),
+            from_state: null,
+            to_state: stateLabel(snap.value),
+            from_value: null,
+            to_value: snap.value,
+            actor: meta.actor,
+            ip_address: meta.ip ?? null,
+            user_agent: meta.userAgent ?? null,
+            request_id: meta.requestId ?? null,
+            at,
+          },
+        ],
       });
       if (meta.audit) {
-        await insertAudit(tx, changeAudit(meta.audit, { type: 'queue_entry', id: String(row.id) }, {
-          event: 'CREATE', errata_id: e.errataId, target_os: e.targetOs, required_approvals: input.requiredApprovals ?? 1,
-          separation_of_duties: input.separationOfDuties ?? false,
-        }));
+        await insertAudit(
+          tx,
+          changeAudit(
+            meta.audit,
+            { type: 'queue_entry', id: String(row.id) },
+            {
+              event: 'CREATE',
+              errata_id: e.errataId,
+              target_os: e.targetOs,
+              required_approvals: input.requiredApprovals ?? 1,
+              separation_of_duties: input.separationOfDuties ?? false,
+            },
+          ),
+        );
       }
       return { id: row.id, epoch: row.owner_epoch, persisted };
     });
@@ -264,7 +347,12 @@ export class ActorHost {
    * Deliver an operator (or scheduler) event and wait until the transition it caused is committed.
    * @throws NotAcceptedError (409) when the current state does not accept it.
    */
-  async send(id: number, event: EventWithoutTime, meta: EventMeta, opts: { forward?: boolean } = {}): Promise<{ status: Status; state: string; revision: number }> {
+  async send(
+    id: number,
+    event: EventWithoutTime,
+    meta: EventMeta,
+    opts: { forward?: boolean } = {},
+  ): Promise<{ status: Status; state: string; revision: number }> {
     let h: Hosted;
     try {
       h = await this.ensureLoaded(id, event.type);
@@ -282,7 +370,12 @@ export class ActorHost {
     const ev = { ...event, at } as PatchEvent;
     const snap = h.actor.getSnapshot();
     if (snap.status !== 'active' || !snap.can(ev)) {
-      throw new NotAcceptedError(id, ev.type, stateLabel(snap.value), snap.status === 'active' ? acceptedOperatorEvents(snap, at) : []);
+      throw new NotAcceptedError(
+        id,
+        ev.type,
+        stateLabel(snap.value),
+        snap.status === 'active' ? acceptedOperatorEvents(snap, at) : [],
+      );
     }
     const before = h.lastWrite;
     this.currentMeta = meta;
@@ -308,7 +401,8 @@ export class ActorHost {
     const h = this.actors.get(id);
     if (!h || h.evicted) throw new AppError(503, 'not_hosted', `queue entry ${id} is not hosted here`);
     await h.lastWrite;
-    if (h.evicted) throw new AppError(503, 'not_hosted', `queue entry ${id} was evicted before its transition was committed`);
+    if (h.evicted)
+      throw new AppError(503, 'not_hosted', `queue entry ${id} was evicted before its transition was committed`);
     return { ownerId: this.o.ownerId, epoch: h.epoch };
   }
 
@@ -344,7 +438,11 @@ export class ActorHost {
    * host. Waits on commits, not on polling.
    * @example await host.committedState(id, (c) => c.status === 'pending_approval');
    */
-  async committedState(id: number, pred: (c: { status: string; state: string }) => boolean, timeoutMs = 15_000): Promise<CommittedTransition> {
+  async committedState(
+    id: number,
+    pred: (c: { status: string; state: string }) => boolean,
+    timeoutMs = 15_000,
+  ): Promise<CommittedTransition> {
     return new Promise<CommittedTransition>((resolve, reject) => {
       let done = false;
       const finish = (c: CommittedTransition | Error) => {
@@ -358,13 +456,24 @@ export class ActorHost {
       const off = this.onCommitted((c) => {
         if (c.id === id && pred(c)) finish(c);
       });
-      const timer = setTimeout(() => finish(new Error(`entry ${id}: no committed state matched within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => finish(new Error(`entry ${id}: no committed state matched within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       // The state already committed (the entry may have moved before we subscribed).
-      void loadEntry(this.o.db, id).then((row) => {
-        if (row === null) return finish(new Error(`entry ${id} does not exist`));
-        const c = { id, status: row.status, state: stateLabel((row.snapshot as { value: StateValue }).value), revision: row.revision };
-        if (pred(c)) finish(c);
-      }, (err: unknown) => finish(coerceError(err)));
+      void loadEntry(this.o.db, id).then(
+        (row) => {
+          if (row === null) return finish(new Error(`entry ${id} does not exist`));
+          const c = {
+            id,
+            status: row.status,
+            state: stateLabel((row.snapshot as { value: StateValue }).value),
+            revision: row.revision,
+          };
+          if (pred(c)) finish(c);
+        },
+        (err: unknown) => finish(coerceError(err)),
+      );
     });
   }
 
@@ -396,13 +505,26 @@ export class ActorHost {
     if ((FINAL_STATUSES as readonly string[]).includes(row.status)) {
       throw new NotAcceptedError(id, eventType, row.status, []);
     }
-    const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, { onlyIds: [id], includeOwn: true });
+    const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, {
+      onlyIds: [id],
+      includeOwn: true,
+    });
     if (claimed.length === 0) {
-      throw new AppError(503, 'owned_elsewhere', `queue entry ${id} is owned by replica ${row.owner_id ?? '?'}; retry there or after its lease expires`, { owner: row.owner_id });
+      throw new AppError(
+        503,
+        'owned_elsewhere',
+        `queue entry ${id} is owned by replica ${row.owner_id ?? '?'}; retry there or after its lease expires`,
+        { owner: row.owner_id },
+      );
     }
     const ok = await this.hydrate(claimed[0]!);
     const h = this.actors.get(id);
-    if (!ok || !h) throw new AppError(409, 'needs_attention', `queue entry ${id} could not be restored and was moved to needs_attention`);
+    if (!ok || !h)
+      throw new AppError(
+        409,
+        'needs_attention',
+        `queue entry ${id} could not be restored and was moved to needs_attention`,
+      );
     return h;
   }
 
@@ -416,12 +538,18 @@ export class ActorHost {
       reason = `machine version ${row.machine_version} is not known to this build (${MACHINE_VERSION})`;
     } else {
       const env = snapshotEnvelope.safeParse(row.snapshot);
-      if (!env.success) reason = `snapshot is malformed: ${env.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
-      else if (env.data.status === 'error' || env.data.status === 'stopped') reason = `snapshot has status ${env.data.status}`;
-      else if (env.data.context.entryId !== row.id) reason = `snapshot belongs to entry ${env.data.context.entryId}, not ${row.id}`;
+      if (!env.success)
+        reason = `snapshot is malformed: ${env.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
+      else if (env.data.status === 'error' || env.data.status === 'stopped')
+        reason = `snapshot has status ${env.data.status}`;
+      else if (env.data.context.entryId !== row.id)
+        reason = `snapshot belongs to entry ${env.data.context.entryId}, not ${row.id}`;
       else {
         try {
-          this.o.machine.resolveState({ value: env.data.value as StateValue, context: env.data.context as unknown as PatchContext });
+          this.o.machine.resolveState({
+            value: env.data.value as StateValue,
+            context: env.data.context as unknown as PatchContext,
+          });
           statusOf(env.data.value as StateValue);
           parsed = env.data;
         } catch (raw) {
@@ -447,13 +575,22 @@ export class ActorHost {
     let hosted: Hosted | undefined;
     const inspect = (ev: InspectionEvent) => {
       this.o.inspect?.(ev);
-      if (ev.type === '@xstate.snapshot' && hosted && ev.actorRef === hosted.actor) this.onSnapshot(hosted, ev.event, ev.snapshot as PatchSnapshot);
+      if (ev.type === '@xstate.snapshot' && hosted && ev.actorRef === hosted.actor)
+        this.onSnapshot(hosted, ev.event, ev.snapshot as PatchSnapshot);
     };
     const actor = createActor(machine, { snapshot: persisted as never, input: undefined as never, inspect });
     const snap = actor.getSnapshot();
     hosted = {
-      id, actor, epoch, revision, lastValue: snap.value, lastJson: '' /* set after start(), below */, pending: [], draining: false,
-      lastWrite: Promise.resolve(), evicted: false,
+      id,
+      actor,
+      epoch,
+      revision,
+      lastValue: snap.value,
+      lastJson: '' /* set after start(), below */,
+      pending: [],
+      draining: false,
+      lastWrite: Promise.resolve(),
+      evicted: false,
     };
     this.actors.set(id, hosted);
     const h = hosted;
@@ -486,7 +623,10 @@ export class ActorHost {
       ip_address: meta.ip ?? null,
       user_agent: meta.userAgent ?? null,
       request_id: meta.requestId ?? null,
-      at: typeof (event as { at?: unknown }).at === 'number' ? (event as unknown as { at: number }).at : this.o.clock.now(),
+      at:
+        typeof (event as { at?: unknown }).at === 'number'
+          ? (event as unknown as { at: number }).at
+          : this.o.clock.now(),
     };
     h.lastValue = snapshot.value;
     let resolve!: () => void;
@@ -498,7 +638,16 @@ export class ActorHost {
     done.catch(() => undefined); // observed by whoever awaits lastWrite; never an unhandled rejection
     const audit = this.currentAudit;
     this.currentAudit = undefined;
-    h.pending.push({ transition, json, value: snapshot.value, context: snapshot.context, event, ...(audit ? { audit } : {}), resolve, reject });
+    h.pending.push({
+      transition,
+      json,
+      value: snapshot.value,
+      context: snapshot.context,
+      event,
+      ...(audit ? { audit } : {}),
+      resolve,
+      reject,
+    });
     h.lastWrite = done;
     if (!h.draining) {
       h.draining = true;
@@ -512,32 +661,59 @@ export class ActorHost {
       const batch = h.pending.slice();
       const last = batch[batch.length - 1]!;
       const status = statusOf(last.value);
-      const timers = timersFor(last.value, last.context).map((t) => ({ name: t.name, fireAt: t.fireAt, event: { type: 'TIMER', name: t.name } }));
+      const timers = timersFor(last.value, last.context).map((t) => ({
+        name: t.name,
+        fireAt: t.fireAt,
+        event: { type: 'TIMER', name: t.name },
+      }));
       const timersSig = JSON.stringify(timers);
       const testSig = testProjectionSignature(status, last.context);
       const audited = batch.filter((b) => b.audit !== undefined);
       try {
         const write = {
-          entryId: h.id, ownerId: this.o.ownerId, epoch: h.epoch, revision: h.revision, head: h.head ?? null, snapshotJson: last.json, status,
-          stateValue: last.value, statusReason: statusReason(last.context, status), timers: timersSig === h.writtenTimers ? null : timers,
+          entryId: h.id,
+          ownerId: this.o.ownerId,
+          epoch: h.epoch,
+          revision: h.revision,
+          head: h.head ?? null,
+          snapshotJson: last.json,
+          status,
+          stateValue: last.value,
+          statusReason: statusReason(last.context, status),
+          timers: timersSig === h.writtenTimers ? null : timers,
           transitions: batch.map((b) => b.transition),
         };
-        const items = batch.map((b) => ({ event: b.event, value: b.value, context: b.context, transition: b.transition }));
+        const items = batch.map((b) => ({
+          event: b.event,
+          value: b.value,
+          context: b.context,
+          transition: b.transition,
+        }));
         const writeTest = testSig !== h.writtenTest;
         // The snapshot + journal statement is atomic by itself; a transaction only when more rows go with it.
-        const res = write.timers === null && !writeTest && !needsProjection(items) && audited.length === 0
-          ? await writeTransitions(this.o.db, write)
-          : await this.o.db.transaction(async (tx) => {
-              const r = await writeTransitions(tx, write);
-              await applyProjections(tx, h.id, items, r.lastSeq - batch.length + 1, writeTest);
-              // The request's audit row commits with the transition it caused, or neither does.
-              for (const b of audited) {
-                await insertAudit(tx, changeAudit(b.audit!, { type: 'queue_entry', id: String(h.id) }, {
-                  event: b.transition.event_type, from_state: b.transition.from_state, to_state: b.transition.to_state,
-                }));
-              }
-              return r;
-            });
+        const res =
+          write.timers === null && !writeTest && !needsProjection(items) && audited.length === 0
+            ? await writeTransitions(this.o.db, write)
+            : await this.o.db.transaction(async (tx) => {
+                const r = await writeTransitions(tx, write);
+                await applyProjections(tx, h.id, items, r.lastSeq - batch.length + 1, writeTest);
+                // The request's audit row commits with the transition it caused, or neither does.
+                for (const b of audited) {
+                  await insertAudit(
+                    tx,
+                    changeAudit(
+                      b.audit!,
+                      { type: 'queue_entry', id: String(h.id) },
+                      {
+                        event: b.transition.event_type,
+                        from_state: b.transition.from_state,
+                        to_state: b.transition.to_state,
+                      },
+                    ),
+                  );
+                }
+                return r;
+              });
         for (const b of audited) b.audit!.written++;
         this.committed(h, batch.length, res, timersSig, testSig, timers, status);
         failures = 0;
@@ -551,7 +727,10 @@ export class ActorHost {
         if (isTransient(raw) || err instanceof FencedWriteError) {
           landed = await this.readBack(h, batch.length);
           if (landed !== null && landed !== 'unknown') {
-            this.o.logger.warn({ entryId: h.id, err: err.message }, 'a transition write lost its answer but had committed');
+            this.o.logger.warn(
+              { entryId: h.id, err: err.message },
+              'a transition write lost its answer but had committed',
+            );
             for (const b of audited) b.audit!.written++;
             this.committed(h, batch.length, landed, timersSig, testSig, timers, status);
             failures = 0;
@@ -564,13 +743,28 @@ export class ActorHost {
         if (fenced) this.fencedRejections++;
         const transient = landed === 'unknown' || isTransient(raw);
         if (fenced || failures >= (transient ? MAX_TRANSIENT_WRITE_FAILURES : MAX_WRITE_FAILURES)) {
-          this.o.logger.error({ entryId: h.id, err: err.message }, 'persisting a transition failed for good; releasing the actor (it will be re-hydrated from the database)');
-          for (const b of h.pending.splice(0)) b.reject(new AppError(503, 'not_persisted', `the transition of entry ${h.id} could not be persisted; nothing changed`, null, { cause: err }));
+          this.o.logger.error(
+            { entryId: h.id, err: err.message },
+            'persisting a transition failed for good; releasing the actor (it will be re-hydrated from the database)',
+          );
+          for (const b of h.pending.splice(0))
+            b.reject(
+              new AppError(
+                503,
+                'not_persisted',
+                `the transition of entry ${h.id} could not be persisted; nothing changed`,
+                null,
+                { cause: err },
+              ),
+            );
           this.evict(h, err.message);
           break;
         }
         failures++;
-        this.o.logger.warn({ entryId: h.id, err: err.message, attempt: failures }, 'persisting a transition failed; retrying');
+        this.o.logger.warn(
+          { entryId: h.id, err: err.message, attempt: failures },
+          'persisting a transition failed; retrying',
+        );
         await new Promise((r) => setTimeout(r, backoffDelay(failures, { baseMs: 200, maxMs: 5000 })));
       }
     }
@@ -579,8 +773,13 @@ export class ActorHost {
 
   /** After a write committed: advance the fence, settle the batch's waiters, arm its timers. */
   private committed(
-    h: Hosted, n: number, res: { revision: number; head: JournalHead }, timersSig: string, testSig: string,
-    timers: { fireAt: number }[], status: Status,
+    h: Hosted,
+    n: number,
+    res: { revision: number; head: JournalHead },
+    timersSig: string,
+    testSig: string,
+    timers: { fireAt: number }[],
+    status: Status,
   ): void {
     h.head = res.head;
     h.revision = res.revision;
@@ -633,22 +832,32 @@ export class ActorHost {
   private rehydrateLater(id: number, attempt = 1): void {
     if (this.stopped || this.rehydrating.has(id)) return;
     this.rehydrating.add(id);
-    const timer = setTimeout(() => {
-      void (async () => {
-        try {
-          if (this.stopped || this.actors.has(id)) return;
-          const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, { onlyIds: [id], includeOwn: true });
-          this.rehydrating.delete(id);
-          if (claimed[0] && !this.actors.has(id)) await this.hydrate(claimed[0]);
-        } catch (raw) {
-          this.rehydrating.delete(id);
-          if (attempt === 1 || attempt % 10 === 0) this.o.logger.warn({ entryId: id, err: coerceError(raw).message }, 'could not re-hydrate an evicted entry yet; retrying');
-          this.rehydrateLater(id, attempt + 1);
-        } finally {
-          if (this.actors.has(id)) this.rehydrating.delete(id);
-        }
-      })();
-    }, backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 }));
+    const timer = setTimeout(
+      () => {
+        void (async () => {
+          try {
+            if (this.stopped || this.actors.has(id)) return;
+            const claimed = await claimEntries(this.o.db, this.o.ownerId, this.o.leaseTtlMs, 1, {
+              onlyIds: [id],
+              includeOwn: true,
+            });
+            this.rehydrating.delete(id);
+            if (claimed[0] && !this.actors.has(id)) await this.hydrate(claimed[0]);
+          } catch (raw) {
+            this.rehydrating.delete(id);
+            if (attempt === 1 || attempt % 10 === 0)
+              this.o.logger.warn(
+                { entryId: id, err: coerceError(raw).message },
+                'could not re-hydrate an evicted entry yet; retrying',
+              );
+            this.rehydrateLater(id, attempt + 1);
+          } finally {
+            if (this.actors.has(id)) this.rehydrating.delete(id);
+          }
+        })();
+      },
+      backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 }),
+    );
     timer.unref();
   }
 
@@ -656,7 +865,8 @@ export class ActorHost {
     this.o.logger.error({ entryId: h.id, err: err.message }, 'patch actor failed');
     this.evict(h, 'actor error');
     const row = await loadEntry(this.o.db, h.id).catch(() => null);
-    if (row && row.owner_id === this.o.ownerId && row.owner_epoch === h.epoch) await this.quarantine(row, `actor failed: ${err.message}`).catch(() => undefined);
+    if (row && row.owner_id === this.o.ownerId && row.owner_epoch === h.epoch)
+      await this.quarantine(row, `actor failed: ${err.message}`).catch(() => undefined);
   }
 
   /**
@@ -669,20 +879,50 @@ export class ActorHost {
     const old = (row.snapshot ?? {}) as { context?: Partial<PatchContext> };
     const fallback = await getEntryErrata(this.o.db, row.id);
     const seed = createActor(this.o.machine, {
-      input: { entryId: row.id, errataId: fallback?.errata_id ?? row.errata_id, targetOs: (fallback?.target_os ?? row.target_os) as PatchInput['targetOs'], settings: DEFAULT_SETTINGS },
+      input: {
+        entryId: row.id,
+        errataId: fallback?.errata_id ?? row.errata_id,
+        targetOs: (fallback?.target_os ?? row.target_os) as PatchInput['targetOs'],
+        settings: DEFAULT_SETTINGS,
+      },
     }).getSnapshot().context;
-    const context: PatchContext = { ...seed, ...(isPlainContext(old.context, row.id) ? old.context : {}), entryId: row.id, attention: { reason, phase: 'test', at }, retry: null, deadlines: {} } as PatchContext;
+    const context: PatchContext = {
+      ...seed,
+      ...(isPlainContext(old.context, row.id) ? old.context : {}),
+      entryId: row.id,
+      attention: { reason, phase: 'test', at },
+      retry: null,
+      deadlines: {},
+    } as PatchContext;
     const resolved = this.o.machine.resolveState({ value: 'needs_attention', context });
     const persisted = this.o.machine.getPersistedSnapshot(resolved);
     try {
       const res = await this.o.db.transaction((tx) =>
         writeTransitions(tx, {
-          entryId: row.id, ownerId: this.o.ownerId, epoch: row.owner_epoch, revision: row.revision, snapshotJson: JSON.stringify(persisted), status: 'needs_attention',
-          stateValue: 'needs_attention', statusReason: reason, timers: [],
-          transitions: [{
-            event_type: 'HYDRATE_FAILED', payload: { reason, machine_version: row.machine_version }, from_state: row.status, to_state: 'needs_attention',
-            from_value: null, to_value: 'needs_attention', actor: 'system', ip_address: null, user_agent: null, request_id: null, at,
-          }],
+          entryId: row.id,
+          ownerId: this.o.ownerId,
+          epoch: row.owner_epoch,
+          revision: row.revision,
+          snapshotJson: JSON.stringify(persisted),
+          status: 'needs_attention',
+          stateValue: 'needs_attention',
+          statusReason: reason,
+          timers: [],
+          transitions: [
+            {
+              event_type: 'HYDRATE_FAILED',
+              payload: { reason, machine_version: row.machine_version },
+              from_state: row.status,
+              to_state: 'needs_attention',
+              from_value: null,
+              to_value: 'needs_attention',
+              actor: 'system',
+              ip_address: null,
+              user_agent: null,
+              request_id: null,
+              at,
+            },
+          ],
         }),
       );
       this.startActor(row.id, row.owner_epoch, res.revision, persisted);
@@ -693,7 +933,12 @@ export class ActorHost {
 }
 
 function isPlainContext(ctx: unknown, id: number): ctx is Partial<PatchContext> {
-  return typeof ctx === 'object' && ctx !== null && (ctx as { entryId?: unknown }).entryId === id && typeof (ctx as { settings?: unknown }).settings === 'object';
+  return (
+    typeof ctx === 'object' &&
+    ctx !== null &&
+    (ctx as { entryId?: unknown }).entryId === id &&
+    typeof (ctx as { settings?: unknown }).settings === 'object'
+  );
 }
 
 /** Internal xstate events carry effect outputs; keep the journal readable and small. */
@@ -716,4 +961,3 @@ function statusReason(ctx: PatchContext, status: Status): string | null {
   if (status === 'rejected' || status === 'snoozed') return ctx.approval?.reason ?? null;
   return null;
 }
-

@@ -14,7 +14,13 @@ import pg from 'pg';
 import { AppError, coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../persistence/db.ts';
-import { answerInboxEvent, postInboxEvent, readInboxAnswer, takeInboxEvents, withdrawInboxEvent } from '../persistence/sql/inbox.ts';
+import {
+  answerInboxEvent,
+  postInboxEvent,
+  readInboxAnswer,
+  takeInboxEvents,
+  withdrawInboxEvent,
+} from '../persistence/sql/inbox.ts';
 import { AbortableLoop } from '../scheduler/loop.ts';
 import { backoffDelay } from '../transient.ts';
 import type { EventMeta } from './host.ts';
@@ -38,7 +44,11 @@ export interface InboxOptions {
   answerTimeoutMs?: number;
 }
 
-export type LocalSend = (id: number, event: Record<string, unknown>, meta: EventMeta) => Promise<{ status: string; state: string; revision: number }>;
+export type LocalSend = (
+  id: number,
+  event: Record<string, unknown>,
+  meta: EventMeta,
+) => Promise<{ status: string; state: string; revision: number }>;
 
 export class OperatorInbox extends AbortableLoop {
   private readonly o: Required<Omit<InboxOptions, 'listenUrl'>> & { listenUrl?: string };
@@ -72,7 +82,11 @@ export class OperatorInbox extends AbortableLoop {
    * Hand an event to the entry's owner and wait for its committed answer.
    * @throws AppError the owner's refusal (e.g. 409 invalid_transition), or 503 when nobody took it.
    */
-  async forward(id: number, event: Record<string, unknown>, meta: EventMeta): Promise<{ status: string; state: string; revision: number }> {
+  async forward(
+    id: number,
+    event: Record<string, unknown>,
+    meta: EventMeta,
+  ): Promise<{ status: string; state: string; revision: number }> {
     this.forwarded++;
     const inboxId = await postInboxEvent(this.o.db, { queueId: id, event, meta, sentBy: this.o.ownerId });
     const t0 = Date.now();
@@ -84,12 +98,22 @@ export class OperatorInbox extends AbortableLoop {
       const waited = Date.now() - t0;
       if (!taken && waited > this.o.takeTimeoutMs) {
         if (await withdrawInboxEvent(this.o.db, inboxId)) {
-          throw new AppError(503, 'owner_unavailable', `queue entry ${id} is owned by another replica that did not take the event within ${Math.round(this.o.takeTimeoutMs / 1000)} s; nothing changed, retry`, { inbox_id: inboxId });
+          throw new AppError(
+            503,
+            'owner_unavailable',
+            `queue entry ${id} is owned by another replica that did not take the event within ${Math.round(this.o.takeTimeoutMs / 1000)} s; nothing changed, retry`,
+            { inbox_id: inboxId },
+          );
         }
         taken = true; // the owner took it just now: its answer will come
       }
       if (taken && waited > this.o.takeTimeoutMs + this.o.answerTimeoutMs) {
-        throw new AppError(503, 'answer_pending', `the owner of queue entry ${id} took the event but has not answered yet; GET /api/v1/queue/${id} shows whether it happened`, { inbox_id: inboxId });
+        throw new AppError(
+          503,
+          'answer_pending',
+          `the owner of queue entry ${id} took the event but has not answered yet; GET /api/v1/queue/${id} shows whether it happened`,
+          { inbox_id: inboxId },
+        );
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.min(this.o.pollMs, 100));
@@ -137,9 +161,21 @@ export class OperatorInbox extends AbortableLoop {
             answer = { ok: true, result: await deliver(r.queue_id, r.event, r.meta as unknown as EventMeta) };
           } catch (raw) {
             const err = coerceError(raw);
-            answer = err instanceof AppError
-              ? { ok: false, error: { status: err.status, code: err.code, message: err.message, details: err.details } }
-              : { ok: false, error: { status: 503, code: 'owner_error', message: `the owner could not deliver the event: ${err.message}`, details: null } };
+            answer =
+              err instanceof AppError
+                ? {
+                    ok: false,
+                    error: { status: err.status, code: err.code, message: err.message, details: err.details },
+                  }
+                : {
+                    ok: false,
+                    error: {
+                      status: 503,
+                      code: 'owner_error',
+                      message: `the owner could not deliver the event: ${err.message}`,
+                      details: null,
+                    },
+                  };
           }
           await answerInboxEvent(this.o.db, r.id, answer.ok, answer);
           this.delivered++;
@@ -159,8 +195,12 @@ export class OperatorInbox extends AbortableLoop {
       await c.query('LISTEN spm_inbox_answer');
     } catch (raw) {
       await c.end().catch(() => undefined);
-      if (attempt === 1) this.o.logger.warn({ err: coerceError(raw).message }, 'operator inbox: LISTEN failed; polling until it works');
-      setTimeout(() => void this.listen(url, attempt + 1), backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 })).unref();
+      if (attempt === 1)
+        this.o.logger.warn({ err: coerceError(raw).message }, 'operator inbox: LISTEN failed; polling until it works');
+      setTimeout(
+        () => void this.listen(url, attempt + 1),
+        backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 }),
+      ).unref();
       return;
     }
     this.listener = c;

@@ -6,23 +6,50 @@
 import { createActor, fromPromise, waitFor, type StateValue } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import {
-  acceptedOperatorEvents, approvalRefusal, approvalsMissing, DEFAULT_APPROVAL_MAX_AGE_MS, occupiesTestSystem, patchMachine, STEPS,
-  stateLabel, stepFailureTarget, TEST_SYSTEM_OCCUPANCY, timersFor,
-  type EffectName, type PatchContext, type PatchEvent, type Settings, type Step,
+  acceptedOperatorEvents,
+  approvalRefusal,
+  approvalsMissing,
+  DEFAULT_APPROVAL_MAX_AGE_MS,
+  occupiesTestSystem,
+  patchMachine,
+  STEPS,
+  stateLabel,
+  stepFailureTarget,
+  TEST_SYSTEM_OCCUPANCY,
+  timersFor,
+  type EffectName,
+  type PatchContext,
+  type PatchEvent,
+  type Settings,
+  type Step,
 } from './patch.machine.ts';
 
 const AT = 1_700_000_000_000;
 const SETTINGS: Settings = {
-  waitAfterPatchMs: 1000, waitAfterRebootMs: 1000, rebootTimeoutMs: 1000, stepTimeoutMs: 1000,
-  retryBaseMs: 1000, retryMaxMs: 1000, retryMaxAttempts: 2,
+  waitAfterPatchMs: 1000,
+  waitAfterRebootMs: 1000,
+  rebootTimeoutMs: 1000,
+  stepTimeoutMs: 1000,
+  retryBaseMs: 1000,
+  retryMaxMs: 1000,
+  retryMaxAttempts: 2,
 };
 const INPUT = { entryId: 7, errataId: 'USN-1', targetOs: 'ubuntu' as const, settings: SETTINGS };
 
 const STEP_EFFECT: Record<Step, EffectName> = {
-  snapshot: 'takeSnapshot', baseline: 'collectBaseline', apply: 'applyErrata', await_action: 'awaitAction',
-  check_reboot: 'checkReboot', validate: 'validate', reboot: 'scheduleReboot', rollback_test: 'rollbackTest',
-  promote: 'promote', plan_deployment: 'planDeployment', deploy_wave: 'deployWave',
-  verify_deployment: 'verifyDeployment', rollback_prod: 'rollbackProduction',
+  snapshot: 'takeSnapshot',
+  baseline: 'collectBaseline',
+  apply: 'applyErrata',
+  await_action: 'awaitAction',
+  check_reboot: 'checkReboot',
+  validate: 'validate',
+  reboot: 'scheduleReboot',
+  rollback_test: 'rollbackTest',
+  promote: 'promote',
+  plan_deployment: 'planDeployment',
+  deploy_wave: 'deployWave',
+  verify_deployment: 'verifyDeployment',
+  rollback_prod: 'rollbackProduction',
 };
 
 /** Outputs that walk the happy path; the failing step's effect rejects for good. */
@@ -37,7 +64,12 @@ function stubs(failing: Step | null) {
     scheduleReboot: () => ({ actionId: 2, at: AT }),
     awaitHost: () => ({ at: AT }),
     // The test fails when the rollback of the test is the step under test.
-    validate: () => ({ verdict: failing === 'rollback_test' ? 'fail' : 'pass', reason: null, evidence: { checks: [] }, at: AT }),
+    validate: () => ({
+      verdict: failing === 'rollback_test' ? 'fail' : 'pass',
+      reason: null,
+      evidence: { checks: [] },
+      at: AT,
+    }),
     rollbackTest: () => new Promise(() => undefined), // never ends: `failed` stays observable
     notify: () => ({ at: AT }),
     promote: () => ({ skipped: true, at: AT }),
@@ -49,7 +81,8 @@ function stubs(failing: Step | null) {
   const actors: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(out)) {
     actors[name] = fromPromise(async () => {
-      if (failing !== null && name === STEP_EFFECT[failing]) throw Object.assign(new Error('broken'), { transient: false, at: AT });
+      if (failing !== null && name === STEP_EFFECT[failing])
+        throw Object.assign(new Error('broken'), { transient: false, at: AT });
       return fn();
     });
   }
@@ -85,15 +118,40 @@ describe('patch machine (no database)', () => {
 
   it('timersFor: each state arms exactly the timer its meta names, at the deadline in context', () => {
     const deadlines = { step_timeout: 1, stabilize: 2, reboot_timeout: 3, settle: 4, retry: 5, window: 6 };
-    const ctx = { ...createActor(patchMachine, { input: INPUT }).getSnapshot().context, deadlines, snoozeUntil: 7 } as PatchContext;
+    const ctx = {
+      ...createActor(patchMachine, { input: INPUT }).getSnapshot().context,
+      deadlines,
+      snoozeUntil: 7,
+    } as PatchContext;
     const expected: Record<string, string | null> = {
-      queued: null, 'testing.snapshot': 'step_timeout', 'testing.baseline': 'step_timeout', 'testing.apply': 'step_timeout',
-      'testing.await_action': 'step_timeout', 'testing.stabilize': 'stabilize', 'testing.check_reboot': 'step_timeout',
-      'testing.validate': 'step_timeout', needs_reboot: 'step_timeout', 'rebooting.awaiting_host': 'reboot_timeout',
-      'rebooting.settling': 'settle', pending_retry: 'retry', passed: null, failed: 'step_timeout', pending_approval: null,
-      snoozed: 'snooze', approved: null, promoting: 'step_timeout', 'prod_pending.planning': null,
-      'prod_pending.awaiting_window': 'window', 'prod_pending.deploying': null, prod_applied: null, prod_rollback: null,
-      needs_attention: null, completed: null, rejected: null, rolled_back: null, removed: null,
+      queued: null,
+      'testing.snapshot': 'step_timeout',
+      'testing.baseline': 'step_timeout',
+      'testing.apply': 'step_timeout',
+      'testing.await_action': 'step_timeout',
+      'testing.stabilize': 'stabilize',
+      'testing.check_reboot': 'step_timeout',
+      'testing.validate': 'step_timeout',
+      needs_reboot: 'step_timeout',
+      'rebooting.awaiting_host': 'reboot_timeout',
+      'rebooting.settling': 'settle',
+      pending_retry: 'retry',
+      passed: null,
+      failed: 'step_timeout',
+      pending_approval: null,
+      snoozed: 'snooze',
+      approved: null,
+      promoting: 'step_timeout',
+      'prod_pending.planning': null,
+      'prod_pending.awaiting_window': 'window',
+      'prod_pending.deploying': null,
+      prod_applied: null,
+      prod_rollback: null,
+      needs_attention: null,
+      completed: null,
+      rejected: null,
+      rolled_back: null,
+      removed: null,
     };
     const at: Record<string, number> = { ...deadlines, snooze: 7 };
     for (const [label, timer] of Object.entries(expected)) {
@@ -126,7 +184,16 @@ describe('patch machine (no database)', () => {
   it('the occupancy the lanes query is the one the machine states (same lists as before)', () => {
     expect(TEST_SYSTEM_OCCUPANCY).toEqual({
       statuses: ['testing', 'needs_reboot', 'rebooting', 'failed'],
-      retrySteps: ['snapshot', 'baseline', 'apply', 'await_action', 'check_reboot', 'validate', 'reboot', 'rollback_test'],
+      retrySteps: [
+        'snapshot',
+        'baseline',
+        'apply',
+        'await_action',
+        'check_reboot',
+        'validate',
+        'reboot',
+        'rollback_test',
+      ],
       attentionPhases: ['test', 'test_rollback'],
     });
   });
@@ -141,7 +208,9 @@ describe('patch machine (no database)', () => {
     expect(occupiesTestSystem('pending_approval', base)).toBe(false);
     for (const step of STEPS) {
       const ctx = { ...base, retry: { step, count: 1 } };
-      const testStep = !['promote', 'plan_deployment', 'deploy_wave', 'verify_deployment', 'rollback_prod'].includes(step);
+      const testStep = !['promote', 'plan_deployment', 'deploy_wave', 'verify_deployment', 'rollback_prod'].includes(
+        step,
+      );
       expect(occupiesTestSystem('pending_retry', ctx), step).toBe(testStep);
     }
     for (const phase of ['test', 'test_rollback', 'prod', 'prod_rollback'] as const) {

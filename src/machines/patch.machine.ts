@@ -23,22 +23,64 @@ export type TargetOs = (typeof TARGET_OS)[number];
 
 /** Every value of the `status` column, one per top-level state. */
 export const STATUSES = [
-  'queued', 'testing', 'needs_reboot', 'rebooting', 'pending_retry', 'passed', 'failed', 'pending_approval', 'snoozed',
-  'approved', 'rejected', 'promoting', 'prod_pending', 'prod_applied', 'prod_rollback', 'completed', 'rolled_back',
-  'removed', 'needs_attention',
+  'queued',
+  'testing',
+  'needs_reboot',
+  'rebooting',
+  'pending_retry',
+  'passed',
+  'failed',
+  'pending_approval',
+  'snoozed',
+  'approved',
+  'rejected',
+  'promoting',
+  'prod_pending',
+  'prod_applied',
+  'prod_rollback',
+  'completed',
+  'rolled_back',
+  'removed',
+  'needs_attention',
 ] as const;
 export type Status = (typeof STATUSES)[number];
 export const FINAL_STATUSES: readonly Status[] = ['completed', 'rejected', 'rolled_back', 'removed'];
 /** States that exist only once production work has begun: never without a passed test and an approval. */
-export const PROD_STATUSES: readonly Status[] = ['approved', 'promoting', 'prod_pending', 'prod_applied', 'prod_rollback', 'completed'];
+export const PROD_STATUSES: readonly Status[] = [
+  'approved',
+  'promoting',
+  'prod_pending',
+  'prod_applied',
+  'prod_rollback',
+  'completed',
+];
 
 /** Steps that run an effect; a transient failure in any of them goes to pending_retry and back. */
 export const STEPS = [
-  'snapshot', 'baseline', 'apply', 'await_action', 'check_reboot', 'validate', 'reboot', 'rollback_test',
-  'promote', 'plan_deployment', 'deploy_wave', 'verify_deployment', 'rollback_prod',
+  'snapshot',
+  'baseline',
+  'apply',
+  'await_action',
+  'check_reboot',
+  'validate',
+  'reboot',
+  'rollback_test',
+  'promote',
+  'plan_deployment',
+  'deploy_wave',
+  'verify_deployment',
+  'rollback_prod',
 ] as const;
 export type Step = (typeof STEPS)[number];
-const TEST_STEPS: readonly Step[] = ['snapshot', 'baseline', 'apply', 'await_action', 'check_reboot', 'validate', 'reboot'];
+const TEST_STEPS: readonly Step[] = [
+  'snapshot',
+  'baseline',
+  'apply',
+  'await_action',
+  'check_reboot',
+  'validate',
+  'reboot',
+];
 
 export type TimerName = 'step_timeout' | 'stabilize' | 'reboot_timeout' | 'settle' | 'retry' | 'snooze' | 'window';
 
@@ -118,7 +160,13 @@ export interface PatchContext {
     /** Plans made for this production attempt (a closed window means a new plan: a new effect key). */
     plans: number;
   };
-  rollback: { scope: 'test' | 'prod'; type: RollbackType | null; systems: number[] | null; by: string; reason: string } | null;
+  rollback: {
+    scope: 'test' | 'prod';
+    type: RollbackType | null;
+    systems: number[] | null;
+    by: string;
+    reason: string;
+  } | null;
   attention: { reason: string; phase: Phase; at: number } | null;
   resolution: string | null;
   lastError: { step: Step; message: string; transient: boolean; at: number } | null;
@@ -153,7 +201,9 @@ function requiredWith(context: PatchContext, event: PatchEvent): number {
 }
 
 const involve = (context: PatchContext, by: string, as: 'queued' | 'tested' | 'retried' | 'forced') =>
-  by === 'scheduler' || (context.involved ?? []).some((p) => p.by === by && p.as === as) ? (context.involved ?? []) : [...(context.involved ?? []), { by, as }];
+  by === 'scheduler' || (context.involved ?? []).some((p) => p.by === by && p.as === as)
+    ? (context.involved ?? [])
+    : [...(context.involved ?? []), { by, as }];
 
 // ---------------------------------------------------------------------------------------------
 // Events. Every event carries `at` (epoch ms, database clock). Operator events carry `by`.
@@ -188,7 +238,18 @@ export type PatchEvent =
 
 export type OperatorEventType = Exclude<PatchEvent['type'], 'RESUME' | 'TIMER' | 'ERRATA_CHANGED'>;
 export const OPERATOR_EVENTS: readonly OperatorEventType[] = [
-  'START_TEST', 'REMOVE', 'ABORT', 'APPROVE', 'REJECT', 'SNOOZE', 'ROLLBACK_TEST', 'START_DEPLOYMENT', 'ROLLBACK', 'RETRY', 'MARK_FAILED', 'FORCE_ROLLBACK',
+  'START_TEST',
+  'REMOVE',
+  'ABORT',
+  'APPROVE',
+  'REJECT',
+  'SNOOZE',
+  'ROLLBACK_TEST',
+  'START_DEPLOYMENT',
+  'ROLLBACK',
+  'RETRY',
+  'MARK_FAILED',
+  'FORCE_ROLLBACK',
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -221,14 +282,34 @@ export interface Effects {
   checkReboot: { in: EffectInput; out: Done & { required: boolean } };
   scheduleReboot: { in: EffectInput; out: Done & { actionId: number } };
   awaitHost: { in: EffectInput & { rebootActionId: number | null }; out: Done };
-  validate: { in: EffectInput; out: Done & { verdict: 'pass' | 'fail' | 'inconclusive'; reason: string | null; evidence: unknown } };
-  rollbackTest: { in: EffectInput & { rebootRequired: boolean; snapshotId: string | null; reason: string }; out: Done & { type: RollbackType } };
+  validate: {
+    in: EffectInput;
+    out: Done & { verdict: 'pass' | 'fail' | 'inconclusive'; reason: string | null; evidence: unknown };
+  };
+  rollbackTest: {
+    in: EffectInput & { rebootRequired: boolean; snapshotId: string | null; reason: string };
+    out: Done & { type: RollbackType };
+  };
   notify: { in: EffectInput & { kind: NotifyKind; round: number }; out: Done };
   promote: { in: EffectInput; out: Done & { skipped: boolean } };
-  planDeployment: { in: EffectInput & { approvedBy: string | null }; out: Done & { deploymentId: number; waveCount: number; windowOpensAt: number; windowClosesAt: number | null } };
-  deployWave: { in: EffectInput & { deploymentId: number; waveIndex: number }; out: Done & { outcome: 'ok' | 'halted' | 'window_closed'; reason: string | null } };
+  planDeployment: {
+    in: EffectInput & { approvedBy: string | null };
+    out: Done & { deploymentId: number; waveCount: number; windowOpensAt: number; windowClosesAt: number | null };
+  };
+  deployWave: {
+    in: EffectInput & { deploymentId: number; waveIndex: number };
+    out: Done & { outcome: 'ok' | 'halted' | 'window_closed'; reason: string | null };
+  };
   verifyDeployment: { in: EffectInput & { deploymentId: number }; out: Done & { ok: boolean; reason: string | null } };
-  rollbackProduction: { in: EffectInput & { deploymentId: number | null; rollbackType: RollbackType; systems: number[] | null; reason: string }; out: Done };
+  rollbackProduction: {
+    in: EffectInput & {
+      deploymentId: number | null;
+      rollbackType: RollbackType;
+      systems: number[] | null;
+      reason: string;
+    };
+    out: Done;
+  };
 }
 export type EffectName = keyof Effects;
 
@@ -292,7 +373,12 @@ export function failureOf(error: unknown): EffectFailure {
   };
 }
 
-function effectInput(context: PatchContext, step: string, attempt: number = context.attempt, production = false): EffectInput {
+function effectInput(
+  context: PatchContext,
+  step: string,
+  attempt: number = context.attempt,
+  production = false,
+): EffectInput {
   return {
     key: formatEffectKey({ entryId: context.entryId, attempt, production, step, round: context.round }),
     entryId: context.entryId,
@@ -313,8 +399,16 @@ function backoffMs(s: Settings, count: number): number {
 }
 
 const emptyTest = (): PatchContext['test'] => ({
-  snapshotId: null, baselineTaken: false, actionIds: [], applyMessage: null, rebootRequired: null, rebootActionId: null,
-  verdict: null, evidence: null, startedAt: null, finishedAt: null,
+  snapshotId: null,
+  baselineTaken: false,
+  actionIds: [],
+  applyMessage: null,
+  rebootRequired: null,
+  rebootActionId: null,
+  verdict: null,
+  evidence: null,
+  startedAt: null,
+  finishedAt: null,
 });
 
 /**
@@ -322,22 +416,23 @@ const emptyTest = (): PatchContext['test'] => ({
  * it goes when it fails for good (not transient, or out of retries), and its phase (which decides
  * whether a failure is the test's, a rollback's, or production's).
  */
-const STEP_TABLE: Record<Step, { state: string; onFailure: '#patch.failed' | '#patch.needs_attention'; phase: Phase }> = {
-  snapshot: { state: '#patch.testing.snapshot', onFailure: '#patch.failed', phase: 'test' },
-  baseline: { state: '#patch.testing.baseline', onFailure: '#patch.failed', phase: 'test' },
-  apply: { state: '#patch.testing.apply', onFailure: '#patch.failed', phase: 'test' },
-  await_action: { state: '#patch.testing.await_action', onFailure: '#patch.failed', phase: 'test' },
-  check_reboot: { state: '#patch.testing.check_reboot', onFailure: '#patch.failed', phase: 'test' },
-  // Inconclusive validation is never a pass nor the patch's fault: a human decides.
-  validate: { state: '#patch.testing.validate', onFailure: '#patch.needs_attention', phase: 'test' },
-  reboot: { state: '#patch.needs_reboot', onFailure: '#patch.failed', phase: 'test' },
-  rollback_test: { state: '#patch.failed', onFailure: '#patch.needs_attention', phase: 'test_rollback' },
-  promote: { state: '#patch.promoting', onFailure: '#patch.needs_attention', phase: 'prod' },
-  plan_deployment: { state: '#patch.prod_pending.planning', onFailure: '#patch.needs_attention', phase: 'prod' },
-  deploy_wave: { state: '#patch.prod_pending.deploying', onFailure: '#patch.needs_attention', phase: 'prod' },
-  verify_deployment: { state: '#patch.prod_applied', onFailure: '#patch.needs_attention', phase: 'prod' },
-  rollback_prod: { state: '#patch.prod_rollback', onFailure: '#patch.needs_attention', phase: 'prod_rollback' },
-};
+const STEP_TABLE: Record<Step, { state: string; onFailure: '#patch.failed' | '#patch.needs_attention'; phase: Phase }> =
+  {
+    snapshot: { state: '#patch.testing.snapshot', onFailure: '#patch.failed', phase: 'test' },
+    baseline: { state: '#patch.testing.baseline', onFailure: '#patch.failed', phase: 'test' },
+    apply: { state: '#patch.testing.apply', onFailure: '#patch.failed', phase: 'test' },
+    await_action: { state: '#patch.testing.await_action', onFailure: '#patch.failed', phase: 'test' },
+    check_reboot: { state: '#patch.testing.check_reboot', onFailure: '#patch.failed', phase: 'test' },
+    // Inconclusive validation is never a pass nor the patch's fault: a human decides.
+    validate: { state: '#patch.testing.validate', onFailure: '#patch.needs_attention', phase: 'test' },
+    reboot: { state: '#patch.needs_reboot', onFailure: '#patch.failed', phase: 'test' },
+    rollback_test: { state: '#patch.failed', onFailure: '#patch.needs_attention', phase: 'test_rollback' },
+    promote: { state: '#patch.promoting', onFailure: '#patch.needs_attention', phase: 'prod' },
+    plan_deployment: { state: '#patch.prod_pending.planning', onFailure: '#patch.needs_attention', phase: 'prod' },
+    deploy_wave: { state: '#patch.prod_pending.deploying', onFailure: '#patch.needs_attention', phase: 'prod' },
+    verify_deployment: { state: '#patch.prod_applied', onFailure: '#patch.needs_attention', phase: 'prod' },
+    rollback_prod: { state: '#patch.prod_rollback', onFailure: '#patch.needs_attention', phase: 'prod_rollback' },
+  };
 
 /** The step's failure target (exported for the machine's unit tests). */
 export function stepFailureTarget(step: Step): string {
@@ -351,7 +446,11 @@ export function stepFailureTarget(step: Step): string {
 function onStepError(step: Step) {
   const failure = ({ event }: { event: { error?: unknown } }) => ({ step, failure: failureOf(event.error) });
   return [
-    { guard: { type: 'retryable' as const, params: failure }, target: '#patch.pending_retry', actions: { type: 'scheduleRetry' as const, params: failure } },
+    {
+      guard: { type: 'retryable' as const, params: failure },
+      target: '#patch.pending_retry',
+      actions: { type: 'scheduleRetry' as const, params: failure },
+    },
     { target: STEP_TABLE[step].onFailure, actions: { type: 'recordStepError' as const, params: failure } },
   ];
 }
@@ -368,7 +467,11 @@ const expired = ({ context, event }: { context: PatchContext; event: { at: numbe
  */
 function approveTransitions() {
   return [
-    { guard: and(['testPassed', 'mayApprove', 'lastApprovalNeeded']), target: '#patch.approved', actions: 'recordApproval' as const },
+    {
+      guard: and(['testPassed', 'mayApprove', 'lastApprovalNeeded']),
+      target: '#patch.approved',
+      actions: 'recordApproval' as const,
+    },
     { guard: and(['testPassed', 'mayApprove']), actions: { type: 'recordPartialApproval' as const, params: act } },
   ];
 }
@@ -414,22 +517,29 @@ export const patchMachine = setup({
     /** Separation of duties: nobody approves what they queued, tested, retried or forced, nor twice. */
     mayApprove: ({ context, event }) => event.type === 'APPROVE' && approvalRefusal(context, event.by) === null,
     /** This approval is the last one needed (two distinct approvers for Critical, by policy). */
-    lastApprovalNeeded: ({ context, event }) => approvalsMissing({ ...context, requiredApprovals: requiredWith(context, event) }) <= 1,
+    lastApprovalNeeded: ({ context, event }) =>
+      approvalsMissing({ ...context, requiredApprovals: requiredWith(context, event) }) <= 1,
     /** The approval is young enough for production to start under it. */
     approvalFresh: ({ context, event }) =>
-      context.approval?.action === 'approved' && event.at - context.approval.at <= (context.settings.approvalMaxAgeMs ?? DEFAULT_APPROVAL_MAX_AGE_MS),
-    hasReason: (_, params: { reason: string | undefined }) => typeof params.reason === 'string' && params.reason.trim().length > 0,
+      context.approval?.action === 'approved' &&
+      event.at - context.approval.at <= (context.settings.approvalMaxAgeMs ?? DEFAULT_APPROVAL_MAX_AGE_MS),
+    hasReason: (_, params: { reason: string | undefined }) =>
+      typeof params.reason === 'string' && params.reason.trim().length > 0,
     snoozeInFuture: ({ event }) => event.type === 'SNOOZE' && event.until > event.at && event.reason.trim().length > 0,
     waveHalted: (_, params: { outcome: WaveOutcome }) => params.outcome === 'halted',
     windowClosed: (_, params: { outcome: WaveOutcome }) => params.outcome === 'window_closed',
     deploymentOk: (_, params: { ok: boolean }) => params.ok,
     moreWaves: ({ context }) => context.prod.waveIndex + 1 < context.prod.waveCount,
-    attentionPhaseIs: ({ context }, params: { phases: Phase[] }) => context.attention !== null && params.phases.includes(context.attention.phase),
+    attentionPhaseIs: ({ context }, params: { phases: Phase[] }) =>
+      context.attention !== null && params.phases.includes(context.attention.phase),
     inProduction: ({ context }) => context.prod.deploymentId !== null,
   },
   actions: {
     beginTest: assign(({ context, event }) => ({
-      involved: 'by' in event && typeof event.by === 'string' ? involve(context, event.by, event.type === 'RETRY' ? 'retried' : 'tested') : (context.involved ?? []),
+      involved:
+        'by' in event && typeof event.by === 'string'
+          ? involve(context, event.by, event.type === 'RETRY' ? 'retried' : 'tested')
+          : (context.involved ?? []),
       approvals: [],
       attempt: context.attempt + 1,
       testSystem: event.type === 'START_TEST' && event.testSystem ? event.testSystem : context.testSystem,
@@ -449,26 +559,54 @@ export const patchMachine = setup({
       const { step_timeout: _drop, ...rest } = context.deadlines;
       return { deadlines: rest };
     }),
-    armStabilize: assign(({ context, event }) => ({ deadlines: { ...context.deadlines, stabilize: eventTime(event) + context.settings.waitAfterPatchMs } })),
-    armRebootTimeout: assign(({ context, event }) => ({ deadlines: { ...context.deadlines, reboot_timeout: eventTime(event) + context.settings.rebootTimeoutMs } })),
-    armSettle: assign(({ context, event }) => ({ deadlines: { ...context.deadlines, settle: eventTime(event) + context.settings.waitAfterRebootMs } })),
+    armStabilize: assign(({ context, event }) => ({
+      deadlines: { ...context.deadlines, stabilize: eventTime(event) + context.settings.waitAfterPatchMs },
+    })),
+    armRebootTimeout: assign(({ context, event }) => ({
+      deadlines: { ...context.deadlines, reboot_timeout: eventTime(event) + context.settings.rebootTimeoutMs },
+    })),
+    armSettle: assign(({ context, event }) => ({
+      deadlines: { ...context.deadlines, settle: eventTime(event) + context.settings.waitAfterRebootMs },
+    })),
     resetRetry: assign({ retry: null }),
-    recordSnapshot: assign(({ context }, params: { snapshotId: string }) => ({ test: { ...context.test, snapshotId: params.snapshotId } })),
+    recordSnapshot: assign(({ context }, params: { snapshotId: string }) => ({
+      test: { ...context.test, snapshotId: params.snapshotId },
+    })),
     recordBaseline: assign(({ context }) => ({ test: { ...context.test, baselineTaken: true } })),
-    recordActions: assign(({ context }, params: { actionIds: number[] }) => ({ test: { ...context.test, actionIds: params.actionIds } })),
-    recordActionResult: assign(({ context }, params: { message: string }) => ({ test: { ...context.test, applyMessage: params.message } })),
-    recordRebootCheck: assign(({ context }, params: { required: boolean }) => ({ test: { ...context.test, rebootRequired: params.required } })),
-    recordRebootAction: assign(({ context }, params: { actionId: number }) => ({ test: { ...context.test, rebootActionId: params.actionId } })),
+    recordActions: assign(({ context }, params: { actionIds: number[] }) => ({
+      test: { ...context.test, actionIds: params.actionIds },
+    })),
+    recordActionResult: assign(({ context }, params: { message: string }) => ({
+      test: { ...context.test, applyMessage: params.message },
+    })),
+    recordRebootCheck: assign(({ context }, params: { required: boolean }) => ({
+      test: { ...context.test, rebootRequired: params.required },
+    })),
+    recordRebootAction: assign(({ context }, params: { actionId: number }) => ({
+      test: { ...context.test, rebootActionId: params.actionId },
+    })),
     recordVerdict: assign(({ context }, out: Effects['validate']['out']) => {
       return {
         test: { ...context.test, verdict: out.verdict, evidence: out.evidence ?? null, finishedAt: out.at },
-        failure: out.verdict === 'pass' ? null : { reason: out.reason ?? `verdict ${out.verdict}`, at: out.at, step: 'validate' as Step },
-        attention: out.verdict === 'inconclusive' ? { reason: out.reason ?? 'no evidence: validation inconclusive', phase: 'test' as Phase, at: out.at } : context.attention,
+        failure:
+          out.verdict === 'pass'
+            ? null
+            : { reason: out.reason ?? `verdict ${out.verdict}`, at: out.at, step: 'validate' as Step },
+        attention:
+          out.verdict === 'inconclusive'
+            ? { reason: out.reason ?? 'no evidence: validation inconclusive', phase: 'test' as Phase, at: out.at }
+            : context.attention,
       };
     }),
     recordFailure: assign((_, params: { reason: string; at: number; step: Step | null }) => ({ failure: params })),
     recordApplyFailure: assign(({ context }, out: { message: string; at: number }) => {
-      return { failure: { reason: `apply failed on ${context.testSystem?.name ?? 'test system'}: ${out.message}`, at: out.at, step: 'await_action' as Step } };
+      return {
+        failure: {
+          reason: `apply failed on ${context.testSystem?.name ?? 'test system'}: ${out.message}`,
+          at: out.at,
+          step: 'await_action' as Step,
+        },
+      };
     }),
     scheduleRetry: assign(({ context }, params: { step: Step; failure: EffectFailure }) => {
       const f = params.failure;
@@ -502,7 +640,15 @@ export const patchMachine = setup({
       failure: { reason: `manual rollback by ${e.by}: ${e.reason ?? ''}`.trim(), at: e.at, step: null },
     })),
     recordRebootTimeout: assign(({ context, event }) => ({
-      failure: { reason: `host ${context.testSystem?.name ?? ''} did not return within ${Math.round(context.settings.rebootTimeoutMs / 1000)} s after reboot`.replace('  ', ' '), at: eventTime(event), step: 'reboot' as Step },
+      failure: {
+        reason:
+          `host ${context.testSystem?.name ?? ''} did not return within ${Math.round(context.settings.rebootTimeoutMs / 1000)} s after reboot`.replace(
+            '  ',
+            ' ',
+          ),
+        at: eventTime(event),
+        step: 'reboot' as Step,
+      },
     })),
     /** One approver of several: recorded; the gate stays closed until enough distinct ones approved. */
     recordPartialApproval: assign(({ context, event }, e: OperatorAct) => ({
@@ -518,34 +664,77 @@ export const patchMachine = setup({
           approvalVoided: null,
         };
       }
-      if (event.type === 'REJECT') return { approval: { action: 'rejected' as const, by: event.by, at: event.at, reason: event.reason } };
-      if (event.type === 'SNOOZE') return { approval: { action: 'snoozed' as const, by: event.by, at: event.at, reason: event.reason }, snoozeUntil: event.until };
+      if (event.type === 'REJECT')
+        return { approval: { action: 'rejected' as const, by: event.by, at: event.at, reason: event.reason } };
+      if (event.type === 'SNOOZE')
+        return {
+          approval: { action: 'snoozed' as const, by: event.by, at: event.at, reason: event.reason },
+          snoozeUntil: event.until,
+        };
       return {};
     }),
     nextApprovalRound: assign(({ context }) => ({ approvalRound: context.approvalRound + 1 })),
     beginProduction: assign(({ context }) => ({
       prodAttempt: context.prodAttempt + 1,
-      prod: { deploymentId: null, waveIndex: 0, waveCount: 0, windowOpensAt: null, windowClosesAt: null, haltReason: null, plans: 0 },
+      prod: {
+        deploymentId: null,
+        waveIndex: 0,
+        waveCount: 0,
+        windowOpensAt: null,
+        windowClosesAt: null,
+        haltReason: null,
+        plans: 0,
+      },
     })),
     recordPlan: assign(({ context }, out: Effects['planDeployment']['out']) => {
       return {
-        prod: { ...context.prod, deploymentId: out.deploymentId, waveCount: out.waveCount, windowOpensAt: out.windowOpensAt, windowClosesAt: out.windowClosesAt, plans: context.prod.plans + 1 },
+        prod: {
+          ...context.prod,
+          deploymentId: out.deploymentId,
+          waveCount: out.waveCount,
+          windowOpensAt: out.windowOpensAt,
+          windowClosesAt: out.windowClosesAt,
+          plans: context.prod.plans + 1,
+        },
         deadlines: { ...context.deadlines, window: out.windowOpensAt },
       };
     }),
     nextWave: assign(({ context }) => ({ prod: { ...context.prod, waveIndex: context.prod.waveIndex + 1 } })),
     recordHalt: assign(({ context }, out: Effects['deployWave']['out']) => {
       const reason = `wave ${context.prod.waveIndex} halted: ${out.reason ?? 'error threshold exceeded'}`;
-      return { prod: { ...context.prod, haltReason: reason }, attention: { reason, phase: 'prod' as Phase, at: out.at } };
+      return {
+        prod: { ...context.prod, haltReason: reason },
+        attention: { reason, phase: 'prod' as Phase, at: out.at },
+      };
     }),
     recordVerifyFailure: assign((_, out: Effects['verifyDeployment']['out']) => {
-      return { rollback: { scope: 'prod' as const, type: 'package' as RollbackType, systems: null, by: 'policy', reason: `post-deployment checks failed: ${out.reason ?? 'unknown'}` } };
+      return {
+        rollback: {
+          scope: 'prod' as const,
+          type: 'package' as RollbackType,
+          systems: null,
+          by: 'policy',
+          reason: `post-deployment checks failed: ${out.reason ?? 'unknown'}`,
+        },
+      };
     }),
     recordRollbackRequest: assign(({ context, event }) => {
       if (event.type !== 'ROLLBACK' && event.type !== 'FORCE_ROLLBACK') return {};
-      const scope = context.prod.deploymentId !== null && (context.attention === null || context.attention.phase === 'prod' || context.attention.phase === 'prod_rollback') ? 'prod' : 'test';
+      const scope =
+        context.prod.deploymentId !== null &&
+        (context.attention === null ||
+          context.attention.phase === 'prod' ||
+          context.attention.phase === 'prod_rollback')
+          ? 'prod'
+          : 'test';
       return {
-        rollback: { scope, type: event.rollbackType ?? 'package', systems: event.systems && event.systems.length > 0 ? event.systems : null, by: event.by, reason: event.reason },
+        rollback: {
+          scope,
+          type: event.rollbackType ?? 'package',
+          systems: event.systems && event.systems.length > 0 ? event.systems : null,
+          by: event.by,
+          reason: event.reason,
+        },
       } as Partial<PatchContext>;
     }),
     /** The approval no longer holds (the errata changed, or it expired): back to the approvers. */
@@ -555,16 +744,42 @@ export const patchMachine = setup({
       approvalVoided: { reason: v.reason, at: v.at },
     })),
     involveForcer: assign(({ context }, e: OperatorAct) => ({ involved: involve(context, e.by, 'forced') })),
-    recordRetry: assign(({ context }) => ({ attention: null, lastError: null, retry: null, resolution: null, round: context.round + 1, deadlines: { ...context.deadlines } })),
+    recordRetry: assign(({ context }) => ({
+      attention: null,
+      lastError: null,
+      retry: null,
+      resolution: null,
+      round: context.round + 1,
+      deadlines: { ...context.deadlines },
+    })),
     recordManualFailure: assign((_, e: OperatorAct) => ({
       resolution: `marked failed by ${e.by}: ${e.reason ?? ''}`.trim(),
     })),
-    recordRemoval: assign((_, e: OperatorAct) => ({ resolution: `removed by ${e.by}${e.reason ? `: ${e.reason}` : ''}` })),
+    recordRemoval: assign((_, e: OperatorAct) => ({
+      resolution: `removed by ${e.by}${e.reason ? `: ${e.reason}` : ''}`,
+    })),
     recordRollbackDone: assign(({ context }, out: { type?: RollbackType }) => {
-      return { rollback: { scope: context.rollback?.scope ?? 'test', type: out.type ?? context.rollback?.type ?? null, systems: context.rollback?.systems ?? null, by: context.rollback?.by ?? 'policy', reason: context.rollback?.reason ?? context.failure?.reason ?? '' } };
+      return {
+        rollback: {
+          scope: context.rollback?.scope ?? 'test',
+          type: out.type ?? context.rollback?.type ?? null,
+          systems: context.rollback?.systems ?? null,
+          by: context.rollback?.by ?? 'policy',
+          reason: context.rollback?.reason ?? context.failure?.reason ?? '',
+        },
+      };
     }),
     recordTestRollbackStart: assign(({ context }) => ({
-      rollback: context.rollback?.scope === 'test' ? context.rollback : { scope: 'test' as const, type: null, systems: null, by: 'policy', reason: context.failure?.reason ?? 'test failed' },
+      rollback:
+        context.rollback?.scope === 'test'
+          ? context.rollback
+          : {
+              scope: 'test' as const,
+              type: null,
+              systems: null,
+              by: 'policy',
+              reason: context.failure?.reason ?? 'test failed',
+            },
     })),
   },
 }).createMachine({
@@ -587,7 +802,15 @@ export const patchMachine = setup({
     failure: null,
     approval: null,
     snoozeUntil: null,
-    prod: { deploymentId: null, waveIndex: 0, waveCount: 0, windowOpensAt: null, windowClosesAt: null, haltReason: null, plans: 0 },
+    prod: {
+      deploymentId: null,
+      waveIndex: 0,
+      waveCount: 0,
+      windowOpensAt: null,
+      windowClosesAt: null,
+      haltReason: null,
+      plans: 0,
+    },
     rollback: null,
     attention: null,
     resolution: null,
@@ -615,7 +838,11 @@ export const patchMachine = setup({
       initial: 'snapshot',
       on: {
         ABORT: { target: 'failed', actions: { type: 'recordAbort', params: act } },
-        TIMER: { guard: { type: 'isTimer', params: { name: 'step_timeout' } }, target: 'failed', actions: 'recordTimeout' },
+        TIMER: {
+          guard: { type: 'isTimer', params: { name: 'step_timeout' } },
+          target: 'failed',
+          actions: 'recordTimeout',
+        },
       },
       states: {
         snapshot: {
@@ -625,7 +852,13 @@ export const patchMachine = setup({
             id: 'takeSnapshot',
             src: 'takeSnapshot',
             input: ({ context }) => effectInput(context, 'snapshot'),
-            onDone: { target: 'baseline', actions: [{ type: 'recordSnapshot', params: ({ event }) => ({ snapshotId: event.output.snapshotId }) }, 'resetRetry'] },
+            onDone: {
+              target: 'baseline',
+              actions: [
+                { type: 'recordSnapshot', params: ({ event }) => ({ snapshotId: event.output.snapshotId }) },
+                'resetRetry',
+              ],
+            },
             onError: onStepError('snapshot'),
           },
         },
@@ -647,7 +880,13 @@ export const patchMachine = setup({
             id: 'applyErrata',
             src: 'applyErrata',
             input: ({ context }) => effectInput(context, 'apply'),
-            onDone: { target: 'await_action', actions: [{ type: 'recordActions', params: ({ event }) => ({ actionIds: event.output.actionIds }) }, 'resetRetry'] },
+            onDone: {
+              target: 'await_action',
+              actions: [
+                { type: 'recordActions', params: ({ event }) => ({ actionIds: event.output.actionIds }) },
+                'resetRetry',
+              ],
+            },
             onError: onStepError('apply'),
           },
         },
@@ -662,13 +901,19 @@ export const patchMachine = setup({
               {
                 guard: { type: 'actionSucceeded', params: ({ event }) => ({ ok: event.output.ok }) },
                 target: 'stabilize',
-                actions: [{ type: 'recordActionResult', params: ({ event }) => ({ message: event.output.message }) }, 'resetRetry'],
+                actions: [
+                  { type: 'recordActionResult', params: ({ event }) => ({ message: event.output.message }) },
+                  'resetRetry',
+                ],
               },
               {
                 target: '#patch.failed',
                 actions: [
                   { type: 'recordActionResult', params: ({ event }) => ({ message: event.output.message }) },
-                  { type: 'recordApplyFailure', params: ({ event }) => ({ message: event.output.message, at: event.output.at }) },
+                  {
+                    type: 'recordApplyFailure',
+                    params: ({ event }) => ({ message: event.output.message, at: event.output.at }),
+                  },
                 ],
               },
             ],
@@ -692,11 +937,17 @@ export const patchMachine = setup({
               {
                 guard: { type: 'rebootRequired', params: ({ event }) => ({ required: event.output.required }) },
                 target: '#patch.needs_reboot',
-                actions: [{ type: 'recordRebootCheck', params: ({ event }) => ({ required: event.output.required }) }, 'resetRetry'],
+                actions: [
+                  { type: 'recordRebootCheck', params: ({ event }) => ({ required: event.output.required }) },
+                  'resetRetry',
+                ],
               },
               {
                 target: 'validate',
-                actions: [{ type: 'recordRebootCheck', params: ({ event }) => ({ required: event.output.required }) }, 'resetRetry'],
+                actions: [
+                  { type: 'recordRebootCheck', params: ({ event }) => ({ required: event.output.required }) },
+                  'resetRetry',
+                ],
               },
             ],
             onError: onStepError('check_reboot'),
@@ -721,7 +972,10 @@ export const patchMachine = setup({
                 actions: [{ type: 'recordVerdict', params: ({ event }) => event.output }, 'resetRetry'],
               },
               // Inconclusive (no evidence): never a pass; a human decides.
-              { target: '#patch.needs_attention', actions: [{ type: 'recordVerdict', params: ({ event }) => event.output }, 'resetRetry'] },
+              {
+                target: '#patch.needs_attention',
+                actions: [{ type: 'recordVerdict', params: ({ event }) => event.output }, 'resetRetry'],
+              },
             ],
             onError: onStepError('validate'),
           },
@@ -736,13 +990,23 @@ export const patchMachine = setup({
       entry: 'armStepTimeout',
       on: {
         ABORT: { target: 'failed', actions: { type: 'recordAbort', params: act } },
-        TIMER: { guard: { type: 'isTimer', params: { name: 'step_timeout' } }, target: 'failed', actions: 'recordTimeout' },
+        TIMER: {
+          guard: { type: 'isTimer', params: { name: 'step_timeout' } },
+          target: 'failed',
+          actions: 'recordTimeout',
+        },
       },
       invoke: {
         id: 'scheduleReboot',
         src: 'scheduleReboot',
         input: ({ context }) => effectInput(context, 'reboot'),
-        onDone: { target: 'rebooting', actions: [{ type: 'recordRebootAction', params: ({ event }) => ({ actionId: event.output.actionId }) }, 'resetRetry'] },
+        onDone: {
+          target: 'rebooting',
+          actions: [
+            { type: 'recordRebootAction', params: ({ event }) => ({ actionId: event.output.actionId }) },
+            'resetRetry',
+          ],
+        },
         onError: onStepError('reboot'),
       },
     },
@@ -755,16 +1019,28 @@ export const patchMachine = setup({
       states: {
         awaiting_host: {
           meta: { timer: 'reboot_timeout' },
-          on: { TIMER: { guard: { type: 'isTimer', params: { name: 'reboot_timeout' } }, target: '#patch.failed', actions: 'recordRebootTimeout' } },
+          on: {
+            TIMER: {
+              guard: { type: 'isTimer', params: { name: 'reboot_timeout' } },
+              target: '#patch.failed',
+              actions: 'recordRebootTimeout',
+            },
+          },
           invoke: {
             id: 'awaitHost',
             src: 'awaitHost',
-            input: ({ context }) => ({ ...effectInput(context, 'await_host'), rebootActionId: context.test.rebootActionId }),
+            input: ({ context }) => ({
+              ...effectInput(context, 'await_host'),
+              rebootActionId: context.test.rebootActionId,
+            }),
             onDone: { target: 'settling' },
             // awaitHost keeps polling through transient errors; only a permanent error lands here.
             onError: {
               target: STEP_TABLE.reboot.onFailure,
-              actions: { type: 'recordStepError', params: ({ event }) => ({ step: 'reboot' as Step, failure: failureOf(event.error) }) },
+              actions: {
+                type: 'recordStepError',
+                params: ({ event }) => ({ step: 'reboot' as Step, failure: failureOf(event.error) }),
+              },
             },
           },
         },
@@ -783,10 +1059,15 @@ export const patchMachine = setup({
       meta: { timer: 'retry' },
       on: {
         TIMER: STEPS.map((step) => ({
-          guard: ({ context, event }: { context: PatchContext; event: PatchEvent }) => event.type === 'TIMER' && event.name === 'retry' && context.retry?.step === step,
+          guard: ({ context, event }: { context: PatchContext; event: PatchEvent }) =>
+            event.type === 'TIMER' && event.name === 'retry' && context.retry?.step === step,
           target: STEP_TABLE[step].state,
         })),
-        ABORT: { guard: ({ context }) => context.retry !== null && TEST_STEPS.includes(context.retry.step), target: 'failed', actions: { type: 'recordAbort', params: act } },
+        ABORT: {
+          guard: ({ context }) => context.retry !== null && TEST_STEPS.includes(context.retry.step),
+          target: 'failed',
+          actions: { type: 'recordAbort', params: act },
+        },
       },
     },
 
@@ -796,7 +1077,11 @@ export const patchMachine = setup({
       invoke: {
         id: 'notifyPendingApproval',
         src: 'notify',
-        input: ({ context }) => ({ ...effectInput(context, `notify_pending_approval_${context.approvalRound}`), kind: 'pending_approval' as const, round: context.approvalRound }),
+        input: ({ context }) => ({
+          ...effectInput(context, `notify_pending_approval_${context.approvalRound}`),
+          kind: 'pending_approval' as const,
+          round: context.approvalRound,
+        }),
         // A notification problem never blocks the approval gate: the notifier retries on its own.
         onDone: { target: 'pending_approval' },
         onError: { target: 'pending_approval' },
@@ -808,7 +1093,19 @@ export const patchMachine = setup({
       tags: ['occupies_test_system'],
       meta: { timer: 'step_timeout' },
       entry: ['recordTestRollbackStart', 'armStepTimeout'],
-      on: { TIMER: { guard: { type: 'isTimer', params: { name: 'step_timeout' } }, target: 'needs_attention', actions: assign(({ event }) => ({ attention: { reason: 'test-system rollback timed out', phase: 'test_rollback' as Phase, at: eventTime(event) } })) } },
+      on: {
+        TIMER: {
+          guard: { type: 'isTimer', params: { name: 'step_timeout' } },
+          target: 'needs_attention',
+          actions: assign(({ event }) => ({
+            attention: {
+              reason: 'test-system rollback timed out',
+              phase: 'test_rollback' as Phase,
+              at: eventTime(event),
+            },
+          })),
+        },
+      },
       invoke: {
         id: 'rollbackTest',
         src: 'rollbackTest',
@@ -818,7 +1115,13 @@ export const patchMachine = setup({
           snapshotId: context.test.snapshotId,
           reason: context.failure?.reason ?? 'test failed',
         }),
-        onDone: { target: 'rolled_back', actions: [{ type: 'recordRollbackDone', params: ({ event }) => ({ type: event.output.type }) }, 'clearStepTimeout'] },
+        onDone: {
+          target: 'rolled_back',
+          actions: [
+            { type: 'recordRollbackDone', params: ({ event }) => ({ type: event.output.type }) },
+            'clearStepTimeout',
+          ],
+        },
         onError: onStepError('rollback_test'),
       },
     },
@@ -829,7 +1132,11 @@ export const patchMachine = setup({
         APPROVE: approveTransitions(),
         REJECT: { guard: withReason, target: 'rejected', actions: 'recordApproval' },
         SNOOZE: { guard: 'snoozeInFuture', target: 'snoozed', actions: 'recordApproval' },
-        ROLLBACK_TEST: { guard: withReason, target: 'failed', actions: { type: 'recordManualTestRollback', params: act } },
+        ROLLBACK_TEST: {
+          guard: withReason,
+          target: 'failed',
+          actions: { type: 'recordManualTestRollback', params: act },
+        },
         ERRATA_CHANGED: { actions: { type: 'voidApproval', params: voidedBy } },
       },
     },
@@ -851,7 +1158,11 @@ export const patchMachine = setup({
       invoke: {
         id: 'notifyApproved',
         src: 'notify',
-        input: ({ context }) => ({ ...effectInput(context, 'notify_approved'), kind: 'approved' as const, round: context.approvalRound }),
+        input: ({ context }) => ({
+          ...effectInput(context, 'notify_approved'),
+          kind: 'approved' as const,
+          round: context.approvalRound,
+        }),
         onDone: { target: 'promoting', actions: 'beginProduction' },
         onError: { target: 'promoting', actions: 'beginProduction' },
       },
@@ -861,7 +1172,15 @@ export const patchMachine = setup({
       description: 'Promoting the errata through the UYUNI content lifecycle (skipped when unconfigured).',
       meta: { timer: 'step_timeout' },
       entry: 'armStepTimeout',
-      on: { TIMER: { guard: { type: 'isTimer', params: { name: 'step_timeout' } }, target: 'needs_attention', actions: assign(({ event }) => ({ attention: { reason: 'CLM promotion timed out', phase: 'prod' as Phase, at: eventTime(event) } })) } },
+      on: {
+        TIMER: {
+          guard: { type: 'isTimer', params: { name: 'step_timeout' } },
+          target: 'needs_attention',
+          actions: assign(({ event }) => ({
+            attention: { reason: 'CLM promotion timed out', phase: 'prod' as Phase, at: eventTime(event) },
+          })),
+        },
+      },
       invoke: {
         id: 'promote',
         src: 'promote',
@@ -882,7 +1201,10 @@ export const patchMachine = setup({
               ...prodInput(context, `plan_deployment_${context.prod.plans}`),
               approvedBy: context.approval?.by ?? null,
             }),
-            onDone: { target: 'awaiting_window', actions: [{ type: 'recordPlan', params: ({ event }) => event.output }, 'resetRetry'] },
+            onDone: {
+              target: 'awaiting_window',
+              actions: [{ type: 'recordPlan', params: ({ event }) => event.output }, 'resetRetry'],
+            },
             onError: onStepError('plan_deployment'),
           },
         },
@@ -892,8 +1214,15 @@ export const patchMachine = setup({
           on: {
             // Production starts only under an approval young enough; an expired one goes back to the approvers.
             TIMER: [
-              { guard: and([{ type: 'isTimer', params: { name: 'window' as const } }, 'approvalFresh']), target: 'deploying' },
-              { guard: { type: 'isTimer', params: { name: 'window' } }, target: '#patch.passed', actions: { type: 'voidApproval', params: expired } },
+              {
+                guard: and([{ type: 'isTimer', params: { name: 'window' as const } }, 'approvalFresh']),
+                target: 'deploying',
+              },
+              {
+                guard: { type: 'isTimer', params: { name: 'window' } },
+                target: '#patch.passed',
+                actions: { type: 'voidApproval', params: expired },
+              },
             ],
             START_DEPLOYMENT: [
               { guard: 'approvalFresh', target: 'deploying' },
@@ -936,9 +1265,16 @@ export const patchMachine = setup({
       invoke: {
         id: 'verifyDeployment',
         src: 'verifyDeployment',
-        input: ({ context }) => ({ ...prodInput(context, 'verify_deployment'), deploymentId: context.prod.deploymentId ?? 0 }),
+        input: ({ context }) => ({
+          ...prodInput(context, 'verify_deployment'),
+          deploymentId: context.prod.deploymentId ?? 0,
+        }),
         onDone: [
-          { guard: { type: 'deploymentOk', params: ({ event }) => ({ ok: event.output.ok }) }, target: 'completed', actions: 'resetRetry' },
+          {
+            guard: { type: 'deploymentOk', params: ({ event }) => ({ ok: event.output.ok }) },
+            target: 'completed',
+            actions: 'resetRetry',
+          },
           { target: 'prod_rollback', actions: { type: 'recordVerifyFailure', params: ({ event }) => event.output } },
         ],
         onError: onStepError('verify_deployment'),
@@ -967,8 +1303,16 @@ export const patchMachine = setup({
       tags: ['holds_test_system_in_test_phase'],
       on: {
         RETRY: [
-          { guard: { type: 'attentionPhaseIs', params: { phases: ['test'] } }, target: 'testing', actions: ['beginTest'] },
-          { guard: { type: 'attentionPhaseIs', params: { phases: ['test_rollback'] } }, target: 'failed', actions: 'recordRetry' },
+          {
+            guard: { type: 'attentionPhaseIs', params: { phases: ['test'] } },
+            target: 'testing',
+            actions: ['beginTest'],
+          },
+          {
+            guard: { type: 'attentionPhaseIs', params: { phases: ['test_rollback'] } },
+            target: 'failed',
+            actions: 'recordRetry',
+          },
           {
             guard: and([{ type: 'attentionPhaseIs', params: { phases: ['prod'] as Phase[] } }, 'approvalFresh']),
             target: 'prod_pending',
@@ -980,16 +1324,27 @@ export const patchMachine = setup({
             target: 'passed',
             actions: ['recordRetry', { type: 'voidApproval', params: expired }],
           },
-          { guard: { type: 'attentionPhaseIs', params: { phases: ['prod_rollback'] } }, target: 'prod_rollback', actions: 'recordRetry' },
+          {
+            guard: { type: 'attentionPhaseIs', params: { phases: ['prod_rollback'] } },
+            target: 'prod_rollback',
+            actions: 'recordRetry',
+          },
         ],
-        MARK_FAILED: { guard: withReason, target: 'rolled_back', actions: { type: 'recordManualFailure', params: act } },
+        MARK_FAILED: {
+          guard: withReason,
+          target: 'rolled_back',
+          actions: { type: 'recordManualFailure', params: act },
+        },
         FORCE_ROLLBACK: [
           {
             guard: { type: 'attentionPhaseIs', params: { phases: ['prod', 'prod_rollback'] } },
             target: 'prod_rollback',
             actions: ['recordRollbackRequest', 'recordRetry', { type: 'involveForcer', params: act }],
           },
-          { target: 'failed', actions: ['recordRollbackRequest', 'recordRetry', { type: 'involveForcer', params: act }] },
+          {
+            target: 'failed',
+            actions: ['recordRollbackRequest', 'recordRetry', { type: 'involveForcer', params: act }],
+          },
         ],
       },
     },
@@ -1007,7 +1362,8 @@ export type PatchSnapshot = SnapshotFrom<PatchMachine>;
 /** The status column value of a state value: its top-level state. */
 export function statusOf(value: StateValue): Status {
   const top = typeof value === 'string' ? value : Object.keys(value)[0];
-  if (top === undefined || !(STATUSES as readonly string[]).includes(top)) throw new Error(`state value ${JSON.stringify(value)} is not a patch status`);
+  if (top === undefined || !(STATUSES as readonly string[]).includes(top))
+    throw new Error(`state value ${JSON.stringify(value)} is not a patch status`);
   return top as Status;
 }
 
@@ -1078,7 +1434,8 @@ export function occupiesTestSystem(value: StateValue, context: PatchContext): bo
   const { tags } = factsOf(value);
   if (tags.has('occupies_test_system')) return true;
   if (!tags.has('holds_test_system_in_test_phase')) return false;
-  if (statusOf(value) === 'pending_retry') return context.retry !== null && TEST_SYSTEM_OCCUPANCY.retrySteps.includes(context.retry.step);
+  if (statusOf(value) === 'pending_retry')
+    return context.retry !== null && TEST_SYSTEM_OCCUPANCY.retrySteps.includes(context.retry.step);
   return context.attention !== null && TEST_SYSTEM_OCCUPANCY.attentionPhases.includes(context.attention.phase);
 }
 

@@ -45,18 +45,34 @@ export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSyst
   // gate is bound once the host exists (no effect can start before: no actor runs yet).
   let host: ActorHost | undefined;
   const gate: CommitGate = {
-    whenCommitted: (entryId) => (host ? host.whenCommitted(entryId) : Promise.reject(new Error('actor host not started'))),
+    whenCommitted: (entryId) =>
+      host ? host.whenCommitted(entryId) : Promise.reject(new Error('actor host not started')),
     fenced: (entryId, why) => host?.fenced(entryId, why),
   };
   const machine = patchMachine.provide({
     actors: makeEffectActors({
-      db: o.db, clock, logger: o.logger, ports: o.ports, gate, ...(o.reconcile === undefined ? {} : { reconcile: o.reconcile }),
+      db: o.db,
+      clock,
+      logger: o.logger,
+      ports: o.ports,
+      gate,
+      ...(o.reconcile === undefined ? {} : { reconcile: o.reconcile }),
     }),
   });
   let scheduler: TimerScheduler | undefined;
-  const inbox = new OperatorInbox({ db: o.db, logger: o.logger, ownerId: o.ownerId, ...(o.listenUrl ? { listenUrl: o.listenUrl } : {}) });
+  const inbox = new OperatorInbox({
+    db: o.db,
+    logger: o.logger,
+    ownerId: o.ownerId,
+    ...(o.listenUrl ? { listenUrl: o.listenUrl } : {}),
+  });
   host = new ActorHost({
-    db: o.db, logger: o.logger, clock, ownerId: o.ownerId, leaseTtlMs: o.leaseTtlMs, machine,
+    db: o.db,
+    logger: o.logger,
+    clock,
+    ownerId: o.ownerId,
+    leaseTtlMs: o.leaseTtlMs,
+    machine,
     onTimerArmed: (fireAt) => scheduler?.nudge(fireAt),
     forward: (id, event, meta) => inbox.forward(id, event, meta),
     ...(o.metrics ? { metrics: o.metrics } : {}),

@@ -16,7 +16,12 @@ export const AUDIT_ANCHOR_INTERVAL_MS = 5 * 60_000;
  * const anchors = startAuditAnchors(db, logger, 'replica-a');
  * releasers.add('audit-anchor', () => anchors.stop());
  */
-export function startAuditAnchors(db: Db, logger: Logger, recordedBy: string, intervalMs = AUDIT_ANCHOR_INTERVAL_MS): { stop(): Promise<void> } {
+export function startAuditAnchors(
+  db: Db,
+  logger: Logger,
+  recordedBy: string,
+  intervalMs = AUDIT_ANCHOR_INTERVAL_MS,
+): { stop(): Promise<void> } {
   let running: Promise<void> = Promise.resolve();
   const anchor = (why: string) => {
     running = running.then(() =>

@@ -63,8 +63,26 @@ export const AUDIT_ROW_TEXT = sql.fragment`
 
 /** The canonical text of an audit row; must match `spm_audit_canonical` in sql/0005_audit_chain.sql. */
 export function auditCanonical(r: AuditRowText): string {
-  return `audit/1|${[r.id, r.seq, r.at_us, r.actor, r.token_id, r.action, r.method, r.path, r.target_type, r.target_id, r.outcome,
-    r.status_code, r.ip_address, r.user_agent, r.request_id, r.details].map(chainField).join('|')}`;
+  return `audit/1|${[
+    r.id,
+    r.seq,
+    r.at_us,
+    r.actor,
+    r.token_id,
+    r.action,
+    r.method,
+    r.path,
+    r.target_type,
+    r.target_id,
+    r.outcome,
+    r.status_code,
+    r.ip_address,
+    r.user_agent,
+    r.request_id,
+    r.details,
+  ]
+    .map(chainField)
+    .join('|')}`;
 }
 
 export const anchorRowText = z.object({
@@ -89,14 +107,27 @@ export const ANCHOR_ROW_TEXT = sql.fragment`
 
 /** The canonical text of an anchor; must match `spm_anchor_canonical` in sql/0005_audit_chain.sql. */
 export function anchorCanonical(a: AnchorRowText): string {
-  return `anchor/1|${[a.seq, a.at_us, a.recorded_by, a.audit_seq, a.audit_hash, a.journal_entries, a.journal_rows, a.journal_digest,
-    a.heads_recorded].map(chainField).join('|')}`;
+  return `anchor/1|${[
+    a.seq,
+    a.at_us,
+    a.recorded_by,
+    a.audit_seq,
+    a.audit_hash,
+    a.journal_entries,
+    a.journal_rows,
+    a.journal_digest,
+    a.heads_recorded,
+  ]
+    .map(chainField)
+    .join('|')}`;
 }
 
 /** Digest over journal heads: sha256 of `queue_id:seq:hash` lines in queue_id order, joined by '\n'. */
 export function journalHeadsDigest(heads: readonly { queueId: number; seq: number; hash: string }[]): string {
   const sorted = [...heads].sort((a, b) => a.queueId - b.queueId);
-  return createHash('sha256').update(sorted.map((h) => `${h.queueId}:${h.seq}:${h.hash}`).join('\n'), 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(sorted.map((h) => `${h.queueId}:${h.seq}:${h.hash}`).join('\n'), 'utf8')
+    .digest('hex');
 }
 
 export interface AuditAnchor {
@@ -114,7 +145,13 @@ export interface AuditAnchor {
   hash: string;
 }
 
-const headRow = z.object({ queue_id: z.number(), seq: z.number(), hash: z.string(), anchored_seq: z.number().nullable(), anchored_hash: z.string().nullable() });
+const headRow = z.object({
+  queue_id: z.number(),
+  seq: z.number(),
+  hash: z.string(),
+  anchored_seq: z.number().nullable(),
+  anchored_hash: z.string().nullable(),
+});
 
 /**
  * Record an anchor: the audit chain head and every entry's journal head (a digest; the heads that
@@ -123,7 +160,10 @@ const headRow = z.object({ queue_id: z.number(), seq: z.number(), hash: z.string
  * @example
  * const anchor = await recordAuditAnchor(db, { recordedBy: config.instanceId, logger });
  */
-export async function recordAuditAnchor(db: Db, opts: { recordedBy?: string; logger?: Logger } = {}): Promise<AuditAnchor> {
+export async function recordAuditAnchor(
+  db: Db,
+  opts: { recordedBy?: string; logger?: Logger } = {},
+): Promise<AuditAnchor> {
   const recordedBy = opts.recordedBy ?? 'spm-orchestrator';
   const anchor = await db.transaction(async (tx) => {
     await tx.query(sql.unsafe`SELECT pg_advisory_xact_lock(${ANCHOR_LOCK_KEY})`);
@@ -138,7 +178,9 @@ export async function recordAuditAnchor(db: Db, opts: { recordedBy?: string; log
     const changed = heads.filter((h) => h.anchored_seq !== h.seq || h.anchored_hash !== h.hash);
     const digest = journalHeadsDigest(heads.map((h) => ({ queueId: h.queue_id, seq: h.seq, hash: h.hash })));
     const journalRows = heads.reduce((n, h) => n + h.seq, 0);
-    const row = await tx.one(sql.type(z.object({ seq: z.number(), at: z.number(), prev_hash: z.string(), hash: z.string() }))`
+    const row = await tx.one(sql.type(
+      z.object({ seq: z.number(), at: z.number(), prev_hash: z.string(), hash: z.string() }),
+    )`
       INSERT INTO audit_anchors (recorded_by, audit_seq, audit_hash, journal_entries, journal_rows, journal_digest, heads_recorded)
       VALUES (${recordedBy}, ${head?.seq ?? 0}, ${head?.hash ?? GENESIS_HASH}, ${heads.length}, ${journalRows}, ${digest}, ${changed.length})
       RETURNING seq, (extract(epoch FROM at) * 1000)::float8 AS at, prev_hash, hash`);
@@ -146,11 +188,23 @@ export async function recordAuditAnchor(db: Db, opts: { recordedBy?: string; log
       await tx.query(sql.unsafe`
         INSERT INTO audit_anchor_heads (anchor_seq, queue_id, seq, hash)
         SELECT ${row.seq}, h.queue_id, h.seq, h.hash
-        FROM ${sql.unnest(changed.map((h) => [h.queue_id, h.seq, h.hash]), ['int8', 'int4', 'text'])} AS h(queue_id, seq, hash)`);
+        FROM ${sql.unnest(
+          changed.map((h) => [h.queue_id, h.seq, h.hash]),
+          ['int8', 'int4', 'text'],
+        )} AS h(queue_id, seq, hash)`);
     }
     return {
-      seq: row.seq, at: row.at, recordedBy, auditSeq: head?.seq ?? 0, auditHash: head?.hash ?? GENESIS_HASH, journalEntries: heads.length,
-      journalRows, journalDigest: digest, headsRecorded: changed.length, prevHash: row.prev_hash, hash: row.hash,
+      seq: row.seq,
+      at: row.at,
+      recordedBy,
+      auditSeq: head?.seq ?? 0,
+      auditHash: head?.hash ?? GENESIS_HASH,
+      journalEntries: heads.length,
+      journalRows,
+      journalDigest: digest,
+      headsRecorded: changed.length,
+      prevHash: row.prev_hash,
+      hash: row.hash,
     } satisfies AuditAnchor;
   });
   opts.logger?.info(

@@ -16,13 +16,26 @@
 import { sql, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
 import {
-  ANCHOR_ROW_TEXT, anchorCanonical, anchorRowText, AUDIT_ROW_TEXT, auditCanonical, auditRowText, chainHashText, journalHeadsDigest,
-  type AnchorRowText, type Queryable,
+  ANCHOR_ROW_TEXT,
+  anchorCanonical,
+  anchorRowText,
+  AUDIT_ROW_TEXT,
+  auditCanonical,
+  auditRowText,
+  chainHashText,
+  journalHeadsDigest,
+  type AnchorRowText,
+  type Queryable,
 } from './auditChain.ts';
 import type { Db } from './db.ts';
 import { GENESIS_HASH, verifyChain, type JournalRow } from './journal.ts';
 
-export type AuditTable = 'audit_log' | 'patch_transitions' | 'patch_test_queue' | 'audit_anchors' | 'audit_anchor_heads';
+export type AuditTable =
+  | 'audit_log'
+  | 'patch_transitions'
+  | 'patch_test_queue'
+  | 'audit_anchors'
+  | 'audit_anchor_heads';
 
 export interface AuditProblem {
   table: AuditTable;
@@ -105,7 +118,10 @@ export interface VerifyOptions {
  * const report = await verifyAudit(db);
  * if (!report.intact) console.log(describeProblem(report.firstBad!));
  */
-export async function verifyAudit(db: Db | DatabaseTransactionConnection, opts: VerifyOptions = {}): Promise<AuditVerifyReport> {
+export async function verifyAudit(
+  db: Db | DatabaseTransactionConnection,
+  opts: VerifyOptions = {},
+): Promise<AuditVerifyReport> {
   if ('connect' in db) {
     return db.transaction(async (tx) => {
       await tx.query(sql.unsafe`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`);
@@ -127,7 +143,9 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
   };
 
   // ---------------------------------------------------------------- anchors (their own chain)
-  const anchors = (await db.any(sql.type(anchorRowText)`SELECT ${ANCHOR_ROW_TEXT} FROM audit_anchors ORDER BY audit_anchors.seq`)) as readonly AnchorRowText[];
+  const anchors = (await db.any(
+    sql.type(anchorRowText)`SELECT ${ANCHOR_ROW_TEXT} FROM audit_anchors ORDER BY audit_anchors.seq`,
+  )) as readonly AnchorRowText[];
   {
     let prev = GENESIS_HASH;
     let lastAuditSeq = 0;
@@ -137,8 +155,10 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
       if (seq !== i + 1) why.push(`expected seq ${i + 1}`);
       if (a.prev_hash !== prev) why.push('prev_hash does not match the previous anchor');
       if (a.hash !== chainHashText(a.prev_hash ?? '', anchorCanonical(a))) why.push('hash does not match the row');
-      if (Number(a.audit_seq) < lastAuditSeq) why.push(`audit head seq ${a.audit_seq} is older than the previous anchor's (${lastAuditSeq})`);
-      if (Number(a.audit_seq) === 0 && a.audit_hash !== GENESIS_HASH) why.push('audit head seq 0 with a hash other than the genesis');
+      if (Number(a.audit_seq) < lastAuditSeq)
+        why.push(`audit head seq ${a.audit_seq} is older than the previous anchor's (${lastAuditSeq})`);
+      if (Number(a.audit_seq) === 0 && a.audit_hash !== GENESIS_HASH)
+        why.push('audit head seq 0 with a hash other than the genesis');
       if (why.length > 0) add(anchorProblems, { table: 'audit_anchors', seq, why: why.join('; ') });
       prev = a.hash ?? '';
       lastAuditSeq = Math.max(lastAuditSeq, Number(a.audit_seq));
@@ -162,11 +182,17 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
       for (const r of page) {
         const seq = Number(r.seq);
         const why: string[] = [];
-        if (seq !== expected) why.push(seq > expected ? `expected seq ${expected}: ${expected === seq - 1 ? `seq ${expected} is` : `seqs ${expected}..${seq - 1} are`} missing` : `expected seq ${expected}`);
+        if (seq !== expected)
+          why.push(
+            seq > expected
+              ? `expected seq ${expected}: ${expected === seq - 1 ? `seq ${expected} is` : `seqs ${expected}..${seq - 1} are`} missing`
+              : `expected seq ${expected}`,
+          );
         if (r.prev_hash !== prev) why.push('prev_hash does not match the previous row');
         if (r.hash !== chainHashText(r.prev_hash ?? '', auditCanonical(r))) why.push('hash does not match the row');
         for (const a of anchorsByAuditSeq.get(seq) ?? []) {
-          if (a.audit_hash !== r.hash) why.push(`hash ${short(r.hash)} differs from anchor ${a.seq}'s ${short(a.audit_hash)}`);
+          if (a.audit_hash !== r.hash)
+            why.push(`hash ${short(r.hash)} differs from anchor ${a.seq}'s ${short(a.audit_hash)}`);
         }
         if (why.length > 0) add(auditProblems, { table: 'audit_log', seq, id: Number(r.id), why: why.join('; ') });
         prev = r.hash ?? '';
@@ -183,7 +209,11 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
       if (s <= 0 || seen.has(s)) continue;
       seen.add(s);
       if (s > lastSeq) {
-        add(auditProblems, { table: 'audit_log', seq: lastSeq + 1, why: `missing: anchor ${a.seq} recorded the head at seq ${s} (${short(a.audit_hash)}) but the chain ends at seq ${lastSeq}: the newest rows were deleted` });
+        add(auditProblems, {
+          table: 'audit_log',
+          seq: lastSeq + 1,
+          why: `missing: anchor ${a.seq} recorded the head at seq ${s} (${short(a.audit_hash)}) but the chain ends at seq ${lastSeq}: the newest rows were deleted`,
+        });
         break;
       }
     }
@@ -191,7 +221,9 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
 
   // ---------------------------------------------------------------- journal
   const revisions = new Map<number, number>();
-  for (const r of await db.any(sql.type(z.object({ id: z.number(), revision: z.number() }))`SELECT id, revision FROM patch_test_queue ORDER BY id`)) {
+  for (const r of await db.any(
+    sql.type(z.object({ id: z.number(), revision: z.number() }))`SELECT id, revision FROM patch_test_queue ORDER BY id`,
+  )) {
     revisions.set(r.id, r.revision);
   }
   const anchoredHeads = new Map<number, AnchoredHead[]>();
@@ -199,7 +231,9 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
   {
     let after = { q: 0, a: 0 };
     for (;;) {
-      const page = await db.any(sql.type(z.object({ anchor_seq: z.number(), queue_id: z.number(), seq: z.number(), hash: z.string() }))`
+      const page = await db.any(sql.type(
+        z.object({ anchor_seq: z.number(), queue_id: z.number(), seq: z.number(), hash: z.string() }),
+      )`
         SELECT anchor_seq, queue_id, seq, hash FROM audit_anchor_heads
         WHERE (queue_id, anchor_seq) > (${after.q}, ${after.a}) ORDER BY queue_id, anchor_seq LIMIT ${pageSize}`);
       for (const h of page) {
@@ -229,20 +263,37 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
     for (const h of anchoredHeads.get(queueId) ?? []) {
       const hash = bySeq.get(h.seq);
       let why: string | null = null;
-      if (h.seq < lastAnchored) why = `anchor ${h.anchorSeq} recorded head seq ${h.seq}, behind an earlier anchor's seq ${lastAnchored}`;
+      if (h.seq < lastAnchored)
+        why = `anchor ${h.anchorSeq} recorded head seq ${h.seq}, behind an earlier anchor's seq ${lastAnchored}`;
       else if (hash === undefined && h.seq > end) {
         why = `missing: anchor ${h.anchorSeq} recorded the head at seq ${h.seq} (${short(h.hash)}) but the journal ends at seq ${end}: the newest rows were deleted`;
-      } else if (hash === undefined) why = `missing: anchor ${h.anchorSeq} recorded the head at seq ${h.seq} (${short(h.hash)})`;
+      } else if (hash === undefined)
+        why = `missing: anchor ${h.anchorSeq} recorded the head at seq ${h.seq} (${short(h.hash)})`;
       else if (hash !== h.hash) why = `hash ${short(hash)} differs from anchor ${h.anchorSeq}'s ${short(h.hash)}`;
       lastAnchored = Math.max(lastAnchored, h.seq);
       if (why !== null) {
-        add(journalProblems, { table: 'patch_transitions', queueId, seq: hash === undefined && h.seq > end ? end + 1 : h.seq, why });
+        add(journalProblems, {
+          table: 'patch_transitions',
+          queueId,
+          seq: hash === undefined && h.seq > end ? end + 1 : h.seq,
+          why,
+        });
         break;
       }
     }
     const revision = revisions.get(queueId);
-    if (revision === undefined) add(journalProblems, { table: 'patch_test_queue', queueId, why: 'journal rows for an entry that does not exist' });
-    else if (revision !== end) add(journalProblems, { table: 'patch_test_queue', queueId, why: `revision ${revision} but the journal ends at seq ${end}` });
+    if (revision === undefined)
+      add(journalProblems, {
+        table: 'patch_test_queue',
+        queueId,
+        why: 'journal rows for an entry that does not exist',
+      });
+    else if (revision !== end)
+      add(journalProblems, {
+        table: 'patch_test_queue',
+        queueId,
+        why: `revision ${revision} but the journal ends at seq ${end}`,
+      });
   };
   {
     let after = { q: 0, s: 0 };
@@ -266,7 +317,9 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
     }
     if (current) checkEntry(current.queueId, current.rows);
     // Entries without any journal row: anchored heads or a revision say there were some.
-    const rest = [...new Set([...revisions.keys(), ...anchoredHeads.keys()])].filter((id) => !checked.has(id)).sort((a, b) => a - b);
+    const rest = [...new Set([...revisions.keys(), ...anchoredHeads.keys()])]
+      .filter((id) => !checked.has(id))
+      .sort((a, b) => a - b);
     for (const id of rest) {
       if ((anchoredHeads.get(id)?.length ?? 0) > 0 || (revisions.get(id) ?? 0) !== 0) checkEntry(id, []);
     }
@@ -277,27 +330,52 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
   for (const a of anchors) {
     const seq = Number(a.seq);
     const held = headsPerAnchor.get(seq) ?? 0;
-    if (held !== Number(a.heads_recorded)) add(anchorProblems, { table: 'audit_anchors', seq, why: `recorded ${a.heads_recorded} journal heads, audit_anchor_heads holds ${held}` });
+    if (held !== Number(a.heads_recorded))
+      add(anchorProblems, {
+        table: 'audit_anchors',
+        seq,
+        why: `recorded ${a.heads_recorded} journal heads, audit_anchor_heads holds ${held}`,
+      });
   }
   for (const s of headsPerAnchor.keys()) {
-    if (s < 1 || s > anchors.length) add(anchorProblems, { table: 'audit_anchor_heads', seq: s, why: 'journal heads of an anchor that does not exist' });
+    if (s < 1 || s > anchors.length)
+      add(anchorProblems, {
+        table: 'audit_anchor_heads',
+        seq: s,
+        why: 'journal heads of an anchor that does not exist',
+      });
   }
   const latest = anchors[anchors.length - 1];
   if (latest) {
     // Every head change is recorded, so the newest anchored head per entry is the set of heads then.
-    const heads = [...anchoredHeads.entries()].map(([queueId, hs]) => {
-      const h = hs.filter((x) => x.anchorSeq <= Number(latest.seq)).at(-1);
-      return h === undefined ? null : { queueId, seq: h.seq, hash: h.hash };
-    }).filter((h): h is { queueId: number; seq: number; hash: string } => h !== null);
+    const heads = [...anchoredHeads.entries()]
+      .map(([queueId, hs]) => {
+        const h = hs.filter((x) => x.anchorSeq <= Number(latest.seq)).at(-1);
+        return h === undefined ? null : { queueId, seq: h.seq, hash: h.hash };
+      })
+      .filter((h): h is { queueId: number; seq: number; hash: string } => h !== null);
     const why: string[] = [];
-    if (heads.length !== Number(latest.journal_entries)) why.push(`anchored ${latest.journal_entries} journal heads, audit_anchor_heads adds up to ${heads.length}`);
+    if (heads.length !== Number(latest.journal_entries))
+      why.push(`anchored ${latest.journal_entries} journal heads, audit_anchor_heads adds up to ${heads.length}`);
     const rows = heads.reduce((n, h) => n + h.seq, 0);
-    if (rows !== Number(latest.journal_rows)) why.push(`anchored ${latest.journal_rows} journal rows, the anchored heads add up to ${rows}`);
-    if (journalHeadsDigest(heads) !== latest.journal_digest) why.push('journal digest does not match the anchored heads');
-    if (journalRows < Number(latest.journal_rows)) why.push(`anchored ${latest.journal_rows} journal rows, patch_transitions holds ${journalRows}`);
+    if (rows !== Number(latest.journal_rows))
+      why.push(`anchored ${latest.journal_rows} journal rows, the anchored heads add up to ${rows}`);
+    if (journalHeadsDigest(heads) !== latest.journal_digest)
+      why.push('journal digest does not match the anchored heads');
+    if (journalRows < Number(latest.journal_rows))
+      why.push(`anchored ${latest.journal_rows} journal rows, patch_transitions holds ${journalRows}`);
     if (why.length > 0) add(anchorProblems, { table: 'audit_anchors', seq: Number(latest.seq), why: why.join('; ') });
   }
 
   const problems = [...auditProblems, ...journalProblems, ...anchorProblems];
-  return { auditRows, journalRows, entries, anchors: anchors.length, problems, problemCount: total, firstBad: problems[0] ?? null, intact: problems.length === 0 };
+  return {
+    auditRows,
+    journalRows,
+    entries,
+    anchors: anchors.length,
+    problems,
+    problemCount: total,
+    firstBad: problems[0] ?? null,
+    intact: problems.length === 0,
+  };
 }

@@ -32,7 +32,9 @@ export class DbClock implements Clock {
 
   async measure(): Promise<number> {
     const t0 = Date.now();
-    const dbNow = await this.db.oneFirst(sql.type(z.object({ now: z.number() }))`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now`);
+    const dbNow = await this.db.oneFirst(
+      sql.type(z.object({ now: z.number() }))`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now`,
+    );
     const t1 = Date.now();
     this.skewMs = Math.round(dbNow - (t0 + t1) / 2);
     return this.skewMs;

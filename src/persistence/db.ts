@@ -20,7 +20,10 @@ export async function createDb(opts: { url: string; poolMax: number; statementTi
   // little after the server's own, as a transient error. Migrations set their own, longer one.
   pg.defaults.query_timeout = statementTimeout + 5_000;
   const typeParsers = createTypeParserPreset().filter((p) => p.name !== 'int8' && p.name !== 'numeric');
-  typeParsers.push({ name: 'int8', parse: (v: string) => Number(v) }, { name: 'numeric', parse: (v: string) => Number(v) });
+  typeParsers.push(
+    { name: 'int8', parse: (v: string) => Number(v) },
+    { name: 'numeric', parse: (v: string) => Number(v) },
+  );
   return createPool(opts.url, {
     maxPoolSize: opts.poolMax,
     typeParsers,

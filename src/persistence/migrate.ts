@@ -27,16 +27,26 @@ export interface Migration {
 
 /** Read and validate the migration files (names `NNNN_snake_case.sql`, contiguous versions). */
 export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
   const out: Migration[] = [];
   for (const file of files) {
     const m = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file);
     if (m === null) throw new Error(`migration file name ${file} does not match NNNN_name.sql`);
     const sql = readFileSync(path.join(dir, file), 'utf8');
-    out.push({ version: Number(m[1]), name: m[2] ?? '', sql, checksum: createHash('sha256').update(sql).digest('hex') });
+    out.push({
+      version: Number(m[1]),
+      name: m[2] ?? '',
+      sql,
+      checksum: createHash('sha256').update(sql).digest('hex'),
+    });
   }
   out.forEach((mig, i) => {
-    if (mig.version !== i + 1) throw new Error(`migrations must be numbered 0001, 0002, … without gaps; found ${mig.version} at position ${i + 1}`);
+    if (mig.version !== i + 1)
+      throw new Error(
+        `migrations must be numbered 0001, 0002, … without gaps; found ${mig.version} at position ${i + 1}`,
+      );
   });
   return out;
 }
@@ -61,12 +71,20 @@ export async function migrate(url: string, opts: { dir?: string } = {}): Promise
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await client.query<{ version: number; checksum: string; name: string }>('SELECT version, name, checksum FROM schema_migrations ORDER BY version');
+    const { rows } = await client.query<{ version: number; checksum: string; name: string }>(
+      'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
+    );
     const known = new Map(migrations.map((m) => [m.version, m]));
     for (const row of rows) {
       const mig = known.get(row.version);
-      if (mig === undefined) throw new Error(`database is at migration ${row.version} (${row.name}), newer than this build knows; refusing to run an older daemon against it`);
-      if (mig.checksum !== row.checksum) throw new Error(`migration ${String(row.version).padStart(4, '0')}_${row.name}.sql was modified after it was applied; restore the original and add a new migration instead`);
+      if (mig === undefined)
+        throw new Error(
+          `database is at migration ${row.version} (${row.name}), newer than this build knows; refusing to run an older daemon against it`,
+        );
+      if (mig.checksum !== row.checksum)
+        throw new Error(
+          `migration ${String(row.version).padStart(4, '0')}_${row.name}.sql was modified after it was applied; restore the original and add a new migration instead`,
+        );
     }
     const done = new Set(rows.map((r) => r.version));
     const applied: number[] = [];
@@ -76,9 +94,16 @@ export async function migrate(url: string, opts: { dir?: string } = {}): Promise
         // DDL on a large table may run long: no client-side timeout for the migration itself.
         await client.query({ text: mig.sql, query_timeout: MIGRATION_TIMEOUT_MS } as never);
       } catch (raw) {
-        throw new Error(`migration ${String(mig.version).padStart(4, '0')}_${mig.name}.sql failed: ${(raw as Error).message}`, { cause: raw });
+        throw new Error(
+          `migration ${String(mig.version).padStart(4, '0')}_${mig.name}.sql failed: ${(raw as Error).message}`,
+          { cause: raw },
+        );
       }
-      await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [mig.version, mig.name, mig.checksum]);
+      await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+        mig.version,
+        mig.name,
+        mig.checksum,
+      ]);
       applied.push(mig.version);
     }
     await client.query('COMMIT');

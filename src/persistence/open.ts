@@ -18,12 +18,20 @@ export async function openDatabase(config: Config, logger: Logger, releasers: Re
   let url = config.database.url;
   let embedded = false;
   if (url === undefined) {
-    const pgEmbedded = await startEmbeddedPostgres({ dir: config.database.embedded.dir, port: config.database.embedded.port, logger });
+    const pgEmbedded = await startEmbeddedPostgres({
+      dir: config.database.embedded.dir,
+      port: config.database.embedded.port,
+      logger,
+    });
     releasers.add('embedded-postgres', () => pgEmbedded.stop());
     url = pgEmbedded.url;
     embedded = true;
   }
-  const db = await createDb({ url, poolMax: config.database.poolMax, statementTimeoutMs: config.database.statementTimeoutMs });
+  const db = await createDb({
+    url,
+    poolMax: config.database.poolMax,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+  });
   releasers.add('db-pool', () => db.end());
   return { url, db, embedded };
 }

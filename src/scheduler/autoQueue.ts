@@ -4,7 +4,11 @@
  * their last entry ended failed (rolled back) or rejected (design §5 "auto-retry new version").
  */
 import { coerceError } from '../errors.ts';
-import { listEntriesAwaitingProduction, listErrataLastRolledBackOrRejected, listErrataOfAdvisoryTypes } from '../persistence/sql/autoQueue.ts';
+import {
+  listEntriesAwaitingProduction,
+  listErrataLastRolledBackOrRejected,
+  listErrataOfAdvisoryTypes,
+} from '../persistence/sql/autoQueue.ts';
 import { queueErrata, type QueueServiceDeps } from '../services/queue.ts';
 import { loadAutoQueuePolicy } from '../services/settings.ts';
 import type { SyncReport } from '../services/uyuni/sync.ts';
@@ -52,7 +56,10 @@ export async function voidApprovalsOfChangedErrata(deps: QueueServiceDeps, errat
       voided++;
       deps.logger.warn({ entryId: e.id, errata: e.errata_id }, reason);
     } catch (raw) {
-      deps.logger.info({ entryId: e.id, err: coerceError(raw).message }, 'changed errata: the entry moved on; approval left as it is');
+      deps.logger.info(
+        { entryId: e.id, err: coerceError(raw).message },
+        'changed errata: the entry moved on; approval left as it is',
+      );
     }
   }
   return voided;

@@ -133,9 +133,11 @@ export class TestLanes extends AbortableLoop {
         if (down !== l.state.paused) {
           if (down) {
             this.o.logger.warn({ lane: `${os}/${s.system_name}`, reason: down }, 'test lane paused');
-            await this.o.onPause?.({ os, system: s.system_name }, down).catch((raw) =>
-              this.o.logger.warn({ err: coerceError(raw).message }, 'test lane: the pause notification failed'),
-            );
+            await this.o
+              .onPause?.({ os, system: s.system_name }, down)
+              .catch((raw) =>
+                this.o.logger.warn({ err: coerceError(raw).message }, 'test lane: the pause notification failed'),
+              );
           } else if (l.state.paused) this.o.logger.info({ lane: `${os}/${s.system_name}` }, 'test lane resumed');
         }
         l.state.paused = down;

@@ -100,7 +100,11 @@ export class Notifier extends AbortableLoop {
         this.sent++;
       } catch (raw) {
         // A webhook URL is a credential and HTTP errors quote it: never stored or logged in clear.
-        const msg = scrubSecrets(coerceError(raw).message, [r.recipient, this.o.smtp?.password, this.o.webhookSecret]).replace(/https?:\/\/\S+/g, (u) => redactUrlSecret(u));
+        const msg = scrubSecrets(coerceError(raw).message, [
+          r.recipient,
+          this.o.smtp?.password,
+          this.o.webhookSecret,
+        ]).replace(/https?:\/\/\S+/g, (u) => redactUrlSecret(u));
         const final = r.attempts + 1 >= this.o.maxAttempts;
         const backoffS = Math.min(3600, 5 * 2 ** r.attempts);
         await markNotificationAttemptFailed(this.o.db, r.id, msg, { final, backoffS });

@@ -41,14 +41,20 @@ export class SyncPoller extends AbortableLoop {
       }
       if (!leading) {
         leading = true;
-        await this.o.onLead?.().catch((raw) => this.o.logger.warn({ err: coerceError(raw).message }, 'sync poller: taking the lead failed'));
+        await this.o
+          .onLead?.()
+          .catch((raw) => this.o.logger.warn({ err: coerceError(raw).message }, 'sync poller: taking the lead failed'));
       }
       try {
         // afterSync runs inside the sync's UYUNI session (one login per cycle, profiling included).
         const report = await this.o.sync.run(trigger, { after: this.o.afterSync });
-        this.o.logger.info({ status: report.status, errata: report.errata, ms: report.durationMs, error: report.error }, 'UYUNI sync finished');
+        this.o.logger.info(
+          { status: report.status, errata: report.errata, ms: report.durationMs, error: report.error },
+          'UYUNI sync finished',
+        );
       } catch (raw) {
-        if (!(raw instanceof SyncAlreadyRunning)) this.o.logger.error({ err: coerceError(raw).message }, 'UYUNI sync could not run');
+        if (!(raw instanceof SyncAlreadyRunning))
+          this.o.logger.error({ err: coerceError(raw).message }, 'UYUNI sync could not run');
       }
       trigger = 'schedule';
       if (this.active) await this.sleep(this.o.intervalMs);

@@ -54,8 +54,15 @@ export class SnapshotCleanup extends AbortableLoop {
       // Ours: the description the engine gave it names this entry's key (`spm-orchestrator <entry>:…`).
       const ours = snap?.description?.startsWith(`spm-orchestrator ${d.queue_id}:`) === true;
       if (snap && !ours) {
-        this.o.logger.warn({ system: d.system, snapshot: id, description: snap.description }, 'snapshot cleanup: not ours, left alone');
-        await recordSnapshotCleanup(this.o.db, { key: d.key, queueId: d.queue_id, result: { deleted: false, reason: 'not the orchestrator’s snapshot' } });
+        this.o.logger.warn(
+          { system: d.system, snapshot: id, description: snap.description },
+          'snapshot cleanup: not ours, left alone',
+        );
+        await recordSnapshotCleanup(this.o.db, {
+          key: d.key,
+          queueId: d.queue_id,
+          result: { deleted: false, reason: 'not the orchestrator’s snapshot' },
+        });
         continue;
       }
       if (snap) {
@@ -63,7 +70,11 @@ export class SnapshotCleanup extends AbortableLoop {
         n++;
         this.deleted++;
       }
-      await recordSnapshotCleanup(this.o.db, { key: d.key, queueId: d.queue_id, result: { deleted: snap !== undefined, system: d.system, snapshot: id } });
+      await recordSnapshotCleanup(this.o.db, {
+        key: d.key,
+        queueId: d.queue_id,
+        result: { deleted: snap !== undefined, system: d.system, snapshot: id },
+      });
     }
     if (n > 0) this.o.logger.info({ deleted: n }, 'snapshot cleanup: old test snapshots deleted');
     return n;

@@ -67,7 +67,10 @@ export class TimerScheduler extends AbortableLoop {
           if (raw instanceof NotAcceptedError || (raw instanceof AppError && raw.status === 404)) {
             await deleteStaleTimer(this.o.db, t.queue_id, t.name, t.armed_revision);
           } else {
-            this.o.logger.warn({ entryId: t.queue_id, timer: t.name, err: coerceError(raw).message }, 'timer delivery failed; it will be retried');
+            this.o.logger.warn(
+              { entryId: t.queue_id, timer: t.name, err: coerceError(raw).message },
+              'timer delivery failed; it will be retried',
+            );
           }
         }
       }),

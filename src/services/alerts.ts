@@ -95,18 +95,29 @@ export function judgementText(j: unknown): string | null {
   const v = j as Record<string, any> | null;
   if (!v || Array.isArray(v) || typeof v.verdict !== 'string') return null;
   const verdict = v.verdict === 'marginal' ? 'MARGINAL (a human decides)' : String(v.verdict).toUpperCase();
-  const score = v.score === null || v.score === undefined ? '' : `, score ${n(v.score)}${v.policy ? ` (pass >= ${v.policy.passScore}, marginal >= ${v.policy.marginalScore})` : ''}`;
-  const lines = [`Verdict: ${verdict}${score}${v.judge === 'salt_only' ? ' (Salt service checks only: Prometheus is not configured)' : ''}`];
+  const score =
+    v.score === null || v.score === undefined
+      ? ''
+      : `, score ${n(v.score)}${v.policy ? ` (pass >= ${v.policy.passScore}, marginal >= ${v.policy.marginalScore})` : ''}`;
+  const lines = [
+    `Verdict: ${verdict}${score}${v.judge === 'salt_only' ? ' (Salt service checks only: Prometheus is not configured)' : ''}`,
+  ];
   for (const r of (v.reasons ?? []) as string[]) lines.push(`  reason: ${r}`);
   for (const c of (v.checks ?? []) as any[]) {
-    lines.push(c.check === 'reboot' ? `  reboot: ${c.detail}` : `  ${c.check}: ${c.post ?? '—'} (allowed ${c.limit})${c.detail ? ` ${c.detail}` : ''}`);
+    lines.push(
+      c.check === 'reboot'
+        ? `  reboot: ${c.detail}`
+        : `  ${c.check}: ${c.post ?? '—'} (allowed ${c.limit})${c.detail ? ` ${c.detail}` : ''}`,
+    );
   }
   for (const m of (v.metrics ?? []) as any[]) {
     const dir = m.direction === 'decrease_bad' ? '-' : m.direction === 'both' ? '+/-' : '+';
     const stats = m.test
       ? `; shift ${sign(m.shift?.estimate)} (${Math.round((m.shift?.confidence ?? 0.95) * 100)} % interval ${sign(m.shift?.low)} .. ${sign(m.shift?.high)}), allowed ${dir}${n(m.allowed)}; U = ${n(m.test.u)}, p = ${n(m.test.pValue)}`
       : '';
-    lines.push(`- ${m.name}: ${m.classification}${m.critical ? ' (critical)' : ''} — baseline n=${m.baseline?.n ?? 0} median ${n(m.baseline?.median)}, after n=${m.post?.n ?? 0} median ${n(m.post?.median)}${stats}`);
+    lines.push(
+      `- ${m.name}: ${m.classification}${m.critical ? ' (critical)' : ''} — baseline n=${m.baseline?.n ?? 0} median ${n(m.baseline?.median)}, after n=${m.post?.n ?? 0} median ${n(m.post?.median)}${stats}`,
+    );
     lines.push(`    ${m.why}`);
   }
   return lines.join('\n');

@@ -3,8 +3,13 @@ import { judge, type Evidence } from './judge.ts';
 
 const T = { cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0 };
 const ev = (over: Partial<Evidence> = {}): Evidence => ({
-  source: { metrics: 'prometheus', services: 'prometheus' }, cpuPercent: 10, memoryPercent: 40,
-  services: { 'ssh.service': true, 'nginx.service': true }, takenAt: '2026-11-23T00:00:00Z', notes: [], ...over,
+  source: { metrics: 'prometheus', services: 'prometheus' },
+  cpuPercent: 10,
+  memoryPercent: 40,
+  services: { 'ssh.service': true, 'nginx.service': true },
+  takenAt: '2026-11-23T00:00:00Z',
+  notes: [],
+  ...over,
 });
 
 describe('judge', () => {
@@ -19,8 +24,14 @@ describe('judge', () => {
   });
 
   it('fails on a CPU or memory delta over the limit', () => {
-    expect(judge(ev(), ev({ cpuPercent: 31 }), T)).toMatchObject({ verdict: 'fail', reason: 'cpu_delta 21 points > 20' });
-    expect(judge(ev(), ev({ memoryPercent: 56 }), T)).toMatchObject({ verdict: 'fail', reason: 'memory_delta 16 points > 15' });
+    expect(judge(ev(), ev({ cpuPercent: 31 }), T)).toMatchObject({
+      verdict: 'fail',
+      reason: 'cpu_delta 21 points > 20',
+    });
+    expect(judge(ev(), ev({ memoryPercent: 56 }), T)).toMatchObject({
+      verdict: 'fail',
+      reason: 'memory_delta 16 points > 15',
+    });
   });
 
   it('fails when a service active at baseline is not active after the patch', () => {
@@ -30,14 +41,23 @@ describe('judge', () => {
   });
 
   it('a service already down at baseline is not blamed on the patch', () => {
-    expect(judge(ev({ services: { 'ssh.service': true, 'nginx.service': false } }), ev({ services: { 'ssh.service': true, 'nginx.service': false } }), T).verdict).toBe('pass');
+    expect(
+      judge(
+        ev({ services: { 'ssh.service': true, 'nginx.service': false } }),
+        ev({ services: { 'ssh.service': true, 'nginx.service': false } }),
+        T,
+      ).verdict,
+    ).toBe('pass');
   });
 
   it('Prometheus down: Salt service checks alone can pass, metrics marked unavailable', () => {
     const salt = ev({ source: { metrics: null, services: 'salt' }, cpuPercent: null, memoryPercent: null });
     const v = judge(salt, salt, T);
     expect(v.verdict).toBe('pass');
-    expect(v.checks.filter((c) => c.ok === null).map((c) => c.check)).toEqual(['cpu_delta_percent', 'memory_delta_percent']);
+    expect(v.checks.filter((c) => c.ok === null).map((c) => c.check)).toEqual([
+      'cpu_delta_percent',
+      'memory_delta_percent',
+    ]);
   });
 
   it('never passes without evidence: missing side or unknown services → inconclusive', () => {

@@ -52,7 +52,8 @@ export interface Verdict {
 const round = (x: number) => Math.round(x * 100) / 100;
 
 function metricCheck(check: Check['check'], baseline: number | null, post: number | null, limit: number): Check {
-  if (baseline === null || post === null) return { check, baseline, post, delta: null, limit, ok: null, detail: 'no metric on one side' };
+  if (baseline === null || post === null)
+    return { check, baseline, post, delta: null, limit, ok: null, detail: 'no metric on one side' };
   const delta = round(post - baseline);
   return { check, baseline: round(baseline), post: round(post), delta, limit, ok: delta <= limit };
 }
@@ -68,11 +69,30 @@ export function servicesCheck(
   post: Record<string, boolean | null>,
   limit: number,
 ): { check: Check; failedServices: string[] } {
-  const measured = Object.keys(baseline).filter((s) => baseline[s] !== null && post[s] !== undefined && post[s] !== null);
+  const measured = Object.keys(baseline).filter(
+    (s) => baseline[s] !== null && post[s] !== undefined && post[s] !== null,
+  );
   const failedServices = measured.filter((s) => baseline[s] === true && post[s] === false).sort();
-  const check: Check = measured.length === 0
-    ? { check: 'failed_services', baseline: null, post: null, delta: null, limit, ok: null, detail: 'no service status on one side' }
-    : { check: 'failed_services', baseline: 0, post: failedServices.length, delta: failedServices.length, limit, ok: failedServices.length <= limit, ...(failedServices.length ? { detail: failedServices.join(', ') } : {}) };
+  const check: Check =
+    measured.length === 0
+      ? {
+          check: 'failed_services',
+          baseline: null,
+          post: null,
+          delta: null,
+          limit,
+          ok: null,
+          detail: 'no service status on one side',
+        }
+      : {
+          check: 'failed_services',
+          baseline: 0,
+          post: failedServices.length,
+          delta: failedServices.length,
+          limit,
+          ok: failedServices.length <= limit,
+          ...(failedServices.length ? { detail: failedServices.join(', ') } : {}),
+        };
   return { check, failedServices };
 }
 
@@ -82,24 +102,43 @@ export function servicesCheck(
  */
 export function judge(baseline: Evidence | null, post: Evidence | null, t: JudgeThresholds): Verdict {
   if (baseline === null || post === null) {
-    return { verdict: 'inconclusive', reason: `no evidence: ${baseline === null ? 'baseline' : 'post-patch'} could not be collected`, checks: [], failedServices: [] };
+    return {
+      verdict: 'inconclusive',
+      reason: `no evidence: ${baseline === null ? 'baseline' : 'post-patch'} could not be collected`,
+      checks: [],
+      failedServices: [],
+    };
   }
   const checks: Check[] = [
     metricCheck('cpu_delta_percent', baseline.cpuPercent, post.cpuPercent, t.cpu_delta_percent),
     metricCheck('memory_delta_percent', baseline.memoryPercent, post.memoryPercent, t.memory_delta_percent),
   ];
-  const { check: serviceCheck, failedServices } = servicesCheck(baseline.services, post.services, t.max_failed_services);
+  const { check: serviceCheck, failedServices } = servicesCheck(
+    baseline.services,
+    post.services,
+    t.max_failed_services,
+  );
   checks.push(serviceCheck);
 
   const failing = checks.filter((c) => c.ok === false);
   if (failing.length > 0) {
-    const reason = failing.map((c) =>
-      c.check === 'failed_services' ? `service(s) failed after the patch: ${failedServices.join(', ')}` : `${c.check.replace('_percent', '')} ${c.delta} points > ${c.limit}`).join('; ');
+    const reason = failing
+      .map((c) =>
+        c.check === 'failed_services'
+          ? `service(s) failed after the patch: ${failedServices.join(', ')}`
+          : `${c.check.replace('_percent', '')} ${c.delta} points > ${c.limit}`,
+      )
+      .join('; ');
     return { verdict: 'fail', reason, checks, failedServices };
   }
   if (serviceCheck.ok === null) {
     // Metrics alone never pass a patch: a broken service is what hurts production.
-    return { verdict: 'inconclusive', reason: 'no evidence: the critical services could not be checked (Prometheus and Salt unavailable)', checks, failedServices };
+    return {
+      verdict: 'inconclusive',
+      reason: 'no evidence: the critical services could not be checked (Prometheus and Salt unavailable)',
+      checks,
+      failedServices,
+    };
   }
   return { verdict: 'pass', reason: null, checks, failedServices };
 }

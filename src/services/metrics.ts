@@ -58,7 +58,16 @@ export interface ProcessSources {
   lanes?: { states(): { entryId: number | null }[] } | undefined;
 }
 
-export const DEPLOYMENT_STATUSES = ['pending', 'scheduled', 'in_progress', 'completed', 'partial_failure', 'halted', 'failed', 'rolled_back'] as const;
+export const DEPLOYMENT_STATUSES = [
+  'pending',
+  'scheduled',
+  'in_progress',
+  'completed',
+  'partial_failure',
+  'halted',
+  'failed',
+  'rolled_back',
+] as const;
 export const NOTIFICATION_CHANNELS = ['email', 'webhook'] as const;
 const SYNC_OUTCOMES = ['completed', 'failed'] as const;
 
@@ -68,7 +77,9 @@ const SYNC_OUTCOMES = ['completed', 'failed'] as const;
  * @example effectLabel('7:p1:deploy_wave_2_plan1') // 'deploy_wave'
  */
 export function effectLabel(key: string): string {
-  return stepOfEffectKey(key).replace(/#\d+$/, '').replace(/_(?:plan)?\d+/g, '');
+  return stepOfEffectKey(key)
+    .replace(/#\d+$/, '')
+    .replace(/_(?:plan)?\d+/g, '');
 }
 
 /**
@@ -90,7 +101,8 @@ export function instrumentPorts(ports: PatchPorts, sink: MetricsSink): PatchPort
         return out;
       } catch (raw) {
         // An aborted run (the actor was let go) has no outcome.
-        if (!signal.aborted) sink.effectFinished(label, isTransient(raw) ? 'transient' : 'failed', (performance.now() - t0) / 1000);
+        if (!signal.aborted)
+          sink.effectFinished(label, isTransient(raw) ? 'transient' : 'failed', (performance.now() - t0) / 1000);
         throw raw;
       }
     };
@@ -146,36 +158,90 @@ export class OrchestratorMetrics implements MetricsSink {
     const registers = [this.registry];
     if (this.o.processMetrics) collectDefaultMetrics({ register: this.registry });
     const self = this;
-    this.pendingApprovals = new Gauge({ name: 'spm_pending_approvals_count', help: 'Entries in pending_approval', registers });
-    this.oldestPending = new Gauge({ name: 'spm_oldest_pending_approval_hours', help: 'Hours since the oldest entry in pending_approval entered it; 0 when none waits', registers });
+    this.pendingApprovals = new Gauge({
+      name: 'spm_pending_approvals_count',
+      help: 'Entries in pending_approval',
+      registers,
+    });
+    this.oldestPending = new Gauge({
+      name: 'spm_oldest_pending_approval_hours',
+      help: 'Hours since the oldest entry in pending_approval entered it; 0 when none waits',
+      registers,
+    });
     this.entries = new Gauge({ name: 'spm_entries', help: 'Entries per status', labelNames: ['status'], registers });
-    this.transitions = new Counter({ name: 'spm_transitions_total', help: 'Actor transitions persisted by this replica', registers });
-    this.effects = new Counter({ name: 'spm_effects_total', help: 'Effects run, by step and outcome (transient: a dependency was down, the entry retries)', labelNames: ['effect', 'outcome'], registers });
+    this.transitions = new Counter({
+      name: 'spm_transitions_total',
+      help: 'Actor transitions persisted by this replica',
+      registers,
+    });
+    this.effects = new Counter({
+      name: 'spm_effects_total',
+      help: 'Effects run, by step and outcome (transient: a dependency was down, the entry retries)',
+      labelNames: ['effect', 'outcome'],
+      registers,
+    });
     this.effectDuration = new Histogram({
-      name: 'spm_effect_duration_seconds', help: 'How long an effect ran', labelNames: ['effect'], registers,
+      name: 'spm_effect_duration_seconds',
+      help: 'How long an effect ran',
+      labelNames: ['effect'],
+      registers,
       buckets: [0.05, 0.25, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
     });
-    this.syncRuns = new Counter({ name: 'spm_sync_runs_total', help: 'UYUNI sync runs by outcome (sync_runs.status)', labelNames: ['outcome'], registers });
-    this.syncDuration = new Histogram({ name: 'spm_sync_duration_seconds', help: 'Duration of a UYUNI sync run', registers, buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600] });
-    this.syncLastSuccess = new Gauge({ name: 'spm_sync_last_success_timestamp_seconds', help: 'Unix time of the last completed UYUNI sync; 0 before the first', registers });
+    this.syncRuns = new Counter({
+      name: 'spm_sync_runs_total',
+      help: 'UYUNI sync runs by outcome (sync_runs.status)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.syncDuration = new Histogram({
+      name: 'spm_sync_duration_seconds',
+      help: 'Duration of a UYUNI sync run',
+      registers,
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+    });
+    this.syncLastSuccess = new Gauge({
+      name: 'spm_sync_last_success_timestamp_seconds',
+      help: 'Unix time of the last completed UYUNI sync; 0 before the first',
+      registers,
+    });
     // Read from the process at each scrape (collect), nothing to keep a handle on.
     new Gauge({
-      name: 'spm_lanes_busy', help: 'Test lanes running a test now', registers,
+      name: 'spm_lanes_busy',
+      help: 'Test lanes running a test now',
+      registers,
       collect() {
         this.set(self.sources.lanes?.states().filter((l) => l.entryId !== null).length ?? 0);
       },
     });
-    this.outboxDepth = new Gauge({ name: 'spm_notification_outbox_depth', help: 'Notifications waiting for delivery', registers });
-    this.notificationFailures = new Counter({ name: 'spm_notification_failures_total', help: 'Failed notification delivery attempts', labelNames: ['channel'], registers });
-    this.deployments = new Gauge({ name: 'spm_deployments', help: 'Production deployments per status', labelNames: ['status'], registers });
+    this.outboxDepth = new Gauge({
+      name: 'spm_notification_outbox_depth',
+      help: 'Notifications waiting for delivery',
+      registers,
+    });
+    this.notificationFailures = new Counter({
+      name: 'spm_notification_failures_total',
+      help: 'Failed notification delivery attempts',
+      labelNames: ['channel'],
+      registers,
+    });
+    this.deployments = new Gauge({
+      name: 'spm_deployments',
+      help: 'Production deployments per status',
+      labelNames: ['status'],
+      registers,
+    });
     new Gauge({
-      name: 'spm_actors_in_memory', help: 'Patch actors this replica holds', registers,
+      name: 'spm_actors_in_memory',
+      help: 'Patch actors this replica holds',
+      registers,
       collect() {
         this.set(self.sources.actors?.size ?? 0);
       },
     });
     this.fencedRejected = new Counter({
-      name: 'spm_fenced_writes_rejected_total', help: 'Snapshot or effect writes refused by the fence (another replica owns the entry)', registers,
+      name: 'spm_fenced_writes_rejected_total',
+      help: 'Snapshot or effect writes refused by the fence (another replica owns the entry)',
+      registers,
       collect() {
         // The host keeps its own count; a counter only moves forward.
         const n = self.sources.actors?.fencedRejections ?? 0;
@@ -185,10 +251,18 @@ export class OrchestratorMetrics implements MetricsSink {
       },
     });
     this.httpDuration = new Histogram({
-      name: 'spm_http_request_duration_seconds', help: 'HTTP request latency by route pattern', labelNames: ['route', 'method', 'status'], registers,
+      name: 'spm_http_request_duration_seconds',
+      help: 'HTTP request latency by route pattern',
+      labelNames: ['route', 'method', 'status'],
+      registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     });
-    this.snapshotUsed = new Gauge({ name: 'spm_snapshot_space_used_ratio', help: 'Used fraction of the snapshot storage of a system', labelNames: ['system'], registers });
+    this.snapshotUsed = new Gauge({
+      name: 'spm_snapshot_space_used_ratio',
+      help: 'Used fraction of the snapshot storage of a system',
+      labelNames: ['system'],
+      registers,
+    });
     // Series that exist from the start (0), so that alerts and panels see a value, not "no data".
     this.transitions.inc(0);
     this.fencedRejected.inc(0);
@@ -241,7 +315,10 @@ export class OrchestratorMetrics implements MetricsSink {
   private async readDatabase(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`database part of /metrics took over ${this.o.dbTimeoutMs} ms`)), this.o.dbTimeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`database part of /metrics took over ${this.o.dbTimeoutMs} ms`)),
+        this.o.dbTimeoutMs,
+      );
     });
     const read = this.o.db.connect(async (c) => ({
       entries: await countEntriesPerStatus(c),
@@ -256,7 +333,8 @@ export class OrchestratorMetrics implements MetricsSink {
       const r = await Promise.race([read, timeout]);
       const byStatus = new Map(r.entries.map((e) => [e.status, e.n]));
       for (const s of STATUSES) this.entries.set({ status: s }, byStatus.get(s) ?? 0);
-      for (const [s, n] of byStatus) if (!(STATUSES as readonly string[]).includes(s)) this.entries.set({ status: s }, n);
+      for (const [s, n] of byStatus)
+        if (!(STATUSES as readonly string[]).includes(s)) this.entries.set({ status: s }, n);
       this.pendingApprovals.set(r.pending.n);
       this.oldestPending.set(r.pending.n === 0 ? 0 : Math.round(r.pending.oldest_hours * 1000) / 1000);
       const deps = new Map(r.deployments.map((d) => [d.status, d.n]));
@@ -266,7 +344,8 @@ export class OrchestratorMetrics implements MetricsSink {
         depth += row.pending;
         const seen = this.notificationFailuresSeen[row.channel];
         // The first scrape takes the database's total as the starting value.
-        if (row.failures > (seen ?? 0)) this.notificationFailures.inc({ channel: row.channel }, row.failures - (seen ?? 0));
+        if (row.failures > (seen ?? 0))
+          this.notificationFailures.inc({ channel: row.channel }, row.failures - (seen ?? 0));
         this.notificationFailuresSeen[row.channel] = Math.max(seen ?? 0, row.failures);
       }
       this.outboxDepth.set(depth);
@@ -280,7 +359,11 @@ export class OrchestratorMetrics implements MetricsSink {
       if (this.dbFailing) this.o.logger.info('/metrics reads the database again');
       this.dbFailing = false;
     } catch (raw) {
-      if (!this.dbFailing) this.o.logger.warn({ err: coerceError(raw).message }, '/metrics could not read the database (said once until it can): its figures keep their last values');
+      if (!this.dbFailing)
+        this.o.logger.warn(
+          { err: coerceError(raw).message },
+          '/metrics could not read the database (said once until it can): its figures keep their last values',
+        );
       this.dbFailing = true;
     } finally {
       clearTimeout(timer);

@@ -27,7 +27,10 @@ export function httpRequest(
       u,
       {
         method: opts.method ?? 'GET',
-        headers: { ...(opts.headers ?? {}), ...(opts.body !== undefined ? { 'content-length': Buffer.byteLength(opts.body) } : {}) },
+        headers: {
+          ...(opts.headers ?? {}),
+          ...(opts.body !== undefined ? { 'content-length': Buffer.byteLength(opts.body) } : {}),
+        },
         rejectUnauthorized: opts.verifyTls ?? true,
         timeout: opts.timeoutMs,
       },
@@ -57,7 +60,11 @@ export async function timed(fn: () => Promise<string | undefined>): Promise<Prob
     return { status: 'connected', latency_ms: Math.round(performance.now() - t0), ...(detail ? { detail } : {}) };
   } catch (raw) {
     const err = raw as NodeJS.ErrnoException;
-    return { status: 'unreachable', detail: err.code ? `${err.code}: ${err.message}` : err.message, latency_ms: Math.round(performance.now() - t0) };
+    return {
+      status: 'unreachable',
+      detail: err.code ? `${err.code}: ${err.message}` : err.message,
+      latency_ms: Math.round(performance.now() - t0),
+    };
   }
 }
 
@@ -76,8 +83,15 @@ export function probeUyuni(cfg: Config['uyuni'], timeoutMs = 3000): Promise<Prob
   if (cfg === undefined) return Promise.resolve({ status: 'not configured' });
   return timed(async () => {
     const body = '<?xml version="1.0"?><methodCall><methodName>api.getVersion</methodName><params/></methodCall>';
-    const res = await httpRequest(`${cfg.url}/rpc/api`, { method: 'POST', body, headers: { 'content-type': 'text/xml' }, verifyTls: cfg.verifySsl, timeoutMs });
-    if (res.status !== 200 || !res.body.includes('<methodResponse>')) throw new Error(`HTTP ${res.status}, not an XML-RPC answer`);
+    const res = await httpRequest(`${cfg.url}/rpc/api`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'text/xml' },
+      verifyTls: cfg.verifySsl,
+      timeoutMs,
+    });
+    if (res.status !== 200 || !res.body.includes('<methodResponse>'))
+      throw new Error(`HTTP ${res.status}, not an XML-RPC answer`);
     const v = /<string>([^<]*)<\/string>/.exec(res.body)?.[1];
     return v ? `api ${v}` : undefined;
   });
@@ -87,7 +101,11 @@ export function probeUyuni(cfg: Config['uyuni'], timeoutMs = 3000): Promise<Prob
 export function probeSalt(cfg: Config['salt'], timeoutMs = 3000): Promise<ProbeResult> {
   if (cfg === undefined) return Promise.resolve({ status: 'not configured' });
   return timed(async () => {
-    const res = await httpRequest(`${cfg.url}/`, { headers: { accept: 'application/json' }, verifyTls: cfg.verifySsl, timeoutMs });
+    const res = await httpRequest(`${cfg.url}/`, {
+      headers: { accept: 'application/json' },
+      verifyTls: cfg.verifySsl,
+      timeoutMs,
+    });
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
     return undefined;
   });

@@ -31,7 +31,12 @@ export interface QueueServiceDeps {
   profile?: ((ids: string[]) => Promise<Map<string, ScoreBreakdown>>) | undefined;
 }
 
-export async function queueErrata(deps: QueueServiceDeps, ids: string[], opts: { priority: number; notes: string | null }, meta: EventMeta): Promise<QueueResult[]> {
+export async function queueErrata(
+  deps: QueueServiceDeps,
+  ids: string[],
+  opts: { priority: number; notes: string | null },
+  meta: EventMeta,
+): Promise<QueueResult[]> {
   const known = new Map((await getErrataForQueue(deps.db, ids)).map((e) => [e.errata_id, e]));
   let profiles = new Map<string, ScoreBreakdown>();
   if (deps.profile) {
@@ -50,21 +55,37 @@ export async function queueErrata(deps: QueueServiceDeps, ids: string[], opts: {
   for (const errataId of ids) {
     const e = known.get(errataId);
     if (!e) {
-      results.push({ errata_id: errataId, queued: false, error: { code: 'unknown_errata', message: `errata ${errataId} is not in the errata cache (run a sync)` } });
+      results.push({
+        errata_id: errataId,
+        queued: false,
+        error: { code: 'unknown_errata', message: `errata ${errataId} is not in the errata cache (run a sync)` },
+      });
       continue;
     }
     const score = profiles.get(errataId)?.score ?? e.success_score ?? 50;
     const gate = approvalsFor(policy, { severity: e.severity, riskLevel: riskLevel(score) });
     try {
-      const id = await deps.actors.create({
-        errataId, errataVersion: e.errata_version, targetOs: e.target_os as TargetOs, priority: opts.priority, successScore: score, notes: opts.notes,
-        settings: { ...settings, approvalMaxAgeMs: gate.maxAgeMs },
-        approvals: { required: gate.required, separationOfDuties: gate.separationOfDuties },
-      }, meta);
+      const id = await deps.actors.create(
+        {
+          errataId,
+          errataVersion: e.errata_version,
+          targetOs: e.target_os as TargetOs,
+          priority: opts.priority,
+          successScore: score,
+          notes: opts.notes,
+          settings: { ...settings, approvalMaxAgeMs: gate.maxAgeMs },
+          approvals: { required: gate.required, separationOfDuties: gate.separationOfDuties },
+        },
+        meta,
+      );
       results.push({ errata_id: errataId, queued: true, id, success_score: score });
     } catch (raw) {
       if ((raw as { code?: string }).code === '23505' || /uq_queue_live_errata|unique/i.test((raw as Error).message)) {
-        results.push({ errata_id: errataId, queued: false, error: { code: 'already_queued', message: `errata ${errataId} already has a live queue entry` } });
+        results.push({
+          errata_id: errataId,
+          queued: false,
+          error: { code: 'already_queued', message: `errata ${errataId} already has a live queue entry` },
+        });
       } else throw raw;
     }
   }

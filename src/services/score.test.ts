@@ -1,11 +1,32 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_WEIGHTS, factorsFromPackages, riskLevel, scoreWeightsSchema, successScore, type RiskFactors } from './score.ts';
+import {
+  DEFAULT_WEIGHTS,
+  factorsFromPackages,
+  riskLevel,
+  scoreWeightsSchema,
+  successScore,
+  type RiskFactors,
+} from './score.ts';
 
-const none: RiskFactors = { affectsKernel: false, requiresReboot: false, modifiesConfig: false, dependencyCount: 0, totalSizeKb: 100, timesTested: 0, timesFailed: 0 };
+const none: RiskFactors = {
+  affectsKernel: false,
+  requiresReboot: false,
+  modifiesConfig: false,
+  dependencyCount: 0,
+  totalSizeKb: 100,
+  timesTested: 0,
+  timesFailed: 0,
+};
 
 describe('successScore', () => {
   it('starts at 100 with no risk factor (100 KB: 0.2 size points, no small-patch bonus)', () => {
-    expect(successScore(none)).toMatchObject({ size: 0.2, small_patch_bonus: 0, raw: 99.8, score: 100, risk_level: 'Low' });
+    expect(successScore(none)).toMatchObject({
+      size: 0.2,
+      small_patch_bonus: 0,
+      raw: 99.8,
+      score: 100,
+      risk_level: 'Low',
+    });
     expect(successScore({ ...none, totalSizeKb: 500 }).score).toBe(99);
   });
 
@@ -13,7 +34,12 @@ describe('successScore', () => {
     expect(successScore({ ...none, affectsKernel: true }).score).toBe(70);
     expect(successScore({ ...none, requiresReboot: true }).score).toBe(85);
     expect(successScore({ ...none, modifiesConfig: true }).score).toBe(90);
-    expect(successScore({ ...none, affectsKernel: true, requiresReboot: true, modifiesConfig: true })).toMatchObject({ kernel: 30, reboot: 15, config: 10, score: 45 });
+    expect(successScore({ ...none, affectsKernel: true, requiresReboot: true, modifiesConfig: true })).toMatchObject({
+      kernel: 30,
+      reboot: 15,
+      config: 10,
+      score: 45,
+    });
   });
 
   it('takes 3 per dependency, at most 15', () => {
@@ -44,7 +70,15 @@ describe('successScore', () => {
   });
 
   it('clamps at 0 with every penalty at its maximum and heavier weights', () => {
-    const worst: RiskFactors = { affectsKernel: true, requiresReboot: true, modifiesConfig: true, dependencyCount: 99, totalSizeKb: 999_999, timesTested: 5, timesFailed: 5 };
+    const worst: RiskFactors = {
+      affectsKernel: true,
+      requiresReboot: true,
+      modifiesConfig: true,
+      dependencyCount: 99,
+      totalSizeKb: 999_999,
+      timesTested: 5,
+      timesFailed: 5,
+    };
     expect(successScore(worst)).toMatchObject({ raw: 0, score: 0, risk_level: 'Very High' });
     const heavy = scoreWeightsSchema.parse({ kernel_penalty: 60 });
     expect(successScore(worst, heavy)).toMatchObject({ raw: -30, score: 0 });
@@ -58,29 +92,61 @@ describe('successScore', () => {
   });
 
   it('bands: 80–100 Low, 60–79 Medium, 40–59 High, 0–39 Very High', () => {
-    expect([100, 80, 79, 60, 59, 40, 39, 0].map(riskLevel)).toEqual(['Low', 'Low', 'Medium', 'Medium', 'High', 'High', 'Very High', 'Very High']);
+    expect([100, 80, 79, 60, 59, 40, 39, 0].map(riskLevel)).toEqual([
+      'Low',
+      'Low',
+      'Medium',
+      'Medium',
+      'High',
+      'High',
+      'Very High',
+      'Very High',
+    ]);
   });
 });
 
 describe('factorsFromPackages', () => {
   it('recognises kernel, reboot and config packages by the design patterns', () => {
     const f = factorsFromPackages(
-      [{ name: 'linux-image-6.8.0-45-generic', size: 15 * 1024 * 1024 }, { name: 'linux-modules-6.8.0-45-generic', size: 60 * 1024 * 1024 }],
+      [
+        { name: 'linux-image-6.8.0-45-generic', size: 15 * 1024 * 1024 },
+        { name: 'linux-modules-6.8.0-45-generic', size: 60 * 1024 * 1024 },
+      ],
       { timesTested: 0, timesFailed: 0 },
     );
-    expect(f).toMatchObject({ affectsKernel: true, requiresReboot: true, modifiesConfig: false, dependencyCount: 1, totalSizeKb: 76800 });
+    expect(f).toMatchObject({
+      affectsKernel: true,
+      requiresReboot: true,
+      modifiesConfig: false,
+      dependencyCount: 1,
+      totalSizeKb: 76800,
+    });
     expect(successScore(f).score).toBe(100 - 30 - 15 - 3 - 10);
   });
 
   it('openssl needs a reboot, nginx touches config, a small libc-free fix scores high', () => {
-    expect(factorsFromPackages([{ name: 'openssl', size: 1_500_000 }, { name: 'libssl3', size: 2_000_000 }], { timesTested: 0, timesFailed: 0 })).toMatchObject({ requiresReboot: true, affectsKernel: false });
-    expect(factorsFromPackages([{ name: 'nginx-core', size: 600_000 }], { timesTested: 0, timesFailed: 0 }).modifiesConfig).toBe(true);
+    expect(
+      factorsFromPackages(
+        [
+          { name: 'openssl', size: 1_500_000 },
+          { name: 'libssl3', size: 2_000_000 },
+        ],
+        { timesTested: 0, timesFailed: 0 },
+      ),
+    ).toMatchObject({ requiresReboot: true, affectsKernel: false });
+    expect(
+      factorsFromPackages([{ name: 'nginx-core', size: 600_000 }], { timesTested: 0, timesFailed: 0 }).modifiesConfig,
+    ).toBe(true);
     const tiny = factorsFromPackages([{ name: 'tzdata', size: 40_000 }], { timesTested: 0, timesFailed: 0 });
     expect(successScore(tiny).score).toBe(100);
   });
 
   it('honours UYUNI reboot_suggested and ignores missing or bogus sizes', () => {
-    const f = factorsFromPackages([{ name: 'foo' }, { name: 'bar', size: Number.NaN }, { name: 'foo' }], { timesTested: 3, timesFailed: 1, rebootSuggested: true });
+    const f = factorsFromPackages([{ name: 'foo' }, { name: 'bar', size: Number.NaN }, { name: 'foo' }], {
+      timesTested: 3,
+      timesFailed: 1,
+      rebootSuggested: true,
+    });
     expect(f).toMatchObject({ requiresReboot: true, dependencyCount: 1, totalSizeKb: 0 });
   });
 });

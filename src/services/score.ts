@@ -12,9 +12,35 @@
 import { z } from 'zod';
 
 /** Package-name patterns of the design §10. */
-export const KERNEL_PATTERNS: readonly RegExp[] = [/^linux-image/, /^linux-headers/, /^linux-modules/, /^kernel-/, /^grub/, /^shim-signed/, /^systemd-boot/, /^dracut/, /^initramfs/];
-export const REBOOT_PATTERNS: readonly RegExp[] = [/^linux-/, /^kernel-/, /^glibc/, /^libc6/, /^systemd$/, /^dbus$/, /^openssl/];
-export const CONFIG_PATTERNS: readonly RegExp[] = [/^openssh/, /^nginx/, /^apache2?/, /^httpd/, /^postgresql/, /^mysql/, /^mariadb/];
+export const KERNEL_PATTERNS: readonly RegExp[] = [
+  /^linux-image/,
+  /^linux-headers/,
+  /^linux-modules/,
+  /^kernel-/,
+  /^grub/,
+  /^shim-signed/,
+  /^systemd-boot/,
+  /^dracut/,
+  /^initramfs/,
+];
+export const REBOOT_PATTERNS: readonly RegExp[] = [
+  /^linux-/,
+  /^kernel-/,
+  /^glibc/,
+  /^libc6/,
+  /^systemd$/,
+  /^dbus$/,
+  /^openssl/,
+];
+export const CONFIG_PATTERNS: readonly RegExp[] = [
+  /^openssh/,
+  /^nginx/,
+  /^apache2?/,
+  /^httpd/,
+  /^postgresql/,
+  /^mysql/,
+  /^mariadb/,
+];
 
 const weight = z.number().min(0).max(100);
 export const scoreWeightsSchema = z.object({
@@ -87,7 +113,18 @@ export function successScore(f: RiskFactors, w: ScoreWeights = DEFAULT_WEIGHTS):
   const small_patch_bonus = f.totalSizeKb < w.small_patch_kb ? w.small_patch_bonus : 0;
   const raw = round1(100 - (kernel + reboot + config + dependencies + size + history) + small_patch_bonus);
   const score = Math.max(0, Math.min(100, Math.round(raw)));
-  return { kernel, reboot, config, dependencies, size, history, small_patch_bonus, raw, score, risk_level: riskLevel(score) };
+  return {
+    kernel,
+    reboot,
+    config,
+    dependencies,
+    size,
+    history,
+    small_patch_bonus,
+    raw,
+    score,
+    risk_level: riskLevel(score),
+  };
 }
 
 export interface PackageInfo {
@@ -111,7 +148,9 @@ export function factorsFromPackages(
     requiresReboot: any(REBOOT_PATTERNS) || history.rebootSuggested === true,
     modifiesConfig: any(CONFIG_PATTERNS),
     dependencyCount: Math.max(0, new Set(names).size - 1),
-    totalSizeKb: Math.round(packages.reduce((s, p) => s + (Number.isFinite(p.size) ? Math.max(0, p.size ?? 0) : 0), 0) / 1024),
+    totalSizeKb: Math.round(
+      packages.reduce((s, p) => s + (Number.isFinite(p.size) ? Math.max(0, p.size ?? 0) : 0), 0) / 1024,
+    ),
     timesTested: history.timesTested,
     timesFailed: history.timesFailed,
   };

@@ -33,7 +33,11 @@ export async function configValue<T extends z.ZodType>(
 // ---------------------------------------------------------------------------------------------
 // test_thresholds: the test settings an entry is created with, and the engine's polling.
 
-const seconds = z.number().int().min(0).max(7 * 86400);
+const seconds = z
+  .number()
+  .int()
+  .min(0)
+  .max(7 * 86400);
 export const thresholdsSchema = z.object({
   cpu_delta_percent: z.number().min(0).max(1000).default(20),
   memory_delta_percent: z.number().min(0).max(1000).default(15),
@@ -123,7 +127,10 @@ export const notificationConfigSchema = z.object({
   recipients: z.array(z.string().email()).default([]),
   webhook_enabled: z.boolean().default(false),
   webhook_url: z.union([z.string().url(), z.literal('')]).default(''),
-  digest_time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('08:00'),
+  digest_time: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/)
+    .default('08:00'),
   digest_enabled: z.boolean().default(true),
   digest_timezone: ianaTimeZone.default('UTC'),
   smtp_server: z.string().optional(),
@@ -151,7 +158,10 @@ export const loadScoreWeights = (db: Db): Promise<ScoreWeights> => configValue(d
 export const canaryMetricSchema = z.object({
   name: z.string().regex(/^[a-z][a-z0-9_]*$/, 'lower-case letters, digits and _'),
   /** PromQL for a range query; `$INSTANCE` is the system's instance label, `$RANGE` the rate() range (the query step). */
-  query: z.string().min(1).refine((q) => q.includes('$INSTANCE'), 'the query must select the system with $INSTANCE'),
+  query: z
+    .string()
+    .min(1)
+    .refine((q) => q.includes('$INSTANCE'), 'the query must select the system with $INSTANCE'),
   direction: z.enum(['increase_bad', 'decrease_bad', 'both']),
   allowed_effect: z.object({ value: z.number().min(0), unit: z.enum(['absolute', 'relative']).default('absolute') }),
   weight: z.number().positive().default(1),
@@ -186,28 +196,50 @@ export const canaryPolicySchema = z
     baseline_wait_seconds: seconds.default(1200),
   })
   .refine((p) => p.marginal_score <= p.pass_score, 'marginal_score must not exceed pass_score')
-  .refine((p) => p.step_seconds <= Math.min(p.baseline_window_seconds, p.post_window_seconds), 'step_seconds must not exceed a window');
+  .refine(
+    (p) => p.step_seconds <= Math.min(p.baseline_window_seconds, p.post_window_seconds),
+    'step_seconds must not exceed a window',
+  );
 export type CanaryPolicyConfig = z.infer<typeof canaryPolicySchema>;
 
 /** A configured metric as the judge takes it. */
 export function canaryMetricOf(m: CanaryMetricConfig): CanaryMetric {
   return {
-    name: m.name, query: m.query, direction: m.direction, allowedEffect: { value: m.allowed_effect.value, unit: m.allowed_effect.unit },
-    weight: m.weight, critical: m.critical, optional: m.optional, minSamples: m.min_samples, ...(m.unit !== undefined ? { unit: m.unit } : {}),
+    name: m.name,
+    query: m.query,
+    direction: m.direction,
+    allowedEffect: { value: m.allowed_effect.value, unit: m.allowed_effect.unit },
+    weight: m.weight,
+    critical: m.critical,
+    optional: m.optional,
+    minSamples: m.min_samples,
+    ...(m.unit !== undefined ? { unit: m.unit } : {}),
   };
 }
 
 /** A judge metric as it is configured (the seed of migration 0006). */
 export function canaryMetricConfigOf(m: CanaryMetric): CanaryMetricConfig {
   return {
-    name: m.name, query: m.query, direction: m.direction, allowed_effect: { ...m.allowedEffect }, weight: m.weight,
-    critical: m.critical, optional: m.optional, min_samples: m.minSamples, ...(m.unit !== undefined ? { unit: m.unit } : {}),
+    name: m.name,
+    query: m.query,
+    direction: m.direction,
+    allowed_effect: { ...m.allowedEffect },
+    weight: m.weight,
+    critical: m.critical,
+    optional: m.optional,
+    min_samples: m.minSamples,
+    ...(m.unit !== undefined ? { unit: m.unit } : {}),
   };
 }
 
 /** The policy part the judge takes. */
 export function canaryPolicyOf(p: CanaryPolicyConfig): CanaryPolicy {
-  return { passScore: p.pass_score, marginalScore: p.marginal_score, confidence: p.confidence, serialCorrelation: p.serial_correlation };
+  return {
+    passScore: p.pass_score,
+    marginalScore: p.marginal_score,
+    confidence: p.confidence,
+    serialCorrelation: p.serial_correlation,
+  };
 }
 
 /** The default metric list (design §9 and issue 13), as configured. */
@@ -217,7 +249,8 @@ export const DEFAULT_CANARY_METRICS: CanaryMetricConfig[] = defaultCanaryMetrics
 export const loadCanaryMetrics = async (db: Db): Promise<CanaryMetric[]> =>
   (await configValue(db, 'canary_metrics', canaryMetricsSchema, DEFAULT_CANARY_METRICS)).map(canaryMetricOf);
 /** @example (await loadCanaryPolicy(db)).baseline_window_seconds // 900 */
-export const loadCanaryPolicy = (db: Db): Promise<CanaryPolicyConfig> => configValue(db, 'canary_policy', canaryPolicySchema);
+export const loadCanaryPolicy = (db: Db): Promise<CanaryPolicyConfig> =>
+  configValue(db, 'canary_policy', canaryPolicySchema);
 
 // ---------------------------------------------------------------------------------------------
 // The change-control gate (issue 12): who may approve, how many, and for how long an approval holds.
@@ -235,12 +268,17 @@ export const approvalPolicySchema = z.object({
     })
     .default({ severities: ['Critical'], risk_levels: ['Very High'] }),
   /** An approval older than this when production would start (or resume) is void. */
-  approval_max_age_hours: z.number().min(0.01).max(24 * 90).default(72),
+  approval_max_age_hours: z
+    .number()
+    .min(0.01)
+    .max(24 * 90)
+    .default(72),
 });
 export type ApprovalPolicy = z.infer<typeof approvalPolicySchema>;
 
 /** @example (await loadApprovalPolicy(db)).separation_of_duties // true */
-export const loadApprovalPolicy = (db: Db): Promise<ApprovalPolicy> => configValue(db, 'approval_policy', approvalPolicySchema);
+export const loadApprovalPolicy = (db: Db): Promise<ApprovalPolicy> =>
+  configValue(db, 'approval_policy', approvalPolicySchema);
 
 /**
  * What the policy asks of one errata: distinct approvers (2 for Critical severity or Very High

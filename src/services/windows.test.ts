@@ -11,7 +11,10 @@ describe('maintenance windows', () => {
 
   it('finds the next window, or the one open now', () => {
     const tue = Date.parse('2026-11-24T10:00:00Z');
-    expect(nextWindow([sat22], tue)).toEqual({ opensAt: Date.parse('2026-11-28T21:00:00Z'), closesAt: Date.parse('2026-11-29T01:00:00Z') });
+    expect(nextWindow([sat22], tue)).toEqual({
+      opensAt: Date.parse('2026-11-28T21:00:00Z'),
+      closesAt: Date.parse('2026-11-29T01:00:00Z'),
+    });
     const inside = Date.parse('2026-11-28T23:00:00Z');
     expect(openWindow([sat22], inside)).toEqual({ opensAt: inside, closesAt: Date.parse('2026-11-29T01:00:00Z') });
     // Window that crosses midnight is still open on Sunday 00:30 local.
@@ -25,11 +28,21 @@ describe('maintenance windows', () => {
   });
 
   it('per-group windows override the default; bad config is named', () => {
-    const cfg = maintenanceWindowsSchema.parse({ default: [sat22], 'prod-db': [{ days: ['sun'], start: '03:00', duration_minutes: 60 }] });
+    const cfg = maintenanceWindowsSchema.parse({
+      default: [sat22],
+      'prod-db': [{ days: ['sun'], start: '03:00', duration_minutes: 60 }],
+    });
     expect(windowsFor(cfg, 'prod-db')[0]!.timezone).toBe('UTC');
     expect(windowsFor(cfg, 'prod-web')).toEqual([sat22]);
-    const bad = maintenanceWindowsSchema.safeParse({ default: [{ days: ['someday'], start: '25:00', duration_minutes: 0, timezone: 'Mars/Base' }] });
+    const bad = maintenanceWindowsSchema.safeParse({
+      default: [{ days: ['someday'], start: '25:00', duration_minutes: 0, timezone: 'Mars/Base' }],
+    });
     expect(bad.success).toBe(false);
-    expect(bad.error!.issues.map((i) => i.path.join('.')).sort()).toEqual(['default.0.days.0', 'default.0.duration_minutes', 'default.0.start', 'default.0.timezone']);
+    expect(bad.error!.issues.map((i) => i.path.join('.')).sort()).toEqual([
+      'default.0.days.0',
+      'default.0.duration_minutes',
+      'default.0.start',
+      'default.0.timezone',
+    ]);
   });
 });

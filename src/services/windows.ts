@@ -23,7 +23,11 @@ export const ianaTimeZone = z.string().refine((tz) => {
 const windowSchema = z.object({
   days: z.array(z.enum(DAYS)).min(1),
   start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM'),
-  duration_minutes: z.number().int().min(1).max(7 * 1440),
+  duration_minutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 1440),
   timezone: ianaTimeZone.default('UTC'),
 });
 export const maintenanceWindowsSchema = z.record(z.string(), z.array(windowSchema));
@@ -33,8 +37,19 @@ export type WeeklyWindow = z.infer<typeof windowSchema>;
 /** Offset (ms) of a time zone from UTC at an instant. */
 function tzOffsetMs(at: number, timeZone: string): number {
   const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })
-      .formatToParts(new Date(at)).filter((p) => p.type !== 'literal').map((p) => [p.type, Number(p.value)]),
+    new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    })
+      .formatToParts(new Date(at))
+      .filter((p) => p.type !== 'literal')
+      .map((p) => [p.type, Number(p.value)]),
   ) as Record<string, number>;
   const asUtc = Date.UTC(parts.year!, parts.month! - 1, parts.day!, parts.hour!, parts.minute!, parts.second!);
   return asUtc - Math.floor(at / 1000) * 1000;
@@ -49,9 +64,19 @@ export function zonedTime(y: number, m: number, d: number, hh: number, mm: numbe
 }
 
 /** Local wall-clock time of an instant in a time zone (m is 0-based; dow 0 = Sunday). */
-export function localTime(at: number, timeZone: string): { y: number; m: number; d: number; dow: number; hh: number; mm: number } {
+export function localTime(
+  at: number,
+  timeZone: string,
+): { y: number; m: number; d: number; dow: number; hh: number; mm: number } {
   const local = new Date(at + tzOffsetMs(at, timeZone));
-  return { y: local.getUTCFullYear(), m: local.getUTCMonth(), d: local.getUTCDate(), dow: local.getUTCDay(), hh: local.getUTCHours(), mm: local.getUTCMinutes() };
+  return {
+    y: local.getUTCFullYear(),
+    m: local.getUTCMonth(),
+    d: local.getUTCDate(),
+    dow: local.getUTCDay(),
+    hh: local.getUTCHours(),
+    mm: local.getUTCMinutes(),
+  };
 }
 
 export interface OpenWindow {

@@ -177,7 +177,13 @@ export async function runChaosDb(o: ChaosDbOptions): Promise<ChaosDbReport> {
   // The harness's waits are time-scaled (a step times out in seconds, not minutes): the daemon's
   // database timeouts are scaled with them, so a silent connection is given up (5 s statement
   // timeout + 5 s) well before a step's timeout and within the blackhole grace.
-  const daemonOpts = { dbUrl: proxy.url(o.dbUrl), worldUrl: served.url, instanceId: 'chaos-db', port, env: { DB_STATEMENT_TIMEOUT_SECONDS: '5' } };
+  const daemonOpts = {
+    dbUrl: proxy.url(o.dbUrl),
+    worldUrl: served.url,
+    instanceId: 'chaos-db',
+    port,
+    env: { DB_STATEMENT_TIMEOUT_SECONDS: '5' },
+  };
 
   // ------------------------------------------------------------------ the daemon, restarted only if it dies
   let daemon: DaemonProc | undefined;

@@ -51,10 +51,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const world = new FakeWorld({ responseDelayMs: 25, waves: 2 });
   const served = await world.serve();
   const db = await createDb({ url: o.dbUrl, poolMax: 5 });
-  await setConfigValue(db, 'test_thresholds', {
-    wait_after_patch_seconds: 0, wait_after_reboot_seconds: 0, reboot_timeout_seconds: 600, step_timeout_seconds: 600,
-    retry_base_seconds: 1, retry_max_seconds: 4, retry_max_attempts: 50, time_scale_ms: 50,
-  }, 'chaos');
+  await setConfigValue(
+    db,
+    'test_thresholds',
+    {
+      wait_after_patch_seconds: 0,
+      wait_after_reboot_seconds: 0,
+      reboot_timeout_seconds: 600,
+      step_timeout_seconds: 600,
+      retry_base_seconds: 1,
+      retry_max_seconds: 4,
+      retry_max_attempts: 50,
+      time_scale_ms: 50,
+    },
+    'chaos',
+  );
   const names = Array.from({ length: o.workflows }, (_, i) => errataFor(i));
   await seedErrata(db, names);
   const token = await adminToken(db);
@@ -65,7 +76,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let kills = 0;
   let done = false;
   const ackApproved = new Set<number>();
-  const call = (method: string, path: string, body?: unknown) => api(daemon.base, token)(method, path, body).catch(() => ({ status: 0, body: null }));
+  const call = (method: string, path: string, body?: unknown) =>
+    api(daemon.base, token)(method, path, body).catch(() => ({ status: 0, body: null }));
 
   // Queue everything first: creating entries is setup; the kills are for the workflows.
   for (let i = 0; i < names.length; i += 250) {
@@ -81,8 +93,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       await sleep(150 + Math.random() * 600);
       if (done) break;
       if (process.env.CHAOS_DEBUG) {
-        const inflight = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM effects WHERE status = 'started'`);
-        const open = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_test_queue WHERE status NOT IN ('completed','rejected','rolled_back','removed')`);
+        const inflight = await db.oneFirst(
+          sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM effects WHERE status = 'started'`,
+        );
+        const open = await db.oneFirst(
+          sql.type(
+            z.object({ n: z.number() }),
+          )`SELECT count(*)::int AS n FROM patch_test_queue WHERE status NOT IN ('completed','rejected','rolled_back','removed')`,
+        );
         log(`chaos debug: kill ${kills + 1}: effects in flight ${inflight}, open entries ${open}`);
       }
       up = false;
@@ -96,7 +114,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   })();
 
   const deadline = Date.now() + (o.timeoutMs ?? 600_000);
-  const rows = () => db.any(sql.type(z.object({ id: z.number(), status: z.string(), phase: z.string().nullable() }))`
+  const rows = () =>
+    db.any(sql.type(z.object({ id: z.number(), status: z.string(), phase: z.string().nullable() }))`
     SELECT id, status, snapshot->'context'->'attention'->>'phase' AS phase FROM patch_test_queue`);
   for (;;) {
     const all = await rows();
@@ -113,11 +132,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await Promise.all(queued.map((r) => call('POST', '/tests/start', { queue_id: r.id })));
     const pending = open.filter((r) => r.status === 'pending_approval').slice(0, 200);
     if (pending.length > 0) {
-      const res = await call('POST', '/approvals/batch', { items: pending.map((r) => ({ id: r.id, action: 'approve', reason: 'chaos' })) });
-      if (res.status === 200) for (const it of res.body.results as { id: number; ok: boolean }[]) if (it.ok) ackApproved.add(it.id);
+      const res = await call('POST', '/approvals/batch', {
+        items: pending.map((r) => ({ id: r.id, action: 'approve', reason: 'chaos' })),
+      });
+      if (res.status === 200)
+        for (const it of res.body.results as { id: number; ok: boolean }[]) if (it.ok) ackApproved.add(it.id);
     }
     for (const r of open.filter((x) => x.status === 'needs_attention').slice(0, 100)) {
-      if (r.phase === 'prod' || r.phase === 'prod_rollback') await call('POST', `/queue/${r.id}/force-rollback`, { reason: 'chaos: halted wave', rollback_type: 'package' });
+      if (r.phase === 'prod' || r.phase === 'prod_rollback')
+        await call('POST', `/queue/${r.id}/force-rollback`, { reason: 'chaos: halted wave', rollback_type: 'package' });
       else await call('POST', `/queue/${r.id}/mark-failed`, { reason: 'chaos: operator gives up' });
     }
     await sleep(100);
@@ -140,20 +163,38 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const last = journal[journal.length - 1];
     if (broken || !last || last.to_state.split('.')[0] !== r.status) {
       lost++;
-      details.push(`entry ${r.id}: journal ${broken ? `broken at ${broken.seq} (${broken.problem})` : `ends in ${last?.to_state} but status ${r.status}`}`);
+      details.push(
+        `entry ${r.id}: journal ${broken ? `broken at ${broken.seq} (${broken.problem})` : `ends in ${last?.to_state} but status ${r.status}`}`,
+      );
     }
     const reachedProd = journal.some((j) => (PROD_STATUSES as readonly string[]).includes(j.to_state.split('.')[0]!));
     if (reachedProd || ackApproved.has(r.id)) {
-      const n = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM patch_approvals WHERE queue_id = ${r.id} AND action = 'approved'`);
+      const n = await db.oneFirst(
+        sql.type(
+          z.object({ n: z.number() }),
+        )`SELECT count(*)::int AS n FROM patch_approvals WHERE queue_id = ${r.id} AND action = 'approved'`,
+      );
       if (n !== 1) {
         lost++;
         details.push(`entry ${r.id}: ${n} approval rows (acknowledged: ${ackApproved.has(r.id)})`);
       }
     }
   }
-  const reruns = await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM effects WHERE executions > 1`);
-  details.push(`info: effect keys run more than once by the daemon: ${reruns}; fake-world executions: ${[...world.executions.values()].reduce((a, b) => a + b, 0)}`);
+  const reruns = await db.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM effects WHERE executions > 1`,
+  );
+  details.push(
+    `info: effect keys run more than once by the daemon: ${reruns}; fake-world executions: ${[...world.executions.values()].reduce((a, b) => a + b, 0)}`,
+  );
   const unfinished = final.filter((r) => !FINAL.includes(r.status)).length + Math.max(0, o.workflows - final.length);
   await db.end();
-  return { kills, workflows: o.workflows, duplicates: dups.reduce((s, d) => s + d.count - 1, 0), lost, unfinished, seconds: Math.round((Date.now() - t0) / 1000), details };
+  return {
+    kills,
+    workflows: o.workflows,
+    duplicates: dups.reduce((s, d) => s + d.count - 1, 0),
+    lost,
+    unfinished,
+    seconds: Math.round((Date.now() - t0) / 1000),
+    details,
+  };
 }

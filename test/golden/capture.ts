@@ -25,11 +25,21 @@ if (!out) throw new Error('usage: node test/golden/capture.ts <out.json>');
 const server = await startScratchPostgres('golden');
 const db = await createDb({ url: await createMigratedDatabase(server.adminUrl, 'golden'), poolMax: 10 });
 const ctl = new ControlledPorts();
-const sys = await startActorSystem({ db, logger: silentLogger, ownerId: 'golden', leaseTtlMs: 600_000, pollMs: 600_000, ports: ctl.ports() });
+const sys = await startActorSystem({
+  db,
+  logger: silentLogger,
+  ownerId: 'golden',
+  leaseTtlMs: 600_000,
+  pollMs: 600_000,
+  ports: ctl.ports(),
+});
 const entries = new Map<string, GoldenEntry>();
 try {
   const { paths } = buildPaths();
-  await seedErrata(db, paths.map((_, i) => `MODEL-${i}`));
+  await seedErrata(
+    db,
+    paths.map((_, i) => `MODEL-${i}`),
+  );
   for (const [i, path] of paths.entries()) {
     await runPath(sys, db, ctl, path, i, async (id, step) => {
       const modelKey = serializeForModel(step.state);
@@ -44,7 +54,11 @@ try {
   await db.end();
   await server.stop();
 }
-const corpus: GoldenCorpus = { machineVersion: MACHINE_VERSION, capturedFrom: 'model paths (test/model/paths.ts)', entries: [...entries.values()] };
+const corpus: GoldenCorpus = {
+  machineVersion: MACHINE_VERSION,
+  capturedFrom: 'model paths (test/model/paths.ts)',
+  entries: [...entries.values()],
+};
 // One entry per line: a re-capture diffs entry by entry.
 const lines = corpus.entries.map((e) => JSON.stringify(e));
 const head = JSON.stringify({ machineVersion: corpus.machineVersion, capturedFrom: corpus.capturedFrom });

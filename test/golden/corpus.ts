@@ -12,7 +12,14 @@ import { z } from 'zod';
 import type { Db } from '../../src/persistence/db.ts';
 
 /** Tables that hold an entry's durable state, in foreign-key order. */
-export const ENTRY_TABLES = ['patch_test_queue', 'patch_tests', 'patch_approvals', 'patch_transitions', 'timers', 'effects'] as const;
+export const ENTRY_TABLES = [
+  'patch_test_queue',
+  'patch_tests',
+  'patch_approvals',
+  'patch_transitions',
+  'timers',
+  'effects',
+] as const;
 export type EntryTable = (typeof ENTRY_TABLES)[number];
 
 export interface GoldenEntry {
@@ -55,7 +62,10 @@ export async function restoreEntryRows(db: Db, rows: GoldenEntry['rows']): Promi
         const row = table === 'patch_test_queue' ? { ...raw, owner_id: null, lease_until: null, test_id: null } : raw;
         // Only the columns the corpus has: a column added since it was captured takes its default
         // (e.g. patch_transitions.hash_version = 1), as in a database upgraded in place.
-        const columns = sql.join(Object.keys(row).map((c) => sql.identifier([c])), sql.fragment`, `);
+        const columns = sql.join(
+          Object.keys(row).map((c) => sql.identifier([c])),
+          sql.fragment`, `,
+        );
         await tx.query(sql.unsafe`
           INSERT INTO ${sql.identifier([table])} (${columns})
           SELECT ${columns} FROM jsonb_populate_record(NULL::${sql.identifier([table])}, ${sql.jsonb(row as never)})`);
@@ -63,15 +73,23 @@ export async function restoreEntryRows(db: Db, rows: GoldenEntry['rows']): Promi
     }
     const queue = rows.patch_test_queue[0];
     if (queue?.test_id != null) {
-      await tx.query(sql.unsafe`UPDATE patch_test_queue SET test_id = ${Number(queue.test_id)} WHERE id = ${Number(queue.id)}`);
+      await tx.query(
+        sql.unsafe`UPDATE patch_test_queue SET test_id = ${Number(queue.test_id)} WHERE id = ${Number(queue.id)}`,
+      );
     }
   });
 }
 
 /** After restoring rows with their ids, move the id sequences past them. */
 export async function resetSequences(db: Db): Promise<void> {
-  for (const [table, seq] of [['patch_test_queue', 'patch_test_queue_id_seq'], ['patch_tests', 'patch_tests_id_seq'], ['patch_approvals', 'patch_approvals_id_seq']] as const) {
-    await db.query(sql.unsafe`SELECT setval(${seq}, greatest(1, (SELECT coalesce(max(id), 0) FROM ${sql.identifier([table])})))`);
+  for (const [table, seq] of [
+    ['patch_test_queue', 'patch_test_queue_id_seq'],
+    ['patch_tests', 'patch_tests_id_seq'],
+    ['patch_approvals', 'patch_approvals_id_seq'],
+  ] as const) {
+    await db.query(
+      sql.unsafe`SELECT setval(${seq}, greatest(1, (SELECT coalesce(max(id), 0) FROM ${sql.identifier([table])})))`,
+    );
   }
 }
 

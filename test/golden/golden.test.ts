@@ -56,7 +56,14 @@ async function restoreAndFinish(entries: GoldenEntry[]): Promise<string[]> {
     await resetSequences(t.db);
     const ids = entries.map((e) => Number(e.rows.patch_test_queue[0]!.id));
 
-    sys = await startActorSystem({ db: t.db, logger: silentLogger, ownerId: 'upgraded', leaseTtlMs: 600_000, pollMs: 600_000, ports: ctl.ports() });
+    sys = await startActorSystem({
+      db: t.db,
+      logger: silentLogger,
+      ownerId: 'upgraded',
+      leaseTtlMs: 600_000,
+      pollMs: 600_000,
+      ports: ctl.ports(),
+    });
     expect(sys.hydration).toEqual({ hydrated: entries.length, quarantined: 0 });
     const failures: string[] = [];
     await Promise.all(
@@ -82,13 +89,17 @@ async function restoreAndFinish(entries: GoldenEntry[]): Promise<string[]> {
 }
 
 describe('golden corpus: snapshots persisted by released machines', () => {
-  it.each(CORPORA.map((u) => [u.pathname.split('/').pop()!, u] as const))('%s: every entry restores and finishes', async (_name, url) => {
-    const corpus = loadCorpus(url);
-    expect(corpus.machineVersion).toBe(MACHINE_VERSION);
-    const labels = new Set(corpus.entries.map((e) => e.label));
-    expect(labels.size).toBeGreaterThanOrEqual(24);
-    const failures: string[] = [];
-    for (const g of generations(corpus.entries)) failures.push(...(await restoreAndFinish(g)));
-    expect(failures).toEqual([]);
-  }, 300_000);
+  it.each(CORPORA.map((u) => [u.pathname.split('/').pop()!, u] as const))(
+    '%s: every entry restores and finishes',
+    async (_name, url) => {
+      const corpus = loadCorpus(url);
+      expect(corpus.machineVersion).toBe(MACHINE_VERSION);
+      const labels = new Set(corpus.entries.map((e) => e.label));
+      expect(labels.size).toBeGreaterThanOrEqual(24);
+      const failures: string[] = [];
+      for (const g of generations(corpus.entries)) failures.push(...(await restoreAndFinish(g)));
+      expect(failures).toEqual([]);
+    },
+    300_000,
+  );
 });

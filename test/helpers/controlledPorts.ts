@@ -33,7 +33,11 @@ export class ControlledPorts {
   has(entryId: number, src: EffectName): boolean {
     return this.pending.has(`${entryId}|${src}`);
   }
-  async settle(entryId: number, src: EffectName, how: { output?: unknown; error?: { message: string; transient: boolean } }): Promise<void> {
+  async settle(
+    entryId: number,
+    src: EffectName,
+    how: { output?: unknown; error?: { message: string; transient: boolean } },
+  ): Promise<void> {
     const k = `${entryId}|${src}`;
     for (let i = 0; i < 500 && !this.pending.has(k); i++) await new Promise((r) => setTimeout(r, 10));
     const p = this.pending.get(k);

@@ -10,11 +10,24 @@ export interface DaemonProc {
   port: number;
 }
 
-export async function spawnDaemon(o: { dbUrl: string; worldUrl: string; instanceId: string; port?: number; env?: Record<string, string> }): Promise<DaemonProc> {
+export async function spawnDaemon(o: {
+  dbUrl: string;
+  worldUrl: string;
+  instanceId: string;
+  port?: number;
+  env?: Record<string, string>;
+}): Promise<DaemonProc> {
   const port = o.port ?? (await freePort());
   const env = {
-    DATABASE_URL: o.dbUrl, FAKE_WORLD_URL: o.worldUrl, INSTANCE_ID: o.instanceId, HTTP_PORT: String(port), LOG_LEVEL: 'warn',
-    SCHEDULER_POLL_MS: '100', LEASE_TTL_SECONDS: '10', NODE_ENV: 'test', ...(o.env ?? {}),
+    DATABASE_URL: o.dbUrl,
+    FAKE_WORLD_URL: o.worldUrl,
+    INSTANCE_ID: o.instanceId,
+    HTTP_PORT: String(port),
+    LOG_LEVEL: 'warn',
+    SCHEDULER_POLL_MS: '100',
+    LEASE_TTL_SECONDS: '10',
+    NODE_ENV: 'test',
+    ...(o.env ?? {}),
   };
   const child = startChild([], env, { entry: 'test/helpers/fakeWorldServe.ts' });
   await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
@@ -31,9 +44,23 @@ const operatorOf = new Map<string, string>();
  */
 export async function adminToken(db: Db): Promise<string> {
   const g = generateToken();
-  await insertToken(db, { name: 'harness', prefix: g.prefix, hash: g.hash, role: 'admin', createdBy: 'test', expiresInDays: null });
+  await insertToken(db, {
+    name: 'harness',
+    prefix: g.prefix,
+    hash: g.hash,
+    role: 'admin',
+    createdBy: 'test',
+    expiresInDays: null,
+  });
   const o = generateToken();
-  await insertToken(db, { name: 'harness-operator', prefix: o.prefix, hash: o.hash, role: 'admin', createdBy: 'test', expiresInDays: null });
+  await insertToken(db, {
+    name: 'harness-operator',
+    prefix: o.prefix,
+    hash: o.hash,
+    role: 'admin',
+    createdBy: 'test',
+    expiresInDays: null,
+  });
   operatorOf.set(g.token, o.token);
   return g.token;
 }

@@ -31,9 +31,13 @@ async function adminQuery(text: string): Promise<void> {
  * @example
  * const { url, db, drop } = await createTestDatabase();
  */
-export async function createTestDatabase(opts: { migrated?: boolean } = {}): Promise<{ name: string; url: string; db: Db; drop: () => Promise<void> }> {
+export async function createTestDatabase(
+  opts: { migrated?: boolean } = {},
+): Promise<{ name: string; url: string; db: Db; drop: () => Promise<void> }> {
   const name = `t_${randomBytes(6).toString('hex')}`;
-  await adminQuery(opts.migrated === false ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE spm_template`);
+  await adminQuery(
+    opts.migrated === false ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE spm_template`,
+  );
   const url = urlFor(name);
   const db = await createDb({ url, poolMax: 10 });
   return {

@@ -10,5 +10,12 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 export function baseDeps(db: Db, env: Record<string, string> = {}): BaseDeps {
-  return { config: testConfig(env), logger: silentLogger, db, version: '0.0.0-test', startedAt: Date.now(), lifecycle: { state: 'running' } };
+  return {
+    config: testConfig(env),
+    logger: silentLogger,
+    db,
+    version: '0.0.0-test',
+    startedAt: Date.now(),
+    lifecycle: { state: 'running' },
+  };
 }

@@ -4,7 +4,14 @@
  * or send the operator event that moves it on. Used by the golden corpus and the gate's tests.
  */
 import type { ActorSystem } from '../../src/machines/system.ts';
-import { acceptedOperatorEvents, FINAL_STATUSES, timersFor, type EffectName, type PatchContext, type PatchSnapshot } from '../../src/machines/patch.machine.ts';
+import {
+  acceptedOperatorEvents,
+  FINAL_STATUSES,
+  timersFor,
+  type EffectName,
+  type PatchContext,
+  type PatchSnapshot,
+} from '../../src/machines/patch.machine.ts';
 import { loadEntry } from '../../src/persistence/sql/entries.ts';
 import type { Db } from '../../src/persistence/db.ts';
 import { activeInvokes, modelEvents, OUTPUTS } from '../model/events.ts';
@@ -49,7 +56,12 @@ export async function stepForward(d: Driver, id: number, snapshot: PatchSnapshot
  * Step the entry forward until `until` holds for its live state (or it is final); at most
  * `maxSteps` steps. @returns the trail of steps taken.
  */
-export async function driveUntil(d: Driver, id: number, until: (s: PatchSnapshot) => boolean, maxSteps = 80): Promise<string[]> {
+export async function driveUntil(
+  d: Driver,
+  id: number,
+  until: (s: PatchSnapshot) => boolean,
+  maxSteps = 80,
+): Promise<string[]> {
   const trail: string[] = [];
   for (let n = 0; n < maxSteps; n++) {
     const live = d.sys.host.snapshotOf(id);

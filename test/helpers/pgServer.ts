@@ -6,12 +6,21 @@ import { pino } from 'pino';
 import { startEmbeddedPostgres } from '../../src/persistence/embedded.ts';
 import { migrate } from '../../src/persistence/migrate.ts';
 
-export async function startScratchPostgres(tag: string, opts: { durable?: boolean } = {}): Promise<{ adminUrl: string; stop: () => Promise<void> }> {
-  if (process.env.TEST_DATABASE_ADMIN_URL) return { adminUrl: process.env.TEST_DATABASE_ADMIN_URL, stop: async () => undefined };
+export async function startScratchPostgres(
+  tag: string,
+  opts: { durable?: boolean } = {},
+): Promise<{ adminUrl: string; stop: () => Promise<void> }> {
+  if (process.env.TEST_DATABASE_ADMIN_URL)
+    return { adminUrl: process.env.TEST_DATABASE_ADMIN_URL, stop: async () => undefined };
   const dir = `./var/${tag}-pg-${process.pid}`;
   const e = await startEmbeddedPostgres({
-    dir, port: 55000 + (process.pid % 1000), database: 'postgres', logger: pino({ level: 'warn' }),
-    settings: opts.durable ? { max_connections: '300', shared_buffers: '256MB' } : { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '400' },
+    dir,
+    port: 55000 + (process.pid % 1000),
+    database: 'postgres',
+    logger: pino({ level: 'warn' }),
+    settings: opts.durable
+      ? { max_connections: '300', shared_buffers: '256MB' }
+      : { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '400' },
   });
   return {
     adminUrl: e.adminUrl,

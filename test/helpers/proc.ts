@@ -28,14 +28,17 @@ export function startChild(args: string[], env: Record<string, string>, o: { ent
   let err = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { proc, stdout: () => out, stderr: () => err, exited };
 }
 
 export async function waitForHttp(url: string, timeoutMs: number, child?: Child): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if (child && child.proc.exitCode !== null) throw new Error(`child exited early (${child.proc.exitCode}): ${child.stderr()}${child.stdout().slice(-2000)}`);
+    if (child && child.proc.exitCode !== null)
+      throw new Error(`child exited early (${child.proc.exitCode}): ${child.stderr()}${child.stdout().slice(-2000)}`);
     try {
       const res = await fetch(url);
       if (res.ok) return;
@@ -51,12 +54,19 @@ export async function waitForHttp(url: string, timeoutMs: number, child?: Child)
  * Poll `fn` until it is true; on time-out the error names what was awaited and, given the daemon,
  * ends with its last output.
  */
-export async function waitUntil(fn: () => Promise<boolean>, ms: number, what: string, o: { child?: () => Child | undefined; pollMs?: number } = {}): Promise<void> {
+export async function waitUntil(
+  fn: () => Promise<boolean>,
+  ms: number,
+  what: string,
+  o: { child?: () => Child | undefined; pollMs?: number } = {},
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await fn()) return;
     await new Promise((r) => setTimeout(r, o.pollMs ?? 200));
   }
   const c = o.child?.();
-  throw new Error(`timed out waiting for ${what}${c ? `\n${c.stderr().slice(-2000)}\n${c.stdout().slice(-3000)}` : ''}`);
+  throw new Error(
+    `timed out waiting for ${what}${c ? `\n${c.stderr().slice(-2000)}\n${c.stdout().slice(-3000)}` : ''}`,
+  );
 }

@@ -18,7 +18,10 @@ export interface PromProc {
 }
 
 export async function startPrometheus(configYaml: string): Promise<PromProc> {
-  if (!existsSync(PROMETHEUS_BIN)) throw new Error(`${PROMETHEUS_BIN} not found: install Debian's prometheus package (apt-get install -y prometheus) — .ci/run does`);
+  if (!existsSync(PROMETHEUS_BIN))
+    throw new Error(
+      `${PROMETHEUS_BIN} not found: install Debian's prometheus package (apt-get install -y prometheus) — .ci/run does`,
+    );
   const dir = mkdtempSync(join(tmpdir(), 'spm-prom-'));
   writeFileSync(join(dir, 'prometheus.yml'), configYaml);
   const port = await freePort();
@@ -26,7 +29,16 @@ export async function startPrometheus(configYaml: string): Promise<PromProc> {
   let proc!: ChildProcess;
   let log = '';
   const launch = async () => {
-    proc = spawn(PROMETHEUS_BIN, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc = spawn(
+      PROMETHEUS_BIN,
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     proc.stderr?.on('data', (c: Buffer) => (log += c.toString()).length > 20_000 && (log = log.slice(-10_000)));
     const until = Date.now() + 30_000;
     while (Date.now() < until) {
@@ -48,7 +60,10 @@ export async function startPrometheus(configYaml: string): Promise<PromProc> {
   };
   await launch();
   return {
-    url, get proc() { return proc; },
+    url,
+    get proc() {
+      return proc;
+    },
     stop,
     start: launch,
     dispose: async () => {

@@ -14,8 +14,14 @@ export const OUTPUTS: Record<string, unknown[]> = {
   takeSnapshot: [{ snapshotId: 'snap-1', at: AT }],
   collectBaseline: [{ at: AT }],
   applyErrata: [{ actionIds: [11], at: AT }],
-  awaitAction: [{ ok: true, message: 'Completed', at: AT }, { ok: false, message: 'Failed', at: AT }],
-  checkReboot: [{ required: false, at: AT }, { required: true, at: AT }],
+  awaitAction: [
+    { ok: true, message: 'Completed', at: AT },
+    { ok: false, message: 'Failed', at: AT },
+  ],
+  checkReboot: [
+    { required: false, at: AT },
+    { required: true, at: AT },
+  ],
   scheduleReboot: [{ actionId: 12, at: AT }],
   awaitHost: [{ at: AT }],
   validate: [
@@ -27,8 +33,15 @@ export const OUTPUTS: Record<string, unknown[]> = {
   notify: [{ at: AT }],
   promote: [{ skipped: true, at: AT }],
   planDeployment: [{ deploymentId: 5, waveCount: 2, windowOpensAt: 4_000_000_000_000, windowClosesAt: null, at: AT }],
-  deployWave: [{ outcome: 'ok', reason: null, at: AT }, { outcome: 'halted', reason: 'threshold', at: AT }, { outcome: 'window_closed', reason: null, at: AT }],
-  verifyDeployment: [{ ok: true, reason: null, at: AT }, { ok: false, reason: 'checks failed', at: AT }],
+  deployWave: [
+    { outcome: 'ok', reason: null, at: AT },
+    { outcome: 'halted', reason: 'threshold', at: AT },
+    { outcome: 'window_closed', reason: null, at: AT },
+  ],
+  verifyDeployment: [
+    { ok: true, reason: null, at: AT },
+    { ok: false, reason: 'checks failed', at: AT },
+  ],
   rollbackProduction: [{ at: AT }],
 };
 
@@ -70,5 +83,11 @@ export function modelEvents(snapshot: AnyMachineSnapshot): PatchEvent[] {
 /** A finite state space: the value plus the context bits guards read. */
 export function serializeForModel(snapshot: AnyMachineSnapshot): string {
   const c = snapshot.context as PatchContext;
-  return JSON.stringify([snapshot.value, c.attention?.phase ?? null, c.test.verdict === 'pass', (c.retry?.count ?? 0) > 0 ? c.retry?.step : null, c.prod.waveIndex > 0]);
+  return JSON.stringify([
+    snapshot.value,
+    c.attention?.phase ?? null,
+    c.test.verdict === 'pass',
+    (c.retry?.count ?? 0) > 0 ? c.retry?.step : null,
+    c.prod.waveIndex > 0,
+  ]);
 }

@@ -23,7 +23,14 @@ let sys: ActorSystem;
 const ctl = new ControlledPorts();
 beforeAll(async () => {
   t = await createTestDatabase();
-  sys = await startActorSystem({ db: t.db, logger: silentLogger, ownerId: 'model', leaseTtlMs: 60_000, pollMs: 60_000, ports: ctl.ports() });
+  sys = await startActorSystem({
+    db: t.db,
+    logger: silentLogger,
+    ownerId: 'model',
+    leaseTtlMs: 60_000,
+    pollMs: 60_000,
+    ports: ctl.ports(),
+  });
 });
 afterAll(async () => {
   await sys.stop();
@@ -34,7 +41,10 @@ describe('model-based conformance (xstate/graph paths through the real host)', (
   it('every generated path runs through the real host, and the invariants hold on each', async () => {
     const { paths, transitions } = buildPaths();
     expect(transitions).toBeGreaterThan(250);
-    await seedErrata(t.db, paths.map((_, i) => `MODEL-${i}`));
+    await seedErrata(
+      t.db,
+      paths.map((_, i) => `MODEL-${i}`),
+    );
     const visitedStates = new Set<string>();
     const ids: number[] = [];
     // Many entries at once through one host: paths are independent actors.
@@ -47,7 +57,9 @@ describe('model-based conformance (xstate/graph paths through the real host)', (
     for (const id of ids) await checkInvariants(t.db, id);
     // Every state of the machine (leaf labels) was reached.
     const { machineGraph } = await import('../../src/machines/graph.ts');
-    const leaves = machineGraph(patchMachine).nodes.filter((n, _i, all) => !all.some((c) => c.parent === n.id)).map((n) => n.id);
+    const leaves = machineGraph(patchMachine)
+      .nodes.filter((n, _i, all) => !all.some((c) => c.parent === n.id))
+      .map((n) => n.id);
     expect(leaves.filter((l) => !visitedStates.has(l))).toEqual([]);
   }, 300_000);
 });

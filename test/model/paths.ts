@@ -7,7 +7,13 @@ import { getAdjacencyMap, getShortestPaths, getSimplePaths } from 'xstate/graph'
 import type { AnyMachineSnapshot } from 'xstate';
 import type { ActorSystem } from '../../src/machines/system.ts';
 import type { Db } from '../../src/persistence/db.ts';
-import { patchMachine, stateLabel, type EffectName, type PatchEvent, type Settings } from '../../src/machines/patch.machine.ts';
+import {
+  patchMachine,
+  stateLabel,
+  type EffectName,
+  type PatchEvent,
+  type Settings,
+} from '../../src/machines/patch.machine.ts';
 import { loadEntry } from '../../src/persistence/sql/entries.ts';
 import type { ControlledPorts } from '../helpers/controlledPorts.ts';
 import { activeInvokes, modelEvents, serializeForModel } from './events.ts';
@@ -54,7 +60,10 @@ export function buildPaths(): { paths: ModelPath[]; transitions: number } {
   } as never);
   const shortest = getShortestPaths(patchMachine, opts);
   const byState = new Map(shortest.map((p) => [serializeForModel(p.state), p]));
-  type Node = { state: AnyMachineSnapshot; transitions: Record<string, { event: Step['event']; state: AnyMachineSnapshot }> };
+  type Node = {
+    state: AnyMachineSnapshot;
+    transitions: Record<string, { event: Step['event']; state: AnyMachineSnapshot }>;
+  };
   const adj = getAdjacencyMap(patchMachine, opts) as Record<string, Node>;
   const paths: ModelPath[] = simple.map((p, i) => ({ name: `simple#${i}`, steps: p.steps as unknown as Step[] }));
   let transitions = 0;
@@ -105,7 +114,15 @@ export async function runPath(
 ): Promise<number> {
   const errataId = `MODEL-${index}`;
   const id = await sys.host.create(
-    { errataId, errataVersion: null, targetOs: 'ubuntu', priority: 0, successScore: 50, notes: null, settings: MODEL_SETTINGS },
+    {
+      errataId,
+      errataVersion: null,
+      targetOs: 'ubuntu',
+      priority: 0,
+      successScore: 50,
+      notes: null,
+      settings: MODEL_SETTINGS,
+    },
     { actor: 'model' },
   );
   let prev: AnyMachineSnapshot | undefined;

@@ -59,7 +59,8 @@ export function evidenceChart(m: ChartMetric): string {
   const colour = COLOUR[m.classification] ?? '#5b6470';
   const lims = limits(m);
   const all = [...base, ...post, ...lims];
-  const label = `${m.name}: ${m.classification}; baseline ${base.length} samples, median ${num(m.baseline.median)}; ` +
+  const label =
+    `${m.name}: ${m.classification}; baseline ${base.length} samples, median ${num(m.baseline.median)}; ` +
     `after the patch ${post.length} samples, median ${num(m.post.median)}${lims.length ? `; allowed limit ${lims.map(num).join(' / ')}` : ''}`;
   const parts: string[] = [
     `<svg class="evidence" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escape(label)}">`,
@@ -69,7 +70,9 @@ export function evidenceChart(m: ChartMetric): string {
     `<text x="${MID + 3}" y="10" font-size="9" fill="#5b6470" font-family="system-ui, sans-serif">patch</text>`,
   ];
   if (all.length === 0) {
-    parts.push(`<text x="${W / 2}" y="${H / 2 + 4}" text-anchor="middle" font-size="11" fill="#5b6470" font-family="system-ui, sans-serif">no data</text></svg>`);
+    parts.push(
+      `<text x="${W / 2}" y="${H / 2 + 4}" text-anchor="middle" font-size="11" fill="#5b6470" font-family="system-ui, sans-serif">no data</text></svg>`,
+    );
     return parts.join('');
   }
   let lo = Math.min(...all);
@@ -79,17 +82,29 @@ export function evidenceChart(m: ChartMetric): string {
     hi += 1;
   }
   const y = (v: number) => (PAD + (H - 2 * PAD) * (1 - (v - lo) / (hi - lo))).toFixed(1);
-  const xs = (n: number, from: number, to: number) => (i: number) => (n <= 1 ? (from + to) / 2 : from + ((to - from) * i) / (n - 1)).toFixed(1);
-  for (const l of lims) parts.push(`<line x1="0" x2="${W}" y1="${y(l)}" y2="${y(l)}" stroke="#b42318" stroke-width="1"/>`);
-  if (m.baseline.median !== null) parts.push(`<line x1="0" x2="${W}" y1="${y(m.baseline.median)}" y2="${y(m.baseline.median)}" stroke="#5b6470" stroke-dasharray="4 3"/>`);
-  if (m.post.median !== null && post.length > 0) parts.push(`<line x1="${MID}" x2="${W}" y1="${y(m.post.median)}" y2="${y(m.post.median)}" stroke="${colour}" stroke-width="1.5"/>`);
+  const xs = (n: number, from: number, to: number) => (i: number) =>
+    (n <= 1 ? (from + to) / 2 : from + ((to - from) * i) / (n - 1)).toFixed(1);
+  for (const l of lims)
+    parts.push(`<line x1="0" x2="${W}" y1="${y(l)}" y2="${y(l)}" stroke="#b42318" stroke-width="1"/>`);
+  if (m.baseline.median !== null)
+    parts.push(
+      `<line x1="0" x2="${W}" y1="${y(m.baseline.median)}" y2="${y(m.baseline.median)}" stroke="#5b6470" stroke-dasharray="4 3"/>`,
+    );
+  if (m.post.median !== null && post.length > 0)
+    parts.push(
+      `<line x1="${MID}" x2="${W}" y1="${y(m.post.median)}" y2="${y(m.post.median)}" stroke="${colour}" stroke-width="1.5"/>`,
+    );
   const series = (values: number[], from: number, to: number, stroke: string) => {
     if (values.length === 0) {
-      parts.push(`<text x="${(from + to) / 2}" y="${H / 2 + 4}" text-anchor="middle" font-size="10" fill="#5b6470" font-family="system-ui, sans-serif">no data</text>`);
+      parts.push(
+        `<text x="${(from + to) / 2}" y="${H / 2 + 4}" text-anchor="middle" font-size="10" fill="#5b6470" font-family="system-ui, sans-serif">no data</text>`,
+      );
       return;
     }
     const x = xs(values.length, from, to);
-    parts.push(`<polyline fill="none" stroke="${stroke}" stroke-width="1" points="${values.map((v, i) => `${x(i)},${y(v)}`).join(' ')}"/>`);
+    parts.push(
+      `<polyline fill="none" stroke="${stroke}" stroke-width="1" points="${values.map((v, i) => `${x(i)},${y(v)}`).join(' ')}"/>`,
+    );
     for (const [i, v] of values.entries()) parts.push(`<circle cx="${x(i)}" cy="${y(v)}" r="1.6" fill="${stroke}"/>`);
   };
   series(base, PAD, MID - PAD, '#9aa4b2');
@@ -108,11 +123,21 @@ const VERDICT_TEXT: Record<string, string> = {
 
 function metricRow(m: any): Html {
   const shift = m.shift ? `${signed(m.shift.estimate)} (${signed(m.shift.low)} … ${signed(m.shift.high)})` : '—';
-  const allowed = m.allowed === null || m.allowed === undefined ? '—' : `${m.direction === 'decrease_bad' ? '−' : m.direction === 'both' ? '±' : '+'}${num(m.allowed)}`;
+  const allowed =
+    m.allowed === null || m.allowed === undefined
+      ? '—'
+      : `${m.direction === 'decrease_bad' ? '−' : m.direction === 'both' ? '±' : '+'}${num(m.allowed)}`;
   const result = `${m.classification}${m.critical ? ' (critical)' : ''}${m.optional ? ' (optional)' : ''}`;
   const cells = [
-    m.name, result, `n=${m.baseline?.n ?? 0}, median ${num(m.baseline?.median)}`, `n=${m.post?.n ?? 0}, median ${num(m.post?.median)}`,
-    shift, allowed, m.test ? num(m.test.u) : '—', m.test ? num(m.test.pValue) : '—', m.why,
+    m.name,
+    result,
+    `n=${m.baseline?.n ?? 0}, median ${num(m.baseline?.median)}`,
+    `n=${m.post?.n ?? 0}, median ${num(m.post?.median)}`,
+    shift,
+    allowed,
+    m.test ? num(m.test.u) : '—',
+    m.test ? num(m.test.pValue) : '—',
+    m.why,
   ].map((x) => html`<td>${x}</td>`);
   return html`<tr data-metric="${m.name}">${cells}<td>${raw(evidenceChart(m))}</td></tr>`;
 }
@@ -129,7 +154,9 @@ function checkItem(c: any): Html {
  * @example html`${judgementEvidence(test.metrics_delta)}`
  */
 export function judgementEvidence(j: any): Html {
-  const policy = j.policy ? html` (pass ≥ ${j.policy.passScore}, marginal ≥ ${j.policy.marginalScore}, ${Math.round(j.policy.confidence * 100)} % intervals)` : '';
+  const policy = j.policy
+    ? html` (pass ≥ ${j.policy.passScore}, marginal ≥ ${j.policy.marginalScore}, ${Math.round(j.policy.confidence * 100)} % intervals)`
+    : '';
   const score = j.score === null || j.score === undefined ? '' : html` · score ${num(j.score)}${policy}`;
   const judge = j.judge === 'salt_only' ? ' · Salt service checks only' : ' · window judge';
   const reasons = ((j.reasons ?? []) as string[]).map((r) => html`<li>${r}</li>`);

@@ -27,11 +27,17 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 export function metricsRoutes(deps: BaseDeps & { metrics: OrchestratorMetrics }): (app: Hono<AppEnv>) => void {
   const { token } = deps.config.metrics;
   const loopback = /^(127\.|::1$|localhost$)/.test(deps.config.http.host);
-  if (!token && !loopback) deps.logger.warn({ host: deps.config.http.host }, 'GET /metrics is open on a non-loopback address: set METRICS_TOKEN to require a bearer token');
+  if (!token && !loopback)
+    deps.logger.warn(
+      { host: deps.config.http.host },
+      'GET /metrics is open on a non-loopback address: set METRICS_TOKEN to require a bearer token',
+    );
   return (app) => {
     app.get('/metrics', async (c) => {
       if (token && !tokenMatches(c.req.header('authorization'), token)) {
-        return errorResponse(c, 401, 'unauthorized', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>', null, { 'WWW-Authenticate': 'Bearer realm="spm-orchestrator metrics"' });
+        return errorResponse(c, 401, 'unauthorized', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>', null, {
+          'WWW-Authenticate': 'Bearer realm="spm-orchestrator metrics"',
+        });
       }
       const text = await deps.metrics.render();
       return c.body(text, 200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' });

@@ -50,8 +50,19 @@ export interface AuditSlot {
  * The row of a change made for the request, to insert in the change's transaction.
  * @example await insertAudit(tx, changeAudit(slot, { type: 'queue_entry', id: '12' }, { event: 'APPROVE' }));
  */
-export function changeAudit(slot: AuditSlot, target: { type: string; id: string }, details: Record<string, unknown>): AuditRecord {
-  return { ...slot.record, outcome: 'succeeded', statusCode: slot.successStatus, targetType: target.type, targetId: target.id, details };
+export function changeAudit(
+  slot: AuditSlot,
+  target: { type: string; id: string },
+  details: Record<string, unknown>,
+): AuditRecord {
+  return {
+    ...slot.record,
+    outcome: 'succeeded',
+    statusCode: slot.successStatus,
+    targetType: target.type,
+    targetId: target.id,
+    details,
+  };
 }
 
 export const auditRow = z.object({
@@ -93,7 +104,11 @@ export interface AuditFilter {
  * One page of the audit log by `seq` (keyset: the rows after `cursor` in the given order).
  * @example const page = await listAudit(db, { actor: 'alice' }, { order: 'desc', cursor: null, limit: 100 });
  */
-export function listAudit(db: Db, f: AuditFilter, page: { order: 'asc' | 'desc'; cursor: number | null; limit: number }) {
+export function listAudit(
+  db: Db,
+  f: AuditFilter,
+  page: { order: 'asc' | 'desc'; cursor: number | null; limit: number },
+) {
   const where = [
     f.actor !== undefined ? sql.fragment`actor = ${f.actor}` : null,
     f.action !== undefined ? sql.fragment`action = ${f.action}` : null,
@@ -102,7 +117,11 @@ export function listAudit(db: Db, f: AuditFilter, page: { order: 'asc' | 'desc';
     f.targetId !== undefined ? sql.fragment`target_id = ${f.targetId}` : null,
     f.since !== undefined ? sql.fragment`at >= to_timestamp(${f.since / 1000})` : null,
     f.until !== undefined ? sql.fragment`at < to_timestamp(${f.until / 1000})` : null,
-    page.cursor === null ? null : page.order === 'asc' ? sql.fragment`seq > ${page.cursor}` : sql.fragment`seq < ${page.cursor}`,
+    page.cursor === null
+      ? null
+      : page.order === 'asc'
+        ? sql.fragment`seq > ${page.cursor}`
+        : sql.fragment`seq < ${page.cursor}`,
   ].filter((x) => x !== null);
   return db.any(sql.type(auditRow)`
     SELECT seq, id, at, actor, token_id, action, method, path, target_type, target_id, outcome, status_code,

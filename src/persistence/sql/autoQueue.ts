@@ -36,7 +36,14 @@ export function listErrataLastRolledBackOrRejected(db: Db, ids: string[]) {
  * @example await listEntriesAwaitingProduction(db, report.versionChanged) // [{ id: 7, errata_id: 'USN-1', errata_version: '2' }]
  */
 export function listEntriesAwaitingProduction(db: Db, ids: string[]) {
-  return db.any(sql.type(z.object({ id: z.number(), errata_id: z.string(), errata_version: z.string().nullable(), new_version: z.string().nullable() }))`
+  return db.any(sql.type(
+    z.object({
+      id: z.number(),
+      errata_id: z.string(),
+      errata_version: z.string().nullable(),
+      new_version: z.string().nullable(),
+    }),
+  )`
     SELECT q.id, q.errata_id, q.errata_version, e.errata_version AS new_version
     FROM patch_test_queue q JOIN errata_cache e ON e.errata_id = q.errata_id
     WHERE q.errata_id = ANY(${sql.array(ids, 'text')})

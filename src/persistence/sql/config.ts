@@ -4,7 +4,9 @@ import { z } from 'zod';
 import type { Db } from '../db.ts';
 
 export function getConfigValue(db: Db, key: string) {
-  return db.maybeOneFirst(sql.type(z.object({ value: z.unknown() }))`SELECT value FROM orchestrator_config WHERE key = ${key}`);
+  return db.maybeOneFirst(
+    sql.type(z.object({ value: z.unknown() }))`SELECT value FROM orchestrator_config WHERE key = ${key}`,
+  );
 }
 
 export function setConfigValue(db: Db, key: string, value: unknown, by: string) {

@@ -21,7 +21,13 @@ const fenceHolds = (queueId: number, f: EffectFence) => sql.fragment`EXISTS (
  * lost its lease stops before its next effect.
  */
 export function claimEffect(db: Db, e: { key: string; queueId: number; step: string; fence: EffectFence }) {
-  return db.maybeOne(sql.type(z.object({ fresh: z.boolean(), status: z.enum(['started', 'succeeded', 'failed']), result: z.unknown().nullable() }))`
+  return db.maybeOne(sql.type(
+    z.object({
+      fresh: z.boolean(),
+      status: z.enum(['started', 'succeeded', 'failed']),
+      result: z.unknown().nullable(),
+    }),
+  )`
     INSERT INTO effects (key, queue_id, step, status, executions, owner_id, owner_epoch)
     SELECT ${e.key}, ${e.queueId}, ${e.step}, 'started', 1, ${e.fence.ownerId}, ${e.fence.epoch}
     WHERE ${fenceHolds(e.queueId, e.fence)}
@@ -31,7 +37,14 @@ export function claimEffect(db: Db, e: { key: string; queueId: number; step: str
 }
 
 /** Record the result; fenced like the claim. @returns false when the fence did not hold (nothing written). */
-export async function markEffectSucceeded(db: Db, key: string, result: unknown, reconciled: boolean, fence: EffectFence, queueId: number) {
+export async function markEffectSucceeded(
+  db: Db,
+  key: string,
+  result: unknown,
+  reconciled: boolean,
+  fence: EffectFence,
+  queueId: number,
+) {
   const r = await db.query(sql.unsafe`
     UPDATE effects SET status = 'succeeded', result = ${sql.jsonb(result as never)}, completed_at = now(),
            external_ref = CASE WHEN ${reconciled} THEN '{"reconciled": true}'::jsonb ELSE external_ref END
@@ -40,9 +53,17 @@ export async function markEffectSucceeded(db: Db, key: string, result: unknown, 
 }
 
 /** A permanent failure is recorded as the effect's outcome; a transient one leaves it `started` (reconcile first next time). */
-export async function markEffectFailed(db: Db, key: string, failure: { message: string; transient: boolean; at: number }, fence: EffectFence, queueId: number) {
+export async function markEffectFailed(
+  db: Db,
+  key: string,
+  failure: { message: string; transient: boolean; at: number },
+  fence: EffectFence,
+  queueId: number,
+) {
   const r = failure.transient
-    ? await db.query(sql.unsafe`UPDATE effects SET error = ${failure.message} WHERE key = ${key} AND ${fenceHolds(queueId, fence)}`)
+    ? await db.query(
+        sql.unsafe`UPDATE effects SET error = ${failure.message} WHERE key = ${key} AND ${fenceHolds(queueId, fence)}`,
+      )
     : await db.query(sql.unsafe`
         UPDATE effects SET status = 'failed', error = ${failure.message}, result = ${sql.jsonb(failure as never)}, completed_at = now()
         WHERE key = ${key} AND ${fenceHolds(queueId, fence)}`);

@@ -25,7 +25,18 @@ export type EntryRow = z.infer<typeof entryRow>;
 
 export function insertEntry(
   tx: DatabaseTransactionConnection,
-  e: { errataId: string; errataVersion: string | null; targetOs: string; priority: number; successScore: number; machineVersion: string; createdBy: string; notes: string | null; ownerId: string; leaseMs: number },
+  e: {
+    errataId: string;
+    errataVersion: string | null;
+    targetOs: string;
+    priority: number;
+    successScore: number;
+    machineVersion: string;
+    createdBy: string;
+    notes: string | null;
+    ownerId: string;
+    leaseMs: number;
+  },
 ) {
   return tx.one(sql.type(z.object({ id: z.number(), owner_epoch: z.number() }))`
     INSERT INTO patch_test_queue (errata_id, errata_version, target_os, priority, success_score, machine_version, created_by, notes,
@@ -47,7 +58,10 @@ export function claimEntries(
   limit: number,
   opts: { afterId?: number; includeOwn?: boolean; onlyIds?: number[] } = {},
 ) {
-  const idFilter = opts.onlyIds === undefined ? sql.fragment`id > ${opts.afterId ?? 0}` : sql.fragment`id = ANY(${sql.array(opts.onlyIds, 'int8')})`;
+  const idFilter =
+    opts.onlyIds === undefined
+      ? sql.fragment`id > ${opts.afterId ?? 0}`
+      : sql.fragment`id = ANY(${sql.array(opts.onlyIds, 'int8')})`;
   const own = opts.includeOwn ? sql.fragment`OR owner_id = ${ownerId}` : sql.fragment``;
   return db.any(sql.type(entryRow)`
     WITH claimable AS (
@@ -74,7 +88,9 @@ export function renewLeases(db: Db, ownerId: string, leaseMs: number) {
 
 /** Give up ownership (graceful shutdown) so another replica can take over without waiting for expiry. */
 export function releaseLeases(db: Db, ownerId: string) {
-  return db.query(sql.unsafe`UPDATE patch_test_queue SET lease_until = now() WHERE owner_id = ${ownerId} AND status NOT IN ${FINAL}`);
+  return db.query(
+    sql.unsafe`UPDATE patch_test_queue SET lease_until = now() WHERE owner_id = ${ownerId} AND status NOT IN ${FINAL}`,
+  );
 }
 
 export interface TransitionWrite {
@@ -144,13 +160,42 @@ export async function writeTransitions(
     seq += 1;
     // Hashed as stored (payload {} and from_value null when absent), every column covered (v2).
     const fields: JournalFields = {
-      queue_id: w.entryId, seq, event_type: t.event_type, payload: t.payload ?? {}, from_state: t.from_state, to_state: t.to_state,
-      actor: t.actor, ip_address: t.ip_address, user_agent: t.user_agent, request_id: t.request_id, at: t.at,
-      hash_version: JOURNAL_HASH_VERSION, from_value: t.from_value ?? null, to_value: t.to_value, revision: w.revision + i + 1, owner_epoch: w.epoch,
+      queue_id: w.entryId,
+      seq,
+      event_type: t.event_type,
+      payload: t.payload ?? {},
+      from_state: t.from_state,
+      to_state: t.to_state,
+      actor: t.actor,
+      ip_address: t.ip_address,
+      user_agent: t.user_agent,
+      request_id: t.request_id,
+      at: t.at,
+      hash_version: JOURNAL_HASH_VERSION,
+      from_value: t.from_value ?? null,
+      to_value: t.to_value,
+      revision: w.revision + i + 1,
+      owner_epoch: w.epoch,
     };
     const hash = chainHash(prev, fields);
-    rows.push([seq, t.event_type, JSON.stringify(t.payload ?? {}), t.from_state, t.to_state, JSON.stringify(t.from_value ?? null), JSON.stringify(t.to_value),
-      t.actor, t.ip_address, t.user_agent, t.request_id, w.revision + i + 1, new Date(t.at).toISOString(), prev, hash, JOURNAL_HASH_VERSION]);
+    rows.push([
+      seq,
+      t.event_type,
+      JSON.stringify(t.payload ?? {}),
+      t.from_state,
+      t.to_state,
+      JSON.stringify(t.from_value ?? null),
+      JSON.stringify(t.to_value),
+      t.actor,
+      t.ip_address,
+      t.user_agent,
+      t.request_id,
+      w.revision + i + 1,
+      new Date(t.at).toISOString(),
+      prev,
+      hash,
+      JOURNAL_HASH_VERSION,
+    ]);
     prev = hash;
   }
   // A fenced-out writer updates no row, so the INSERT ... FROM u inserts nothing either.
@@ -179,7 +224,9 @@ export async function writeTransitions(
 
   if (w.timers === null) return result;
   const names = w.timers.map((t) => t.name);
-  await conn.query(sql.unsafe`DELETE FROM timers WHERE queue_id = ${w.entryId} AND NOT (name = ANY(${sql.array(names, 'text')}))`);
+  await conn.query(
+    sql.unsafe`DELETE FROM timers WHERE queue_id = ${w.entryId} AND NOT (name = ANY(${sql.array(names, 'text')}))`,
+  );
   for (const t of w.timers) {
     await conn.query(sql.unsafe`
       INSERT INTO timers (queue_id, name, fire_at, event, armed_revision)
@@ -196,7 +243,15 @@ export async function writeTransitions(
  * whose answer was lost, to learn whether it committed before saying anything to anyone.
  */
 export function readWriteState(db: Db, id: number) {
-  return db.maybeOne(sql.type(z.object({ revision: z.number(), owner_id: z.string().nullable(), owner_epoch: z.number(), seq: z.number().nullable(), hash: z.string().nullable() }))`
+  return db.maybeOne(sql.type(
+    z.object({
+      revision: z.number(),
+      owner_id: z.string().nullable(),
+      owner_epoch: z.number(),
+      seq: z.number().nullable(),
+      hash: z.string().nullable(),
+    }),
+  )`
     SELECT q.revision, q.owner_id, q.owner_epoch, j.seq, j.hash
     FROM patch_test_queue q
     LEFT JOIN LATERAL (SELECT seq, hash FROM patch_transitions WHERE queue_id = q.id ORDER BY seq DESC LIMIT 1) j ON true

@@ -3,11 +3,22 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
-const inboxRow = z.object({ id: z.number(), queue_id: z.number(), event: z.record(z.string(), z.unknown()), meta: z.record(z.string(), z.unknown()) });
-const answerRow = z.object({ status: z.enum(['pending', 'taken', 'done', 'failed', 'withdrawn']), answer: z.unknown().nullable() });
+const inboxRow = z.object({
+  id: z.number(),
+  queue_id: z.number(),
+  event: z.record(z.string(), z.unknown()),
+  meta: z.record(z.string(), z.unknown()),
+});
+const answerRow = z.object({
+  status: z.enum(['pending', 'taken', 'done', 'failed', 'withdrawn']),
+  answer: z.unknown().nullable(),
+});
 
 /** Leave an event for the owner of its entry, and wake the owners. */
-export async function postInboxEvent(db: Db, m: { queueId: number; event: unknown; meta: unknown; sentBy: string }): Promise<number> {
+export async function postInboxEvent(
+  db: Db,
+  m: { queueId: number; event: unknown; meta: unknown; sentBy: string },
+): Promise<number> {
   return db.transaction(async (tx) => {
     const id = await tx.oneFirst(sql.type(z.object({ id: z.number() }))`
       INSERT INTO operator_inbox (queue_id, event, meta, sent_by)
@@ -48,6 +59,8 @@ export function readInboxAnswer(db: Db, id: number) {
  * delivered later. @returns false when the owner took it first (its answer will come).
  */
 export async function withdrawInboxEvent(db: Db, id: number): Promise<boolean> {
-  const r = await db.query(sql.unsafe`UPDATE operator_inbox SET status = 'withdrawn', answered_at = now() WHERE id = ${id} AND status = 'pending'`);
+  const r = await db.query(
+    sql.unsafe`UPDATE operator_inbox SET status = 'withdrawn', answered_at = now() WHERE id = ${id} AND status = 'pending'`,
+  );
   return r.rowCount > 0;
 }

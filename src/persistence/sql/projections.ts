@@ -15,7 +15,11 @@ export interface ProjectionItem {
   transition: TransitionWrite;
 }
 
-const APPROVAL_ACTION: Record<string, 'approved' | 'rejected' | 'snoozed'> = { APPROVE: 'approved', REJECT: 'rejected', SNOOZE: 'snoozed' };
+const APPROVAL_ACTION: Record<string, 'approved' | 'rejected' | 'snoozed'> = {
+  APPROVE: 'approved',
+  REJECT: 'rejected',
+  SNOOZE: 'snoozed',
+};
 
 function testResult(status: string, ctx: PatchContext): string {
   if (['testing', 'needs_reboot', 'rebooting', 'pending_retry'].includes(status)) return 'running';
@@ -33,13 +37,29 @@ export function needsProjection(items: ProjectionItem[]): boolean {
 
 /** What the test record depends on: when it is unchanged, the record is not rewritten. */
 export function testProjectionSignature(status: string, ctx: PatchContext): string {
-  return ctx.attempt < 1 ? '' : JSON.stringify([status, ctx.attempt, ctx.testSystem, ctx.test, ctx.failure, ctx.rollback, ctx.attention?.phase ?? null]);
+  return ctx.attempt < 1
+    ? ''
+    : JSON.stringify([
+        status,
+        ctx.attempt,
+        ctx.testSystem,
+        ctx.test,
+        ctx.failure,
+        ctx.rollback,
+        ctx.attention?.phase ?? null,
+      ]);
 }
 
 /**
  * @param writeTest false when the test record's inputs did not change (see testProjectionSignature).
  */
-export async function applyProjections(tx: DatabaseTransactionConnection, entryId: number, items: ProjectionItem[], firstSeq: number, writeTest = true): Promise<void> {
+export async function applyProjections(
+  tx: DatabaseTransactionConnection,
+  entryId: number,
+  items: ProjectionItem[],
+  firstSeq: number,
+  writeTest = true,
+): Promise<void> {
   for (let i = 0; i < items.length; i++) {
     const it = items[i]!;
     const ev = it.event as PatchEvent;
@@ -63,9 +83,16 @@ export async function applyProjections(tx: DatabaseTransactionConnection, entryI
   const status = statusOf(last.value);
   const result = testResult(status, ctx);
   const rollbackType = ctx.rollback?.scope === 'test' ? ctx.rollback.type : null;
-  const rollbackStatus = rollbackType !== null && status === 'rolled_back' ? 'completed' : ctx.attention?.phase === 'test_rollback' ? 'failed' : null;
+  const rollbackStatus =
+    rollbackType !== null && status === 'rolled_back'
+      ? 'completed'
+      : ctx.attention?.phase === 'test_rollback'
+        ? 'failed'
+        : null;
   const startedAt = new Date(ctx.test.startedAt ?? last.transition.at).toISOString();
-  const previous = await tx.maybeOneFirst(sql.unsafe`SELECT result FROM patch_tests WHERE queue_id = ${entryId} AND attempt = ${ctx.attempt}`) as string | null;
+  const previous = (await tx.maybeOneFirst(
+    sql.unsafe`SELECT result FROM patch_tests WHERE queue_id = ${entryId} AND attempt = ${ctx.attempt}`,
+  )) as string | null;
   const finishedAt = result === 'running' ? null : new Date(ctx.test.finishedAt ?? last.transition.at).toISOString();
   const testId = await tx.oneFirst(sql.unsafe`
     INSERT INTO patch_tests (queue_id, errata_id, attempt, test_system_id, test_system_name, snapshot_id, snapshot_type, started_at, completed_at,
@@ -82,7 +109,9 @@ export async function applyProjections(tx: DatabaseTransactionConnection, entryI
       rollback_type = coalesce(excluded.rollback_type, patch_tests.rollback_type), rollback_status = coalesce(excluded.rollback_status, patch_tests.rollback_status),
       test_system_id = excluded.test_system_id, test_system_name = excluded.test_system_name
     RETURNING id`);
-  await tx.query(sql.unsafe`UPDATE patch_test_queue SET test_id = ${testId as number} WHERE id = ${entryId} AND test_id IS DISTINCT FROM ${testId as number}`);
+  await tx.query(
+    sql.unsafe`UPDATE patch_test_queue SET test_id = ${testId as number} WHERE id = ${entryId} AND test_id IS DISTINCT FROM ${testId as number}`,
+  );
   // The score learns: a test that just reached a verdict counts once in the errata's history.
   if ((previous === null || previous === 'running') && (result === 'passed' || result === 'failed')) {
     await tx.query(sql.unsafe`

@@ -169,7 +169,11 @@ export function getErrataForQueue(db: Db, ids: string[]) {
  * @example
  * await updateQueueFields(db, 12, { notes: null });
  */
-export function updateQueueFields(db: Db | DatabaseTransactionConnection, id: number, f: { priority_override?: number | null; notes?: string | null }) {
+export function updateQueueFields(
+  db: Db | DatabaseTransactionConnection,
+  id: number,
+  f: { priority_override?: number | null; notes?: string | null },
+) {
   const setPriority = f.priority_override !== undefined;
   const setNotes = f.notes !== undefined;
   return db.maybeOne(sql.type(z.object({ id: z.number() }))`

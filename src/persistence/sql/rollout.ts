@@ -299,7 +299,9 @@ export function finishDeployment(db: Db, id: number, status: 'completed' | 'part
  * @example await systemsCarryingPatch(db, 7) // [{ deployment_id: 3, system_id: 2001, system_name: 'web-1', status: 'succeeded' }]
  */
 export function systemsCarryingPatch(db: Db, queueId: number) {
-  return db.any(sql.type(z.object({ deployment_id: z.number(), system_id: z.number(), system_name: z.string(), status: z.string() }))`
+  return db.any(sql.type(
+    z.object({ deployment_id: z.number(), system_id: z.number(), system_name: z.string(), status: z.string() }),
+  )`
     SELECT s.deployment_id, s.system_id, s.system_name, s.status
     FROM patch_deployment_systems s JOIN patch_deployments d ON d.id = s.deployment_id
     WHERE d.queue_id = ${queueId} AND s.status NOT IN ('pending', 'skipped', 'rolled_back')
@@ -307,7 +309,13 @@ export function systemsCarryingPatch(db: Db, queueId: number) {
     LIMIT 1000`);
 }
 
-const lockHolder = z.object({ group_name: z.string(), deployment_id: z.number(), queue_id: z.number(), errata_id: z.string(), acquired_at: z.number() });
+const lockHolder = z.object({
+  group_name: z.string(),
+  deployment_id: z.number(),
+  queue_id: z.number(),
+  errata_id: z.string(),
+  acquired_at: z.number(),
+});
 export type GroupLockHolder = z.infer<typeof lockHolder>;
 
 /** Thrown inside the transaction so that the groups already taken are given back. */
@@ -333,27 +341,31 @@ export async function acquireGroupLocks(
 ): Promise<readonly GroupLockHolder[] | null> {
   const groups = [...new Set(d.groups)].sort();
   if (groups.length === 0) return null;
-  return db.transaction(async (tx) => {
-    const taken = await tx.anyFirst(sql.type(z.object({ group_name: z.string() }))`
+  return db
+    .transaction(async (tx) => {
+      const taken = await tx.anyFirst(sql.type(z.object({ group_name: z.string() }))`
       INSERT INTO production_group_locks (group_name, deployment_id, queue_id, errata_id)
       SELECT g, ${d.deploymentId}, ${d.queueId}, ${d.errataId} FROM unnest(${sql.array(groups, 'text')}::text[]) WITH ORDINALITY AS t(g, i)
       ORDER BY i
       ON CONFLICT (group_name) DO UPDATE SET deployment_id = excluded.deployment_id, acquired_at = now()
         WHERE production_group_locks.queue_id = excluded.queue_id
       RETURNING group_name`);
-    if (taken.length === groups.length) {
-      await tx.query(sql.unsafe`UPDATE patch_deployments SET wait_reason = NULL WHERE id = ${d.deploymentId} AND wait_reason IS NOT NULL`);
-      return null;
-    }
-    // All or none: undo what was taken, and say who holds the rest.
-    const busy = await tx.any(sql.type(lockHolder)`
+      if (taken.length === groups.length) {
+        await tx.query(
+          sql.unsafe`UPDATE patch_deployments SET wait_reason = NULL WHERE id = ${d.deploymentId} AND wait_reason IS NOT NULL`,
+        );
+        return null;
+      }
+      // All or none: undo what was taken, and say who holds the rest.
+      const busy = await tx.any(sql.type(lockHolder)`
       SELECT group_name, deployment_id, queue_id, errata_id, acquired_at FROM production_group_locks
       WHERE group_name = ANY(${sql.array(groups, 'text')}) AND queue_id <> ${d.queueId} ORDER BY group_name`);
-    throw new GroupsBusy(busy);
-  }).catch((raw) => {
-    if (raw instanceof GroupsBusy) return raw.holders;
-    throw raw;
-  });
+      throw new GroupsBusy(busy);
+    })
+    .catch((raw) => {
+      if (raw instanceof GroupsBusy) return raw.holders;
+      throw raw;
+    });
 }
 
 /**
@@ -361,7 +373,9 @@ export async function acquireGroupLocks(
  * @example await setDeploymentWaitReason(db, 4, 'waiting for production group prod-web: …');
  */
 export function setDeploymentWaitReason(db: Db, id: number, reason: string | null) {
-  return db.query(sql.unsafe`UPDATE patch_deployments SET wait_reason = ${reason} WHERE id = ${id} AND wait_reason IS DISTINCT FROM ${reason}`);
+  return db.query(
+    sql.unsafe`UPDATE patch_deployments SET wait_reason = ${reason} WHERE id = ${id} AND wait_reason IS DISTINCT FROM ${reason}`,
+  );
 }
 
 /**
@@ -380,7 +394,9 @@ export function releaseUnstartedGroupLocks(db: Db, deploymentId: number) {
  * @example await productionLockOf(db, 7) // { deployment_id: 4, wait_reason: 'waiting for …', holds: ['prod-web'] }
  */
 export function productionLockOf(db: Db, queueId: number) {
-  return db.maybeOne(sql.type(z.object({ deployment_id: z.number(), wait_reason: z.string().nullable(), holds: z.array(z.string()) }))`
+  return db.maybeOne(sql.type(
+    z.object({ deployment_id: z.number(), wait_reason: z.string().nullable(), holds: z.array(z.string()) }),
+  )`
     SELECT d.id AS deployment_id, d.wait_reason,
            coalesce((SELECT array_agg(l.group_name ORDER BY l.group_name) FROM production_group_locks l WHERE l.queue_id = ${queueId}), '{}') AS holds
     FROM patch_deployments d WHERE d.queue_id = ${queueId} ORDER BY d.id DESC LIMIT 1`);

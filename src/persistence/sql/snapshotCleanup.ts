@@ -8,7 +8,13 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
-const dueRow = z.object({ queue_id: z.number(), attempt: z.number(), system: z.string(), snapshot_id: z.string(), key: z.string() });
+const dueRow = z.object({
+  queue_id: z.number(),
+  attempt: z.number(),
+  system: z.string(),
+  snapshot_id: z.string(),
+  key: z.string(),
+});
 
 /**
  * Test-system snapshots of entries that ended (final) more than `keepDays` ago, not yet cleaned.

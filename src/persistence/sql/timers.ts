@@ -3,7 +3,12 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
 
-export const dueTimer = z.object({ queue_id: z.number(), name: z.string(), fire_at: z.number(), armed_revision: z.number() });
+export const dueTimer = z.object({
+  queue_id: z.number(),
+  name: z.string(),
+  fire_at: z.number(),
+  armed_revision: z.number(),
+});
 
 /**
  * Claim due timers of entries this replica owns. A claim older than `reclaimAfterMs` (the replica
@@ -33,5 +38,7 @@ export function msUntilNextTimer(db: Db, ownerId: string) {
 
 /** A fired timer the actor no longer wanted (state moved on): drop it, unless it was re-armed since. */
 export function deleteStaleTimer(db: Db, queueId: number, name: string, armedRevision: number) {
-  return db.query(sql.unsafe`DELETE FROM timers WHERE queue_id = ${queueId} AND name = ${name} AND armed_revision = ${armedRevision}`);
+  return db.query(
+    sql.unsafe`DELETE FROM timers WHERE queue_id = ${queueId} AND name = ${name} AND armed_revision = ${armedRevision}`,
+  );
 }

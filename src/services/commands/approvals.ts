@@ -65,7 +65,12 @@ async function auditRefusal(db: Db, m: EventMeta, id: number, status: number, co
   if (!m.audit) return;
   try {
     await insertAudit(db, {
-      ...m.audit.record, outcome: 'denied', statusCode: status, targetType: 'queue_entry', targetId: String(id), details: { event: 'APPROVE', error: code },
+      ...m.audit.record,
+      outcome: 'denied',
+      statusCode: status,
+      targetType: 'queue_entry',
+      targetId: String(id),
+      details: { event: 'APPROVE', error: code },
     });
   } catch {
     throw new AppError(503, 'audit_unavailable', 'the audit log cannot be written: nothing was done; retry later');
@@ -74,8 +79,15 @@ async function auditRefusal(db: Db, m: EventMeta, id: number, status: number, co
 }
 
 const REFUSALS = {
-  self_approval: { status: 403, message: (by: string, as: string[]) => `${by} ${as.join(' and ')} this entry: separation of duties needs another approver` },
-  already_approved: { status: 409, message: (by: string) => `${by} already approved this entry: it needs a second, distinct approver` },
+  self_approval: {
+    status: 403,
+    message: (by: string, as: string[]) =>
+      `${by} ${as.join(' and ')} this entry: separation of duties needs another approver`,
+  },
+  already_approved: {
+    status: 409,
+    message: (by: string) => `${by} already approved this entry: it needs a second, distinct approver`,
+  },
 } as const;
 
 /**
@@ -87,17 +99,31 @@ async function approve(deps: DecisionDeps, id: number, reason: string | undefine
   const cur = await deps.actors.contextOf(id);
   if (cur === null) throw new AppError(404, 'not_found', `queue entry ${id} does not exist`);
   const policy = await loadApprovalPolicy(deps.db);
-  const ctx: PatchContext = { ...cur.context, separationOfDuties: cur.context.separationOfDuties === true || policy.separation_of_duties };
+  const ctx: PatchContext = {
+    ...cur.context,
+    separationOfDuties: cur.context.separationOfDuties === true || policy.separation_of_duties,
+  };
   const refusal = approvalRefusal(ctx, by);
   if (refusal !== null) {
     const as = [...new Set((ctx.involved ?? []).filter((p) => p.by === by).map((p) => p.as))];
     const r = REFUSALS[refusal];
     await auditRefusal(deps.db, m, id, r.status, refusal);
-    throw new AppError(r.status, refusal, r.message(by, as), { by, involved_as: as, approvals_missing: approvalsMissing(ctx) });
+    throw new AppError(r.status, refusal, r.message(by, as), {
+      by,
+      involved_as: as,
+      approvals_missing: approvalsMissing(ctx),
+    });
   }
   const errata = await errataNow(deps.db, ctx.errataId);
-  const gate = approvalsFor(policy, { severity: errata?.severity ?? null, riskLevel: errata?.success_score == null ? null : riskLevel(errata.success_score) });
-  const res = await deps.actors.send(id, { type: 'APPROVE', by, requiredApprovals: gate.required, ...(reason ? { reason } : {}) }, m);
+  const gate = approvalsFor(policy, {
+    severity: errata?.severity ?? null,
+    riskLevel: errata?.success_score == null ? null : riskLevel(errata.success_score),
+  });
+  const res = await deps.actors.send(
+    id,
+    { type: 'APPROVE', by, requiredApprovals: gate.required, ...(reason ? { reason } : {}) },
+    m,
+  );
   const after = await deps.actors.contextOf(id);
   const approvals = after?.context.approvals ?? [];
   return {

@@ -35,7 +35,11 @@ export function inProductionPhase(ctx: PatchContext): boolean {
  * Why this operator event touches production (the approver role's), or null.
  * @example await productionReason(deps, 12, { rollbackType: 'system' }) // 'a system-level rollback (snapshot and reboot)'
  */
-export async function productionReason(deps: OperatorEventDeps, id: number, opts: { rollbackType?: string | undefined } = {}): Promise<string | null> {
+export async function productionReason(
+  deps: OperatorEventDeps,
+  id: number,
+  opts: { rollbackType?: string | undefined } = {},
+): Promise<string | null> {
   if (opts.rollbackType === 'system') return 'a system-level rollback (snapshot and reboot of the hosts)';
   const cur = await deps.actors.contextOf(id);
   if (cur !== null && inProductionPhase(cur.context)) return `entry ${id} is in its production phase`;
@@ -48,7 +52,12 @@ type OperatorEvent = Extract<PatchEvent, { type: 'RETRY' | 'MARK_FAILED' | 'FORC
  * Send the event, after the MARK_FAILED rule.
  * @example await sendOperatorEvent(deps, 12, { type: 'MARK_FAILED', by: m.actor, reason: 'host rebuilt' }, m);
  */
-export async function sendOperatorEvent(deps: OperatorEventDeps, id: number, ev: Omit<OperatorEvent, 'at'>, m: EventMeta) {
+export async function sendOperatorEvent(
+  deps: OperatorEventDeps,
+  id: number,
+  ev: Omit<OperatorEvent, 'at'>,
+  m: EventMeta,
+) {
   if (ev.type === 'MARK_FAILED') {
     const cur = await deps.actors.contextOf(id);
     if (cur !== null && inProductionPhase(cur.context)) {
@@ -58,9 +67,18 @@ export async function sendOperatorEvent(deps: OperatorEventDeps, id: number, ev:
           409,
           'production_carries_patch',
           `entry ${id} cannot be marked failed (rolled_back): ${carrying.length} production system(s) still carry or may carry the errata ` +
-            `(${carrying.slice(0, 5).map((s) => s.system_name).join(', ')}${carrying.length > 5 ? ', …' : ''}); ` +
+            `(${carrying
+              .slice(0, 5)
+              .map((s) => s.system_name)
+              .join(', ')}${carrying.length > 5 ? ', …' : ''}); ` +
             'roll them back first (force-rollback, or POST /deployments/{id}/rollback) or retry the deployment',
-          { systems: carrying.map((s) => ({ deployment_id: s.deployment_id, system_id: s.system_id, status: s.status })) },
+          {
+            systems: carrying.map((s) => ({
+              deployment_id: s.deployment_id,
+              system_id: s.system_id,
+              status: s.status,
+            })),
+          },
         );
       }
     }

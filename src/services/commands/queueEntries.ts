@@ -19,7 +19,10 @@ export async function editQueueEntry(
   const row = await db.transaction(async (tx) => {
     const r = await updateQueueFields(tx, id, fields);
     if (r && audit) {
-      await insertAudit(tx, changeAudit(audit, { type: 'queue_entry', id: String(id) }, { fields: Object.keys(fields) }));
+      await insertAudit(
+        tx,
+        changeAudit(audit, { type: 'queue_entry', id: String(id) }, { fields: Object.keys(fields) }),
+      );
     }
     return r;
   });

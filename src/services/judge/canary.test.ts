@@ -1,14 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { classifyMetric, DEFAULT_CANARY_POLICY, defaultCanaryMetrics, judgeCanary, lag1Autocorrelation, renderQuery, type CanaryMetric, type Windows } from './canary.ts';
+import {
+  classifyMetric,
+  DEFAULT_CANARY_POLICY,
+  defaultCanaryMetrics,
+  judgeCanary,
+  lag1Autocorrelation,
+  renderQuery,
+  type CanaryMetric,
+  type Windows,
+} from './canary.ts';
 import { prng } from '../../random.ts';
 
 /** n values uniform in level ± spread. */
-const noisy = (seed: number, n: number, level: number, spread: number) => { const r = prng(seed); return Array.from({ length: n }, () => level + spread * (2 * r() - 1)); };
+const noisy = (seed: number, n: number, level: number, spread: number) => {
+  const r = prng(seed);
+  return Array.from({ length: n }, () => level + spread * (2 * r() - 1));
+};
 const constant = (n: number, v: number) => new Array<number>(n).fill(v);
 
 const metric = (over: Partial<CanaryMetric> = {}): CanaryMetric => ({
-  name: 'm', query: 'x{instance="$INSTANCE"}', direction: 'increase_bad', allowedEffect: { value: 10, unit: 'absolute' },
-  weight: 1, critical: false, optional: false, minSamples: 10, ...over,
+  name: 'm',
+  query: 'x{instance="$INSTANCE"}',
+  direction: 'increase_bad',
+  allowedEffect: { value: 10, unit: 'absolute' },
+  weight: 1,
+  critical: false,
+  optional: false,
+  minSamples: 10,
+  ...over,
 });
 const W = (baseline: number[], post: number[]): Windows => ({ baseline, post });
 
@@ -24,7 +43,10 @@ describe('classifyMetric', () => {
   });
 
   it('drops NaN and ±Inf samples before counting (Prometheus answers "NaN" for 0/0)', () => {
-    const r = classifyMetric(metric({ minSamples: 10 }), W([...noisy(1, 10, 50, 5), NaN, Infinity], [...noisy(2, 9, 50, 5), NaN]));
+    const r = classifyMetric(
+      metric({ minSamples: 10 }),
+      W([...noisy(1, 10, 50, 5), NaN, Infinity], [...noisy(2, 9, 50, 5), NaN]),
+    );
     expect(r).toMatchObject({ classification: 'no_data' });
     expect(r.baseline.n).toBe(10);
     expect(r.post.n).toBe(9);
@@ -40,7 +62,10 @@ describe('classifyMetric', () => {
   });
 
   it('a significant shift within the allowed effect is a pass, never a fail', () => {
-    const r = classifyMetric(metric({ allowedEffect: { value: 10, unit: 'absolute' } }), W(noisy(1, 15, 50, 1), noisy(2, 15, 56, 1)));
+    const r = classifyMetric(
+      metric({ allowedEffect: { value: 10, unit: 'absolute' } }),
+      W(noisy(1, 15, 50, 1), noisy(2, 15, 56, 1)),
+    );
     expect(r.test!.pValue).toBeLessThan(0.001);
     expect(r.shift!.estimate).toBeGreaterThan(5);
     expect(r.classification).toBe('pass');
@@ -71,7 +96,10 @@ describe('classifyMetric', () => {
     expect(classifyMetric(metric({ direction: 'decrease_bad' }), rise).classification).toBe('pass');
     expect(classifyMetric(metric({ direction: 'both' }), rise).classification).toBe('high');
     expect(classifyMetric(metric({ direction: 'both' }), fall).classification).toBe('low');
-    expect(classifyMetric(metric({ direction: 'increase_bad' }), fall).marginP).toEqual({ increase: expect.any(Number), decrease: null });
+    expect(classifyMetric(metric({ direction: 'increase_bad' }), fall).marginP).toEqual({
+      increase: expect.any(Number),
+      decrease: null,
+    });
   });
 
   it('relative allowed effect: a fraction of the baseline median', () => {
@@ -84,7 +112,10 @@ describe('classifyMetric', () => {
   });
 
   it('running services 20 → 19 with no fall allowed is low (counts: every value tied)', () => {
-    const r = classifyMetric(metric({ direction: 'decrease_bad', allowedEffect: { value: 0, unit: 'absolute' } }), W(constant(15, 20), constant(15, 19)));
+    const r = classifyMetric(
+      metric({ direction: 'decrease_bad', allowedEffect: { value: 0, unit: 'absolute' } }),
+      W(constant(15, 20), constant(15, 19)),
+    );
     expect(r).toMatchObject({ classification: 'low', shift: { estimate: -1, low: -1, high: -1 } });
   });
 
@@ -95,22 +126,42 @@ describe('classifyMetric', () => {
     expect(r.classification).toBe('high');
     expect(r.why).toContain('mean 0 → 0.33');
     // one failed sample is not enough evidence
-    expect(classifyMetric(metric({ allowedEffect: { value: 0, unit: 'absolute' } }), W(constant(15, 0), [1, ...constant(14, 0)])).classification).toBe('pass');
+    expect(
+      classifyMetric(
+        metric({ allowedEffect: { value: 0, unit: 'absolute' } }),
+        W(constant(15, 0), [1, ...constant(14, 0)]),
+      ).classification,
+    ).toBe('pass');
   });
 
   it('a unit already failed before the patch is not blamed on it', () => {
-    expect(classifyMetric(metric({ allowedEffect: { value: 0, unit: 'absolute' } }), W(constant(15, 1), constant(15, 1))).classification).toBe('pass');
+    expect(
+      classifyMetric(metric({ allowedEffect: { value: 0, unit: 'absolute' } }), W(constant(15, 1), constant(15, 1)))
+        .classification,
+    ).toBe('pass');
   });
 
   it('all-zero and identical windows: pass, p = 1, shift 0', () => {
-    const zero = classifyMetric(metric({ allowedEffect: { value: 0, unit: 'absolute' } }), W(constant(15, 0), constant(15, 0)));
-    expect(zero).toMatchObject({ classification: 'pass', test: { pValue: 1 }, shift: { estimate: 0, low: 0, high: 0 } });
+    const zero = classifyMetric(
+      metric({ allowedEffect: { value: 0, unit: 'absolute' } }),
+      W(constant(15, 0), constant(15, 0)),
+    );
+    expect(zero).toMatchObject({
+      classification: 'pass',
+      test: { pValue: 1 },
+      shift: { estimate: 0, low: 0, high: 0 },
+    });
     const same = noisy(9, 15, 30, 3);
-    expect(classifyMetric(metric({ allowedEffect: { value: 0, unit: 'absolute' } }), W(same, same)).classification).toBe('pass');
+    expect(
+      classifyMetric(metric({ allowedEffect: { value: 0, unit: 'absolute' } }), W(same, same)).classification,
+    ).toBe('pass');
   });
 
   it('tiny windows cannot show a change: 3 against 3 is at best one-sided p = 0.05', () => {
-    const r = classifyMetric(metric({ minSamples: 3, allowedEffect: { value: 0, unit: 'absolute' } }), W([1, 2, 3], [100, 101, 102]));
+    const r = classifyMetric(
+      metric({ minSamples: 3, allowedEffect: { value: 0, unit: 'absolute' } }),
+      W([1, 2, 3], [100, 101, 102]),
+    );
     expect(r.test!.method).toBe('exact');
     expect(r.marginP!.increase).toBeCloseTo(0.05, 12);
     expect(r.classification).toBe('pass');
@@ -122,7 +173,10 @@ describe('classifyMetric', () => {
       const n1 = 5 + Math.floor(r() * 20);
       const n2 = 5 + Math.floor(r() * 20);
       const shift = r() * 30;
-      const res = classifyMetric(metric({ minSamples: 5 }), W(noisy(100 + i, n1, 50, 8), noisy(500 + i, n2, 50 + shift, 8)));
+      const res = classifyMetric(
+        metric({ minSamples: 5 }),
+        W(noisy(100 + i, n1, 50, 8), noisy(500 + i, n2, 50 + shift, 8)),
+      );
       expect(res.classification === 'high', `case ${i}`).toBe(res.shift!.low > 10);
     }
   });
@@ -194,21 +248,30 @@ describe('judgeCanary', () => {
     const marginal = judgeCanary([cpu, mem, load, net], { ...calm, load: loadHigh });
     expect(marginal).toMatchObject({ verdict: 'marginal', score: 87.5 }); // 7 of 8
     expect(marginal.reasons).toEqual(['score 87.5 is below the pass score 95', expect.stringMatching(/^load: rose/)]);
-    expect(judgeCanary([cpu, mem, load, net], { ...calm, load: loadHigh }, { passScore: 85 })).toMatchObject({ verdict: 'pass', score: 87.5 });
+    expect(judgeCanary([cpu, mem, load, net], { ...calm, load: loadHigh }, { passScore: 85 })).toMatchObject({
+      verdict: 'pass',
+      score: 87.5,
+    });
     const fail = judgeCanary([cpu, mem, load, net], { ...calm, load: loadHigh }, { passScore: 95, marginalScore: 90 });
     expect(fail).toMatchObject({ verdict: 'fail', score: 87.5 });
     expect(fail.reasons[0]).toBe('score 87.5 is below the marginal score 90');
   });
 
   it('nothing measured or nothing configured: inconclusive', () => {
-    expect(judgeCanary([net], {})).toMatchObject({ verdict: 'inconclusive', score: null, reasons: ['no metric has data'] });
+    expect(judgeCanary([net], {})).toMatchObject({
+      verdict: 'inconclusive',
+      score: null,
+      reasons: ['no metric has data'],
+    });
     expect(judgeCanary([], {})).toMatchObject({ verdict: 'inconclusive', reasons: ['no metrics are configured'] });
   });
 
   it('refuses a malformed configuration', () => {
     expect(() => judgeCanary([cpu, cpu], calm)).toThrow(/twice/);
     expect(() => judgeCanary([metric({ weight: 0 })], {})).toThrow(/weight/);
-    expect(() => judgeCanary([metric({ allowedEffect: { value: -1, unit: 'absolute' } })], {})).toThrow(/allowed effect/);
+    expect(() => judgeCanary([metric({ allowedEffect: { value: -1, unit: 'absolute' } })], {})).toThrow(
+      /allowed effect/,
+    );
     expect(() => judgeCanary([cpu], calm, { passScore: 70, marginalScore: 80 })).toThrow(/marginalScore/);
   });
 });
@@ -216,16 +279,36 @@ describe('judgeCanary', () => {
 describe('default metrics', () => {
   it('seeded from the test thresholds: CPU, memory and failed units critical with their limits', () => {
     const m = defaultCanaryMetrics({ cpu_delta_percent: 25, memory_delta_percent: 10, max_failed_services: 1 });
-    expect(m.map((x) => x.name)).toEqual(['cpu_busy_percent', 'memory_used_percent', 'failed_units', 'running_services', 'reboot_required', 'load1_per_cpu', 'network_errors_per_second']);
-    expect(m.filter((x) => x.critical).map((x) => [x.name, x.allowedEffect.value])).toEqual([['cpu_busy_percent', 25], ['memory_used_percent', 10], ['failed_units', 1]]);
-    expect(m.filter((x) => x.optional).map((x) => x.name)).toEqual(['reboot_required', 'load1_per_cpu', 'network_errors_per_second']);
+    expect(m.map((x) => x.name)).toEqual([
+      'cpu_busy_percent',
+      'memory_used_percent',
+      'failed_units',
+      'running_services',
+      'reboot_required',
+      'load1_per_cpu',
+      'network_errors_per_second',
+    ]);
+    expect(m.filter((x) => x.critical).map((x) => [x.name, x.allowedEffect.value])).toEqual([
+      ['cpu_busy_percent', 25],
+      ['memory_used_percent', 10],
+      ['failed_units', 1],
+    ]);
+    expect(m.filter((x) => x.optional).map((x) => x.name)).toEqual([
+      'reboot_required',
+      'load1_per_cpu',
+      'network_errors_per_second',
+    ]);
     for (const x of m) expect(x.query).toContain('$INSTANCE');
   });
 
   it('renderQuery fills the instance (escaped for a PromQL string) and the rate range', () => {
     const cpu = defaultCanaryMetrics()[0]!;
-    expect(renderQuery(cpu.query, { instance: 'web01', rangeS: 60 })).toBe('100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",instance="web01"}[60s])) * 100');
-    expect(renderQuery('up{instance="$INSTANCE"}', { instance: 'a"b\\c', rangeS: 30 })).toBe('up{instance="a\\"b\\\\c"}');
+    expect(renderQuery(cpu.query, { instance: 'web01', rangeS: 60 })).toBe(
+      '100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",instance="web01"}[60s])) * 100',
+    );
+    expect(renderQuery('up{instance="$INSTANCE"}', { instance: 'a"b\\c', rangeS: 30 })).toBe(
+      'up{instance="a\\"b\\\\c"}',
+    );
   });
 
   it('judges a calm host with the defaults as pass', () => {

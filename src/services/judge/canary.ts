@@ -90,7 +90,12 @@ export interface CanaryPolicy {
  * beyond its allowance fails. A 95 % interval; no
  * serial-correlation correction (see the module comment).
  */
-export const DEFAULT_CANARY_POLICY: CanaryPolicy = { passScore: 95, marginalScore: 75, confidence: 0.95, serialCorrelation: false };
+export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
+  passScore: 95,
+  marginalScore: 75,
+  confidence: 0.95,
+  serialCorrelation: false,
+};
 
 /** The serial-correlation correction never leaves a window fewer effective samples than this. */
 export const MIN_EFFECTIVE_SAMPLES = 5;
@@ -164,50 +169,99 @@ export interface SeedThresholds {
  * @example
  * defaultCanaryMetrics({ cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0 })
  */
-export function defaultCanaryMetrics(t: SeedThresholds = { cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0 }): CanaryMetric[] {
+export function defaultCanaryMetrics(
+  t: SeedThresholds = { cpu_delta_percent: 20, memory_delta_percent: 15, max_failed_services: 0 },
+): CanaryMetric[] {
   return [
     {
-      name: 'cpu_busy_percent', unit: 'points',
+      name: 'cpu_busy_percent',
+      unit: 'points',
       query: '100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",instance="$INSTANCE"}[$RANGE])) * 100',
-      direction: 'increase_bad', allowedEffect: { value: t.cpu_delta_percent, unit: 'absolute' }, weight: 3, critical: true, optional: false, minSamples: 10,
+      direction: 'increase_bad',
+      allowedEffect: { value: t.cpu_delta_percent, unit: 'absolute' },
+      weight: 3,
+      critical: true,
+      optional: false,
+      minSamples: 10,
     },
     {
-      name: 'memory_used_percent', unit: 'points',
-      query: '(1 - avg_over_time(node_memory_MemAvailable_bytes{instance="$INSTANCE"}[$RANGE]) / avg_over_time(node_memory_MemTotal_bytes{instance="$INSTANCE"}[$RANGE])) * 100',
-      direction: 'increase_bad', allowedEffect: { value: t.memory_delta_percent, unit: 'absolute' }, weight: 3, critical: true, optional: false, minSamples: 10,
+      name: 'memory_used_percent',
+      unit: 'points',
+      query:
+        '(1 - avg_over_time(node_memory_MemAvailable_bytes{instance="$INSTANCE"}[$RANGE]) / avg_over_time(node_memory_MemTotal_bytes{instance="$INSTANCE"}[$RANGE])) * 100',
+      direction: 'increase_bad',
+      allowedEffect: { value: t.memory_delta_percent, unit: 'absolute' },
+      weight: 3,
+      critical: true,
+      optional: false,
+      minSamples: 10,
     },
     {
       // Units failed at any scrape of the step (max_over_time), so a restart loop between two
       // points is still seen; `or … 0 *` keeps a 0 when none failed, as the recording rule does.
-      name: 'failed_units', unit: 'units',
-      query: 'count by (instance) (max_over_time(node_systemd_unit_state{state="failed",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (max_over_time(node_systemd_unit_state{instance="$INSTANCE"}[$RANGE])))',
-      direction: 'increase_bad', allowedEffect: { value: t.max_failed_services, unit: 'absolute' }, weight: 4, critical: true, optional: false, minSamples: 10,
+      name: 'failed_units',
+      unit: 'units',
+      query:
+        'count by (instance) (max_over_time(node_systemd_unit_state{state="failed",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (max_over_time(node_systemd_unit_state{instance="$INSTANCE"}[$RANGE])))',
+      direction: 'increase_bad',
+      allowedEffect: { value: t.max_failed_services, unit: 'absolute' },
+      weight: 4,
+      critical: true,
+      optional: false,
+      minSamples: 10,
     },
     {
       // Services active at every scrape of the step (min_over_time): a timer's short run is not a
       // new service, a flapping one is missing. Services by name: node_exporter's `type` label is
       // the service's Type= (simple, forking, …), not the unit type. `or … 0 *`: none running is 0.
-      name: 'running_services', unit: 'services',
-      query: 'count by (instance) (min_over_time(node_systemd_unit_state{state="active",name=~".+[.]service",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (max_over_time(node_systemd_unit_state{instance="$INSTANCE"}[$RANGE])))',
-      direction: 'decrease_bad', allowedEffect: { value: 0, unit: 'absolute' }, weight: 2, critical: false, optional: false, minSamples: 10,
+      name: 'running_services',
+      unit: 'services',
+      query:
+        'count by (instance) (min_over_time(node_systemd_unit_state{state="active",name=~".+[.]service",instance="$INSTANCE"}[$RANGE]) == 1) or on (instance) (0 * group by (instance) (max_over_time(node_systemd_unit_state{instance="$INSTANCE"}[$RANGE])))',
+      direction: 'decrease_bad',
+      allowedEffect: { value: 0, unit: 'absolute' },
+      weight: 2,
+      critical: false,
+      optional: false,
+      minSamples: 10,
     },
     {
       // Textfile collector metric: hosts without the script have none.
-      name: 'reboot_required', unit: '',
+      name: 'reboot_required',
+      unit: '',
       query: 'max_over_time(node_reboot_required{instance="$INSTANCE"}[$RANGE])',
-      direction: 'increase_bad', allowedEffect: { value: 0, unit: 'absolute' }, weight: 1, critical: false, optional: true, minSamples: 10,
+      direction: 'increase_bad',
+      allowedEffect: { value: 0, unit: 'absolute' },
+      weight: 1,
+      critical: false,
+      optional: true,
+      minSamples: 10,
     },
     {
       // Run queue per CPU, so that one allowed effect fits small and large hosts.
-      name: 'load1_per_cpu', unit: 'per CPU',
-      query: 'avg_over_time(node_load1{instance="$INSTANCE"}[$RANGE]) / on (instance) count by (instance) (node_cpu_seconds_total{mode="idle",instance="$INSTANCE"})',
-      direction: 'increase_bad', allowedEffect: { value: 0.5, unit: 'absolute' }, weight: 1, critical: false, optional: true, minSamples: 10,
+      name: 'load1_per_cpu',
+      unit: 'per CPU',
+      query:
+        'avg_over_time(node_load1{instance="$INSTANCE"}[$RANGE]) / on (instance) count by (instance) (node_cpu_seconds_total{mode="idle",instance="$INSTANCE"})',
+      direction: 'increase_bad',
+      allowedEffect: { value: 0.5, unit: 'absolute' },
+      weight: 1,
+      critical: false,
+      optional: true,
+      minSamples: 10,
     },
     {
       // Error rates may not rise at all; hosts with only `lo` have no series.
-      name: 'network_errors_per_second', unit: 'errors/s',
-      query: 'sum by (instance) (rate(node_network_receive_errs_total{device!="lo",instance="$INSTANCE"}[$RANGE]) + rate(node_network_transmit_errs_total{device!="lo",instance="$INSTANCE"}[$RANGE]))',
-      direction: 'increase_bad', allowedEffect: { value: 0, unit: 'absolute' }, weight: 1, critical: false, optional: true, minSamples: 10,
+      name: 'network_errors_per_second',
+      unit: 'errors/s',
+      query:
+        'sum by (instance) (rate(node_network_receive_errs_total{device!="lo",instance="$INSTANCE"}[$RANGE]) + rate(node_network_transmit_errs_total{device!="lo",instance="$INSTANCE"}[$RANGE]))',
+      direction: 'increase_bad',
+      allowedEffect: { value: 0, unit: 'absolute' },
+      weight: 1,
+      critical: false,
+      optional: true,
+      minSamples: 10,
     },
   ];
 }
@@ -230,7 +284,11 @@ function summarise(values: readonly number[]): WindowSummary {
   let sum = 0;
   let min = Infinity;
   let max = -Infinity;
-  for (const v of values) { sum += v; if (v < min) min = v; if (v > max) max = v; }
+  for (const v of values) {
+    sum += v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
   return { n: values.length, median: median(values), mean: sum / values.length, min, max };
 }
 
@@ -272,28 +330,54 @@ const fmtP = (p: number): string => (p < 0.0001 ? 'p < 0.0001' : `p = ${p.toPrec
  * @example
  * classifyMetric(defaultCanaryMetrics()[1]!, { baseline: [40, 41, …], post: [62, 63, …] }) // { classification: 'high', … }
  */
-export function classifyMetric(m: CanaryMetric, w: Windows | undefined, policy: CanaryPolicy = DEFAULT_CANARY_POLICY): MetricResult {
+export function classifyMetric(
+  m: CanaryMetric,
+  w: Windows | undefined,
+  policy: CanaryPolicy = DEFAULT_CANARY_POLICY,
+): MetricResult {
   const baseline = (w?.baseline ?? []).filter(Number.isFinite);
   const post = (w?.post ?? []).filter(Number.isFinite);
   const unit = m.unit ? ` ${m.unit}` : '';
-  const base: Omit<MetricResult, 'classification' | 'allowed' | 'test' | 'shift' | 'marginP' | 'serial' | 'vanished' | 'why'> = {
-    name: m.name, critical: m.critical, optional: m.optional, weight: m.weight, direction: m.direction,
-    baseline: summarise(baseline), post: summarise(post),
+  const base: Omit<
+    MetricResult,
+    'classification' | 'allowed' | 'test' | 'shift' | 'marginP' | 'serial' | 'vanished' | 'why'
+  > = {
+    name: m.name,
+    critical: m.critical,
+    optional: m.optional,
+    weight: m.weight,
+    direction: m.direction,
+    baseline: summarise(baseline),
+    post: summarise(post),
   };
   if (baseline.length < m.minSamples || post.length < m.minSamples) {
     const vanished = baseline.length >= m.minSamples && post.length < m.minSamples;
-    const side = baseline.length < m.minSamples
-      ? `baseline has ${baseline.length} of the ${m.minSamples} samples needed`
-      : `post-patch window has ${post.length} of the ${m.minSamples} samples needed`;
+    const side =
+      baseline.length < m.minSamples
+        ? `baseline has ${baseline.length} of the ${m.minSamples} samples needed`
+        : `post-patch window has ${post.length} of the ${m.minSamples} samples needed`;
     const why = vanished
       ? `${m.name}: no data after the patch (${side}; the baseline had ${baseline.length}): the metric vanished`
       : `${m.name}: no data (${side})`;
-    return { ...base, classification: 'no_data', allowed: null, test: null, shift: null, marginP: null, serial: null, vanished, why };
+    return {
+      ...base,
+      classification: 'no_data',
+      allowed: null,
+      test: null,
+      shift: null,
+      marginP: null,
+      serial: null,
+      vanished,
+      why,
+    };
   }
 
   const baseMedian = median(baseline);
-  const allowed = m.allowedEffect.unit === 'absolute' ? m.allowedEffect.value : m.allowedEffect.value * Math.abs(baseMedian);
-  const serial = policy.serialCorrelation ? serialInflation(baseline, post) : { r: lag1Autocorrelation(baseline), inflation: 1 };
+  const allowed =
+    m.allowedEffect.unit === 'absolute' ? m.allowedEffect.value : m.allowedEffect.value * Math.abs(baseMedian);
+  const serial = policy.serialCorrelation
+    ? serialInflation(baseline, post)
+    : { r: lag1Autocorrelation(baseline), inflation: 1 };
   const opts = { varianceInflation: serial.inflation };
   const alpha = 1 - policy.confidence;
 
@@ -301,17 +385,33 @@ export function classifyMetric(m: CanaryMetric, w: Windows | undefined, policy: 
   const hl = hodgesLehmann(post, baseline, { ...opts, confidence: policy.confidence });
   const checkUp = m.direction !== 'decrease_bad';
   const checkDown = m.direction !== 'increase_bad';
-  const pUp = checkUp ? mannWhitneyU(post.map((v) => v - allowed), baseline, { ...opts, alternative: 'greater' }).pValue : null;
-  const pDown = checkDown ? mannWhitneyU(post.map((v) => v + allowed), baseline, { ...opts, alternative: 'less' }).pValue : null;
+  const pUp = checkUp
+    ? mannWhitneyU(
+        post.map((v) => v - allowed),
+        baseline,
+        { ...opts, alternative: 'greater' },
+      ).pValue
+    : null;
+  const pDown = checkDown
+    ? mannWhitneyU(
+        post.map((v) => v + allowed),
+        baseline,
+        { ...opts, alternative: 'less' },
+      ).pValue
+    : null;
   const high = pUp !== null && pUp < alpha / 2;
   const low = pDown !== null && pDown < alpha / 2;
   // Both at once needs a huge spread in both directions; the larger excess wins.
-  const classification: Classification = high && low ? (hl.estimate >= 0 ? 'high' : 'low') : high ? 'high' : low ? 'low' : 'pass';
+  const classification: Classification =
+    high && low ? (hl.estimate >= 0 ? 'high' : 'low') : high ? 'high' : low ? 'low' : 'pass';
 
   const level = Math.round(policy.confidence * 100);
   const shiftText = `${signed(hl.estimate)}${unit} (${level} % interval ${signed(hl.low)} … ${signed(hl.high)})`;
   const means = `mean ${fmt(base.baseline.mean!)} → ${fmt(base.post.mean!)}`;
-  const allowText = m.allowedEffect.unit === 'relative' ? `${fmt(m.allowedEffect.value * 100)} % of the baseline median = ${fmt(allowed)}${unit}` : `${fmt(allowed)}${unit}`;
+  const allowText =
+    m.allowedEffect.unit === 'relative'
+      ? `${fmt(m.allowedEffect.value * 100)} % of the baseline median = ${fmt(allowed)}${unit}`
+      : `${fmt(allowed)}${unit}`;
   let why: string;
   if (classification === 'high') {
     why = `${m.name}: rose ${shiftText}, ${means}, beyond the allowed +${allowText} (one-sided ${fmtP(pUp!)} at the allowance)`;
@@ -322,10 +422,15 @@ export function classifyMetric(m: CanaryMetric, w: Windows | undefined, policy: 
   } else {
     why = `${m.name}: no significant change, ${shiftText}, ${means} (${fmtP(test.pValue)})`;
   }
-  if (serial.inflation > 1.05) why += `; serial correlation ${fmt(serial.r)} of the baseline widened the test ×${fmt(Math.sqrt(serial.inflation))}`;
+  if (serial.inflation > 1.05)
+    why += `; serial correlation ${fmt(serial.r)} of the baseline widened the test ×${fmt(Math.sqrt(serial.inflation))}`;
 
   return {
-    ...base, classification, allowed, vanished: false, why,
+    ...base,
+    classification,
+    allowed,
+    vanished: false,
+    why,
     test: { u: test.u, pValue: test.pValue, method: test.method },
     shift: { estimate: hl.estimate, low: hl.low, high: hl.high, confidence: policy.confidence },
     marginP: { increase: pUp, decrease: pDown },
@@ -345,9 +450,14 @@ export function classifyMetric(m: CanaryMetric, w: Windows | undefined, policy: 
  * judgeCanary(defaultCanaryMetrics(), { cpu_busy_percent: { baseline, post }, … })
  * // { verdict: 'pass', score: 100, reasons: [], metrics: [...] }
  */
-export function judgeCanary(metrics: readonly CanaryMetric[], windows: Readonly<Record<string, Windows | undefined>>, policy: Partial<CanaryPolicy> = {}): CanaryVerdict {
+export function judgeCanary(
+  metrics: readonly CanaryMetric[],
+  windows: Readonly<Record<string, Windows | undefined>>,
+  policy: Partial<CanaryPolicy> = {},
+): CanaryVerdict {
   const p: CanaryPolicy = { ...DEFAULT_CANARY_POLICY, ...policy };
-  if (!(p.marginalScore <= p.passScore)) throw new RangeError(`marginalScore (${p.marginalScore}) must not exceed passScore (${p.passScore})`);
+  if (!(p.marginalScore <= p.passScore))
+    throw new RangeError(`marginalScore (${p.marginalScore}) must not exceed passScore (${p.passScore})`);
   const names = new Set<string>();
   for (const m of metrics) {
     if (names.has(m.name)) throw new RangeError(`metric ${m.name} is configured twice`);
@@ -357,7 +467,8 @@ export function judgeCanary(metrics: readonly CanaryMetric[], windows: Readonly<
     if (!(m.minSamples >= 1)) throw new RangeError(`metric ${m.name}: minSamples must be ≥ 1`);
   }
   const results = metrics.map((m) => classifyMetric(m, windows[m.name], p));
-  if (results.length === 0) return { verdict: 'inconclusive', score: null, reasons: ['no metrics are configured'], metrics: results };
+  if (results.length === 0)
+    return { verdict: 'inconclusive', score: null, reasons: ['no metrics are configured'], metrics: results };
 
   const bad = results.filter((r) => r.classification === 'high' || r.classification === 'low');
   const measured = results.filter((r) => r.classification !== 'no_data');
@@ -367,16 +478,37 @@ export function judgeCanary(metrics: readonly CanaryMetric[], windows: Readonly<
 
   const criticalBad = bad.filter((r) => r.critical);
   if (criticalBad.length > 0) {
-    return { verdict: 'fail', score, reasons: [...criticalBad.map((r) => `critical ${r.why}`), ...bad.filter((r) => !r.critical).map((r) => r.why)], metrics: results };
+    return {
+      verdict: 'fail',
+      score,
+      reasons: [...criticalBad.map((r) => `critical ${r.why}`), ...bad.filter((r) => !r.critical).map((r) => r.why)],
+      metrics: results,
+    };
   }
   const missing = results.filter((r) => r.classification === 'no_data' && (!r.optional || r.vanished));
   if (missing.length > 0) {
-    return { verdict: 'inconclusive', score, reasons: [...missing.map((r) => r.why), ...bad.map((r) => r.why)], metrics: results };
+    return {
+      verdict: 'inconclusive',
+      score,
+      reasons: [...missing.map((r) => r.why), ...bad.map((r) => r.why)],
+      metrics: results,
+    };
   }
   if (score === null) return { verdict: 'inconclusive', score, reasons: ['no metric has data'], metrics: results };
 
   const reasons = bad.map((r) => r.why);
   if (score >= p.passScore) return { verdict: 'pass', score, reasons, metrics: results };
-  if (score >= p.marginalScore) return { verdict: 'marginal', score, reasons: [`score ${score} is below the pass score ${p.passScore}`, ...reasons], metrics: results };
-  return { verdict: 'fail', score, reasons: [`score ${score} is below the marginal score ${p.marginalScore}`, ...reasons], metrics: results };
+  if (score >= p.marginalScore)
+    return {
+      verdict: 'marginal',
+      score,
+      reasons: [`score ${score} is below the pass score ${p.passScore}`, ...reasons],
+      metrics: results,
+    };
+  return {
+    verdict: 'fail',
+    score,
+    reasons: [`score ${score} is below the marginal score ${p.marginalScore}`, ...reasons],
+    metrics: results,
+  };
 }

@@ -11,7 +11,16 @@
  *   test says so.
  */
 import { describe, expect, it } from 'vitest';
-import { hodgesLehmann, mannWhitneyU, median, normalCdf, normalQuantile, normalSf, pairwiseDifferences, uDistribution } from './statistics.ts';
+import {
+  hodgesLehmann,
+  mannWhitneyU,
+  median,
+  normalCdf,
+  normalQuantile,
+  normalSf,
+  pairwiseDifferences,
+  uDistribution,
+} from './statistics.ts';
 import { prng } from '../../random.ts';
 
 /** SciPy's docstring example: diagnosis ages of type II diabetes, males vs females (Shier 2004). */
@@ -21,13 +30,26 @@ const FEMALES = [20, 11, 17, 12];
 const HW_X = [0.8, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46];
 const HW_Y = [1.15, 0.88, 0.9, 0.74, 1.21];
 /** Two continuous samples (numpy default_rng(12345), normal(10, 2, 20) and normal(11.5, 2, 25), rounded to 3 digits). */
-const C1 = [7.152, 12.527, 8.259, 9.482, 9.849, 8.518, 7.264, 11.298, 10.722, 6.094, 14.695, 11.937, 8.481, 11.804, 9.066, 9.879, 11.578, 7.487, 11.152, 12.798];
-const C2 = [14.145, 10.901, 13.306, 8.257, 11.184, 12.399, 8.813, 11.337, 14.949, 16.736, 13.055, 13.157, 9.582, 9.081, 8.675, 12.583, 13.004, 10.182, 9.043, 12.015, 12.126, 11.238, 14.04, 11.314, 11.368];
+const C1 = [
+  7.152, 12.527, 8.259, 9.482, 9.849, 8.518, 7.264, 11.298, 10.722, 6.094, 14.695, 11.937, 8.481, 11.804, 9.066, 9.879,
+  11.578, 7.487, 11.152, 12.798,
+];
+const C2 = [
+  14.145, 10.901, 13.306, 8.257, 11.184, 12.399, 8.813, 11.337, 14.949, 16.736, 13.055, 13.157, 9.582, 9.081, 8.675,
+  12.583, 13.004, 10.182, 9.043, 12.015, 12.126, 11.238, 14.04, 11.314, 11.368,
+];
 
 /** Every way to choose which n1 of the n pooled positions belong to x (brute force, small n only). */
 function* combinations(n: number, k: number, start = 0, acc: number[] = []): Generator<number[]> {
-  if (acc.length === k) { yield acc.slice(); return; }
-  for (let i = start; i <= n - (k - acc.length); i++) { acc.push(i); yield* combinations(n, k, i + 1, acc); acc.pop(); }
+  if (acc.length === k) {
+    yield acc.slice();
+    return;
+  }
+  for (let i = start; i <= n - (k - acc.length); i++) {
+    acc.push(i);
+    yield* combinations(n, k, i + 1, acc);
+    acc.pop();
+  }
 }
 
 /** U for x by counting pairs — the definition, independent of the rank-sum code. */
@@ -46,7 +68,10 @@ function permutationP(x: readonly number[], y: readonly number[]): { greater: nu
   let total = 0;
   for (const idx of combinations(pooled.length, x.length)) {
     const set = new Set(idx);
-    const u = uByPairs(idx.map((i) => pooled[i]!), pooled.filter((_, i) => !set.has(i)));
+    const u = uByPairs(
+      idx.map((i) => pooled[i]!),
+      pooled.filter((_, i) => !set.has(i)),
+    );
     if (u >= observed - 1e-12) ge++;
     if (u <= observed + 1e-12) le++;
     total++;
@@ -54,13 +79,17 @@ function permutationP(x: readonly number[], y: readonly number[]): { greater: nu
   return { greater: ge / total, less: le / total, twoSided: Math.min(1, (2 * Math.min(ge, le)) / total) };
 }
 
-
 describe('normal distribution', () => {
   it('matches scipy.stats.norm.sf / ppf to ~1e-15 relative', () => {
     // scipy.stats.norm.sf(q) for q = 1, 3, 5, -1.959963984540054, 8, 10, -0.5
     const cases: [number, number][] = [
-      [1, 0.15865525393145707], [3, 0.0013498980316300933], [5, 2.866515718791933e-7],
-      [-1.959963984540054, 0.975], [8, 6.22096057427174e-16], [10, 7.61985302416047e-24], [-0.5, 0.6914624612740131],
+      [1, 0.15865525393145707],
+      [3, 0.0013498980316300933],
+      [5, 2.866515718791933e-7],
+      [-1.959963984540054, 0.975],
+      [8, 6.22096057427174e-16],
+      [10, 7.61985302416047e-24],
+      [-0.5, 0.6914624612740131],
     ];
     for (const [q, p] of cases) expect(normalSf(q) / p).toBeCloseTo(1, 12);
     expect(normalCdf(-1.959963984540054)).toBeCloseTo(0.025, 15);
@@ -80,7 +109,12 @@ describe('exact null distribution of U', () => {
         const values = Array.from({ length: n1 + n2 }, (_, i) => i);
         for (const idx of combinations(n1 + n2, n1)) {
           const set = new Set(idx);
-          counts[uByPairs(idx, values.filter((i) => !set.has(i)))]++;
+          counts[
+            uByPairs(
+              idx,
+              values.filter((i) => !set.has(i)),
+            )
+          ]++;
           total++;
         }
         const dist = uDistribution(n1, n2);
@@ -93,7 +127,18 @@ describe('exact null distribution of U', () => {
   it('reproduces the textbook two-tailed α = 0.05 critical values (largest u with 2·P(U ≤ u) ≤ 0.05)', () => {
     // Mann-Whitney table, two-tailed 0.05: n=5,5 → 2; 6,6 → 5; 7,7 → 8; 8,8 → 13; 9,9 → 17;
     // 10,10 → 23; 20,20 → 127; 5,10 → 8; 4,4 → 0; 3,3 → none. SciPy's _MWU(n1, n2).cdf agrees.
-    const table: [number, number, number | null][] = [[5, 5, 2], [6, 6, 5], [7, 7, 8], [8, 8, 13], [9, 9, 17], [10, 10, 23], [20, 20, 127], [5, 10, 8], [4, 4, 0], [3, 3, null]];
+    const table: [number, number, number | null][] = [
+      [5, 5, 2],
+      [6, 6, 5],
+      [7, 7, 8],
+      [8, 8, 13],
+      [9, 9, 17],
+      [10, 10, 23],
+      [20, 20, 127],
+      [5, 10, 8],
+      [4, 4, 0],
+      [3, 3, null],
+    ];
     for (const [n1, n2, crit] of table) {
       const dist = uDistribution(n1, n2);
       let cum = 0;
@@ -109,7 +154,10 @@ describe('exact null distribution of U', () => {
   it('is symmetric and sums to 1 for unequal, larger samples', () => {
     const d = uDistribution(8, 40);
     let s = 0;
-    for (let k = 0; k < d.length; k++) { s += d[k]!; expect(d[k]).toBeCloseTo(d[d.length - 1 - k]!, 15); }
+    for (let k = 0; k < d.length; k++) {
+      s += d[k]!;
+      expect(d[k]).toBeCloseTo(d[d.length - 1 - k]!, 15);
+    }
     expect(s).toBeCloseTo(1, 12);
   });
 });
@@ -121,7 +169,10 @@ describe('mannWhitneyU', () => {
     expect(mannWhitneyU(MALES, FEMALES).pValue).toBeCloseTo(0.1111111111111111, 14);
     // method="asymptotic" → 0.11134688653314041; use_continuity=False → 0.0864107329737
     expect(mannWhitneyU(MALES, FEMALES, { method: 'asymptotic' }).pValue).toBeCloseTo(0.11134688653314041, 14);
-    expect(mannWhitneyU(MALES, FEMALES, { method: 'asymptotic', continuity: false }).pValue).toBeCloseTo(0.0864107329737, 12);
+    expect(mannWhitneyU(MALES, FEMALES, { method: 'asymptotic', continuity: false }).pValue).toBeCloseTo(
+      0.0864107329737,
+      12,
+    );
     // mannwhitneyu(females, males, alternative="less", method="exact") → statistic 3.0, pvalue 0.05555555555555555
     const less = mannWhitneyU(FEMALES, MALES, { alternative: 'less' });
     expect(less.u).toBe(3);
@@ -136,7 +187,9 @@ describe('mannWhitneyU', () => {
     // method="exact" two-sided → 0.2544122544122544
     expect(mannWhitneyU(HW_X, HW_Y).pValue).toBeCloseTo(0.2544122544122544, 14);
     // alternative="greater", method="asymptotic", use_continuity=False → 0.11033568095992347
-    expect(mannWhitneyU(HW_X, HW_Y, { alternative: 'greater', method: 'asymptotic', continuity: false }).pValue).toBeCloseTo(0.11033568095992347, 14);
+    expect(
+      mannWhitneyU(HW_X, HW_Y, { alternative: 'greater', method: 'asymptotic', continuity: false }).pValue,
+    ).toBeCloseTo(0.11033568095992347, 14);
     // method="asymptotic" two-sided → 0.24462360512698333
     expect(mannWhitneyU(HW_X, HW_Y, { method: 'asymptotic' }).pValue).toBeCloseTo(0.24462360512698333, 14);
   });
@@ -153,7 +206,10 @@ describe('mannWhitneyU', () => {
 
   it('auto stays exact while one sample has ≤ 8 values (SciPy rule)', () => {
     // mannwhitneyu([1.1, …, 8.8], [2.5, 3.5, 9.1, …, 10.1]) → 11.0, 0.00298483765976026
-    const r = mannWhitneyU([1.1, 2.2, 3.3, 4.4, 5.5, 6.6, 7.7, 8.8], [2.5, 3.5, 9.1, 9.2, 9.3, 9.4, 9.5, 9.6, 9.7, 9.8, 9.9, 10.1]);
+    const r = mannWhitneyU(
+      [1.1, 2.2, 3.3, 4.4, 5.5, 6.6, 7.7, 8.8],
+      [2.5, 3.5, 9.1, 9.2, 9.3, 9.4, 9.5, 9.6, 9.7, 9.8, 9.9, 10.1],
+    );
     expect(r).toMatchObject({ u: 11, method: 'exact' });
     expect(r.pValue).toBeCloseTo(0.00298483765976026, 14);
   });
@@ -183,7 +239,10 @@ describe('mannWhitneyU', () => {
     expect(mannWhitneyU([3, 3, 3], [3, 3, 3])).toMatchObject({ u: 4.5, pValue: 1 });
     expect(mannWhitneyU(new Array(10).fill(0), new Array(12).fill(0))).toMatchObject({ u: 60, pValue: 1 });
     expect(mannWhitneyU(new Array(10).fill(0), new Array(12).fill(0), { alternative: 'greater' }).pValue).toBe(1);
-    expect(mannWhitneyU([5, 5, 5, 5], [5, 5, 5, 5, 5, 5, 5, 5, 5, 5])).toMatchObject({ pValue: 1, method: 'asymptotic' });
+    expect(mannWhitneyU([5, 5, 5, 5], [5, 5, 5, 5, 5, 5, 5, 5, 5, 5])).toMatchObject({
+      pValue: 1,
+      method: 'asymptotic',
+    });
   });
 
   it('tiny samples: one value each is exact and can never reject', () => {
@@ -259,8 +318,17 @@ describe('hodgesLehmann', () => {
       const y = Array.from({ length: n2 }, () => Math.round(rnd() * 1e6) / 1e3 + 100);
       const s = hodgesLehmann(x, y, { method: 'exact' });
       const d = Array.from(pairwiseDifferences(x, y));
-      const mids = d.slice(0, -1).map((v, i) => (v + d[i + 1]!) / 2).filter((m, i) => d[i] !== d[i + 1]);
-      const accepted = mids.filter((m) => permutationP(x.map((v) => v - m), y).twoSided >= 0.05);
+      const mids = d
+        .slice(0, -1)
+        .map((v, i) => (v + d[i + 1]!) / 2)
+        .filter((m, i) => d[i] !== d[i + 1]);
+      const accepted = mids.filter(
+        (m) =>
+          permutationP(
+            x.map((v) => v - m),
+            y,
+          ).twoSided >= 0.05,
+      );
       if (accepted.length === 0) continue;
       // every accepted shift lies inside, every rejected one outside
       for (const m of mids) {

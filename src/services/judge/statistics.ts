@@ -150,7 +150,7 @@ function rankPooled(x: readonly number[], y: readonly number[]): Ranked {
   pooled.sort((a, b) => a.v - b.v);
   let rankSumX = 0;
   let tieTerm = 0;
-  for (let i = 0; i < pooled.length;) {
+  for (let i = 0; i < pooled.length; ) {
     let j = i;
     while (j + 1 < pooled.length && pooled[j + 1]!.v === pooled[i]!.v) j++;
     const t = j - i + 1;
@@ -164,7 +164,8 @@ function rankPooled(x: readonly number[], y: readonly number[]): Ranked {
 
 function assertSample(name: string, s: readonly number[]): void {
   if (s.length === 0) throw new RangeError(`${name} is empty`);
-  for (const v of s) if (!Number.isFinite(v)) throw new RangeError(`${name} holds a non-finite value (${v}): drop NaN and ±Inf first`);
+  for (const v of s)
+    if (!Number.isFinite(v)) throw new RangeError(`${name} holds a non-finite value (${v}): drop NaN and ±Inf first`);
 }
 
 /* ------------------------------------------------------------------ exact null distribution */
@@ -186,7 +187,10 @@ export function uDistribution(n1: number, n2: number): Float64Array {
   const key = `${a}:${b}`;
   const hit = exactCache.get(key);
   if (hit) return hit;
-  if (a * b * a > EXACT_MAX_WORK) throw new RangeError(`exact Mann-Whitney distribution for n=${n1},${n2} is too large; use the normal approximation`);
+  if (a * b * a > EXACT_MAX_WORK)
+    throw new RangeError(
+      `exact Mann-Whitney distribution for n=${n1},${n2} is too large; use the normal approximation`,
+    );
   // rows[i] = P(i, j; ·) for the current j (number of y values so far).
   let rows: Float64Array[] = Array.from({ length: a + 1 }, () => Float64Array.of(1));
   for (let j = 1; j <= b; j++) {
@@ -223,10 +227,19 @@ function exactAllowed(n1: number, n2: number): boolean {
   return a * Math.max(n1, n2) * a <= EXACT_MAX_WORK;
 }
 
-function chooseMethod(method: Method, n1: number, n2: number, ties: boolean, inflation: number): 'exact' | 'asymptotic' {
+function chooseMethod(
+  method: Method,
+  n1: number,
+  n2: number,
+  ties: boolean,
+  inflation: number,
+): 'exact' | 'asymptotic' {
   if (inflation !== 1) return 'asymptotic';
   if (method === 'exact') {
-    if (!exactAllowed(n1, n2)) throw new RangeError(`exact Mann-Whitney distribution for n=${n1},${n2} is too large; use the normal approximation`);
+    if (!exactAllowed(n1, n2))
+      throw new RangeError(
+        `exact Mann-Whitney distribution for n=${n1},${n2} is too large; use the normal approximation`,
+      );
     return 'exact';
   }
   if (method === 'asymptotic') return 'asymptotic';
@@ -243,7 +256,11 @@ function chooseMethod(method: Method, n1: number, n2: number, ties: boolean, inf
  * // SciPy's docstring example (males vs females, diagnosis age): U = 17, exact p = 0.1111…
  * mannWhitneyU([19, 22, 16, 29, 24], [20, 11, 17, 12]) // { u: 17, pValue: 0.1111111111111111, method: 'exact', … }
  */
-export function mannWhitneyU(x: readonly number[], y: readonly number[], opts: MannWhitneyOptions = {}): MannWhitneyResult {
+export function mannWhitneyU(
+  x: readonly number[],
+  y: readonly number[],
+  opts: MannWhitneyOptions = {},
+): MannWhitneyResult {
   assertSample('x', x);
   assertSample('y', y);
   const alternative = opts.alternative ?? 'two-sided';
@@ -287,7 +304,15 @@ function sigmaU(n1: number, n2: number, tieTerm: number, inflation: number): num
  * whichever side U lies, R's sign(z)·½). σ = 0 (every value equal): z = ±∞ past the correction, else
  * 0 — p = 1 two-sided, as SciPy answers (R has no p-value there).
  */
-function standardise(u: number, n1: number, n2: number, tieTerm: number, continuity: boolean, alternative: Alternative, inflation: number): number {
+function standardise(
+  u: number,
+  n1: number,
+  n2: number,
+  tieTerm: number,
+  continuity: boolean,
+  alternative: Alternative,
+  inflation: number,
+): number {
   const s = sigmaU(n1, n2, tieTerm, inflation);
   let num = u - (n1 * n2) / 2;
   if (continuity) {

@@ -5,7 +5,8 @@ import { defaultCanaryMetrics, type Windows } from './canary.ts';
 import { judgeTest, machineVerdict, type TestJudgeInput } from './testJudge.ts';
 
 const metrics = defaultCanaryMetrics();
-const flat = (v: number, n = 15, jitter = 0.5) => Array.from({ length: n }, (_, i) => v + ((i * 7) % 5) * jitter - jitter);
+const flat = (v: number, n = 15, jitter = 0.5) =>
+  Array.from({ length: n }, (_, i) => v + ((i * 7) % 5) * jitter - jitter);
 /** A host that did not change: every metric the same before and after. */
 function unchanged(): Record<string, Windows> {
   return {
@@ -97,7 +98,8 @@ describe('judgeTest: the window judge with the live service and reboot checks', 
 describe('orchestrator_config.canary_metrics / canary_policy', () => {
   it('migration 0006 seeds exactly the default metrics and the policy defaults', () => {
     const text = readFileSync('sql/0006_canary_config.sql', 'utf8');
-    const literal = (key: string) => JSON.parse(new RegExp(`\\('${key}', '([\\s\\S]*?)', '`).exec(text)![1]!.replace(/''/g, "'"));
+    const literal = (key: string) =>
+      JSON.parse(new RegExp(`\\('${key}', '([\\s\\S]*?)', '`).exec(text)![1]!.replace(/''/g, "'"));
     expect(literal('canary_metrics')).toEqual(DEFAULT_CANARY_METRICS);
     expect(literal('canary_policy')).toEqual(canaryPolicySchema.parse({}));
     expect(canaryMetricsSchema.parse(literal('canary_metrics')).map(canaryMetricOf)).toEqual(metrics);
@@ -108,7 +110,21 @@ describe('orchestrator_config.canary_metrics / canary_policy', () => {
     expect(canaryMetricsSchema.safeParse([{ ...m, query: 'up' }]).success).toBe(false);
     expect(canaryMetricsSchema.safeParse([m, m]).success).toBe(false);
     expect(canaryPolicySchema.safeParse({ pass_score: 70, marginal_score: 80 }).success).toBe(false);
-    expect(canaryMetricsSchema.parse([{ name: 'errors', query: 'rate(x{instance="$INSTANCE"}[$RANGE])', direction: 'increase_bad', allowed_effect: { value: 0 } }])[0])
-      .toMatchObject({ weight: 1, critical: false, optional: false, min_samples: 10, allowed_effect: { unit: 'absolute' } });
+    expect(
+      canaryMetricsSchema.parse([
+        {
+          name: 'errors',
+          query: 'rate(x{instance="$INSTANCE"}[$RANGE])',
+          direction: 'increase_bad',
+          allowed_effect: { value: 0 },
+        },
+      ])[0],
+    ).toMatchObject({
+      weight: 1,
+      critical: false,
+      optional: false,
+      min_samples: 10,
+      allowed_effect: { unit: 'absolute' },
+    });
   });
 });

@@ -17,13 +17,25 @@
  * the evidence, the entry page and the approval message carry "marginal" and the reasons).
  */
 import { servicesCheck, type Check } from '../judge.ts';
-import { DEFAULT_CANARY_POLICY, judgeCanary, type CanaryMetric, type CanaryPolicy, type CanaryVerdictKind, type MetricResult, type Windows } from './canary.ts';
+import {
+  DEFAULT_CANARY_POLICY,
+  judgeCanary,
+  type CanaryMetric,
+  type CanaryPolicy,
+  type CanaryVerdictKind,
+  type MetricResult,
+  type Windows,
+} from './canary.ts';
 
 export interface TestJudgeInput {
   services: { baseline: Record<string, boolean | null>; post: Record<string, boolean | null> };
   maxFailedServices: number;
   /** null: Prometheus is not configured — the services alone decide. */
-  canary: { metrics: readonly CanaryMetric[]; windows: Readonly<Record<string, Windows | undefined>>; policy: Partial<CanaryPolicy> } | null;
+  canary: {
+    metrics: readonly CanaryMetric[];
+    windows: Readonly<Record<string, Windows | undefined>>;
+    policy: Partial<CanaryPolicy>;
+  } | null;
   /** What the test did about a reboot (null: not known). */
   reboot: { required: boolean; rebooted: boolean } | null;
 }
@@ -63,7 +75,11 @@ export interface TestJudgement {
  * // { judge: 'canary', verdict: 'pass', score: 100, reasons: [], … }
  */
 export function judgeTest(input: TestJudgeInput): TestJudgement {
-  const { check: svc, failedServices } = servicesCheck(input.services.baseline, input.services.post, input.maxFailedServices);
+  const { check: svc, failedServices } = servicesCheck(
+    input.services.baseline,
+    input.services.post,
+    input.maxFailedServices,
+  );
   const checks: (Check | RebootCheck)[] = [svc];
   const notes: string[] = [];
   const reasons: string[] = [];
@@ -73,8 +89,15 @@ export function judgeTest(input: TestJudgeInput): TestJudgement {
     const { required, rebooted } = input.reboot;
     rebootBad = required && !rebooted;
     checks.push({
-      check: 'reboot', required, rebooted, ok: !rebootBad,
-      detail: required ? (rebooted ? 'required, rebooted, the host came back' : 'required and not done') : 'not required',
+      check: 'reboot',
+      required,
+      rebooted,
+      ok: !rebootBad,
+      detail: required
+        ? rebooted
+          ? 'required, rebooted, the host came back'
+          : 'required and not done'
+        : 'not required',
     });
   }
 
@@ -84,23 +107,47 @@ export function judgeTest(input: TestJudgeInput): TestJudgement {
         const m = input.canary!.metrics[i]!;
         const w = input.canary!.windows[m.name];
         return {
-          ...r, query: m.query, unit: m.unit ?? null,
-          samples: { baseline: (w?.baseline ?? []).filter(Number.isFinite), post: (w?.post ?? []).filter(Number.isFinite) },
+          ...r,
+          query: m.query,
+          unit: m.unit ?? null,
+          samples: {
+            baseline: (w?.baseline ?? []).filter(Number.isFinite),
+            post: (w?.post ?? []).filter(Number.isFinite),
+          },
         };
       })
     : [];
   const p = input.canary ? { ...DEFAULT_CANARY_POLICY, ...input.canary.policy } : null;
   const policy = p ? { passScore: p.passScore, marginalScore: p.marginalScore, confidence: p.confidence } : null;
-  if (!canary) notes.push('Prometheus is not configured: no window metrics were judged, the critical services (Salt) decided alone');
+  if (!canary)
+    notes.push(
+      'Prometheus is not configured: no window metrics were judged, the critical services (Salt) decided alone',
+    );
 
-  const base = { judge: canary ? ('canary' as const) : ('salt_only' as const), score: canary?.score ?? null, policy, checks, failedServices, metrics, notes };
+  const base = {
+    judge: canary ? ('canary' as const) : ('salt_only' as const),
+    score: canary?.score ?? null,
+    policy,
+    checks,
+    failedServices,
+    metrics,
+    notes,
+  };
 
   if (svc.ok === false) reasons.push(`critical service(s) failed after the patch: ${failedServices.join(', ')}`);
   if (rebootBad) reasons.push('a reboot was required and did not happen');
-  if (svc.ok === false || rebootBad) return { ...base, verdict: 'fail', reasons: [...reasons, ...(canary?.reasons ?? [])] };
+  if (svc.ok === false || rebootBad)
+    return { ...base, verdict: 'fail', reasons: [...reasons, ...(canary?.reasons ?? [])] };
   if (canary?.verdict === 'fail') return { ...base, verdict: 'fail', reasons: canary.reasons };
   if (svc.ok === null) {
-    return { ...base, verdict: 'inconclusive', reasons: ['the critical services could not be checked (no status from Salt or Prometheus on one side)', ...(canary?.reasons ?? [])] };
+    return {
+      ...base,
+      verdict: 'inconclusive',
+      reasons: [
+        'the critical services could not be checked (no status from Salt or Prometheus on one side)',
+        ...(canary?.reasons ?? []),
+      ],
+    };
   }
   if (canary?.verdict === 'inconclusive') return { ...base, verdict: 'inconclusive', reasons: canary.reasons };
   if (canary?.verdict === 'marginal') return { ...base, verdict: 'marginal', reasons: canary.reasons };
@@ -112,7 +159,11 @@ export function judgeTest(input: TestJudgeInput): TestJudgement {
  * (pending_approval, a human decides), and its reasons.
  * @example machineVerdict(j) // { verdict: 'pass', reason: 'marginal: score 90 is below the pass score 95; …', marginal: true }
  */
-export function machineVerdict(j: TestJudgement): { verdict: 'pass' | 'fail' | 'inconclusive'; reason: string | null; marginal: boolean } {
+export function machineVerdict(j: TestJudgement): {
+  verdict: 'pass' | 'fail' | 'inconclusive';
+  reason: string | null;
+  marginal: boolean;
+} {
   const why = j.reasons.join('; ');
   if (j.verdict === 'pass') return { verdict: 'pass', reason: null, marginal: false };
   if (j.verdict === 'marginal') return { verdict: 'pass', reason: `marginal: ${why}`, marginal: true };

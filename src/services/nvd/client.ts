@@ -42,21 +42,33 @@ const SEVERITY_RANK: Record<string, number> = { None: 0, Unknown: 0, Low: 1, Med
 /** The highest of several severities (an errata is as severe as its worst CVE). */
 export function highestSeverity(severities: readonly (string | null)[]): string | null {
   let best: string | null = null;
-  for (const s of severities) if (s !== null && (best === null || (SEVERITY_RANK[s] ?? -1) > (SEVERITY_RANK[best] ?? -1))) best = s;
+  for (const s of severities)
+    if (s !== null && (best === null || (SEVERITY_RANK[s] ?? -1) > (SEVERITY_RANK[best] ?? -1))) best = s;
   return best;
 }
 
 const metricEntry = z.object({
   source: z.string().optional(),
   type: z.string().optional(),
-  cvssData: z.object({ version: z.string().optional(), vectorString: z.string().optional(), baseScore: z.number().min(0).max(10) }),
+  cvssData: z.object({
+    version: z.string().optional(),
+    vectorString: z.string().optional(),
+    baseScore: z.number().min(0).max(10),
+  }),
 });
 const nvdResponse = z.object({
   totalResults: z.number().int().min(0),
-  vulnerabilities: z.array(z.object({ cve: z.object({ id: z.string(), metrics: z.record(z.string(), z.array(z.unknown())).optional() }) })),
+  vulnerabilities: z.array(
+    z.object({ cve: z.object({ id: z.string(), metrics: z.record(z.string(), z.array(z.unknown())).optional() }) }),
+  ),
 });
 
-const VERSION_KEYS = [['cvssMetricV40', '4.0'], ['cvssMetricV31', '3.1'], ['cvssMetricV30', '3.0'], ['cvssMetricV2', '2.0']] as const;
+const VERSION_KEYS = [
+  ['cvssMetricV40', '4.0'],
+  ['cvssMetricV31', '3.1'],
+  ['cvssMetricV30', '3.0'],
+  ['cvssMetricV2', '2.0'],
+] as const;
 
 /** Pick the CVSS score of an NVD `cve` object by the preference order (pure). */
 export function pickScore(cveId: string, metrics: Record<string, unknown[]> | undefined): CveScore {
@@ -65,13 +77,25 @@ export function pickScore(cveId: string, metrics: Record<string, unknown[]> | un
     if (!raw || raw.length === 0) continue;
     const entries = raw.map((e, i) => {
       const parsed = metricEntry.safeParse(e);
-      if (!parsed.success) throw new Error(`NVD ${cveId}: metrics.${key}[${i}] is malformed: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+      if (!parsed.success)
+        throw new Error(
+          `NVD ${cveId}: metrics.${key}[${i}] is malformed: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`,
+        );
       return parsed.data;
     });
     const best =
-      entries.find((e) => e.type === 'Primary' && e.source === 'nvd@nist.gov') ?? entries.find((e) => e.type === 'Primary') ?? entries[0]!;
+      entries.find((e) => e.type === 'Primary' && e.source === 'nvd@nist.gov') ??
+      entries.find((e) => e.type === 'Primary') ??
+      entries[0]!;
     const score = best.cvssData.baseScore;
-    return { cveId, found: true, baseScore: score, severity: severityOf(score), cvssVersion: best.cvssData.version ?? version, vector: best.cvssData.vectorString ?? null };
+    return {
+      cveId,
+      found: true,
+      baseScore: score,
+      severity: severityOf(score),
+      cvssVersion: best.cvssData.version ?? version,
+      vector: best.cvssData.vectorString ?? null,
+    };
   }
   return { cveId, found: true, baseScore: null, severity: null, cvssVersion: null, vector: null };
 }
@@ -149,25 +173,36 @@ export class NvdClient {
   private nextSlot = 0;
   private chain: Promise<void> = Promise.resolve();
   requests = 0;
-  private reach: Omit<NvdStatus, 'message'> = { state: 'unknown', since: null, lastError: null, retryAt: null, failures: 0 };
+  private reach: Omit<NvdStatus, 'message'> = {
+    state: 'unknown',
+    since: null,
+    lastError: null,
+    retryAt: null,
+    failures: 0,
+  };
 
   /** Whether NVD answered last time, since when, and when the next attempt may be made. */
   status(): NvdStatus {
     const r = this.reach;
     const message =
-      r.state === 'unknown' ? 'NVD not contacted yet'
-      : r.state === 'reachable' ? `NVD reachable since ${r.since!.toISOString()}`
-      : `NVD unreachable since ${r.since!.toISOString()} (${r.lastError}); next try after ${r.retryAt!.toISOString()}`;
+      r.state === 'unknown'
+        ? 'NVD not contacted yet'
+        : r.state === 'reachable'
+          ? `NVD reachable since ${r.since!.toISOString()}`
+          : `NVD unreachable since ${r.since!.toISOString()} (${r.lastError}); next try after ${r.retryAt!.toISOString()}`;
     return { ...r, message };
   }
 
   private reachable(): void {
-    if (this.reach.state !== 'reachable') this.reach = { state: 'reachable', since: new Date(this.o.now()), lastError: null, retryAt: null, failures: 0 };
+    if (this.reach.state !== 'reachable')
+      this.reach = { state: 'reachable', since: new Date(this.o.now()), lastError: null, retryAt: null, failures: 0 };
   }
 
   private unreachable(cveId: string, why: string, cause: unknown): NvdUnreachableError {
     const failures = this.reach.state === 'unreachable' ? this.reach.failures + 1 : 1;
-    const backoff = Math.min(this.o.unreachableBackoffMaxMs, this.o.unreachableBackoffMs * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4);
+    const backoff =
+      Math.min(this.o.unreachableBackoffMaxMs, this.o.unreachableBackoffMs * 2 ** (failures - 1)) *
+      (0.8 + Math.random() * 0.4);
     const since = this.reach.state === 'unreachable' ? this.reach.since! : new Date(this.o.now());
     this.reach = { state: 'unreachable', since, lastError: why, retryAt: new Date(this.o.now() + backoff), failures };
     return new NvdUnreachableError(`NVD ${cveId}: ${why}; ${this.status().message}`, false, { cause });
@@ -218,22 +253,28 @@ export class NvdClient {
           .json<unknown>();
         this.reachable();
         const parsed = nvdResponse.safeParse(body);
-        if (!parsed.success) throw new Error(`NVD ${cveId}: unexpected answer: ${parsed.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`);
+        if (!parsed.success)
+          throw new Error(
+            `NVD ${cveId}: unexpected answer: ${parsed.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`,
+          );
         const vuln = parsed.data.vulnerabilities.find((v) => v.cve.id === cveId);
-        if (parsed.data.totalResults === 0 || !vuln) return { cveId, found: false, baseScore: null, severity: null, cvssVersion: null, vector: null };
+        if (parsed.data.totalResults === 0 || !vuln)
+          return { cveId, found: false, baseScore: null, severity: null, cvssVersion: null, vector: null };
         return pickScore(cveId, vuln.cve.metrics as Record<string, unknown[]> | undefined);
       } catch (raw) {
         const status = raw instanceof HTTPError ? raw.response.status : null;
         if (status !== null && status < 500) this.reachable(); // it answered, if only to say no
         if (status === 403 || status === 429) {
-          if (attempt >= this.o.maxThrottleRetries) throw new NvdThrottledError(`NVD ${cveId}: still throttled (HTTP ${status}) after ${attempt + 1} attempts`);
+          if (attempt >= this.o.maxThrottleRetries)
+            throw new NvdThrottledError(`NVD ${cveId}: still throttled (HTTP ${status}) after ${attempt + 1} attempts`);
           const backoff = this.o.throttleBackoffMs * 2 ** attempt * (0.75 + Math.random() * 0.5);
           await this.o.sleep(backoff);
           continue;
         }
         if (raw instanceof TimeoutError) throw this.unreachable(cveId, `no answer within ${this.o.timeoutMs} ms`, raw);
         if (status !== null && status >= 500) throw this.unreachable(cveId, `HTTP ${status}`, raw);
-        if (raw instanceof NetworkError || (raw instanceof TypeError && /fetch failed/i.test(raw.message))) throw this.unreachable(cveId, networkCode(raw), raw);
+        if (raw instanceof NetworkError || (raw instanceof TypeError && /fetch failed/i.test(raw.message)))
+          throw this.unreachable(cveId, networkCode(raw), raw);
         if (status !== null) throw new Error(`NVD ${cveId}: HTTP ${status}`);
         throw raw;
       }

@@ -20,7 +20,12 @@ export interface EnrichResult {
 }
 
 /** Severities are applied every `applyEvery` CVEs, so a long rate-limited run shows results as it goes. */
-export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts: { maxCves?: number; signal?: AbortSignal; applyEvery?: number } = {}): Promise<EnrichResult> {
+export async function enrichFromNvd(
+  db: Db,
+  nvd: NvdClient,
+  logger: Logger,
+  opts: { maxCves?: number; signal?: AbortSignal; applyEvery?: number } = {},
+): Promise<EnrichResult> {
   const cves = await uncachedCves(db, opts.maxCves ?? 10_000);
   let fetched = 0;
   let notFound = 0;
@@ -44,7 +49,11 @@ export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts
       if (err instanceof NvdUnreachableError) {
         stoppedEarly = err.message;
         const now = nvd.status();
-        if (before.state !== 'unreachable') logger.warn({ err: now.lastError, since: now.since, retryAt: now.retryAt }, 'NVD unreachable: severity enrichment paused, severities keep the UYUNI mapping; retrying with backoff');
+        if (before.state !== 'unreachable')
+          logger.warn(
+            { err: now.lastError, since: now.since, retryAt: now.retryAt },
+            'NVD unreachable: severity enrichment paused, severities keep the UYUNI mapping; retrying with backoff',
+          );
         else logger.debug({ status: now.message }, 'NVD still unreachable');
         break;
       }
@@ -56,7 +65,8 @@ export async function enrichFromNvd(db: Db, nvd: NvdClient, logger: Logger, opts
       logger.warn({ cve, err: err.message }, 'NVD answer for this CVE was unusable; skipped');
     }
   }
-  if (before.state === 'unreachable' && nvd.status().state === 'reachable') logger.info({ unreachableSince: before.since }, 'NVD reachable again: severity enrichment resumed');
+  if (before.state === 'unreachable' && nvd.status().state === 'reachable')
+    logger.info({ unreachableSince: before.since }, 'NVD reachable again: severity enrichment resumed');
   errataUpdated += await applyNvdSeverity(db);
   return { fetched, notFound, errataUpdated, stoppedEarly };
 }

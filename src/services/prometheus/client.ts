@@ -43,14 +43,18 @@ export function promString(v: string): string {
  * metacharacters escaped), so that the queries below cost one call whatever the number of hosts.
  */
 export function instanceMatcher(instances: string[]): string {
-  return instances.length === 1 ? `instance=${promString(instances[0]!)}` : `instance=~${promString(instances.map((i) => i.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'))}`;
+  return instances.length === 1
+    ? `instance=${promString(instances[0]!)}`
+    : `instance=~${promString(instances.map((i) => i.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'))}`;
 }
 
 /** The queries of design §9 with the reference's metric names, for an instance matcher. */
 export const QUERIES = {
   up: (sel: string) => `up{${sel}}`,
-  cpuPercent: (sel: string, windowS: number) => `100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",${sel}}[${windowS}s])) * 100`,
-  memoryPercent: (sel: string) => `(1 - node_memory_MemAvailable_bytes{${sel}} / node_memory_MemTotal_bytes{${sel}}) * 100`,
+  cpuPercent: (sel: string, windowS: number) =>
+    `100 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",${sel}}[${windowS}s])) * 100`,
+  memoryPercent: (sel: string) =>
+    `(1 - node_memory_MemAvailable_bytes{${sel}} / node_memory_MemTotal_bytes{${sel}}) * 100`,
   activeUnits: (sel: string) => `node_systemd_unit_state{${sel},state="active"}`,
 } as const;
 
@@ -62,7 +66,10 @@ export class PrometheusClient {
     this.http = ky.create({ prefix: cfg.url.replace(/\/+$/, ''), timeout: cfg.timeoutMs, retry: 0 });
   }
 
-  private async call(path: 'api/v1/query' | 'api/v1/query_range', params: Record<string, string>): Promise<{ resultType: string; result: unknown }> {
+  private async call(
+    path: 'api/v1/query' | 'api/v1/query_range',
+    params: Record<string, string>,
+  ): Promise<{ resultType: string; result: unknown }> {
     this.queries++;
     let body: unknown;
     try {
@@ -76,31 +83,52 @@ export class PrometheusClient {
         } catch {
           /* not JSON */
         }
-        if (status === 400 || status === 422) throw new Error(`Prometheus rejected the query (${status}): ${detail || raw.message} — query: ${params.query}`);
+        if (status === 400 || status === 422)
+          throw new Error(
+            `Prometheus rejected the query (${status}): ${detail || raw.message} — query: ${params.query}`,
+          );
         throw new PrometheusUnavailable(`Prometheus answered ${status}${detail ? `: ${detail}` : ''}`, { cause: raw });
       }
       if (raw instanceof TimeoutError) throw new PrometheusUnavailable('Prometheus: no answer in time', { cause: raw });
       throw new PrometheusUnavailable(`Prometheus unreachable: ${(raw as Error).message}`, { cause: raw });
     }
     const parsed = envelope.safeParse(body);
-    if (!parsed.success) throw new Error(`Prometheus: unexpected reply: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
-    if (parsed.data.status === 'error' || !parsed.data.data) throw new Error(`Prometheus error ${parsed.data.errorType ?? ''}: ${parsed.data.error ?? 'no data'}`);
+    if (!parsed.success)
+      throw new Error(
+        `Prometheus: unexpected reply: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`,
+      );
+    if (parsed.data.status === 'error' || !parsed.data.data)
+      throw new Error(`Prometheus error ${parsed.data.errorType ?? ''}: ${parsed.data.error ?? 'no data'}`);
     return parsed.data.data;
   }
 
   /** An instant query returning a vector (numbers parsed; "NaN" stays NaN). */
   async vector(query: string, at?: Date): Promise<VectorSample[]> {
     const data = await this.call('api/v1/query', { query, ...(at ? { time: (at.getTime() / 1000).toFixed(3) } : {}) });
-    if (data.resultType !== 'vector') throw new Error(`Prometheus: expected a vector for ${query}, got ${data.resultType}`);
+    if (data.resultType !== 'vector')
+      throw new Error(`Prometheus: expected a vector for ${query}, got ${data.resultType}`);
     const parsed = vector.safeParse(data.result);
     if (!parsed.success) throw new Error(`Prometheus: malformed vector for ${query}`);
     return parsed.data.map((s) => ({ labels: s.metric, value: Number(s.value[1]) }));
   }
 
-  async range(query: string, start: Date, end: Date, stepS: number): Promise<{ labels: Record<string, string>; values: [number, number][] }[]> {
-    const data = await this.call('api/v1/query_range', { query, start: (start.getTime() / 1000).toFixed(3), end: (end.getTime() / 1000).toFixed(3), step: String(stepS) });
+  async range(
+    query: string,
+    start: Date,
+    end: Date,
+    stepS: number,
+  ): Promise<{ labels: Record<string, string>; values: [number, number][] }[]> {
+    const data = await this.call('api/v1/query_range', {
+      query,
+      start: (start.getTime() / 1000).toFixed(3),
+      end: (end.getTime() / 1000).toFixed(3),
+      step: String(stepS),
+    });
     const parsed = matrix.safeParse(data.result);
     if (!parsed.success) throw new Error(`Prometheus: malformed matrix for ${query}`);
-    return parsed.data.map((s) => ({ labels: s.metric, values: s.values.map(([t, v]) => [t, Number(v)] as [number, number]) }));
+    return parsed.data.map((s) => ({
+      labels: s.metric,
+      values: s.values.map(([t, v]) => [t, Number(v)] as [number, number]),
+    }));
   }
 }

@@ -26,11 +26,18 @@ export interface LocalResult<T> {
   missing: string[];
 }
 
-const loginReply = z.object({ return: z.array(z.object({ token: z.string().min(1), expire: z.number(), start: z.number() })).min(1) });
+const loginReply = z.object({
+  return: z.array(z.object({ token: z.string().min(1), expire: z.number(), start: z.number() })).min(1),
+});
 const lowstateReply = z.object({ return: z.array(z.unknown()) });
 const asyncReply = z.object({ jid: z.string(), minions: z.array(z.string()) });
-const jobReply = z.object({ info: z.array(z.object({ Minions: z.array(z.string()).optional() }).passthrough()), return: z.array(z.record(z.string(), z.unknown())) });
-const snapshotList = z.array(z.object({ id: z.number(), description: z.string().optional(), type: z.string().optional() }));
+const jobReply = z.object({
+  info: z.array(z.object({ Minions: z.array(z.string()).optional() }).passthrough()),
+  return: z.array(z.record(z.string(), z.unknown())),
+});
+const snapshotList = z.array(
+  z.object({ id: z.number(), description: z.string().optional(), type: z.string().optional() }),
+);
 
 export class SaltClient {
   private token: { value: string; expiresAt: number } | null = null;
@@ -46,9 +53,15 @@ export class SaltClient {
   private async login(): Promise<string> {
     let body: unknown;
     try {
-      body = await this.http.post('login', { json: { username: this.cfg.user, password: this.cfg.password, eauth: this.cfg.eauth }, headers: { accept: 'application/json' } }).json();
+      body = await this.http
+        .post('login', {
+          json: { username: this.cfg.user, password: this.cfg.password, eauth: this.cfg.eauth },
+          headers: { accept: 'application/json' },
+        })
+        .json();
     } catch (raw) {
-      if (raw instanceof HTTPError && raw.response.status === 401) throw new Error('Salt API login refused (401): check SALT_USER, SALT_PASSWORD, SALT_EAUTH');
+      if (raw instanceof HTTPError && raw.response.status === 401)
+        throw new Error('Salt API login refused (401): check SALT_USER, SALT_PASSWORD, SALT_EAUTH');
       throw this.unavailable('login', raw);
     }
     const parsed = loginReply.safeParse(body);
@@ -62,7 +75,10 @@ export class SaltClient {
 
   private unavailable(what: string, raw: unknown): Error {
     if (raw instanceof TimeoutError) return new SaltUnavailable(`Salt API ${what}: no answer in time`);
-    if (raw instanceof HTTPError) return raw.response.status >= 500 ? new SaltUnavailable(`Salt API ${what}: HTTP ${raw.response.status}`) : new Error(`Salt API ${what}: HTTP ${raw.response.status}`);
+    if (raw instanceof HTTPError)
+      return raw.response.status >= 500
+        ? new SaltUnavailable(`Salt API ${what}: HTTP ${raw.response.status}`)
+        : new Error(`Salt API ${what}: HTTP ${raw.response.status}`);
     return new SaltUnavailable(`Salt API ${what}: ${(raw as Error).message}`);
   }
 
@@ -84,28 +100,45 @@ export class SaltClient {
   }
 
   private async lowstate(chunk: Record<string, unknown>): Promise<unknown> {
-    const body = await this.authed(String(chunk.fun), (token) => this.http.post('', { json: [chunk], headers: { 'X-Auth-Token': token, accept: 'application/json' } }).json());
+    const body = await this.authed(String(chunk.fun), (token) =>
+      this.http.post('', { json: [chunk], headers: { 'X-Auth-Token': token, accept: 'application/json' } }).json(),
+    );
     const parsed = lowstateReply.safeParse(body);
-    if (!parsed.success || parsed.data.return.length !== 1) throw new Error(`Salt API ${String(chunk.fun)}: unexpected reply`);
+    if (!parsed.success || parsed.data.return.length !== 1)
+      throw new Error(`Salt API ${String(chunk.fun)}: unexpected reply`);
     return parsed.data.return[0];
   }
 
   /** Run `fun` on a list of minions and wait for the answers. */
-  async local<T = unknown>(minions: string[], fun: string, arg: unknown[] = [], kwarg: Record<string, unknown> = {}): Promise<LocalResult<T>> {
+  async local<T = unknown>(
+    minions: string[],
+    fun: string,
+    arg: unknown[] = [],
+    kwarg: Record<string, unknown> = {},
+  ): Promise<LocalResult<T>> {
     const ret = await this.lowstate({ client: 'local', tgt: minions, tgt_type: 'list', fun, arg, kwarg });
     const returned = (ret && typeof ret === 'object' ? ret : {}) as Record<string, T>;
     return { returned, missing: minions.filter((m) => !(m in returned)) };
   }
 
   /** Start `fun` without waiting; look the job up with `job(jid)`. */
-  async localAsync(minions: string[], fun: string, arg: unknown[] = [], kwarg: Record<string, unknown> = {}): Promise<{ jid: string; minions: string[] }> {
-    const parsed = asyncReply.safeParse(await this.lowstate({ client: 'local_async', tgt: minions, tgt_type: 'list', fun, arg, kwarg }));
+  async localAsync(
+    minions: string[],
+    fun: string,
+    arg: unknown[] = [],
+    kwarg: Record<string, unknown> = {},
+  ): Promise<{ jid: string; minions: string[] }> {
+    const parsed = asyncReply.safeParse(
+      await this.lowstate({ client: 'local_async', tgt: minions, tgt_type: 'list', fun, arg, kwarg }),
+    );
     if (!parsed.success) throw new Error(`Salt API ${fun} (async): unexpected reply`);
     return parsed.data;
   }
 
   async job<T = unknown>(jid: string): Promise<LocalResult<T>> {
-    const body = await this.authed(`jobs/${jid}`, (token) => this.http.get(`jobs/${jid}`, { headers: { 'X-Auth-Token': token, accept: 'application/json' } }).json());
+    const body = await this.authed(`jobs/${jid}`, (token) =>
+      this.http.get(`jobs/${jid}`, { headers: { 'X-Auth-Token': token, accept: 'application/json' } }).json(),
+    );
     const parsed = jobReply.safeParse(body);
     if (!parsed.success) throw new Error(`Salt API jobs/${jid}: unexpected reply`);
     const targeted = parsed.data.info[0]?.Minions ?? [];
@@ -132,7 +165,12 @@ export class SaltClient {
     }
     const todo = minions.filter((m) => !out.has(m));
     if (todo.length === 0) return out;
-    const made = await this.local<number>(todo, 'snapper.create_snapshot', [], { config: 'root', snapshot_type: 'single', description, cleanup_algorithm: 'number' });
+    const made = await this.local<number>(todo, 'snapper.create_snapshot', [], {
+      config: 'root',
+      snapshot_type: 'single',
+      description,
+      cleanup_algorithm: 'number',
+    });
     if (made.missing.length > 0) throw new SaltUnavailable(`not responding: ${made.missing.join(', ')}`);
     for (const m of todo) {
       const id = made.returned[m];
@@ -152,7 +190,10 @@ export class SaltClient {
    */
   async deleteSnapshots(minion: string, ids: number[]): Promise<void> {
     if (ids.length === 0) return;
-    const r = await this.local<unknown>([minion], 'snapper.delete_snapshot', [], { snapshots_ids: ids, config: 'root' });
+    const r = await this.local<unknown>([minion], 'snapper.delete_snapshot', [], {
+      snapshots_ids: ids,
+      config: 'root',
+    });
     if (r.missing.length > 0) throw new SaltUnavailable(`not responding: ${minion}`);
     const out = r.returned[minion];
     if (typeof out === 'string') throw new Error(`snapper.delete_snapshot on ${minion} failed: ${out.slice(0, 200)}`);
@@ -164,7 +205,8 @@ export class SaltClient {
     const returned: Record<string, { id: number; description?: string | undefined }[]> = {};
     for (const [m, v] of Object.entries(list.returned)) {
       const parsed = snapshotList.safeParse(v);
-      if (!parsed.success) throw new Error(`snapper.list_snapshots on ${m}: unexpected reply ${JSON.stringify(v).slice(0, 200)}`);
+      if (!parsed.success)
+        throw new Error(`snapper.list_snapshots on ${m}: unexpected reply ${JSON.stringify(v).slice(0, 200)}`);
       returned[m] = parsed.data;
     }
     return { returned, missing: list.missing };

@@ -66,46 +66,130 @@ const P = PILLAR_KEYS;
 /** Every SLS the orchestrator applies, what it renders, and what the orchestrator reads back. */
 export const SALT_STATES: readonly SlsDoc[] = [
   {
-    sls: 'spm.snapshot.create', file: 'snapshot/create.sls', pillar: [P.snapshotKey, P.snapshotConfig, P.snapshotCleanupAlgorithm],
+    sls: 'spm.snapshot.create',
+    file: 'snapshot/create.sls',
+    pillar: [P.snapshotKey, P.snapshotConfig, P.snapshotCleanupAlgorithm],
     states: [
-      { id: 'spm_snapshot_create', fun: 'cmd.script', when: `${P.snapshotKey} given`, reads: 'stdout snapshot=<n>, created=yes|no' },
-      { id: 'spm_snapshot_create', fun: 'test.fail_without_changes', when: `${P.snapshotKey} missing`, reads: 'result false, comment' },
+      {
+        id: 'spm_snapshot_create',
+        fun: 'cmd.script',
+        when: `${P.snapshotKey} given`,
+        reads: 'stdout snapshot=<n>, created=yes|no',
+      },
+      {
+        id: 'spm_snapshot_create',
+        fun: 'test.fail_without_changes',
+        when: `${P.snapshotKey} missing`,
+        reads: 'result false, comment',
+      },
     ],
   },
   {
-    sls: 'spm.snapshot.restore', file: 'snapshot/restore.sls', pillar: [P.snapshotKey, P.snapshotNumber, P.snapshotConfig, P.snapshotRestoreMethod],
+    sls: 'spm.snapshot.restore',
+    file: 'snapshot/restore.sls',
+    pillar: [P.snapshotKey, P.snapshotNumber, P.snapshotConfig, P.snapshotRestoreMethod],
     states: [
-      { id: 'spm_snapshot_restore', fun: 'cmd.script', when: `${P.snapshotKey} or ${P.snapshotNumber} given`, reads: 'stdout snapshot=<n>, method=, takes_effect=after_reboot|now' },
-      { id: 'spm_snapshot_restore', fun: 'test.fail_without_changes', when: 'neither given', reads: 'result false, comment' },
+      {
+        id: 'spm_snapshot_restore',
+        fun: 'cmd.script',
+        when: `${P.snapshotKey} or ${P.snapshotNumber} given`,
+        reads: 'stdout snapshot=<n>, method=, takes_effect=after_reboot|now',
+      },
+      {
+        id: 'spm_snapshot_restore',
+        fun: 'test.fail_without_changes',
+        when: 'neither given',
+        reads: 'result false, comment',
+      },
     ],
   },
   {
-    sls: 'spm.snapshot.delete', file: 'snapshot/delete.sls', pillar: [P.snapshotConfig, P.snapshotDeleteKeys, P.snapshotKeepKeys, P.retentionMaxCount, P.retentionMaxAgeDays],
-    states: [{ id: 'spm_snapshot_delete', fun: 'cmd.script', when: 'always', reads: 'stdout deleted=, kept=, failed= (snapshot numbers)' }],
-  },
-  {
-    sls: 'spm.validation.reboot_check', file: 'validation/reboot_check.sls', pillar: [],
+    sls: 'spm.snapshot.delete',
+    file: 'snapshot/delete.sls',
+    pillar: [P.snapshotConfig, P.snapshotDeleteKeys, P.snapshotKeepKeys, P.retentionMaxCount, P.retentionMaxAgeDays],
     states: [
-      { id: 'spm_reboot_check', fun: 'cmd.run', when: 'os_family Debian or RedHat', reads: 'stdout reboot_required=yes|no' },
-      { id: 'spm_reboot_check', fun: 'test.fail_without_changes', when: 'other os_family', reads: 'result false, comment' },
+      {
+        id: 'spm_snapshot_delete',
+        fun: 'cmd.script',
+        when: 'always',
+        reads: 'stdout deleted=, kept=, failed= (snapshot numbers)',
+      },
     ],
   },
   {
-    sls: 'spm.validation.service_check', file: 'validation/service_check.sls', pillar: [P.services],
+    sls: 'spm.validation.reboot_check',
+    file: 'validation/reboot_check.sls',
+    pillar: [],
     states: [
-      { id: `${SERVICE_ID_PREFIX}<unit>`, fun: 'cmd.run', when: 'per unit listed', reads: 'result (active), stdout (the unit state)' },
-      { id: `${SERVICE_ID_PREFIX}invalid_<n>`, fun: 'test.fail_without_changes', when: 'entry n is not a unit name', reads: 'result false, comment' },
-      { id: 'spm_service_check', fun: 'test.succeed_without_changes', when: 'no units listed', reads: 'nothing (no services)' },
+      {
+        id: 'spm_reboot_check',
+        fun: 'cmd.run',
+        when: 'os_family Debian or RedHat',
+        reads: 'stdout reboot_required=yes|no',
+      },
+      {
+        id: 'spm_reboot_check',
+        fun: 'test.fail_without_changes',
+        when: 'other os_family',
+        reads: 'result false, comment',
+      },
     ],
   },
   {
-    sls: 'spm.healthcheck', file: 'healthcheck.sls', pillar: [P.healthchecks],
+    sls: 'spm.validation.service_check',
+    file: 'validation/service_check.sls',
+    pillar: [P.services],
+    states: [
+      {
+        id: `${SERVICE_ID_PREFIX}<unit>`,
+        fun: 'cmd.run',
+        when: 'per unit listed',
+        reads: 'result (active), stdout (the unit state)',
+      },
+      {
+        id: `${SERVICE_ID_PREFIX}invalid_<n>`,
+        fun: 'test.fail_without_changes',
+        when: 'entry n is not a unit name',
+        reads: 'result false, comment',
+      },
+      {
+        id: 'spm_service_check',
+        fun: 'test.succeed_without_changes',
+        when: 'no units listed',
+        reads: 'nothing (no services)',
+      },
+    ],
+  },
+  {
+    sls: 'spm.healthcheck',
+    file: 'healthcheck.sls',
+    pillar: [P.healthchecks],
     states: [
       { id: `${HEALTHCHECK_ID_PREFIX}<name>`, fun: 'http.query', when: 'type http', reads: 'result, comment' },
-      { id: `${HEALTHCHECK_ID_PREFIX}<name>`, fun: 'cmd.run', when: 'type tcp or command', reads: 'result, comment, exit code and output' },
-      { id: `${HEALTHCHECK_ID_PREFIX}<name>`, fun: 'test.fail_without_changes', when: 'check misconfigured', reads: 'result false, comment' },
-      { id: `${HEALTHCHECK_ID_PREFIX}invalid_<n>`, fun: 'test.fail_without_changes', when: 'name n is not a valid name', reads: 'result false, comment' },
-      { id: 'spm_healthcheck', fun: 'test.succeed_without_changes', when: 'no checks configured', reads: 'nothing (no checks)' },
+      {
+        id: `${HEALTHCHECK_ID_PREFIX}<name>`,
+        fun: 'cmd.run',
+        when: 'type tcp or command',
+        reads: 'result, comment, exit code and output',
+      },
+      {
+        id: `${HEALTHCHECK_ID_PREFIX}<name>`,
+        fun: 'test.fail_without_changes',
+        when: 'check misconfigured',
+        reads: 'result false, comment',
+      },
+      {
+        id: `${HEALTHCHECK_ID_PREFIX}invalid_<n>`,
+        fun: 'test.fail_without_changes',
+        when: 'name n is not a valid name',
+        reads: 'result false, comment',
+      },
+      {
+        id: 'spm_healthcheck',
+        fun: 'test.succeed_without_changes',
+        when: 'no checks configured',
+        reads: 'nothing (no checks)',
+      },
     ],
   },
 ];
@@ -115,7 +199,12 @@ export function documentedStates(sls: string): { id: RegExp; fun: string }[] {
   const doc = SALT_STATES.find((s) => s.sls === sls);
   if (!doc) throw new Error(`unknown SLS ${sls}`);
   return doc.states.map((s) => ({
-    id: new RegExp(`^${s.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/<n>/g, '\\d+').replace(/<(unit|name)>/g, '.+')}$`),
+    id: new RegExp(
+      `^${s.id
+        .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+        .replace(/<n>/g, '\\d+')
+        .replace(/<(unit|name)>/g, '.+')}$`,
+    ),
     fun: s.fun,
   }));
 }
@@ -123,10 +212,12 @@ export function documentedStates(sls: string): { id: RegExp; fun: string }[] {
 /** Pillar for one `state.apply` call (merged by Salt over the minion's own pillar). */
 export const callPillar = {
   snapshotCreate: (key: string) => ({ spm: { snapshot: { key } } }),
-  snapshotRestore: (which: { key: string } | { number: number }, method?: 'rollback' | 'undochange') =>
-    ({ spm: { snapshot: { ...which, ...(method ? { restore_method: method } : {}) } } }),
-  snapshotDelete: (opts: { deleteKeys?: string[]; keepKeys?: string[] }) =>
-    ({ spm: { snapshot: { delete_keys: opts.deleteKeys ?? [], keep_keys: opts.keepKeys ?? [] } } }),
+  snapshotRestore: (which: { key: string } | { number: number }, method?: 'rollback' | 'undochange') => ({
+    spm: { snapshot: { ...which, ...(method ? { restore_method: method } : {}) } },
+  }),
+  snapshotDelete: (opts: { deleteKeys?: string[]; keepKeys?: string[] }) => ({
+    spm: { snapshot: { delete_keys: opts.deleteKeys ?? [], keep_keys: opts.keepKeys ?? [] } },
+  }),
 };
 
 // --- Parsing the state.apply return --------------------------------------------------------------
@@ -153,14 +244,16 @@ export interface StateResult {
   runNum: number;
 }
 
-const stateEntry = z.object({
-  result: z.boolean().nullable(),
-  comment: z.union([z.string(), z.array(z.string())]).optional(),
-  changes: z.record(z.string(), z.unknown()).optional(),
-  name: z.string().optional(),
-  __id__: z.string().optional(),
-  __run_num__: z.number().optional(),
-}).passthrough();
+const stateEntry = z
+  .object({
+    result: z.boolean().nullable(),
+    comment: z.union([z.string(), z.array(z.string())]).optional(),
+    changes: z.record(z.string(), z.unknown()).optional(),
+    name: z.string().optional(),
+    __id__: z.string().optional(),
+    __run_num__: z.number().optional(),
+  })
+  .passthrough();
 
 /**
  * One minion's `state.apply` return as results in run order.
@@ -168,7 +261,8 @@ const stateEntry = z.object({
  * @throws Error when the value has neither shape (e.g. "ERROR: …" from a minion)
  */
 export function stateResults(minionReturn: unknown): StateResult[] {
-  if (Array.isArray(minionReturn) && minionReturn.every((e) => typeof e === 'string')) throw new SaltStateError(minionReturn as string[]);
+  if (Array.isArray(minionReturn) && minionReturn.every((e) => typeof e === 'string'))
+    throw new SaltStateError(minionReturn as string[]);
   if (minionReturn === null || typeof minionReturn !== 'object' || Array.isArray(minionReturn)) {
     throw new Error(`state.apply: unexpected return ${JSON.stringify(minionReturn)?.slice(0, 200)}`);
   }
@@ -209,13 +303,16 @@ export function stdoutFields(r: StateResult): Map<string, string[]> {
 function describe(r: StateResult): string {
   const { retcode, stderr, stdout } = r.changes as { retcode?: unknown; stderr?: unknown; stdout?: unknown };
   if (r.result === true || typeof retcode !== 'number') return r.comment;
-  const output = (typeof stderr === 'string' && stderr.trim() !== '' ? stderr : typeof stdout === 'string' ? stdout : '').trim();
+  const output = (
+    typeof stderr === 'string' && stderr.trim() !== '' ? stderr : typeof stdout === 'string' ? stdout : ''
+  ).trim();
   return `${r.comment} (exit ${retcode}${output ? `: ${output.slice(0, 300)}` : ''})`;
 }
 
 function one(results: StateResult[], id: string): StateResult {
   const r = results.find((x) => x.id === id);
-  if (!r) throw new Error(`state.apply: no result for state ${id} (got ${results.map((x) => x.id).join(', ') || 'none'})`);
+  if (!r)
+    throw new Error(`state.apply: no result for state ${id} (got ${results.map((x) => x.id).join(', ') || 'none'})`);
   return r;
 }
 
@@ -243,20 +340,40 @@ export function parseServiceCheckReturn(stateApplyReturn: unknown): (CheckResult
     .filter((r) => r.id.startsWith(SERVICE_ID_PREFIX) && r.id.length > SERVICE_ID_PREFIX.length)
     .map((r) => {
       const stdout = typeof r.changes.stdout === 'string' ? r.changes.stdout.trim() : '';
-      return { name: r.id.slice(SERVICE_ID_PREFIX.length), ok: r.result === true, state: stdout || 'unknown', comment: describe(r) };
+      return {
+        name: r.id.slice(SERVICE_ID_PREFIX.length),
+        ok: r.result === true,
+        state: stdout || 'unknown',
+        comment: describe(r),
+      };
     });
 }
 
 /** `spm.validation.reboot_check`: `rebootRequired` is null when the check could not run. */
-export function parseRebootCheckReturn(stateApplyReturn: unknown): { ok: boolean; rebootRequired: boolean | null; reasons: string[]; comment: string } {
+export function parseRebootCheckReturn(stateApplyReturn: unknown): {
+  ok: boolean;
+  rebootRequired: boolean | null;
+  reasons: string[];
+  comment: string;
+} {
   const r = one(stateResults(stateApplyReturn), 'spm_reboot_check');
   const answer = stdoutFields(r).get('reboot_required')?.[0];
   const ok = r.result === true && (answer === 'yes' || answer === 'no');
-  return { ok, rebootRequired: ok ? answer === 'yes' : null, reasons: stdoutFields(r).get('reason') ?? [], comment: describe(r) };
+  return {
+    ok,
+    rebootRequired: ok ? answer === 'yes' : null,
+    reasons: stdoutFields(r).get('reason') ?? [],
+    comment: describe(r),
+  };
 }
 
 /** `spm.snapshot.create`: the snapshot number, and whether this call took it (false: it existed). */
-export function parseSnapshotCreateReturn(stateApplyReturn: unknown): { ok: boolean; number: number | null; created: boolean | null; comment: string } {
+export function parseSnapshotCreateReturn(stateApplyReturn: unknown): {
+  ok: boolean;
+  number: number | null;
+  created: boolean | null;
+  comment: string;
+} {
   const r = one(stateResults(stateApplyReturn), 'spm_snapshot_create');
   const f = stdoutFields(r);
   const n = Number(f.get('snapshot')?.[0]);
@@ -265,18 +382,46 @@ export function parseSnapshotCreateReturn(stateApplyReturn: unknown): { ok: bool
 }
 
 /** `spm.snapshot.restore`: which snapshot, how, and whether a reboot is needed for it to take effect. */
-export function parseSnapshotRestoreReturn(stateApplyReturn: unknown): { ok: boolean; number: number | null; method: string | null; needsReboot: boolean | null; comment: string } {
+export function parseSnapshotRestoreReturn(stateApplyReturn: unknown): {
+  ok: boolean;
+  number: number | null;
+  method: string | null;
+  needsReboot: boolean | null;
+  comment: string;
+} {
   const r = one(stateResults(stateApplyReturn), 'spm_snapshot_restore');
   const f = stdoutFields(r);
   const n = Number(f.get('snapshot')?.[0]);
   const ok = r.result === true && Number.isInteger(n) && n > 0;
-  return { ok, number: ok ? n : null, method: ok ? (f.get('method')?.[0] ?? null) : null, needsReboot: ok ? f.get('takes_effect')?.[0] === 'after_reboot' : null, comment: describe(r) };
+  return {
+    ok,
+    number: ok ? n : null,
+    method: ok ? (f.get('method')?.[0] ?? null) : null,
+    needsReboot: ok ? f.get('takes_effect')?.[0] === 'after_reboot' : null,
+    comment: describe(r),
+  };
 }
 
 /** `spm.snapshot.delete`: snapshot numbers deleted, kept and failed. */
-export function parseSnapshotDeleteReturn(stateApplyReturn: unknown): { ok: boolean; deleted: number[]; kept: number[]; failed: number[]; comment: string } {
+export function parseSnapshotDeleteReturn(stateApplyReturn: unknown): {
+  ok: boolean;
+  deleted: number[];
+  kept: number[];
+  failed: number[];
+  comment: string;
+} {
   const r = one(stateResults(stateApplyReturn), 'spm_snapshot_delete');
   const f = stdoutFields(r);
-  const nums = (k: string) => (f.get(k)?.[0] ?? '').split(/\s+/).filter((s) => s !== '').map(Number);
-  return { ok: r.result === true, deleted: nums('deleted'), kept: nums('kept'), failed: nums('failed'), comment: describe(r) };
+  const nums = (k: string) =>
+    (f.get(k)?.[0] ?? '')
+      .split(/\s+/)
+      .filter((s) => s !== '')
+      .map(Number);
+  return {
+    ok: r.result === true,
+    deleted: nums('deleted'),
+    kept: nums('kept'),
+    failed: nums('failed'),
+    comment: describe(r),
+  };
 }

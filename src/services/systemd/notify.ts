@@ -41,7 +41,10 @@ export interface NotifyEnvironment {
  * @example
  * const target = takeNotifyEnvironment(); // { socket: '/run/systemd/notify', watchdogUsec: 30000000 } or null
  */
-export function takeNotifyEnvironment(env: NodeJS.ProcessEnv = process.env, pid = process.pid): NotifyEnvironment | null {
+export function takeNotifyEnvironment(
+  env: NodeJS.ProcessEnv = process.env,
+  pid = process.pid,
+): NotifyEnvironment | null {
   const socket = env.NOTIFY_SOCKET;
   const usec = env.WATCHDOG_USEC;
   const watchdogPid = env.WATCHDOG_PID;
@@ -111,14 +114,21 @@ export class SystemdNotifier {
         this.command,
         [`--pid=${this.pid}`, ...assignments],
         // Only what the helper needs; its barrier waits at most 5 s for the manager.
-        { env: { NOTIFY_SOCKET: this.target.socket, PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 15_000 },
+        {
+          env: { NOTIFY_SOCKET: this.target.socket, PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+          timeout: 15_000,
+        },
         (err, _stdout, stderr) => {
           if (err) {
             if (!this.failing) {
-              const why = (err as NodeJS.ErrnoException).code === 'ENOENT'
-                ? `${this.command} is not installed (package systemd)`
-                : (stderr.trim() || err.message);
-              this.o.logger.error({ socket: this.target.socket, err: why }, 'systemd notification failed (said once until one succeeds): systemd may time the start out or the watchdog kill the service');
+              const why =
+                (err as NodeJS.ErrnoException).code === 'ENOENT'
+                  ? `${this.command} is not installed (package systemd)`
+                  : stderr.trim() || err.message;
+              this.o.logger.error(
+                { socket: this.target.socket, err: why },
+                'systemd notification failed (said once until one succeeds): systemd may time the start out or the watchdog kill the service',
+              );
             }
             this.failing = true;
           } else if (this.failing) {
@@ -166,14 +176,19 @@ export function superviseBySystemd(o: SupervisionOptions): () => Promise<void> {
     const everyMs = Math.max(100, Math.floor(target.watchdogUsec / 2000));
     timers.push(setInterval(() => notifier.send({ WATCHDOG: '1' }), everyMs));
   }
-  timers.push(setInterval(() => {
-    const s = statusNow();
-    if (s === lastStatus) return;
-    lastStatus = s;
-    notifier.send({ STATUS: s });
-  }, o.statusEveryMs ?? 10_000));
+  timers.push(
+    setInterval(() => {
+      const s = statusNow();
+      if (s === lastStatus) return;
+      lastStatus = s;
+      notifier.send({ STATUS: s });
+    }, o.statusEveryMs ?? 10_000),
+  );
   for (const t of timers) t.unref();
-  o.logger.info({ socket: target.socket, watchdogMs: target.watchdogUsec === null ? null : target.watchdogUsec / 1000 }, 'systemd notified: ready');
+  o.logger.info(
+    { socket: target.socket, watchdogMs: target.watchdogUsec === null ? null : target.watchdogUsec / 1000 },
+    'systemd notified: ready',
+  );
   return async () => {
     for (const t of timers) clearInterval(t);
     notifier.send({ STOPPING: '1', STATUS: 'stopping' });

@@ -66,18 +66,23 @@ export class UyuniUnavailable extends Error {
  */
 export class UyuniOutcomeUnknown extends UyuniUnavailable {
   constructor(method: string, cause: UyuniUnavailable) {
-    super(`${cause.message}; UYUNI may have carried ${method} out, so it is not re-sent: the action is looked up before scheduling again`, { cause, maybeDelivered: true });
+    super(
+      `${cause.message}; UYUNI may have carried ${method} out, so it is not re-sent: the action is looked up before scheduling again`,
+      { cause, maybeDelivered: true },
+    );
     this.name = 'UyuniOutcomeUnknown';
   }
 }
 
 /** Calls that create something in UYUNI: never retried once they may have been delivered. */
 export const UYUNI_WRITE_METHODS: ReadonlySet<string> = new Set([
-  'system.scheduleApplyErrata', 'system.scheduleReboot', 'system.schedulePackageInstall', 'contentmanagement.promoteProject',
+  'system.scheduleApplyErrata',
+  'system.scheduleReboot',
+  'system.schedulePackageInstall',
+  'contentmanagement.promoteProject',
 ]);
 /** Connection errors that prove the request never left: safe to retry even for a write. */
 const NOT_DELIVERED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
-
 
 /**
  * A call made on a session whose `withSession` has ended (a failed sync's remaining workers, the
@@ -92,13 +97,28 @@ export class UyuniSessionClosed extends UyuniUnavailable {
 
 export class UyuniReplyError extends Error {
   constructor(method: string, issues: z.core.$ZodIssue[]) {
-    super(`UYUNI ${method}: unexpected reply: ${issues.slice(0, 3).map((i) => `${i.path.length ? `reply.${i.path.join('.')}` : 'reply'}: ${i.message}`).join('; ')}`);
+    super(
+      `UYUNI ${method}: unexpected reply: ${issues
+        .slice(0, 3)
+        .map((i) => `${i.path.length ? `reply.${i.path.join('.')}` : 'reply'}: ${i.message}`)
+        .join('; ')}`,
+    );
     this.name = 'UyuniReplyError';
   }
 }
 
 /** Transient error codes (connection level), as a table next to the retry helper. */
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+]);
 
 /** A small semaphore: at most `n` calls in flight. */
 class Limiter {
@@ -124,8 +144,18 @@ class Limiter {
 // Timestamps (check-in, action times) as a Date; errata dates as the server's wall-clock text.
 const dateish = uyuniDateInstant;
 const dateText = uyuniDateText;
-export const groupSchema = z.object({ id: z.number().int(), name: z.string(), description: z.string().optional(), system_count: z.number().int().optional(), org_id: z.number().int().optional() });
-export const systemOverviewSchema = z.object({ id: z.number().int(), name: z.string(), last_checkin: dateish.optional() });
+export const groupSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  description: z.string().optional(),
+  system_count: z.number().int().optional(),
+  org_id: z.number().int().optional(),
+});
+export const systemOverviewSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  last_checkin: dateish.optional(),
+});
 export const errataOverviewSchema = z.object({
   id: z.number().int(),
   advisory_name: z.string().min(1),
@@ -161,15 +191,43 @@ export const errataDetailsSchema = z.object({
   reboot_suggested: z.boolean().optional(),
 });
 
-export const actionedSystemSchema = z.object({ server_id: z.number().int(), server_name: z.string().optional(), timestamp: dateish.optional(), message: z.string().optional() });
-export type ActionedSystem = z.infer<typeof actionedSystemSchema>;
-export const scheduledActionSchema = z.object({ id: z.number().int(), name: z.string().optional(), type: z.string().optional(), earliest: dateish.optional() });
-export const installedPackageSchema = z.object({ name: z.string(), version: z.string(), release: z.string(), epoch: z.string(), arch: z.string().optional() });
-export const clmEnvironmentSchema = z.object({
-  id: z.number().int(), label: z.string(), name: z.string(), version: z.number().int(), status: z.string(),
-  previousEnvironmentLabel: z.string().optional(), nextEnvironmentLabel: z.string().optional(),
+export const actionedSystemSchema = z.object({
+  server_id: z.number().int(),
+  server_name: z.string().optional(),
+  timestamp: dateish.optional(),
+  message: z.string().optional(),
 });
-export const systemEventSchema = z.object({ id: z.number().int(), action_type: z.string().optional(), name: z.string().optional(), completed_date: dateish.optional(), pickup_date: dateish.optional(), result_msg: z.string().optional() });
+export type ActionedSystem = z.infer<typeof actionedSystemSchema>;
+export const scheduledActionSchema = z.object({
+  id: z.number().int(),
+  name: z.string().optional(),
+  type: z.string().optional(),
+  earliest: dateish.optional(),
+});
+export const installedPackageSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  release: z.string(),
+  epoch: z.string(),
+  arch: z.string().optional(),
+});
+export const clmEnvironmentSchema = z.object({
+  id: z.number().int(),
+  label: z.string(),
+  name: z.string(),
+  version: z.number().int(),
+  status: z.string(),
+  previousEnvironmentLabel: z.string().optional(),
+  nextEnvironmentLabel: z.string().optional(),
+});
+export const systemEventSchema = z.object({
+  id: z.number().int(),
+  action_type: z.string().optional(),
+  name: z.string().optional(),
+  completed_date: dateish.optional(),
+  pickup_date: dateish.optional(),
+  result_msg: z.string().optional(),
+});
 
 export interface CallStats {
   calls: Record<string, number>;
@@ -193,7 +251,13 @@ export class UyuniClient {
       ? new https.Agent({ keepAlive: true, maxSockets: cfg.syncWorkers, rejectUnauthorized: cfg.verifySsl })
       : new http.Agent({ keepAlive: true, maxSockets: cfg.syncWorkers });
     // agent and rejectUnauthorized go through to http(s).request (not in the package's typings).
-    const opts = { host: u.hostname, port: Number(u.port || (secure ? 443 : 80)), path: u.pathname, agent, rejectUnauthorized: cfg.verifySsl } as Parameters<typeof xmlrpc.createClient>[0];
+    const opts = {
+      host: u.hostname,
+      port: Number(u.port || (secure ? 443 : 80)),
+      path: u.pathname,
+      agent,
+      rejectUnauthorized: cfg.verifySsl,
+    } as Parameters<typeof xmlrpc.createClient>[0];
     this.client = secure ? xmlrpc.createSecureClient(opts) : xmlrpc.createClient(opts);
     this.limiter = new Limiter(cfg.syncWorkers);
   }
@@ -202,14 +266,22 @@ export class UyuniClient {
   private rawCall(method: string, params: unknown[]): Promise<unknown> {
     this.stats.calls[method] = (this.stats.calls[method] ?? 0) + 1;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new UyuniUnavailable(`UYUNI ${method}: no answer within ${this.cfg.timeoutMs} ms`)), this.cfg.timeoutMs);
+      const timer = setTimeout(
+        () => reject(new UyuniUnavailable(`UYUNI ${method}: no answer within ${this.cfg.timeoutMs} ms`)),
+        this.cfg.timeoutMs,
+      );
       this.client.methodCall(method, params, (err: unknown, value: unknown) => {
         clearTimeout(timer);
         if (!err) return resolve(value);
         const e = err as Error & { faultCode?: number; faultString?: string; code?: string };
         if (typeof e.faultCode === 'number') return reject(new UyuniFault(method, e.faultCode, e.faultString ?? ''));
         if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) {
-          return reject(new UyuniUnavailable(`UYUNI ${method}: ${e.code}`, { cause: err, maybeDelivered: !NOT_DELIVERED_CODES.has(e.code) }));
+          return reject(
+            new UyuniUnavailable(`UYUNI ${method}: ${e.code}`, {
+              cause: err,
+              maybeDelivered: !NOT_DELIVERED_CODES.has(e.code),
+            }),
+          );
         }
         // Anything else is a reply we could not read (not XML-RPC, cut short, an HTTP error page):
         // a definite, wrong answer — retrying would not make it readable.
@@ -228,7 +300,12 @@ export class UyuniClient {
       try {
         return await fn();
       } catch (raw) {
-        if (write !== undefined && raw instanceof UyuniUnavailable && !(raw instanceof UyuniSessionClosed) && raw.maybeDelivered) {
+        if (
+          write !== undefined &&
+          raw instanceof UyuniUnavailable &&
+          !(raw instanceof UyuniSessionClosed) &&
+          raw.maybeDelivered
+        ) {
           throw new UyuniOutcomeUnknown(write, raw);
         }
         if (!(raw instanceof UyuniUnavailable) || raw instanceof UyuniSessionClosed || i + 1 >= attempts) throw raw;
@@ -240,7 +317,10 @@ export class UyuniClient {
 
   private async login(): Promise<string> {
     const key = await this.withRetry(() => this.rawCall('auth.login', [this.cfg.user, this.cfg.password]));
-    if (typeof key !== 'string' || !/^[1-9][0-9]*x[a-f0-9]{64}$/.test(key)) throw new UyuniReplyError('auth.login', [{ code: 'custom', path: [], message: 'not a session key', input: undefined } as never]);
+    if (typeof key !== 'string' || !/^[1-9][0-9]*x[a-f0-9]{64}$/.test(key))
+      throw new UyuniReplyError('auth.login', [
+        { code: 'custom', path: [], message: 'not a session key', input: undefined } as never,
+      ]);
     this.stats.logins++;
     return key;
   }
@@ -290,10 +370,12 @@ export class UyuniClient {
    * `sessionCall`): a test or a wave makes a handful of calls, not one login each.
    */
   async shared(): Promise<UyuniSession> {
-    this.sharedSession ??= this.login().then((k) => new UyuniSession(this, new SessionKey(k))).catch((raw) => {
-      this.sharedSession = undefined;
-      throw raw;
-    });
+    this.sharedSession ??= this.login()
+      .then((k) => new UyuniSession(this, new SessionKey(k)))
+      .catch((raw) => {
+        this.sharedSession = undefined;
+        throw raw;
+      });
     return this.sharedSession;
   }
   /** Log the shared session out (shutdown). */
@@ -313,20 +395,22 @@ export class UyuniClient {
       return this.rawCall(method, [session.core.key, ...params]);
     };
     const write = UYUNI_WRITE_METHODS.has(method) ? method : undefined;
-    return session.track(this.limiter.run(async () => {
-      try {
-        return await this.withRetry(send, 3, write);
-      } catch (raw) {
-        // Expired or unknown session: log in again once (shared by every worker) and retry —
-        // unless the cycle has ended meanwhile (then the fault is the logout's doing).
-        if (raw instanceof UyuniFault && /session/i.test(raw.message) && session.open) {
-          await session.core.relogin(() => this.login());
-          this.stats.relogins++;
-          return this.withRetry(send, 3, write);
+    return session.track(
+      this.limiter.run(async () => {
+        try {
+          return await this.withRetry(send, 3, write);
+        } catch (raw) {
+          // Expired or unknown session: log in again once (shared by every worker) and retry —
+          // unless the cycle has ended meanwhile (then the fault is the logout's doing).
+          if (raw instanceof UyuniFault && /session/i.test(raw.message) && session.open) {
+            await session.core.relogin(() => this.login());
+            this.stats.relogins++;
+            return this.withRetry(send, 3, write);
+          }
+          throw raw;
         }
-        throw raw;
-      }
-    }));
+      }),
+    );
   }
 }
 
@@ -344,17 +428,22 @@ class SessionKey {
   /** Re-login once for all workers that hit the expired key at the same time. */
   async relogin(login: () => Promise<string>): Promise<void> {
     const stale = this.key;
-    this.relogging ??= login().then((k) => {
-      this.key = k;
-    }).finally(() => {
-      this.relogging = undefined;
-    });
+    this.relogging ??= login()
+      .then((k) => {
+        this.key = k;
+      })
+      .finally(() => {
+        this.relogging = undefined;
+      });
     if (this.key === stale) await this.relogging;
   }
 
   track<T>(p: Promise<T>): Promise<T> {
     this.inflight.add(p);
-    void p.then(() => this.inflight.delete(p), () => this.inflight.delete(p));
+    void p.then(
+      () => this.inflight.delete(p),
+      () => this.inflight.delete(p),
+    );
     return p;
   }
 
@@ -387,7 +476,10 @@ export class UyuniSession {
   /** @internal */
   track<T>(p: Promise<T>): Promise<T> {
     this.inflight.add(p);
-    void p.then(() => this.inflight.delete(p), () => this.inflight.delete(p));
+    void p.then(
+      () => this.inflight.delete(p),
+      () => this.inflight.delete(p),
+    );
     return this.core.track(p);
   }
 
@@ -427,14 +519,24 @@ export class UyuniSession {
    * Apply errata to systems (overload 4: sids, errataIds, earliest, allowModules). Returns action
    * ids: not one per system or errata — resolve systems per action with `actionSystems`.
    */
-  scheduleApplyErrata(systemIds: number[], errataIds: number[], opts: { earliest?: Date; allowModules?: boolean } = {}) {
-    return this.typed('system.scheduleApplyErrata', [systemIds, errataIds, opts.earliest ?? new Date(), opts.allowModules ?? false], z.array(z.number().int()));
+  scheduleApplyErrata(
+    systemIds: number[],
+    errataIds: number[],
+    opts: { earliest?: Date; allowModules?: boolean } = {},
+  ) {
+    return this.typed(
+      'system.scheduleApplyErrata',
+      [systemIds, errataIds, opts.earliest ?? new Date(), opts.allowModules ?? false],
+      z.array(z.number().int()),
+    );
   }
   scheduleReboot(systemId: number, earliest: Date = new Date()) {
     return this.typed('system.scheduleReboot', [systemId, earliest], z.number().int());
   }
   /** Where each system of an action stands (systems move from in progress to completed or failed). */
-  async actionSystems(actionId: number): Promise<{ inProgress: ActionedSystem[]; completed: ActionedSystem[]; failed: ActionedSystem[] }> {
+  async actionSystems(
+    actionId: number,
+  ): Promise<{ inProgress: ActionedSystem[]; completed: ActionedSystem[]; failed: ActionedSystem[] }> {
     const list = z.array(actionedSystemSchema);
     const [inProgress, completed, failed] = await Promise.all([
       this.typed('schedule.listInProgressSystems', [actionId], list),

@@ -37,7 +37,9 @@ describe('normalizeUyuniDate: every documented UYUNI date form to the server wal
   it('two-digit years pivot like Java (80 years back, 20 ahead)', () => {
     const y = new Date().getFullYear();
     expect(normalizeUyuniDate(`1/1/${String((y + 19) % 100).padStart(2, '0')}`)!.slice(0, 4)).toBe(String(y + 19));
-    expect(normalizeUyuniDate(`1/1/${String((y + 21) % 100).padStart(2, '0')}`)!.slice(0, 4)).toBe(String(y + 21 - 100));
+    expect(normalizeUyuniDate(`1/1/${String((y + 21) % 100).padStart(2, '0')}`)!.slice(0, 4)).toBe(
+      String(y + 21 - 100),
+    );
   });
 
   it('the zod field accepts a Date and a string; an instant reads the wall clock as local time', () => {

@@ -21,7 +21,8 @@
 import { z } from 'zod';
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
-const wall = (y: number, mo: number, d: number, h = 0, mi = 0, s = 0) => `${pad(y, 4)}-${pad(mo)}-${pad(d)} ${pad(h)}:${pad(mi)}:${pad(s)}`;
+const wall = (y: number, mo: number, d: number, h = 0, mi = 0, s = 0) =>
+  `${pad(y, 4)}-${pad(mo)}-${pad(d)} ${pad(h)}:${pad(mi)}:${pad(s)}`;
 
 function valid(y: number, mo: number, d: number, h: number, mi: number, s: number): boolean {
   if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 60) return false;
@@ -57,9 +58,19 @@ export function normalizeUyuniDate(v: Date | string | null | undefined): string 
   let m: RegExpExecArray | null;
   // ISO 8601 / SQL-ish: 2024-01-15, 2024-01-15 10:00:00(.0), 2024-01-15T10:00(:00)(.123)(Z|±hh(:mm)),
   // and the XML-RPC basic form 20240115T10:00:00 sent as a string.
-  m = /^(\d{4})-?(\d{2})-?(\d{2})(?:[T ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,]\d+)?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(s);
+  m =
+    /^(\d{4})-?(\d{2})-?(\d{2})(?:[T ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,]\d+)?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(
+      s,
+    );
   if (m && (s.includes('-') || s.includes('T') || s.includes('t'))) {
-    const [y, mo, d, h, mi, sec] = [m[1], m[2], m[3], m[4] ?? '0', m[5] ?? '0', m[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
+    const [y, mo, d, h, mi, sec] = [m[1], m[2], m[3], m[4] ?? '0', m[5] ?? '0', m[6] ?? '0'].map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     if (!valid(y, mo, d, h, mi, sec)) return s;
     const zone = m[7];
     if (zone === undefined) return wall(y, mo, d, h, mi, sec);
@@ -69,7 +80,14 @@ export function normalizeUyuniDate(v: Date | string | null | undefined): string 
       offsetMin = (z2[1] === '-' ? -1 : 1) * (Number(z2[2]) * 60 + Number(z2[3] ?? '0'));
     }
     const t = new Date(Date.UTC(y, mo - 1, d, h, mi, sec) - offsetMin * 60_000);
-    return wall(t.getUTCFullYear(), t.getUTCMonth() + 1, t.getUTCDate(), t.getUTCHours(), t.getUTCMinutes(), t.getUTCSeconds());
+    return wall(
+      t.getUTCFullYear(),
+      t.getUTCMonth() + 1,
+      t.getUTCDate(),
+      t.getUTCHours(),
+      t.getUTCMinutes(),
+      t.getUTCSeconds(),
+    );
   }
   // US short date M/d/yy or M/d/yyyy, optionally with a time (h:mm[:ss] [AM|PM]).
   m = /^(\d{1,2})\/(\d{1,2})\/(\d{2}|\d{4})(?:,?\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AP]M)?)?$/i.exec(s);

@@ -65,8 +65,12 @@ function testEvidence(test: any, phases: any[]): Html {
   const checks = judged ? [] : ((test.metrics_delta ?? []) as any[]).map(checkRow);
   const services = Object.entries(test.services_post_patch ?? {}).map(serviceState);
   return html`<p>Test ${test.id} on ${test.test_system_name ?? '?'}: ${outcome}</p>
-          ${judged ? judgementEvidence(test.metrics_delta) : html`<table>${tableHead(CHECK_COLUMNS)}
-          <tbody>${checks}</tbody></table>`}
+          ${
+            judged
+              ? judgementEvidence(test.metrics_delta)
+              : html`<table>${tableHead(CHECK_COLUMNS)}
+          <tbody>${checks}</tbody></table>`
+          }
           <p>Services after the patch: ${services}</p>
           <h3>Phases</h3><ol class="timeline">${phases.map(phaseItem)}</ol>`;
 }
@@ -90,7 +94,11 @@ async function showEntry(c: Context, s: Session) {
   const canDecide = roleAtLeast(v.role, 'approver') && waiting;
   // A deployment waiting for its production group (one deployment per group) says for what.
   const waitingFor = r.body.production?.waiting_for as string | null | undefined;
-  const reason = entry.status_reason ? html`— ${entry.status_reason}` : waitingFor && entry.status === 'prod_pending' ? html`— ${waitingFor}` : '';
+  const reason = entry.status_reason
+    ? html`— ${entry.status_reason}`
+    : waitingFor && entry.status === 'prod_pending'
+      ? html`— ${waitingFor}`
+      : '';
   const transitions = ((hist.body?.transitions ?? []) as any[]).map(transitionRow);
   return page(
     c,
