@@ -3,6 +3,7 @@
  * check — what is reachable and what is wrong. Exit code 1 when any configured dependency fails.
  */
 import nodemailer from 'nodemailer';
+import { smtpTransportOptions } from './services/smtpTransport.ts';
 import { redactUrl, type Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { currentSchemaVersion, loadMigrations } from './persistence/migrate.ts';
@@ -112,13 +113,11 @@ export async function runDoctor(config: Config, logger: Logger, out: (line: stri
       smtp === undefined
         ? { status: 'not configured' }
         : await timed(async () => {
+            // As the notifier talks to the relay: AUTH only over TLS unless explicitly allowed.
             const transport = nodemailer.createTransport({
-              host: smtp.host,
-              port: smtp.port,
-              secure: smtp.secure,
+              ...smtpTransportOptions(smtp),
               connectionTimeout: 5000,
               greetingTimeout: 5000,
-              ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? '' } } : {}),
             });
             try {
               await transport.verify();
