@@ -16,6 +16,27 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Fleet, LabErrata } from './fleet.ts';
+import { uyuniHandlers } from './uyuniHandlers.ts';
+import {
+  Fault,
+  type Handler,
+  type LabAction,
+  type LabActionEvent,
+  type LabClmEnvironment,
+  type LabDateForm,
+  type LabUyuniOptions,
+  labDate,
+  omitNulls,
+} from './uyuniModel.ts';
+
+export {
+  LAB_DATE_FORMS,
+  type LabActionEvent,
+  type LabClmEnvironment,
+  type LabDateForm,
+  type LabUyuniOptions,
+  labDate,
+} from './uyuniModel.ts';
 
 const require = createRequire(import.meta.url);
 const Serializer = require('xmlrpc/lib/serializer') as {
@@ -26,118 +47,20 @@ const Deserializer = require('xmlrpc/lib/deserializer') as new () => {
   deserializeMethodCall(s: IncomingMessage, cb: (err: Error | null, method: string, params: unknown[]) => void): void;
 };
 
-class Fault {
-  readonly faultCode: number;
-  readonly faultString: string;
-  constructor(code: number, message: string) {
-    this.faultCode = code;
-    this.faultString = message;
-  }
-}
-
-/** Drop null/undefined members, as UYUNI's SerializerHelper does. */
-function omitNulls<T>(v: T): T {
-  if (Array.isArray(v)) return v.map(omitNulls) as T;
-  if (v === null || typeof v !== 'object' || v instanceof Date) return v;
-  return Object.fromEntries(
-    Object.entries(v as Record<string, unknown>)
-      .filter(([, x]) => x !== null && x !== undefined)
-      .map(([k, x]) => [k, omitNulls(x)]),
-  ) as T;
-}
-
-export interface LabUyuniOptions {
-  user?: string;
-  password?: string;
-  latencyMs?: number;
-  sessionTtlMs?: number;
-  /** Action timing: Queued → Picked Up after `pickupMs`, → Completed/Failed `runMs` later. */
-  pickupMs?: number;
-  runMs?: number;
-}
-
-interface LabAction {
-  id: number;
-  type: string;
-  name: string;
-  earliest: Date;
-  createdAt: number;
-  errataIds: number[];
-  /** Per system: whether it fails (and why), was cancelled, or hangs (never finishes). */
-  systems: Map<number, { failMessage: string | null; cancelled: boolean; hang?: boolean }>;
-  /** Run time of this action (a reboot runs as long as the host is away). */
-  runMs?: number;
-  /** Package ids of a package install action. */
-  packageIds?: number[];
-}
-
-/** What the rest of the lab world learns about an action: per system, when it finished. */
-export interface LabActionEvent {
-  id: number;
-  type: string;
-  errataIds: number[];
-  packageIds: number[];
-  systemId: number;
-  outcome: 'picked_up' | 'completed' | 'failed';
-}
-
-export interface LabClmEnvironment {
-  id: number;
-  label: string;
-  name: string;
-  version: number;
-  status: string;
-}
-
-type Handler = (...args: unknown[]) => unknown;
-
-/**
- * How the lab sends errata dates (`ErrataOverview.date/issue_date/update_date`, `errata.getDetails`):
- * - `sql`: `2026-11-01 10:00:00` strings (newest UYUNI, the default);
- * - `datetime`: `dateTime.iso8601` without zone (`20261101T10:00:00`), as Spacewalk-lineage servers;
- * - `iso`: ISO 8601 strings in UTC (`2026-11-01T10:00:00Z`);
- * - `date`: date-only strings (`2026-11-01`);
- * - `short`: the locale short date of `errata.getDetails` (`11/1/26`);
- * - `legacy`: the old serializer: only `date`, a `dateTime.iso8601`, and no `issue_date`,
- *   `update_date`, `advisory_status`, `reboot`.
- */
-export type LabDateForm = 'sql' | 'datetime' | 'iso' | 'date' | 'short' | 'legacy';
-export const LAB_DATE_FORMS: readonly LabDateForm[] = ['sql', 'datetime', 'iso', 'date', 'short', 'legacy'];
-
-/** A fleet date (`yyyy-MM-dd HH:mm:ss`) in the given form. */
-export function labDate(wall: string, form: LabDateForm): string | Date {
-  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(wall);
-  if (!m) return wall;
-  const [y, mo, d, h, mi, sec] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  switch (form) {
-    case 'sql':
-      return wall;
-    // A local-time Date: the xmlrpc serializer writes its local wall clock without a zone, as UYUNI's Redstone does.
-    case 'datetime':
-    case 'legacy':
-      return new Date(y, mo - 1, d, h, mi, sec);
-    case 'iso':
-      return `${wall.slice(0, 10)}T${wall.slice(11)}Z`;
-    case 'date':
-      return wall.slice(0, 10);
-    case 'short':
-      return `${mo}/${d}/${String(y % 100).padStart(2, '0')}`;
-  }
-}
-
 export class LabUyuni {
   readonly calls = new Map<string, number>();
   logins = 0;
   logouts = 0;
   /** The next call of `method` answers this fault (or a malformed body / a dropped connection). */
   readonly failNext = new Map<string, { code: number; message: string } | 'malformed' | 'drop'>();
-  private readonly sessions = new Map<string, { id: number; expires: number }>();
+  // Members without `private` are read by the handler table (uyuniHandlers.ts).
+  readonly sessions = new Map<string, { id: number; expires: number }>();
   private nextSession = 1;
   private readonly errataByName: Map<string, LabErrata>;
-  private readonly errataById: Map<number, LabErrata>;
-  private readonly o: Required<LabUyuniOptions>;
-  private readonly actions = new Map<number, LabAction>();
-  private nextAction = 5000;
+  readonly errataById: Map<number, LabErrata>;
+  readonly o: Required<LabUyuniOptions>;
+  readonly actions = new Map<number, LabAction>();
+  nextAction = 5000;
   /** Scenario knob: applying this advisory fails on these systems (empty set: on every system). */
   readonly failApply = new Map<string, Set<number>>();
   /** Scenario knob: applying this advisory hangs (the action is picked up and never finishes). */
@@ -201,7 +124,7 @@ export class LabUyuni {
     e.updateDate = updateDate;
   }
 
-  private user(key: unknown): void {
+  user(key: unknown): void {
     if (typeof key !== 'string' || !/^[1-9][0-9]*x[a-f0-9]{64}$/.test(key)) throw new Fault(-1, 'Invalid session key');
     const s = this.sessions.get(key);
     if (!s || s.expires < Date.now()) {
@@ -211,19 +134,19 @@ export class LabUyuni {
     s.expires = Date.now() + this.o.sessionTtlMs; // sliding
   }
 
-  private system(sid: unknown) {
+  system(sid: unknown) {
     const s = typeof sid === 'number' ? this.fleet.systems.find((x) => x.id === sid) : undefined;
     if (!s) throw new Fault(-208, 'No such system');
     return s;
   }
 
-  private errata(name: unknown): LabErrata {
+  errata(name: unknown): LabErrata {
     const e = typeof name === 'string' ? this.errataByName.get(name) : undefined;
     if (!e) throw new Fault(-208, `The patch ${String(name)} cannot be found.`);
     return e;
   }
 
-  private overview(e: LabErrata) {
+  overview(e: LabErrata) {
     const f = this.dateForm;
     if (f === 'legacy')
       return {
@@ -246,44 +169,7 @@ export class LabUyuni {
     };
   }
 
-  /** Where a system stands in an action now: Queued → Picked Up → Completed / Failed. */
-  private actionStatus(a: LabAction, sid: number): 'Queued' | 'Picked Up' | 'Completed' | 'Failed' {
-    const st = a.systems.get(sid)!;
-    if (st.cancelled) return 'Failed';
-    const age = Date.now() - Math.max(a.createdAt, a.earliest.getTime());
-    if (age < this.o.pickupMs) return 'Queued';
-    if (st.hang || age < this.o.pickupMs + (a.runMs ?? this.o.runMs)) return 'Picked Up';
-    return st.failMessage === null ? 'Completed' : 'Failed';
-  }
-
-  private actionedSystems(actionId: unknown, want: 'in_progress' | 'completed' | 'failed') {
-    const a = typeof actionId === 'number' ? this.actions.get(actionId) : undefined;
-    if (!a) throw new Fault(-1, `unhandled internal exception: Could not find action with id: ${String(actionId)}`);
-    const out = [];
-    for (const [sid, st] of a.systems) {
-      const status = this.actionStatus(a, sid);
-      const bucket = status === 'Completed' ? 'completed' : status === 'Failed' ? 'failed' : 'in_progress';
-      if (bucket !== want) continue;
-      const sys = this.fleet.systems.find((x) => x.id === sid)!;
-      out.push({
-        server_id: sid,
-        server_name: sys.name,
-        base_channel: `lab-${sys.os}`,
-        timestamp: bucket === 'in_progress' ? null : new Date(),
-        message:
-          status === 'Completed'
-            ? 'Applied patches'
-            : status === 'Failed'
-              ? st.cancelled
-                ? 'Canceled'
-                : st.failMessage
-              : null,
-      });
-    }
-    return out;
-  }
-
-  private scheduleApply(sids: unknown, errataIds: unknown, earliest: unknown): number[] {
+  scheduleApply(sids: unknown, errataIds: unknown, earliest: unknown): number[] {
     if (!Array.isArray(sids) || !Array.isArray(errataIds))
       throw new Fault(-1, 'Could not find method: scheduleApplyErrata with params of these types');
     for (const sid of sids) this.system(sid);
@@ -319,7 +205,7 @@ export class LabUyuni {
   }
 
   /** Record an action and tell the listeners when each system picks it up and finishes. */
-  private addAction(a: LabAction): void {
+  addAction(a: LabAction): void {
     this.actions.set(a.id, a);
     const start = Math.max(0, a.earliest.getTime() - Date.now());
     const emit = (sid: number, outcome: LabActionEvent['outcome']) => {
@@ -368,14 +254,14 @@ export class LabUyuni {
   /** How long a reboot action of this system runs; the lab world sets it (Infinity: the host never returns). */
   rebootRunMs: (sid: number) => number = () => this.o.runMs;
 
-  private clmEnvs(label: unknown): LabClmEnvironment[] {
+  clmEnvs(label: unknown): LabClmEnvironment[] {
     const envs = typeof label === 'string' ? this.clm.get(label) : undefined;
     if (!envs) throw new Fault(2401, `Content Project not found: ${String(label)}`);
     return envs;
   }
 
   /** One action per system (reference §1.5: `int[]` actionIds, one per system). */
-  private schedulePackageInstall(sids: unknown, pkgIds: unknown, earliest: unknown): number[] {
+  schedulePackageInstall(sids: unknown, pkgIds: unknown, earliest: unknown): number[] {
     if (!Array.isArray(sids) || !Array.isArray(pkgIds))
       throw new Fault(-1, 'Could not find method: schedulePackageInstall with params of these types');
     for (const sid of sids) this.system(sid);
@@ -402,270 +288,10 @@ export class LabUyuni {
   readonly extraPackageIds = new Set<number>();
 
   /** Handlers keyed `method/argc`. */
-  private readonly handlers: Record<string, Handler> = {
-    'auth.login/2': (user, password) => this.login(user, password),
-    'auth.login/3': (user, password) => this.login(user, password),
-    'auth.logout/1': (key) => {
-      this.user(key);
-      this.sessions.delete(key as string);
-      this.logouts++;
-      return 1;
-    },
-    'api.getVersion/0': () => '25',
-    'systemgroup.listAllGroups/1': (key) => {
-      this.user(key);
-      return this.fleet.groups.map((g) => ({
-        id: g.id,
-        name: g.name,
-        description: `${g.os} systems`,
-        system_count: this.fleet.systems.filter((s) => s.group === g.name).length,
-        org_id: 1,
-      }));
-    },
-    'systemgroup.listSystemsMinimal/2': (key, name) => {
-      this.user(key);
-      if (!this.fleet.groups.some((g) => g.name === name))
-        throw new Fault(-1, `unhandled internal exception: Unable to locate or access server group: ${String(name)}`);
-      return this.fleet.systems
-        .filter((s) => s.group === name)
-        .map((s) => ({
-          id: s.id,
-          name: s.name,
-          last_checkin: new Date(Date.UTC(2026, 10, 20, 8, 0, 0)),
-          extra_pkg_count: 0,
-          outdated_pkg_count: s.relevant.length,
-          created: null,
-        }));
-    },
-    'system.getRelevantErrata/2': (key, sid) => {
-      this.user(key);
-      if (Array.isArray(sid))
-        return sid.map((id) => ({
-          system_id: String(id),
-          errata: this.system(id).relevant.map((e) => this.overview(this.errataById.get(e)!)),
-        }));
-      return this.system(sid).relevant.map((e) => this.overview(this.errataById.get(e)!));
-    },
-    'system.scheduleApplyErrata/3': (key, sids, errataIds) => {
-      this.user(key);
-      return this.scheduleApply(Array.isArray(sids) ? sids : [sids], errataIds, undefined);
-    },
-    'system.scheduleApplyErrata/5': (key, sids, errataIds, earliest) => {
-      this.user(key);
-      return this.scheduleApply(Array.isArray(sids) ? sids : [sids], errataIds, earliest);
-    },
-    'system.scheduleReboot/3': (key, sid, earliest) => {
-      this.user(key);
-      // raw lookup in UYUNI: an unknown system is an unhandled internal exception, not -208
-      const s = typeof sid === 'number' ? this.fleet.systems.find((x) => x.id === sid) : undefined;
-      if (!s) throw new Fault(-1, `unhandled internal exception: No server found with id ${String(sid)}`);
-      const id = this.nextAction++;
-      this.addAction({
-        id,
-        type: 'System reboot',
-        name: 'System reboot',
-        earliest: earliest instanceof Date ? earliest : new Date(),
-        createdAt: Date.now(),
-        errataIds: [],
-        systems: new Map([[s.id, { failMessage: null, cancelled: false }]]),
-        runMs: this.rebootRunMs(s.id),
-      });
-      return id;
-    },
-    'system.schedulePackageInstall/4': (key, sids, pkgIds, earliest) => {
-      this.user(key);
-      return this.schedulePackageInstall(sids, pkgIds, earliest);
-    },
-    'system.schedulePackageInstall/5': (key, sids, pkgIds, earliest) => {
-      this.user(key);
-      return this.schedulePackageInstall(sids, pkgIds, earliest);
-    },
-    'system.listPackages/2': (key, sid) => {
-      this.user(key);
-      const s = this.system(sid);
-      return this.packagesOf(s.id).map((p) => ({
-        name: p.name,
-        version: p.version,
-        release: p.release,
-        epoch: p.epoch,
-        arch: p.arch,
-        installtime: new Date(Date.UTC(2026, 0, 1)),
-      }));
-    },
-    'contentmanagement.listProjectEnvironments/2': (key, label) => {
-      this.user(key);
-      return this.clmEnvs(label).map((e, i, all) => ({
-        id: e.id,
-        label: e.label,
-        name: e.name,
-        description: '',
-        version: e.version,
-        status: e.status,
-        contentProjectLabel: label,
-        previousEnvironmentLabel: all[i - 1]?.label ?? null,
-        nextEnvironmentLabel: all[i + 1]?.label ?? null,
-      }));
-    },
-    'contentmanagement.lookupEnvironment/3': (key, label, envLabel) => {
-      this.user(key);
-      const env = this.clmEnvs(label).find((e) => e.label === envLabel);
-      if (!env) throw new Fault(2401, `Environment not found: ${String(envLabel)}`);
-      return {
-        id: env.id,
-        label: env.label,
-        name: env.name,
-        description: '',
-        version: env.version,
-        status: env.status,
-        contentProjectLabel: label,
-      };
-    },
-    'contentmanagement.promoteProject/3': (key, label, envLabel) => {
-      this.user(key);
-      const envs = this.clmEnvs(label);
-      const i = envs.findIndex((e) => e.label === envLabel);
-      // A missing env is wrapped (by a UYUNI bug) in EntityExistsFaultException.
-      if (i < 0) throw new Fault(2402, `Entity exists: environment ${String(envLabel)} not found`);
-      const next = envs[i + 1];
-      if (!next) throw new Fault(2403, `Environment ${String(envLabel)} does not have successor`);
-      if ([envs[i], next, envs[i + 2]].some((e) => e?.status === 'building'))
-        throw new Fault(2403, 'Build/Promote already in progress');
-      next.status = 'building';
-      next.version = envs[i]!.version;
-      const t = setTimeout(() => (next.status = 'built'), this.o.runMs);
-      t.unref();
-      this.promotions++;
-      return 1;
-    },
-    'schedule.listInProgressSystems/2': (key, actionId) => {
-      this.user(key);
-      return this.actionedSystems(actionId, 'in_progress');
-    },
-    'schedule.listCompletedSystems/2': (key, actionId) => {
-      this.user(key);
-      return this.actionedSystems(actionId, 'completed');
-    },
-    'schedule.listFailedSystems/2': (key, actionId) => {
-      this.user(key);
-      return this.actionedSystems(actionId, 'failed');
-    },
-    'schedule.listInProgressActions/1': (key) => {
-      this.user(key);
-      return [...this.actions.values()]
-        .filter((a) => [...a.systems.keys()].some((sid) => ['Queued', 'Picked Up'].includes(this.actionStatus(a, sid))))
-        .map((a) => ({
-          id: a.id,
-          name: a.name,
-          type: a.type,
-          earliest: a.earliest,
-          completedSystems: 0,
-          failedSystems: 0,
-          inProgressSystems: a.systems.size,
-        }));
-    },
-    'schedule.cancelActions/2': (key, ids) => {
-      this.user(key);
-      if (!Array.isArray(ids)) throw new Fault(-1, 'Could not find method: cancelActions');
-      for (const id of ids) {
-        const a = this.actions.get(id as number);
-        if (!a) continue; // unknown ids are skipped silently
-        if ([...a.systems.keys()].some((sid) => this.actionStatus(a, sid) !== 'Queued')) {
-          throw new Fault(
-            -1,
-            'unhandled internal exception: java.lang.UnsupportedOperationException: cannot cancel an action that has been picked up',
-          );
-        }
-      }
-      for (const id of ids)
-        for (const st of this.actions.get(id as number)?.systems.values() ?? []) st.cancelled = true;
-      return 1;
-    },
-    'system.listSystemEvents/2': (key, sid) => {
-      this.user(key);
-      const s = this.system(sid);
-      return [...this.actions.values()]
-        .filter((a) => a.systems.has(s.id))
-        .map((a) => {
-          const status = this.actionStatus(a, s.id);
-          const st = a.systems.get(s.id)!;
-          return {
-            id: a.id,
-            action_type: a.type,
-            name: a.name,
-            failed_count: [...a.systems.keys()].filter((x) => this.actionStatus(a, x) === 'Failed').length,
-            successful_count: [...a.systems.keys()].filter((x) => this.actionStatus(a, x) === 'Completed').length,
-            earliest_action: a.earliest.toString(),
-            archived: 0,
-            created_date: new Date(a.createdAt),
-            pickup_date: status === 'Queued' ? null : new Date(a.createdAt + this.o.pickupMs),
-            completed_date: status === 'Completed' || status === 'Failed' ? new Date() : null,
-            result_msg:
-              status === 'Completed'
-                ? 'Applied patches'
-                : status === 'Failed'
-                  ? st.cancelled
-                    ? 'Canceled'
-                    : st.failMessage
-                  : null,
-          };
-        });
-    },
-    'errata.getDetails/2': (key, name) => {
-      this.user(key);
-      const e = this.errata(name);
-      const legacy = this.dateForm === 'legacy';
-      return {
-        id: e.id,
-        issue_date: legacy ? null : labDate(e.issueDate, this.dateForm),
-        update_date: legacy ? null : labDate(e.updateDate, this.dateForm),
-        advisory_status: legacy ? null : 'stable',
-        vendor_advisory: '',
-        product: e.os,
-        errataFrom: '',
-        solution: '',
-        description: `${e.synopsis}.`,
-        synopsis: e.synopsis,
-        topic: '',
-        references: '',
-        notes: '',
-        type: e.type,
-        reboot_suggested: e.rebootSuggested,
-        restart_suggested: false,
-      };
-    },
-    'errata.listCves/2': (key, name) => {
-      this.user(key);
-      return this.errata(name).cves;
-    },
-    'errata.listPackages/2': (key, name) => {
-      this.user(key);
-      return this.errata(name).packages.map((p) => ({
-        id: p.id,
-        name: p.name,
-        epoch: p.epoch,
-        version: p.version,
-        release: p.release,
-        arch_label: p.arch,
-        providing_channels: [`lab-${this.errata(name).os}`],
-        build_host: 'lab',
-        description: p.name,
-        checksum: 'x',
-        checksum_type: 'sha256',
-        vendor: 'lab',
-        summary: p.name,
-        cookie: '',
-        license: 'GPL',
-        path: '',
-        file: `${p.name}.pkg`,
-        build_date: '2026-01-01',
-        last_modified_date: '2026-01-01',
-        size: p.size,
-        payload_size: p.size,
-      }));
-    },
-  };
+  /** Handlers keyed `method/argc`. */
+  private readonly handlers: Record<string, Handler> = uyuniHandlers(this);
 
-  private login(user: unknown, password: unknown): string {
+  login(user: unknown, password: unknown): string {
     if (user !== this.o.user || password !== this.o.password)
       throw new Fault(2950, 'Either the password or username is incorrect.');
     this.logins++;
