@@ -22,8 +22,11 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import https from 'node:https';
 import xmlrpc from 'xmlrpc';
-import { z } from 'zod';
-import { uyuniDateInstant, uyuniDateText } from './dates.ts';
+import { UyuniReplyError } from './schemas.ts';
+import { SessionKey, UyuniSession } from './session.ts';
+
+export * from './schemas.ts';
+export { UyuniSession } from './session.ts';
 
 export interface UyuniConfig {
   url: string;
@@ -95,18 +98,6 @@ export class UyuniSessionClosed extends UyuniUnavailable {
   }
 }
 
-export class UyuniReplyError extends Error {
-  constructor(method: string, issues: z.core.$ZodIssue[]) {
-    super(
-      `UYUNI ${method}: unexpected reply: ${issues
-        .slice(0, 3)
-        .map((i) => `${i.path.length ? `reply.${i.path.join('.')}` : 'reply'}: ${i.message}`)
-        .join('; ')}`,
-    );
-    this.name = 'UyuniReplyError';
-  }
-}
-
 /** Transient error codes (connection level), as a table next to the retry helper. */
 const TRANSIENT_CODES = new Set([
   'ECONNRESET',
@@ -139,95 +130,6 @@ class Limiter {
     }
   }
 }
-
-// --------------------------------------------------------------------------- reply schemas
-// Timestamps (check-in, action times) as a Date; errata dates as the server's wall-clock text.
-const dateish = uyuniDateInstant;
-const dateText = uyuniDateText;
-export const groupSchema = z.object({
-  id: z.number().int(),
-  name: z.string(),
-  description: z.string().optional(),
-  system_count: z.number().int().optional(),
-  org_id: z.number().int().optional(),
-});
-export const systemOverviewSchema = z.object({
-  id: z.number().int(),
-  name: z.string(),
-  last_checkin: dateish.optional(),
-});
-export const errataOverviewSchema = z.object({
-  id: z.number().int(),
-  advisory_name: z.string().min(1),
-  advisory_type: z.enum(['Security Advisory', 'Bug Fix Advisory', 'Product Enhancement Advisory']),
-  advisory_synopsis: z.string().optional(),
-  // Spacewalk-lineage servers send none of advisory_status, issue_date, update_date (only `date`, a dateTime).
-  advisory_status: z.string().optional(),
-  issue_date: dateText.optional(),
-  update_date: dateText.optional(),
-  date: dateText.optional(),
-  last_modified_date: dateText.optional(),
-  reboot: z.boolean().optional(),
-  reload: z.boolean().optional(),
-});
-export type ErrataOverview = z.infer<typeof errataOverviewSchema>;
-export const packageSchema = z.object({
-  id: z.number().int(),
-  name: z.string(),
-  version: z.string().optional(),
-  release: z.string().optional(),
-  epoch: z.string().optional(),
-  arch_label: z.string().optional(),
-  size: z.union([z.number(), z.string()]).optional(),
-});
-export const errataDetailsSchema = z.object({
-  id: z.number().int(),
-  synopsis: z.string().optional(),
-  description: z.string().optional(),
-  type: z.string().optional(),
-  issue_date: dateText.optional(),
-  update_date: dateText.optional(),
-  last_modified_date: dateText.optional(),
-  reboot_suggested: z.boolean().optional(),
-});
-
-export const actionedSystemSchema = z.object({
-  server_id: z.number().int(),
-  server_name: z.string().optional(),
-  timestamp: dateish.optional(),
-  message: z.string().optional(),
-});
-export type ActionedSystem = z.infer<typeof actionedSystemSchema>;
-export const scheduledActionSchema = z.object({
-  id: z.number().int(),
-  name: z.string().optional(),
-  type: z.string().optional(),
-  earliest: dateish.optional(),
-});
-export const installedPackageSchema = z.object({
-  name: z.string(),
-  version: z.string(),
-  release: z.string(),
-  epoch: z.string(),
-  arch: z.string().optional(),
-});
-export const clmEnvironmentSchema = z.object({
-  id: z.number().int(),
-  label: z.string(),
-  name: z.string(),
-  version: z.number().int(),
-  status: z.string(),
-  previousEnvironmentLabel: z.string().optional(),
-  nextEnvironmentLabel: z.string().optional(),
-});
-export const systemEventSchema = z.object({
-  id: z.number().int(),
-  action_type: z.string().optional(),
-  name: z.string().optional(),
-  completed_date: dateish.optional(),
-  pickup_date: dateish.optional(),
-  result_msg: z.string().optional(),
-});
 
 export interface CallStats {
   calls: Record<string, number>;
@@ -411,165 +313,5 @@ export class UyuniClient {
         }
       }),
     );
-  }
-}
-
-/** A logged-in session key, shared by the handles of one cycle; re-logged in once on expiry. */
-class SessionKey {
-  key: string;
-  /** Logged out (or being): nothing may be sent with it any more, and no re-login. */
-  ended = false;
-  private relogging: Promise<void> | undefined;
-  private readonly inflight = new Set<Promise<unknown>>();
-  constructor(key: string) {
-    this.key = key;
-  }
-
-  /** Re-login once for all workers that hit the expired key at the same time. */
-  async relogin(login: () => Promise<string>): Promise<void> {
-    const stale = this.key;
-    this.relogging ??= login()
-      .then((k) => {
-        this.key = k;
-      })
-      .finally(() => {
-        this.relogging = undefined;
-      });
-    if (this.key === stale) await this.relogging;
-  }
-
-  track<T>(p: Promise<T>): Promise<T> {
-    this.inflight.add(p);
-    void p.then(
-      () => this.inflight.delete(p),
-      () => this.inflight.delete(p),
-    );
-    return p;
-  }
-
-  /** Every call made with this key has settled. */
-  async idle(): Promise<void> {
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
-  }
-}
-
-export class UyuniSession {
-  /** @internal */
-  readonly core: SessionKey;
-  private closed = false;
-  private readonly inflight = new Set<Promise<unknown>>();
-  private readonly client: UyuniClient;
-  constructor(client: UyuniClient, core: SessionKey) {
-    this.client = client;
-    this.core = core;
-  }
-
-  get key(): string {
-    return this.core.key;
-  }
-
-  /** Calls may still be sent: neither this handle's cycle nor the key has ended. */
-  get open(): boolean {
-    return !this.closed && !this.core.ended;
-  }
-
-  /** @internal */
-  track<T>(p: Promise<T>): Promise<T> {
-    this.inflight.add(p);
-    void p.then(
-      () => this.inflight.delete(p),
-      () => this.inflight.delete(p),
-    );
-    return this.core.track(p);
-  }
-
-  /** Refuse further calls and wait for the ones already made to settle (each is bounded by the call timeout). */
-  async close(): Promise<void> {
-    this.closed = true;
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
-  }
-
-  private async typed<T extends z.ZodType>(method: string, params: unknown[], schema: T): Promise<z.infer<T>> {
-    const reply = await this.client.sessionCall(this, method, params);
-    const parsed = schema.safeParse(reply);
-    if (!parsed.success) throw new UyuniReplyError(method, parsed.error.issues);
-    return parsed.data;
-  }
-
-  listAllGroups() {
-    return this.typed('systemgroup.listAllGroups', [], z.array(groupSchema));
-  }
-  listSystemsMinimal(group: string) {
-    return this.typed('systemgroup.listSystemsMinimal', [group], z.array(systemOverviewSchema));
-  }
-  getRelevantErrata(systemId: number) {
-    return this.typed('system.getRelevantErrata', [systemId], z.array(errataOverviewSchema));
-  }
-  listCves(advisory: string) {
-    return this.typed('errata.listCves', [advisory], z.array(z.string()));
-  }
-  listPackages(advisory: string) {
-    return this.typed('errata.listPackages', [advisory], z.array(packageSchema));
-  }
-  getDetails(advisory: string) {
-    return this.typed('errata.getDetails', [advisory], errataDetailsSchema);
-  }
-
-  /**
-   * Apply errata to systems (overload 4: sids, errataIds, earliest, allowModules). Returns action
-   * ids: not one per system or errata — resolve systems per action with `actionSystems`.
-   */
-  scheduleApplyErrata(
-    systemIds: number[],
-    errataIds: number[],
-    opts: { earliest?: Date; allowModules?: boolean } = {},
-  ) {
-    return this.typed(
-      'system.scheduleApplyErrata',
-      [systemIds, errataIds, opts.earliest ?? new Date(), opts.allowModules ?? false],
-      z.array(z.number().int()),
-    );
-  }
-  scheduleReboot(systemId: number, earliest: Date = new Date()) {
-    return this.typed('system.scheduleReboot', [systemId, earliest], z.number().int());
-  }
-  /** Where each system of an action stands (systems move from in progress to completed or failed). */
-  async actionSystems(
-    actionId: number,
-  ): Promise<{ inProgress: ActionedSystem[]; completed: ActionedSystem[]; failed: ActionedSystem[] }> {
-    const list = z.array(actionedSystemSchema);
-    const [inProgress, completed, failed] = await Promise.all([
-      this.typed('schedule.listInProgressSystems', [actionId], list),
-      this.typed('schedule.listCompletedSystems', [actionId], list),
-      this.typed('schedule.listFailedSystems', [actionId], list),
-    ]);
-    return { inProgress, completed, failed };
-  }
-  listInProgressActions() {
-    return this.typed('schedule.listInProgressActions', [], z.array(scheduledActionSchema));
-  }
-  /** Fails (UYUNI: UnsupportedOperationException) when a system already picked the action up. */
-  cancelActions(actionIds: number[]) {
-    return this.typed('schedule.cancelActions', [actionIds], z.number().int());
-  }
-  listSystemEvents(systemId: number) {
-    return this.typed('system.listSystemEvents', [systemId], z.array(systemEventSchema));
-  }
-  /** Install packages by id (a lower build is a downgrade); one action per system. */
-  schedulePackageInstall(systemIds: number[], packageIds: number[], earliest: Date = new Date()) {
-    return this.typed('system.schedulePackageInstall', [systemIds, packageIds, earliest], z.array(z.number().int()));
-  }
-  listInstalledPackages(systemId: number) {
-    return this.typed('system.listPackages', [systemId], z.array(installedPackageSchema));
-  }
-  listProjectEnvironments(projectLabel: string) {
-    return this.typed('contentmanagement.listProjectEnvironments', [projectLabel], z.array(clmEnvironmentSchema));
-  }
-  lookupEnvironment(projectLabel: string, envLabel: string) {
-    return this.typed('contentmanagement.lookupEnvironment', [projectLabel, envLabel], clmEnvironmentSchema);
-  }
-  /** Copies `envLabel` into its successor (to fill PROD, promote TEST). Asynchronous: poll lookupEnvironment. */
-  promoteProject(projectLabel: string, envLabel: string) {
-    return this.typed('contentmanagement.promoteProject', [projectLabel, envLabel], z.number().int());
   }
 }
