@@ -10,6 +10,9 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp } from '../src/http/app.ts';
+import { generateFleet } from '../src/lab/fleet.ts';
+import { LabUyuni } from '../src/lab/uyuni.ts';
+import { UyuniClient } from '../src/services/uyuni/client.ts';
 import { dashboardRoutes } from '../src/http/dashboard/index.ts';
 import { deploymentRoutes } from '../src/http/routes/deployments.ts';
 import { queueRoutes } from '../src/http/routes/queue.ts';
@@ -282,5 +285,49 @@ describe('secrets and token use', () => {
       expect(text).toContain('ops@example.test');
     }
     expect(await (await call('GET', '/notifications', { role: 'admin' })).text()).toContain(hook);
+  });
+});
+
+describe('POST /risk-profile/calculate with UYUNI', () => {
+  it('an errata UYUNI does not know is without packages (200), not a 500; UYUNI down is 503 uyuni_unavailable', async () => {
+    const lab = new LabUyuni(
+      generateFleet({
+        seed: 3,
+        groups: [{ name: 'test-ubuntu-x', os: 'ubuntu', systems: 1 }],
+        errata: { ubuntu: 2, debian: 0, rhel: 0 },
+        relevantPerSystem: 'all',
+      }),
+    );
+    const url = await lab.serve();
+    try {
+      const known = lab.fleet.errata[0]!.advisoryName;
+      await seedErrata(t.db, [known]);
+      const cfg = { url, user: 'admin', password: 'admin', verifySsl: true, timeoutMs: 5000, syncWorkers: 2 };
+      const withUyuni = (uyuni: UyuniClient) => {
+        const deps = baseDeps(t.db);
+        return createApp(deps, [riskProfileRoutes({ ...deps, uyuni })]);
+      };
+      const a = withUyuni(new UyuniClient(cfg));
+      const r = await a.request('/api/v1/risk-profile/calculate', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.operator}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ errata_ids: ['USN-8000-1', known] }),
+      });
+      expect(r.status).toBe(200);
+      const body = (await r.json()) as { calculated: { errata_id: string }[]; without_packages: string[] };
+      expect(body.calculated.map((x) => x.errata_id)).toEqual([known]);
+      expect(body.without_packages).toEqual(['USN-8000-1']);
+      const down = withUyuni(new UyuniClient({ ...cfg, url: 'http://127.0.0.1:9' }));
+      await t.db.query(sql.unsafe`UPDATE errata_cache SET packages = NULL WHERE errata_id = ${known}`);
+      const d = await down.request('/api/v1/risk-profile/calculate', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.operator}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ errata_ids: [known] }),
+      });
+      expect(d.status).toBe(503);
+      expect(((await d.json()) as { error: { code: string } }).error.code).toBe('uyuni_unavailable');
+    } finally {
+      await lab.close();
+    }
   });
 });

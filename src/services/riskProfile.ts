@@ -9,7 +9,7 @@ import { setErrataPackages } from '../persistence/sql/errataFacts.ts';
 import { getSimilarHistory, listProfileInputs, upsertRiskProfile } from '../persistence/sql/riskProfile.ts';
 import { factorsFromPackages, successScore, type PackageInfo, type ScoreBreakdown } from './score.ts';
 import { loadScoreWeights } from './settings.ts';
-import type { UyuniClient } from './uyuni/client.ts';
+import { UyuniFault, type UyuniClient } from './uyuni/client.ts';
 
 /**
  * Compute, store and return the breakdown of each errata (packages fetched for those without them).
@@ -29,7 +29,13 @@ export async function profileErrata(
     await uyuni.withSession(async (s) => {
       await Promise.all(
         missing.map(async (id) => {
-          const pkgs = await s.listPackages(id);
+          // An errata UYUNI does not know (a fault: a definite answer) has no packages to score;
+          // it must not cost the others their profiles. UYUNI unreachable still fails the call.
+          const pkgs = await s.listPackages(id).catch((raw) => {
+            if (raw instanceof UyuniFault) return null;
+            throw raw;
+          });
+          if (pkgs === null) return;
           fetched.set(
             id,
             pkgs.map((p) => ({ name: p.name, size: typeof p.size === 'string' ? Number(p.size) : p.size })),
