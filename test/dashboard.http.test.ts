@@ -6,13 +6,14 @@
  * rate limit, the body limit before sign-in, and hostile form input (never a 5xx).
  */
 import { sql } from 'slonik';
+import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../src/config.ts';
 import { createApp } from '../src/http/app.ts';
 import { dashboardRoutes } from '../src/http/dashboard/index.ts';
 import { queueRoutes } from '../src/http/routes/queue.ts';
 import { startHttpServer } from '../src/http/server.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
+import { insertToken, revokeToken } from '../src/persistence/sql/tokens.ts';
 import { generateToken } from '../src/services/tokens.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
 import { FAST_SETTINGS, seedErrata, startTestSystem } from './helpers/actors.ts';
@@ -300,6 +301,58 @@ describe('server-side sessions', () => {
     } finally {
       now.mockRestore();
     }
+  });
+
+  it('sessions are rows every replica shares, holding neither the id nor the token; revoking the token ends them', async () => {
+    const replicaA = dashboardApp({});
+    const replicaB = dashboardApp({});
+    const g = generateToken();
+    const row = await insertToken(t.db, {
+      name: 'two-replicas',
+      prefix: g.prefix,
+      hash: g.hash,
+      role: 'approver',
+      createdBy: 'test',
+      expiresInDays: null,
+    });
+    const cookie = await signIn(replicaA, g.token);
+    const id = cookie.replace('spm_session=', '');
+    // Signed in on A, a page and a form on B: the session and its CSRF token are not per process.
+    const page = await replicaB.request('/ui/approvals', { headers: { cookie } });
+    expect(page.status).toBe(200);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())![1]!;
+    const out = await replicaA.request('/ui/logout', {
+      method: 'POST',
+      headers: { ...form, cookie },
+      body: `csrf=${csrf}`,
+    });
+    expect(out.headers.get('location')).toBe('/ui/login');
+    expect((await replicaB.request('/ui', { headers: { cookie } })).headers.get('location')).toBe(
+      '/ui/login?expired=1',
+    );
+    // A row opens nothing without the cookie: neither the id nor the token is in it.
+    const again = await signIn(replicaB, g.token);
+    const dump = await t.db.oneFirst(
+      sql.type(
+        z.object({ d: z.string() }),
+      )`SELECT string_agg(s::text || encode(s.token_sealed, 'escape'), '|') AS d FROM ui_sessions s`,
+    );
+    for (const secret of [id, again.replace('spm_session=', ''), g.token, g.token.slice(4)])
+      expect(dump).not.toContain(secret);
+    // Revoking the token deletes its sessions at once (a trigger), on every replica.
+    const before = await t.db.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM ui_sessions WHERE token_id = ${row.id}`,
+    );
+    expect(before).toBe(1);
+    await revokeToken(t.db, String(row.id));
+    expect(
+      await t.db.oneFirst(
+        sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM ui_sessions WHERE token_id = ${row.id}`,
+      ),
+    ).toBe(0);
+    expect((await replicaA.request('/ui', { headers: { cookie: again } })).headers.get('location')).toBe(
+      '/ui/login?expired=1',
+    );
   });
 
   it('a forged or unknown session id is no session', async () => {

@@ -2,22 +2,23 @@
  * Who is signed in to the dashboard, and the guard of every form it posts.
  *
  * Sessions are server-side: the cookie (`spm_session`, HttpOnly, SameSite=Strict, Secure behind
- * HTTPS, path /ui) holds only a random 256-bit id; the API token stays in this process's memory.
- * A session ends after `UI_SESSION_IDLE_MINUTES` without a page view (the 5-second live refreshes
- * do not count), after `UI_SESSION_MAX_HOURS` in any case, at sign-out (server-side: the id is
- * forgotten), and when its token is revoked or expires (checked on every page). The store is in
- * memory: sessions do not survive a restart and are per replica (several replicas need sticky
- * sessions at the load balancer, or the PostgreSQL store this module's `SessionStore` allows).
+ * HTTPS, path /ui) holds only a random 256-bit id, never the API token. Sessions are rows of
+ * `ui_sessions` (./sessionStore.ts): every replica knows them, a restart keeps them, and a row
+ * without the browser's cookie opens nothing. A session ends after `UI_SESSION_IDLE_MINUTES` without
+ * a page view (the 5-second live refreshes do not count; views are written at most once a minute,
+ * so it may end up to a minute early), after `UI_SESSION_MAX_HOURS` in any case, at sign-out (the
+ * row is deleted), when its token is revoked (a trigger deletes its sessions) or expires (checked
+ * on every page).
  *
  * A trusted reverse proxy may sign users in instead (UI_PROXY_USER_HEADER, only with TRUST_PROXY=true
  * and only from the proxy: its shared secret and/or a trusted source address, see ../proxyTrust.ts);
  * a proxy header from anyone else is refused with 403. Every form carries a CSRF token bound to the
- * session (HMAC with a per-process secret), and a POST whose Origin (including `null`) or
+ * session (derived from its id; for a proxy user an HMAC of the user and role), and a POST whose Origin (including `null`) or
  * Sec-Fetch-Site says cross-site is refused. Sign-in failures are limited per client address and per
  * token (../rateLimit.ts). The dashboard reads and decides through the API in-process
  * (`app.request`) as the signed-in user, so the API's checks and audit apply.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { coerceError } from '../../errors.ts';
@@ -27,11 +28,10 @@ import { internalAuthHeaders } from '../auth.ts';
 import { proxyTrust } from '../proxyTrust.ts';
 import { FailureLimiter } from '../rateLimit.ts';
 import { findUnsafeText } from '../validate.ts';
+import { databaseSessionStore, type SessionStore } from './sessionStore.ts';
 
 const COOKIE = 'spm_session';
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
-/** At most this many sessions are kept; past it the least recently used goes. */
-const MAX_SESSIONS = 20_000;
 
 /** A call of the daemon's own `/api/v1` as the signed-in user. */
 export type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
@@ -51,70 +51,6 @@ export interface PostedForm {
   f: Record<string, string>;
 }
 
-/** One signed-in browser. */
-export interface SessionRecord {
-  token: string;
-  name: string;
-  role: Role;
-  createdAt: number;
-  lastSeenAt: number;
-}
-
-/** Where sessions live (in memory here; a table would let several replicas share them). */
-export interface SessionStore {
-  create(record: SessionRecord): string;
-  /** The live session with this id (its idle and absolute limits checked), or null. */
-  get(id: string, now: number): SessionRecord | null;
-  touch(id: string, now: number): void;
-  delete(id: string): void;
-  readonly size: number;
-}
-
-/**
- * Sessions in this process's memory, least recently used first.
- * @example
- * const store = memorySessionStore({ idleMs: 30 * 60_000, maxMs: 12 * 3_600_000 });
- */
-export function memorySessionStore(o: { idleMs: number; maxMs: number; maxSessions?: number }): SessionStore {
-  const map = new Map<string, SessionRecord>();
-  const limit = o.maxSessions ?? MAX_SESSIONS;
-  const live = (r: SessionRecord, now: number) => now - r.lastSeenAt < o.idleMs && now - r.createdAt < o.maxMs;
-  return {
-    create(record) {
-      const id = randomBytes(32).toString('base64url');
-      while (map.size >= limit) {
-        const oldest = map.keys().next().value;
-        if (oldest === undefined) break;
-        map.delete(oldest);
-      }
-      map.set(id, record);
-      return id;
-    },
-    get(id, now) {
-      const r = map.get(id);
-      if (!r) return null;
-      if (!live(r, now)) {
-        map.delete(id);
-        return null;
-      }
-      return r;
-    },
-    touch(id, now) {
-      const r = map.get(id);
-      if (!r) return;
-      r.lastSeenAt = now;
-      map.delete(id);
-      map.set(id, r);
-    },
-    delete(id) {
-      map.delete(id);
-    },
-    get size() {
-      return map.size;
-    },
-  };
-}
-
 /** The sign-in rate limit's answer: allowed, or refused for `retryAfterS` seconds. */
 export interface LoginGate {
   /** Seconds to wait before another attempt from this client (and this token), 0 = go ahead. */
@@ -131,10 +67,10 @@ export interface Session {
   form(c: Context): Promise<PostedForm | Response>;
   /** The API as the holder of `token` (sign-in checks the token with it). */
   apiWithToken(token: string, c: Context): Api;
-  /** Start a server-side session for `token`'s holder and set its cookie (a new id every time). */
-  signIn(c: Context, token: string, who: { name: string; role: Role }): void;
+  /** Start a server-side session for `token`'s holder and set its cookie (a new id every time); false if the token is not live. */
+  signIn(c: Context, token: string): Promise<boolean>;
   /** End the session server-side and forget the cookie. */
-  signOut(c: Context): void;
+  signOut(c: Context): Promise<void>;
   /** The sign-in rate limit. */
   login: LoginGate;
   /** The store (for tests). */
@@ -181,11 +117,18 @@ const isPassive = (c: Context) => c.req.path.startsWith('/ui/live/');
  * const v = await session.viewer(c);
  */
 export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionStore): Session {
-  // Per-process secret for CSRF tokens.
-  const secret = randomBytes(32);
-  const csrfOf = (bound: string) => createHmac('sha256', secret).update(bound).digest('base64url');
+  // CSRF tokens: a session's is derived from its id (any replica computes it, no other site can:
+  // the cookie is HttpOnly and SameSite=Strict); a proxy user's is an HMAC under a key derived from
+  // UI_PROXY_SECRET (shared by the replicas), or a per-process key with trusted CIDRs only.
+  const proxyKey = deps.config.uiProxy?.secret
+    ? Buffer.from(hkdfSync('sha256', deps.config.uiProxy.secret, 'spm-ui-proxy', 'csrf key', 32))
+    : randomBytes(32);
+  const csrfOfProxy = (bound: string) => createHmac('sha256', proxyKey).update(bound).digest('base64url');
+  const csrfOfSession = (id: string) =>
+    Buffer.from(hkdfSync('sha256', id, 'spm-ui-session', 'csrf', 32)).toString('base64url');
   const sessions =
-    store ?? memorySessionStore({ idleMs: deps.config.ui.sessionIdleMs, maxMs: deps.config.ui.sessionMaxMs });
+    store ??
+    databaseSessionStore(deps.db, { idleMs: deps.config.ui.sessionIdleMs, maxMs: deps.config.ui.sessionMaxMs });
   const trust = proxyTrust(deps.config);
   const limits = deps.config.ui.login;
   const perIp = new FailureLimiter({ max: limits.maxFailuresPerIp, windowMs: limits.windowMs });
@@ -215,9 +158,9 @@ export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionSto
     return id !== undefined && SESSION_ID.test(id) ? id : null;
   };
 
-  function signOut(c: Context) {
+  async function signOut(c: Context) {
     const id = sessionId(c);
-    if (id !== null) sessions.delete(id);
+    if (id !== null) await sessions.delete(id);
     deleteCookie(c, COOKIE, { path: '/ui' });
   }
 
@@ -237,7 +180,7 @@ export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionSto
     if (!/^[\w.@-]{1,100}$/.test(proxyUser)) return c.text('proxy sign-in refused: the user name is not valid', 403);
     const asked = proxy.roleHeader ? c.req.header(proxy.roleHeader)?.trim().toLowerCase() : undefined;
     const role: Role = asked && (ROLES as readonly string[]).includes(asked) ? (asked as Role) : proxy.defaultRole;
-    const csrf = csrfOf(`proxy:${proxyUser}:${role}`);
+    const csrf = csrfOfProxy(`proxy:${proxyUser}:${role}`);
     return { name: `proxy:${proxyUser}`, role, csrf, api: apiFor({ name: proxyUser, role }, c) };
   }
 
@@ -246,7 +189,7 @@ export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionSto
     if (proxied) return proxied;
     const id = sessionId(c);
     const now = Date.now();
-    const record = id === null ? null : sessions.get(id, now);
+    const record = id === null ? null : await sessions.get(id, now);
     if (id === null || record === null) {
       if (getCookie(c, COOKIE) === undefined) return c.redirect('/ui/login', 303);
       deleteCookie(c, COOKIE, { path: '/ui' });
@@ -255,11 +198,11 @@ export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionSto
     const api = apiFor(record.token, c);
     const me = await api('GET', '/whoami');
     if (me.status !== 200) {
-      signOut(c);
+      await signOut(c);
       return c.redirect('/ui/login?expired=1', 303);
     }
-    if (!isPassive(c)) sessions.touch(id, now);
-    return { name: me.body.name, role: me.body.role, csrf: csrfOf(`session:${id}`), api };
+    if (!isPassive(c)) await sessions.touch(id, now);
+    return { name: me.body.name, role: me.body.role, csrf: csrfOfSession(id), api };
   }
 
   async function form(c: Context): Promise<PostedForm | Response> {
@@ -287,12 +230,12 @@ export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionSto
     return { v, f };
   }
 
-  function signIn(c: Context, token: string, who: { name: string; role: Role }) {
+  async function signIn(c: Context, token: string): Promise<boolean> {
     // A new id at every sign-in: an id planted before sign-in is never promoted.
     const old = sessionId(c);
-    if (old !== null) sessions.delete(old);
-    const now = Date.now();
-    const id = sessions.create({ token, name: who.name, role: who.role, createdAt: now, lastSeenAt: now });
+    if (old !== null) await sessions.delete(old);
+    const id = await sessions.create(token, Date.now());
+    if (id === null) return false;
     setCookie(c, COOKIE, id, {
       httpOnly: true,
       sameSite: 'Strict',
@@ -300,6 +243,7 @@ export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionSto
       path: '/ui',
       maxAge: Math.floor(deps.config.ui.sessionMaxMs / 1000),
     });
+    return true;
   }
 
   const login: LoginGate = {

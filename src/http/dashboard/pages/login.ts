@@ -78,14 +78,14 @@ async function signIn(c: Context, s: Session) {
     return retry(c, 'unknown, revoked or expired token');
   }
   s.login.succeeded(c, key);
-  s.signIn(c, token, { name: me.body.name, role: me.body.role });
+  if (!(await s.signIn(c, token))) return retry(c, 'unknown, revoked or expired token');
   return c.redirect('/ui', 303);
 }
 
 async function signOut(c: Context, s: Session) {
   const r = await s.form(c);
   if (r instanceof Response) return r;
-  s.signOut(c);
+  await s.signOut(c);
   return c.redirect('/ui/login', 303);
 }
 
