@@ -18,12 +18,10 @@ import {
   deferReboots,
   findDeploymentByPlanKey,
   finishDeployment,
-  getDeployment,
   getLatestApprovalId,
   haltDeployment,
   insertDeployment,
   insertDeploymentSystems,
-  listDeploymentSystems,
   markRebooted,
   markRebootLost,
   markRebootNotNeeded,
@@ -40,19 +38,11 @@ import {
   startDeploymentWave,
   type DeploymentRow,
   type DeploymentSystemRow,
-  type GroupLockHolder,
 } from '../persistence/sql/rollout.ts';
 import { listProductionSystems } from '../persistence/sql/systems.ts';
 import { enqueueAlert } from '../services/alerts.ts';
 import { judge } from '../services/judge.ts';
-import {
-  loadMaintenanceWindows,
-  loadRolloutPolicy,
-  loadThresholds,
-  type RolloutPolicy,
-  type Thresholds,
-} from '../services/settings.ts';
-import { nextWindow, openWindow, windowsFor } from '../services/windows.ts';
+import { loadRolloutPolicy, loadThresholds, type RolloutPolicy, type Thresholds } from '../services/settings.ts';
 import { saltCall, uyuniCall, type EngineDeps } from './deps.ts';
 import { errataFacts } from './errata.ts';
 import { collectEvidence, servicesFor } from './evidence.ts';
@@ -62,36 +52,11 @@ import { sleep, timing } from './timing.ts';
 import { awaitActions, findUnclaimedAction, ownActions, recordActions } from './uyuniActions.ts';
 import { planWaves, systemsByGroup, thresholdExceeded } from './waves.ts';
 
+import { deploymentOf, groupWaitReason, systemsOf, windowOf } from './rolloutLookups.ts';
+
+export { deploymentOf, groupWaitReason, systemsOf } from './rolloutLookups.ts';
+
 type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
-
-/** @example const dep = await deploymentOf(e, input.deploymentId); */
-export async function deploymentOf(e: EngineDeps, id: number): Promise<DeploymentRow> {
-  const d = await getDeployment(e.db, id);
-  if (!d) throw new Error(`deployment ${id} does not exist`);
-  return d;
-}
-
-/** A deployment's system rows (one wave's when given). @example const rows = await systemsOf(e, dep.id, 0); */
-export const systemsOf = (e: EngineDeps, id: number, wave?: number) => listDeploymentSystems(e.db, id, wave);
-
-async function windowOf(e: EngineDeps, group: string | null, minRemainingMs: number, now: number) {
-  const windows = windowsFor(await loadMaintenanceWindows(e.db), group);
-  return {
-    open: openWindow(windows, now, minRemainingMs),
-    next: nextWindow(windows, now, minRemainingMs),
-    configured: windows.length > 0,
-  };
-}
-
-/** What a deployment waiting for its production groups shows (GET /queue/{id}, the dashboard). */
-export function groupWaitReason(busy: readonly GroupLockHolder[]): string {
-  return busy
-    .map(
-      (b) =>
-        `waiting for production group ${b.group_name}: deployment ${b.deployment_id} of ${b.errata_id} (entry ${b.queue_id}) is in progress since ${new Date(b.acquired_at).toISOString()}`,
-    )
-    .join('; ');
-}
 
 /** Reboot the wave's systems that need it, inside the window, each once (`rebootOnce`). */
 async function rebootStage(
