@@ -29,3 +29,14 @@ export function setErrataPackages(db: Db, errataId: string, packages: { name: st
     sql.unsafe`UPDATE errata_cache SET packages = ${sql.jsonb(packages as never)} WHERE errata_id = ${errataId}`,
   );
 }
+
+/**
+ * The errata's severity and success score now: the approval policy's inputs (two approvers for
+ * Critical severity or Very High risk) at the moment of the approval.
+ * @example await getErrataSeverityAndScore(db, 'USN-7001-1') // { severity: 'Critical', success_score: 62 }
+ */
+export function getErrataSeverityAndScore(db: Db, errataId: string) {
+  return db.maybeOne(sql.type(z.object({ severity: z.string().nullable(), success_score: z.number().nullable() }))`
+    SELECT e.severity, r.success_score FROM errata_cache e LEFT JOIN patch_risk_profile r ON r.errata_id = e.errata_id
+    WHERE e.errata_id = ${errataId}`);
+}

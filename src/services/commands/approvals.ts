@@ -9,14 +9,13 @@
  * the errata as it is now (a severity raised by NVD since queueing counts); the answer says how
  * many are still missing.
  */
-import { sql } from 'slonik';
-import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import type { ActorHost, EventMeta } from '../../machines/host.ts';
 import { approvalRefusal, approvalsMissing, type PatchContext } from '../../machines/patch.machine.ts';
 import type { Clock } from '../../persistence/clock.ts';
 import type { Db } from '../../persistence/db.ts';
 import { insertAudit } from '../../persistence/sql/audit.ts';
+import { getErrataSeverityAndScore } from '../../persistence/sql/errataFacts.ts';
 import { riskLevel } from '../score.ts';
 import { approvalsFor, loadApprovalPolicy } from '../settings.ts';
 
@@ -51,13 +50,6 @@ function snoozeUntil(d: { until?: string | undefined; days?: number | undefined 
     ]);
   }
   return until;
-}
-
-/** The errata's severity and risk level now (the policy's inputs). */
-async function errataNow(db: Db, errataId: string) {
-  return db.maybeOne(sql.type(z.object({ severity: z.string().nullable(), success_score: z.number().nullable() }))`
-    SELECT e.severity, r.success_score FROM errata_cache e LEFT JOIN patch_risk_profile r ON r.errata_id = e.errata_id
-    WHERE e.errata_id = ${errataId}`);
 }
 
 /** A refused decision changed nothing; its audit row says who was refused and why. */
@@ -114,7 +106,7 @@ async function approve(deps: DecisionDeps, id: number, reason: string | undefine
       approvals_missing: approvalsMissing(ctx),
     });
   }
-  const errata = await errataNow(deps.db, ctx.errataId);
+  const errata = await getErrataSeverityAndScore(deps.db, ctx.errataId);
   const gate = approvalsFor(policy, {
     severity: errata?.severity ?? null,
     riskLevel: errata?.success_score == null ? null : riskLevel(errata.success_score),
