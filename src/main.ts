@@ -18,7 +18,8 @@ commands:
   migrate                       apply pending database migrations and exit
   doctor                        check configuration and every dependency
   lab                           the demo: embedded DB, lab UYUNI and NVD, the daemon wired to them
-  token create --name N --role viewer|operator|approver|admin [--expires-days D]
+  token create --name N --role viewer|operator|approver|admin [--person P] [--expires-days D | --no-expiry]
+                                (expires in 90 days unless told; --expires-days 0 or --no-expiry: never)
   token list
   token revoke <id|prefix>
   audit verify                  check the audit log, every entry's journal and the anchors (exit 1 on tamper)
@@ -51,7 +52,11 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   shutdown.started(await startDaemon(config, logger));
 }
 
-async function withDatabase<T>(config: Config, logger: Logger, fn: (url: string, db: import('./persistence/db.ts').Db) => Promise<T>): Promise<T> {
+async function withDatabase<T>(
+  config: Config,
+  logger: Logger,
+  fn: (url: string, db: import('./persistence/db.ts').Db) => Promise<T>,
+): Promise<T> {
   const { Releasers } = await import('./releasers.ts');
   const { openDatabase } = await import('./persistence/open.ts');
   const { migrate } = await import('./persistence/migrate.ts');
@@ -69,33 +74,129 @@ async function token(config: Config, logger: Logger, args: string[]): Promise<vo
   const [sub, ...rest] = args;
   const { values, positionals } = parseArgs({
     args: rest,
-    options: { name: { type: 'string' }, role: { type: 'string' }, 'expires-days': { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      name: { type: 'string' },
+      role: { type: 'string' },
+      person: { type: 'string' },
+      'expires-days': { type: 'string' },
+      'no-expiry': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
     allowPositionals: true,
   });
   const tokens = await import('./services/tokens.ts');
   const q = await import('./persistence/sql/tokens.ts');
+  const { insertAudit } = await import('./persistence/sql/audit.ts');
+  // Every token change is in audit_log, in the transaction of the change, as the CLI's user.
+  const cliActor = `cli:${process.env.USER ?? 'unknown'}`;
+  const audited = (
+    action: string,
+    outcome: 'succeeded' | 'failed',
+    target: string | null,
+    details: Record<string, unknown>,
+  ) => ({
+    actor: cliActor,
+    tokenId: null,
+    action,
+    method: 'CLI',
+    path: `token ${action.split(' ')[1]}`,
+    targetType: 'api_token',
+    targetId: target,
+    outcome,
+    statusCode: 0,
+    ip: null,
+    userAgent: null,
+    requestId: null,
+    details,
+  });
   if (sub === 'create') {
     const name = values.name?.trim();
     if (!name) fail('token create: --name is required');
     const role = values.role as (typeof tokens.ROLES)[number] | undefined;
-    if (role === undefined || !tokens.ROLES.includes(role)) fail(`token create: --role must be one of ${tokens.ROLES.join(', ')}`);
+    if (role === undefined || !tokens.ROLES.includes(role))
+      fail(`token create: --role must be one of ${tokens.ROLES.join(', ')}`);
     const days = values['expires-days'];
-    if (days !== undefined && !/^\d{1,5}$/.test(days)) fail('token create: --expires-days must be a whole number of days');
+    if (days !== undefined && !/^\d{1,5}$/.test(days))
+      fail('token create: --expires-days must be a whole number of days (0: never expires)');
+    if (days !== undefined && values['no-expiry']) fail('token create: give --expires-days or --no-expiry, not both');
+    // An expiry unless one is refused explicitly: a forgotten token stops working on its own.
+    const expiresInDays =
+      days === undefined
+        ? values['no-expiry']
+          ? null
+          : tokens.DEFAULT_TOKEN_EXPIRY_DAYS
+        : Number(days) === 0
+          ? null
+          : Number(days);
+    // The person the token acts as (several tokens may share one); absent: the name made unique.
+    const person = values.person?.trim();
+    if (person !== undefined && !tokens.validPerson(person)) {
+      fail(
+        `token create: --person must be 1–120 characters without ':' or control characters, and none of ${tokens.RESERVED_PERSONS.join(', ')}`,
+      );
+    }
     const t = tokens.generateToken();
     const row = await withDatabase(config, logger, (_url, db) =>
-      q.insertToken(db, { name, prefix: t.prefix, hash: t.hash, role, createdBy: `cli:${process.env.USER ?? 'unknown'}`, expiresInDays: days === undefined ? null : Number(days) }),
+      db.transaction(async (tx) => {
+        const r = await q.insertToken(tx, {
+          name,
+          person: person ?? null,
+          prefix: t.prefix,
+          hash: t.hash,
+          role,
+          createdBy: cliActor,
+          expiresInDays,
+        });
+        await insertAudit(
+          tx,
+          audited('token create', 'succeeded', String(r.id), {
+            name: r.name,
+            person: r.person,
+            role: r.role,
+            prefix: r.prefix,
+            expires_at: r.expires_at,
+          }),
+        );
+        return r;
+      }),
     );
-    process.stdout.write(values.json ? `${JSON.stringify({ id: row.id, token: t.token, role })}\n` : `token ${row.id} (${role}) created; it is shown only once:\n${t.token}\n`);
+    const expires =
+      row.expires_at === null ? 'never expires' : `expires ${new Date(row.expires_at).toISOString().slice(0, 10)}`;
+    process.stdout.write(
+      values.json
+        ? `${JSON.stringify({ id: row.id, token: t.token, role, person: row.person, expires_at: row.expires_at === null ? null : new Date(row.expires_at).toISOString() })}\n`
+        : `token ${row.id} (${role}, acting as ${row.person}, ${expires}) created; it is shown only once:\n${t.token}\n`,
+    );
   } else if (sub === 'list') {
     const rows = await withDatabase(config, logger, (_url, db) => q.listTokens(db));
     for (const r of rows) {
       const state = r.revoked_at ? 'revoked' : r.expires_at && r.expires_at < Date.now() ? 'expired' : 'active';
-      process.stdout.write(`${String(r.id).padEnd(5)} ${r.prefix}…  ${r.role.padEnd(9)} ${state.padEnd(8)} ${r.name}\n`);
+      process.stdout.write(
+        `${String(r.id).padEnd(5)} ${r.prefix}…  ${r.role.padEnd(9)} ${state.padEnd(8)} ${r.name}\n`,
+      );
     }
   } else if (sub === 'revoke') {
     const target = positionals[0];
     if (!target) fail('token revoke: give a token id or prefix');
-    const rows = await withDatabase(config, logger, (_url, db) => q.revokeToken(db, target));
+    const rows = await withDatabase(config, logger, (_url, db) =>
+      db.transaction(async (tx) => {
+        const revoked = await q.revokeToken(tx, target);
+        for (const r of revoked)
+          await insertAudit(
+            tx,
+            audited('token revoke', 'succeeded', String(r.id), {
+              name: r.name,
+              person: r.person,
+              role: r.role,
+              prefix: r.prefix,
+            }),
+          );
+        // A revoke that matched nothing is recorded too.
+        if (revoked.length === 0)
+          await insertAudit(tx, audited('token revoke', 'failed', null, { target: target.slice(0, 100) }));
+        return revoked;
+      }),
+    );
     if (rows.length === 0) fail(`token revoke: no active token matches ${JSON.stringify(target)}`);
     process.stdout.write(`revoked ${rows.map((r) => `${r.id} (${r.name})`).join(', ')}\n`);
   } else {
@@ -115,12 +216,19 @@ async function audit(config: Config, logger: Logger, args: string[]): Promise<vo
       return;
     }
     for (const p of r.problems) process.stdout.write(`audit verify: ${describeProblem(p)}\n`);
-    if (r.problemCount > r.problems.length) process.stdout.write(`audit verify: … and ${r.problemCount - r.problems.length} more\n`);
-    fail(`audit verify: ${counts}: TAMPERED, ${r.problemCount} problem(s); first bad row ${problemRow(r.firstBad)}: ${r.firstBad.why}`);
+    if (r.problemCount > r.problems.length)
+      process.stdout.write(`audit verify: … and ${r.problemCount - r.problems.length} more\n`);
+    fail(
+      `audit verify: ${counts}: TAMPERED, ${r.problemCount} problem(s); first bad row ${problemRow(r.firstBad)}: ${r.firstBad.why}`,
+    );
   } else if (sub === 'anchor') {
     const { recordAuditAnchor } = await import('./persistence/auditChain.ts');
-    const a = await withDatabase(config, logger, (_url, db) => recordAuditAnchor(db, { recordedBy: `cli:${process.env.USER ?? 'unknown'}`, logger }));
-    process.stdout.write(`audit anchor ${a.seq}: audit_log seq ${a.auditSeq} ${a.auditHash}, ${a.journalEntries} journal heads (${a.journalRows} rows) digest ${a.journalDigest}, hash ${a.hash}\n`);
+    const a = await withDatabase(config, logger, (_url, db) =>
+      recordAuditAnchor(db, { recordedBy: `cli:${process.env.USER ?? 'unknown'}`, logger }),
+    );
+    process.stdout.write(
+      `audit anchor ${a.seq}: audit_log seq ${a.auditSeq} ${a.auditHash}, ${a.journalEntries} journal heads (${a.journalRows} rows) digest ${a.journalDigest}, hash ${a.hash}\n`,
+    );
   } else {
     fail(`audit: unknown subcommand ${JSON.stringify(sub ?? '')}\n${USAGE}`, 2);
   }
@@ -130,7 +238,10 @@ async function audit(config: Config, logger: Logger, args: string[]): Promise<vo
 async function lab(): Promise<void> {
   const env = loadEnv();
   const base = loadConfig();
-  const logger = createLogger({ level: base.logLevel === 'info' ? 'warn' : base.logLevel, instanceId: base.instanceId });
+  const logger = createLogger({
+    level: base.logLevel === 'info' ? 'warn' : base.logLevel,
+    instanceId: base.instanceId,
+  });
   const out = (l: string) => process.stdout.write(`${l}\n`);
   out(`lab: starting (pid ${process.pid}; SIGTERM or Ctrl-C stops everything it started)`);
   const shutdown = handleShutdownSignals(logger);
@@ -148,12 +259,17 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     process.exit(command === undefined ? 2 : 0);
   }
-  if (!['serve', 'migrate', 'doctor', 'token', 'audit', 'lab'].includes(command)) fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`, 2);
+  if (!['serve', 'migrate', 'doctor', 'token', 'audit', 'lab'].includes(command))
+    fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`, 2);
 
   if (command === 'lab') return lab();
   const config = loadConfig();
   // CLI commands keep stdout for their own output: their logs go to stderr.
-  const logger = createLogger({ level: command === 'serve' ? config.logLevel : config.logLevel === 'info' ? 'warn' : config.logLevel, instanceId: config.instanceId, ...(command === 'serve' ? {} : { destination: (await import('pino')).pino.destination({ fd: 2, sync: true }) }) });
+  const logger = createLogger({
+    level: command === 'serve' ? config.logLevel : config.logLevel === 'info' ? 'warn' : config.logLevel,
+    instanceId: config.instanceId,
+    ...(command === 'serve' ? {} : { destination: (await import('pino')).pino.destination({ fd: 2, sync: true }) }),
+  });
 
   try {
     if (command === 'serve') return await serve(config, logger);
@@ -179,7 +295,9 @@ async function main(argv: string[]): Promise<void> {
     // A configuration problem found only once running (e.g. a duplicate INSTANCE_ID): exit 78, so
     // systemd does not restart into the same refusal.
     if (raw instanceof ConfigError) fail(`${command}: ${raw.problems.join('; ')}`, EXIT_CONFIG);
-    fail(`${command}: ${err.message}${err.cause instanceof Error && err.cause.message !== err.message ? ` (${err.cause.message})` : ''}`);
+    fail(
+      `${command}: ${err.message}${err.cause instanceof Error && err.cause.message !== err.message ? ` (${err.cause.message})` : ''}`,
+    );
   }
 }
 

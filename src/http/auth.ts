@@ -1,16 +1,24 @@
 /**
  * Bearer API tokens (only SHA-256 hashes stored; looked up per request so a revocation applies at
- * once on every replica) and role checks: viewer < operator < approver < admin. Every mutating
- * request and every denial is written to `audit_log` with user, ip and user agent.
+ * once on every replica) and role checks: viewer < operator < approver < admin. The principal's
+ * identity is a person (`api_tokens.person`, or the user a trusted proxy signed in): the journal,
+ * the audit log and the approval gate see the person, whichever way they signed in.
+ *
+ * Audit: every mutating request and every denial (401, and 403 on reads too) is one `audit_log`
+ * row. A request that changes an entry has its row written by the transaction of the change
+ * (`AuditSlot`, carried in the event metadata); otherwise this middleware writes it after the
+ * handler, before the answer leaves. A denial or a refused request whose row cannot be written is
+ * answered 503 `audit_unavailable` instead.
  */
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
+import { matchedRoutes } from 'hono/route';
 import { coerceError } from '../errors.ts';
 import type { BaseDeps } from '../interfaces.ts';
-import { insertAudit } from '../persistence/sql/audit.ts';
+import { insertAudit, type AuditRecord, type AuditSlot } from '../persistence/sql/audit.ts';
 import { findLiveToken } from '../persistence/sql/tokens.ts';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { hashToken, roleAtLeast, ROLES, TOKEN_PATTERN, type Role } from '../services/tokens.ts';
-import { clientIp, type ApiEnv } from './context.ts';
+import { hashToken, roleAtLeast, ROLES, TOKEN_PATTERN, validPerson, type Role } from '../services/tokens.ts';
+import { clientIp, type ApiEnv, type Principal } from './context.ts';
 import { errorResponse } from './errors.ts';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -24,7 +32,8 @@ const INTERNAL_SECRET = randomBytes(32).toString('hex');
 export function internalAuthHeaders(name: string, role: Role): Record<string, string> {
   return { 'x-spm-internal-auth': INTERNAL_SECRET, 'x-spm-internal-user': name, 'x-spm-internal-role': role };
 }
-function internalPrincipal(c: { req: { header(n: string): string | undefined } }): { name: string; role: Role } | null {
+/** The proxy-signed-in user acts as the person of that name (the same person as a token's `person`). */
+function internalPrincipal(c: { req: { header(n: string): string | undefined } }): Principal | null {
   const given = c.req.header('x-spm-internal-auth');
   if (given === undefined) return null;
   const a = Buffer.from(given);
@@ -32,7 +41,54 @@ function internalPrincipal(c: { req: { header(n: string): string | undefined } }
   if (a.length !== b.length || !timingSafeEqual(a, b)) return null;
   const role = c.req.header('x-spm-internal-role') as Role;
   const name = c.req.header('x-spm-internal-user') ?? '';
-  return (ROLES as readonly string[]).includes(role) && name !== '' ? { name: `proxy:${name}`, role } : null;
+  return (ROLES as readonly string[]).includes(role) && validPerson(name)
+    ? { tokenId: 0, name: `proxy:${name}`, person: name, role, via: 'proxy' }
+    : null;
+}
+
+/** `audit_log.target_type` by the route's first segment (its `:id` is the target id). */
+const TARGETS: Record<string, string> = {
+  queue: 'queue_entry',
+  approvals: 'queue_entry',
+  tests: 'test',
+  deployments: 'deployment',
+  rollback: 'rollback',
+  'risk-profile': 'errata',
+};
+
+/**
+ * The target of a request from its route and parameters, for its audit row.
+ * @example auditTarget('/queue/:id/retry', { id: '12' }) // { type: 'queue_entry', id: '12' }
+ */
+export function auditTarget(path: string, params: Record<string, string>): { type: string; id: string } | null {
+  const id = params.id ?? params.errata_id;
+  const type = TARGETS[path.split('/')[1] ?? ''];
+  return id !== undefined && type !== undefined ? { type, id: id.slice(0, 200) } : null;
+}
+
+/**
+ * The route a request matched, as the endpoint tables name it (`POST /queue/:id/retry`): the
+ * last matched route that is not a middleware, without the `/api/v1` base. The path itself when
+ * none matched (a 404).
+ */
+function routeAction(c: Context): string {
+  let pattern: string | undefined;
+  try {
+    pattern = matchedRoutes(c).findLast((r) => r.method !== 'ALL')?.path;
+  } catch {
+    pattern = undefined;
+  }
+  return `${c.req.method} ${(pattern ?? c.req.path).replace(/^\/api\/v1(?=\/|$)/, '') || '/'}`;
+}
+
+/** The `error.code` of a JSON error answer (for the audit row), else null. */
+async function errorCodeOf(res: Response): Promise<string | null> {
+  try {
+    const body = (await res.clone().json()) as { error?: { code?: unknown } };
+    return typeof body.error?.code === 'string' ? body.error.code : null;
+  } catch {
+    return null;
+  }
 }
 
 export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
@@ -41,41 +97,92 @@ export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     const ip = clientIp(c, deps.config.http.trustProxy);
     const ua = c.req.header('user-agent') ?? null;
+    const base = { method: c.req.method, path: c.req.path, ip, userAgent: ua, requestId: c.get('requestId') };
+    /** Write one row now; false when it could not be written (logged with the row). */
+    const write = async (row: AuditRecord): Promise<boolean> => {
+      try {
+        await insertAudit(deps.db, row);
+        return true;
+      } catch (raw) {
+        deps.logger.error({ err: coerceError(raw).message, audit: row }, 'audit write failed');
+        return false;
+      }
+    };
+    const unavailable = () =>
+      errorResponse(c, 503, 'audit_unavailable', 'the audit log cannot be written: nothing was done; retry later');
     const deny = async (code: string, message: string) => {
-      await insertAudit(deps.db, {
-        actor: 'anonymous', tokenId: null, action: 'authenticate', method: c.req.method, path: c.req.path, outcome: 'denied', statusCode: 401,
-        ip, userAgent: ua, requestId: c.get('requestId'), details: { reason: code },
-      }).catch((raw) => deps.logger.warn({ err: coerceError(raw).message }, 'audit write failed'));
+      const ok = await write({
+        ...base,
+        actor: 'anonymous',
+        tokenId: null,
+        action: 'authenticate',
+        outcome: 'denied',
+        statusCode: 401,
+        details: { reason: code },
+      });
+      if (!ok) return unavailable();
       return errorResponse(c, 401, code, message, null, { 'WWW-Authenticate': 'Bearer realm="spm-orchestrator"' });
     };
     const internal = m === null ? internalPrincipal(c) : null;
-    let principal: { tokenId: number; name: string; role: Role };
-    if (internal !== null) principal = { tokenId: 0, ...internal };
+    let principal: Principal;
+    if (internal !== null) principal = internal;
     else {
       if (m === null) return deny('unauthorized', 'missing bearer token (Authorization: Bearer <token>)');
       const token = m[1]!;
       if (!TOKEN_PATTERN.test(token)) return deny('invalid_token', 'malformed token');
       const row = await findLiveToken(deps.db, hashToken(token));
       if (row === null) return deny('invalid_token', 'unknown, revoked or expired token');
-      principal = { tokenId: row.id, name: row.name, role: row.role };
+      principal = { tokenId: row.id, name: row.name, person: row.person, role: row.role, via: 'token' };
     }
     c.set('principal', principal);
+    const slot: AuditSlot = {
+      record: {
+        ...base,
+        actor: principal.person,
+        tokenId: principal.tokenId === 0 ? null : principal.tokenId,
+        action: routeAction(c),
+      },
+      successStatus: 200,
+      written: 0,
+    };
+    c.set('audit', slot);
     await next();
-    if (MUTATING.has(c.req.method)) {
-      await insertAudit(deps.db, {
-        actor: principal.name, tokenId: principal.tokenId === 0 ? null : principal.tokenId, action: `${c.req.method} ${c.req.routePath}`, method: c.req.method, path: c.req.path,
-        outcome: c.res.status < 400 ? 'succeeded' : c.res.status === 403 ? 'denied' : 'failed', statusCode: c.res.status, ip, userAgent: ua, requestId: c.get('requestId'),
-      }).catch((raw) => deps.logger.warn({ err: coerceError(raw).message }, 'audit write failed'));
-    }
+    const status = c.res.status;
+    if (slot.written > 0 || !(MUTATING.has(c.req.method) || status === 401 || status === 403)) return;
+    // Nothing wrote the row in a transaction of its own: a refusal, a request that changed no entry
+    // (sync, risk profiles), a replayed answer, or an event handled by another replica.
+    const code = status >= 400 ? await errorCodeOf(c.res) : null;
+    const replayed = c.res.headers.get('idempotent-replayed') === 'true';
+    const target = slot.target ?? null;
+    const ok = await write({
+      ...slot.record,
+      outcome: status < 400 ? 'succeeded' : status === 401 || status === 403 ? 'denied' : 'failed',
+      statusCode: status,
+      targetType: target?.type ?? null,
+      targetId: target?.id ?? null,
+      details: {
+        ...(code ? { error: code } : {}),
+        ...(replayed ? { idempotent_replay: true } : {}),
+        ...(principal.via === 'proxy' ? { via: 'proxy' } : {}),
+      },
+    });
+    // A refusal changed nothing: say the audit is unavailable rather than answer unrecorded. A
+    // success has happened already; its row is in the error log.
+    if (!ok && status >= 400) c.res = unavailable();
   };
 }
 
 /** Route guard: the principal's role must be at least `need`. */
 export function requireRole(need: Role): MiddlewareHandler<ApiEnv> {
   return async function requireRole(c, next) {
-    const p = c.get('principal');
+    const p = c.get('principal') as Principal | undefined;
+    // Never reached without `authenticate` (it runs before every route but the ping); if it were, no principal is no access.
+    if (p === undefined) return errorResponse(c, 401, 'unauthorized', 'authentication required');
     if (!roleAtLeast(p.role, need)) {
-      return errorResponse(c, 403, 'forbidden', `this needs the ${need} role; token ${p.name} has ${p.role}`, { required_role: need, role: p.role });
+      return errorResponse(c, 403, 'forbidden', `this needs the ${need} role; token ${p.name} has ${p.role}`, {
+        required_role: need,
+        role: p.role,
+      });
     }
     await next();
   };

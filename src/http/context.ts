@@ -3,17 +3,26 @@ import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { BaseDeps } from '../interfaces.ts';
 import type { EventMeta } from '../machines/host.ts';
+import type { AuditSlot } from '../persistence/sql/audit.ts';
 import type { Role } from '../services/tokens.ts';
 
 /** Who a request's token belongs to (set by `authenticate`). */
 export interface Principal {
+  /** The token's id (0: the dashboard's proxy sign-in, no token). */
   tokenId: number;
+  /** The token's name (or `proxy:<user>`), for display. */
   name: string;
+  /**
+   * The identity: who acts in the journal, the audit log and the approval gate. A token's
+   * `api_tokens.person`; a proxy sign-in's user, so both ways of signing in are one person.
+   */
+  person: string;
   role: Role;
+  via: 'token' | 'proxy';
 }
 
 /** The Hono environment of the API: the variables middleware sets for routes. */
-export type ApiEnv = { Variables: { requestId: string; principal: Principal } };
+export type ApiEnv = { Variables: { requestId: string; principal: Principal; audit: AuditSlot } };
 
 /**
  * The client's address: X-Forwarded-For's first hop behind a trusted proxy, else the socket's.
@@ -34,18 +43,23 @@ export function clientIp(c: Context, trustProxy: boolean): string | null {
 }
 
 /**
- * Who sent an operator event and from where, for the journal and the audit trail.
+ * Who sent an operator event and from where, for the journal and the audit trail; it carries the
+ * request's audit record, which the transaction of the change writes (see `AuditSlot`).
  * @param c the request (its principal is set by `authenticate`)
  * @param deps for `trustProxy`: whether X-Forwarded-For names the client
+ * @param opts `status`: what the route answers a success with (default 200)
  * @returns the event's metadata
  * @example
  * await deps.actors.send(id, { type: 'RETRY', by: m.actor }, eventMeta(c, deps));
  */
-export function eventMeta(c: Context<ApiEnv>, deps: BaseDeps): EventMeta {
+export function eventMeta(c: Context<ApiEnv>, deps: BaseDeps, opts: { status?: number } = {}): EventMeta {
+  const audit = c.get('audit') as AuditSlot | undefined;
+  if (audit && opts.status !== undefined) audit.successStatus = opts.status;
   return {
-    actor: c.get('principal').name,
+    actor: c.get('principal').person,
     ip: clientIp(c, deps.config.http.trustProxy),
     userAgent: c.req.header('user-agent') ?? null,
     requestId: c.get('requestId'),
+    ...(audit ? { audit } : {}),
   };
 }

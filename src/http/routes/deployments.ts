@@ -13,10 +13,11 @@ import { findRollback, listDeployments, listNotifications } from '../../persiste
 import type { TestLanes } from '../../scheduler/lanes.ts';
 import type { RollbackRunner } from '../../scheduler/rollbacks.ts';
 import { requestRollback, startDeployment } from '../../services/commands/deployments.ts';
+import { redactNotification } from '../../services/views/notificationView.ts';
 import { deploymentDetail } from '../../services/views/deploymentView.ts';
 import { eventMeta, type ApiEnv } from '../context.ts';
 import { toApi } from '../serialize.ts';
-import { readId, readJson, readQuery, reasonField } from '../validate.ts';
+import { readId, readJson, readQuery, reasonField, systemIdField } from '../validate.ts';
 import { mountEndpoints, type Endpoint } from './endpoints.ts';
 
 /** What the deployment routes need besides the base dependencies. */
@@ -46,7 +47,7 @@ const deploymentsQuery = z.object({
 const rollbackBody = z
   .object({
     type: z.enum(['package', 'system']),
-    systems: z.array(z.number().int().positive()).min(1).max(100_000).optional(),
+    systems: z.array(systemIdField).min(1).max(100_000).optional(),
     reason: reasonField,
   })
   .strict();
@@ -72,18 +73,18 @@ async function getDeployment(c: Context<ApiEnv>, deps: DeploymentDeps) {
 async function startDeploymentNow(c: Context<ApiEnv>, deps: DeploymentDeps) {
   const id = readId(c);
   await readJson(c, z.object({}).strict());
-  return c.json(await startDeployment(deps, id, eventMeta(c, deps)), 202);
+  return c.json(await startDeployment(deps, id, eventMeta(c, deps, { status: 202 })), 202);
 }
 
 async function rollBackDeployment(c: Context<ApiEnv>, deps: DeploymentDeps) {
   const id = readId(c);
   const body = await readJson(c, rollbackBody);
-  return c.json(await requestRollback(deps, id, body, eventMeta(c, deps)), 202);
+  return c.json(await requestRollback(deps, id, body, eventMeta(c, deps, { status: 202 })), 202);
 }
 
 async function rollBackByBody(c: Context<ApiEnv>, deps: DeploymentDeps) {
   const { deployment_id, ...body } = await readJson(c, rollbackByIdBody);
-  return c.json(await requestRollback(deps, deployment_id, body, eventMeta(c, deps)), 202);
+  return c.json(await requestRollback(deps, deployment_id, body, eventMeta(c, deps, { status: 202 })), 202);
 }
 
 async function getRollback(c: Context<ApiEnv>, deps: DeploymentDeps) {
@@ -103,10 +104,13 @@ function getLanes(c: Context<ApiEnv>, deps: DeploymentDeps) {
 
 async function listNotificationsPage(c: Context<ApiEnv>, deps: DeploymentDeps) {
   const q = readQuery(c, notificationsQuery);
-  return c.json({ items: toApi(await listNotifications(deps.db, q)) });
+  const rows = await listNotifications(deps.db, q);
+  // A webhook URL is a credential (Slack, Teams): only an admin sees it, here and in errors.
+  const items = c.get('principal').role === 'admin' ? rows : rows.map(redactNotification);
+  return c.json({ items: toApi(items) });
 }
 
-const DEPLOYMENTS: Endpoint<DeploymentDeps>[] = [
+export const DEPLOYMENTS: Endpoint<DeploymentDeps>[] = [
   ['GET', '/deployments', 'viewer', listDeploymentsPage],
   ['GET', '/deployments/:id', 'viewer', getDeployment],
   ['POST', '/deployments/:id/start', 'approver', startDeploymentNow],

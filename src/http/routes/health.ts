@@ -1,6 +1,7 @@
 /**
- * `GET /health`: a fast liveness ping (no I/O). `GET /health/detail`: every dependency probed in
- * parallel, schema version, queue counts by status. Both are public (mounted before authentication).
+ * `GET /health`: a fast liveness ping (no I/O), public (mounted before authentication).
+ * `GET /health/detail`: every dependency probed in parallel, schema version, queue counts by
+ * status — behind a viewer token (it names the dependencies and what they answered).
  */
 import type { Context } from 'hono';
 import type { BaseDeps } from '../../interfaces.ts';
@@ -23,13 +24,22 @@ async function getHealthDetail(c: Context<ApiEnv>, deps: BaseDeps) {
   return c.json(detail, detail.status === 'unhealthy' ? 503 : 200);
 }
 
-const HEALTH: Endpoint<BaseDeps>[] = [
-  ['GET', '/health', null, getHealth],
-  ['GET', '/health/detail', null, getHealthDetail],
-];
+/** The only public endpoint of the API (mounted before authentication). */
+export const PUBLIC: Endpoint<BaseDeps>[] = [['GET', '/health', null, getHealth]];
+
+export const HEALTH: Endpoint<BaseDeps>[] = [['GET', '/health/detail', 'viewer', getHealthDetail]];
 
 /**
- * The public health endpoints (mounted before authentication).
+ * The public ping (mounted before authentication).
+ * @example
+ * healthPing(deps)(api);
+ */
+export function healthPing(deps: BaseDeps): RouteModule {
+  return (api) => mountEndpoints(api, deps, PUBLIC);
+}
+
+/**
+ * The health detail (mounted after authentication).
  * @example
  * healthRoutes(deps)(api);
  */

@@ -11,14 +11,16 @@ import type { ActorHost } from '../../machines/host.ts';
 import { STATUSES, TARGET_OS, type Settings } from '../../machines/patch.machine.ts';
 import type { Clock } from '../../persistence/clock.ts';
 import { listQueue, queueStats } from '../../persistence/sql/queue.ts';
+import { productionLockOf } from '../../persistence/sql/rollout.ts';
+import { productionReason, sendOperatorEvent as sendEvent } from '../../services/commands/operatorEvents.ts';
 import { editQueueEntry } from '../../services/commands/queueEntries.ts';
 import { queueErrata, type QueueServiceDeps } from '../../services/queue.ts';
 import { entryInspection, entryTransitions, queueEntryDetail } from '../../services/views/queueView.ts';
 import { eventMeta, type ApiEnv } from '../context.ts';
 import { toApi } from '../serialize.ts';
-import { optionalReasonField, readId, readJson, readQuery, reasonField } from '../validate.ts';
+import { optionalReasonField, readId, readJson, readQuery, reasonField, systemIdField } from '../validate.ts';
 import { APPROVALS } from './approvals.ts';
-import { mountEndpoints, type Endpoint, type Handler } from './endpoints.ts';
+import { mountEndpoints, type Elevation, type Endpoint, type Handler } from './endpoints.ts';
 import { TESTS } from './tests.ts';
 
 /** What the queue, approvals and tests routes need besides the base dependencies. */
@@ -88,7 +90,7 @@ async function queueNewErrata(c: Context<ApiEnv>, deps: QueueDeps) {
     deps,
     ids,
     { priority: body.priority, notes: body.notes ?? null },
-    eventMeta(c, deps),
+    eventMeta(c, deps, { status: 201 }),
   );
   const queued = results.filter((r) => r.queued).length;
   return c.json({ queued, results }, queued > 0 ? 201 : 409);
@@ -102,20 +104,27 @@ async function getEntry(c: Context<ApiEnv>, deps: QueueDeps) {
   const id = readId(c);
   const v = await queueEntryDetail(deps, id);
   if (!v) throw noSuchEntry(id);
+  // Production: the deployment's wait for a busy production group (one deployment per group), the groups it holds.
+  const lock = await productionLockOf(deps.db, id);
   return c.json({
     entry: toApi(v.entry),
     errata: toApi(v.errata),
     risk_profile: toApi(v.risk_profile),
     tests: toApi(v.tests),
+    judgement: v.judgement,
     state: v.state,
     allowed_events: v.allowed_events,
+    production:
+      lock === null
+        ? null
+        : { deployment_id: lock.deployment_id, waiting_for: lock.wait_reason, holds_groups: lock.holds },
   });
 }
 
 async function editEntry(c: Context<ApiEnv>, deps: QueueDeps) {
   const id = readId(c);
   const body = await readJson(c, editBody);
-  const entry = await editQueueEntry(deps.db, id, body);
+  const entry = await editQueueEntry(deps.db, id, body, eventMeta(c, deps).audit);
   if (!entry) throw noSuchEntry(id);
   return c.json({ entry: toApi(entry) });
 }
@@ -149,7 +158,7 @@ function sendOperatorEvent(type: OperatorEventType, needsReason: boolean): Handl
     .object({
       reason: needsReason ? reasonField : optionalReasonField,
       rollback_type: z.enum(['package', 'system']).optional(),
-      systems: z.array(z.number().int().positive()).max(10_000).optional(),
+      systems: z.array(systemIdField).max(10_000).optional(),
     })
     .strict();
   return async function sendOperatorEvent(c, deps) {
@@ -169,11 +178,32 @@ function sendOperatorEvent(type: OperatorEventType, needsReason: boolean): Handl
         : type === 'MARK_FAILED'
           ? { type, by, reason: b.reason ?? '' }
           : { type, by, ...(b.reason ? { reason: b.reason } : {}) };
-    return c.json({ id, ...(await deps.actors.send(id, ev as never, m)) });
+    return c.json({ id, ...(await sendEvent(deps, id, ev as never, m)) });
   };
 }
 
-const QUEUE: Endpoint<QueueDeps>[] = [
+/**
+ * The approver role for an operator event that touches production (services/commands/operatorEvents.ts):
+ * a system-level rollback, or an entry in its production phase.
+ */
+const productionAffecting = (what: string): Elevation<QueueDeps> => ({
+  role: 'approver',
+  rule: `${what} of an entry in its production phase${what === 'force-rollback' ? ', or with rollback_type system' : ''}`,
+  when: async (c, deps) => {
+    let rollbackType: string | undefined;
+    try {
+      // The text, not c.req.json(): Hono caches it for the handler's readJson (a failed json() would be cached too).
+      const b = JSON.parse(await c.req.text()) as { rollback_type?: unknown } | null;
+      rollbackType = typeof b?.rollback_type === 'string' ? b.rollback_type : undefined;
+    } catch {
+      rollbackType = undefined; // not JSON: the handler answers 400/415
+    }
+    const id = Number(c.req.param('id'));
+    return Number.isSafeInteger(id) && id > 0 ? productionReason(deps, id, { rollbackType }) : null;
+  },
+});
+
+export const QUEUE: Endpoint<QueueDeps>[] = [
   ['GET', '/queue', 'viewer', listEntries],
   ['POST', '/queue', 'operator', queueNewErrata],
   ['GET', '/queue/stats', 'viewer', getQueueStats],
@@ -182,9 +212,21 @@ const QUEUE: Endpoint<QueueDeps>[] = [
   ['DELETE', '/queue/:id', 'operator', removeEntry],
   ['GET', '/queue/:id/history', 'viewer', getEntryHistory],
   ['GET', '/queue/:id/inspect', 'viewer', inspectEntry],
-  ['POST', '/queue/:id/retry', 'operator', sendOperatorEvent('RETRY', false)],
-  ['POST', '/queue/:id/mark-failed', 'operator', sendOperatorEvent('MARK_FAILED', true)],
-  ['POST', '/queue/:id/force-rollback', 'operator', sendOperatorEvent('FORCE_ROLLBACK', true)],
+  ['POST', '/queue/:id/retry', 'operator', sendOperatorEvent('RETRY', false), productionAffecting('retry')],
+  [
+    'POST',
+    '/queue/:id/mark-failed',
+    'operator',
+    sendOperatorEvent('MARK_FAILED', true),
+    productionAffecting('mark-failed'),
+  ],
+  [
+    'POST',
+    '/queue/:id/force-rollback',
+    'operator',
+    sendOperatorEvent('FORCE_ROLLBACK', true),
+    productionAffecting('force-rollback'),
+  ],
 ];
 
 /**

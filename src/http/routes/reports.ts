@@ -23,7 +23,7 @@ async function getCompliance(c: Context<ApiEnv>, deps: BaseDeps) {
   return c.json(await complianceReport(deps.db, days));
 }
 
-const REPORTS: Endpoint<BaseDeps>[] = [
+export const REPORTS: Endpoint<BaseDeps>[] = [
   ['GET', '/reports/summary', 'viewer', getSummary],
   ['GET', '/reports/compliance', 'viewer', getCompliance],
 ];

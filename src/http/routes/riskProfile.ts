@@ -12,7 +12,7 @@ import type { UyuniClient } from '../../services/uyuni/client.ts';
 import { riskProfileOf, riskProfilePage } from '../../services/views/riskProfileView.ts';
 import type { ApiEnv } from '../context.ts';
 import { toApi } from '../serialize.ts';
-import { readJson, readQuery } from '../validate.ts';
+import { readJson, readParam, readQuery } from '../validate.ts';
 import { mountEndpoints, type Endpoint } from './endpoints.ts';
 
 type RiskProfileDeps = BaseDeps & { uyuni: UyuniClient | undefined };
@@ -31,8 +31,7 @@ async function listProfiles(c: Context<ApiEnv>, deps: RiskProfileDeps) {
 }
 
 async function getProfile(c: Context<ApiEnv>, deps: RiskProfileDeps) {
-  const id = c.req.param('errata_id') ?? '';
-  if (id.length === 0 || id.length > 100) throw new AppError(400, 'invalid_id', 'errata_id must be 1–100 characters');
+  const id = readParam(c, 'errata_id', 100);
   const profile = await riskProfileOf(deps.db, id);
   if (!profile)
     throw new AppError(404, 'not_found', `no risk profile for errata ${id} (queue it or POST /risk-profile/calculate)`);
@@ -44,7 +43,7 @@ async function calculateProfiles(c: Context<ApiEnv>, deps: RiskProfileDeps) {
   return c.json(await recalculateRiskProfiles(deps.db, [...new Set(body.errata_ids)], deps.uyuni));
 }
 
-const RISK_PROFILE: Endpoint<RiskProfileDeps>[] = [
+export const RISK_PROFILE: Endpoint<RiskProfileDeps>[] = [
   ['GET', '/risk-profile', 'viewer', listProfiles],
   ['GET', '/risk-profile/:errata_id', 'viewer', getProfile],
   ['POST', '/risk-profile/calculate', 'operator', calculateProfiles],

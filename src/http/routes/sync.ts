@@ -58,7 +58,7 @@ async function getErrata(c: Context<ApiEnv>, deps: SyncDeps) {
   return c.json({ items: toApi(items), total, limit: q.limit, offset: q.offset });
 }
 
-const SYNC: Endpoint<SyncDeps>[] = [
+export const SYNC: Endpoint<SyncDeps>[] = [
   ['POST', '/sync/trigger', 'operator', triggerSync],
   ['GET', '/sync/status', 'viewer', getSyncStatus],
   ['GET', '/errata/cache/stats', 'viewer', getErrataCacheStats],

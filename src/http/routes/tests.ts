@@ -11,7 +11,7 @@ import { startTest } from '../../services/commands/tests.ts';
 import { testDetail, testPhases } from '../../services/views/testView.ts';
 import { eventMeta, type ApiEnv } from '../context.ts';
 import { toApi } from '../serialize.ts';
-import { readId, readJson, reasonField } from '../validate.ts';
+import { readId, readJson, reasonField, systemIdField } from '../validate.ts';
 import type { Endpoint } from './endpoints.ts';
 import type { QueueDeps } from './queue.ts';
 
@@ -20,7 +20,7 @@ const startBody = z
     queue_id: z.number().int().positive().optional(),
     target_os: z.enum(TARGET_OS).optional(),
     test_system: z
-      .object({ id: z.number().int().positive().nullable(), name: z.string().min(1).max(200) })
+      .object({ id: systemIdField.nullable(), name: z.string().min(1).max(200) })
       .strict()
       .optional(),
   })
@@ -39,7 +39,7 @@ async function entryOfTest(c: Context<ApiEnv>, deps: QueueDeps): Promise<number>
 
 async function startTestRun(c: Context<ApiEnv>, deps: QueueDeps) {
   const body = await readJson(c, startBody);
-  return c.json(await startTest(deps, body, eventMeta(c, deps)), 202);
+  return c.json(await startTest(deps, body, eventMeta(c, deps, { status: 202 })), 202);
 }
 
 async function getTestRun(c: Context<ApiEnv>, deps: QueueDeps) {

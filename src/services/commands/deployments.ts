@@ -17,6 +17,7 @@ import {
   readRollbackNumbering,
   type DeploymentRecord,
 } from '../../persistence/sql/deployments.ts';
+import { changeAudit, insertAudit } from '../../persistence/sql/audit.ts';
 import type { RollbackRunner } from '../../scheduler/rollbacks.ts';
 import { loadMaintenanceWindows, loadRolloutPolicy } from '../settings.ts';
 import { openWindow, windowsFor } from '../windows.ts';
@@ -100,8 +101,9 @@ export async function requestRollback(
     ...(body.systems ? { systems: body.systems } : {}),
   };
   if (body.systems) {
-    const known = await findSystemsOfDeployment(deps.db, deploymentId, body.systems);
-    const unknown = body.systems.filter((s) => !known.includes(s));
+    // A Set: the list may hold 100,000 systems, so `includes` per system would be quadratic.
+    const known = new Set(await findSystemsOfDeployment(deps.db, deploymentId, body.systems));
+    const unknown = body.systems.filter((s) => !known.has(s));
     if (unknown.length > 0) {
       throw new AppError(400, 'validation_failed', `systems not in deployment ${deploymentId}: ${unknown.join(', ')}`, [
         { path: 'systems', message: 'not in this deployment' },
@@ -151,16 +153,36 @@ async function fileRollbackJob(
     );
   }
   const { errata_id: errataId, n } = await readRollbackNumbering(deps.db, deploymentId);
-  const id = await insertRollbackJob(deps.db, {
-    deploymentId,
-    queueId,
-    errataId,
-    type: body.type,
-    systems,
-    reason: body.reason,
-    initiatedBy: m.actor,
-    effectKey: `rb:${deploymentId}:${n + 1}`,
+  // The job and the request's audit row commit together.
+  const id = await deps.db.transaction(async (tx) => {
+    const job = await insertRollbackJob(tx, {
+      deploymentId,
+      queueId,
+      errataId,
+      type: body.type,
+      systems,
+      reason: body.reason,
+      initiatedBy: m.actor,
+      effectKey: `rb:${deploymentId}:${n + 1}`,
+    });
+    if (m.audit) {
+      await insertAudit(
+        tx,
+        changeAudit(
+          m.audit,
+          { type: 'deployment', id: String(deploymentId) },
+          {
+            rollback_id: job,
+            rollback_type: body.type,
+            systems: systems.length,
+            queue_id: queueId,
+          },
+        ),
+      );
+    }
+    return job;
   });
+  if (m.audit) m.audit.written++;
   deps.rollbacks.nudge();
   return { deployment_id: deploymentId, queue_id: queueId, rollback_id: id, status: 'in_progress' };
 }

@@ -64,7 +64,10 @@ async function decideOne(c: Context, s: Session) {
     body.until = until.toISOString();
   }
   const res = await v.api('POST', `/approvals/${id}/${action}`, body);
-  return back(c, to, res, `${PAST_TENSE[action]} entry ${id}`);
+  // Two distinct approvers (Critical, Very High risk): say that the entry still waits for another.
+  const missing = action === 'approve' ? Number(res.body?.approvals_missing ?? 0) : 0;
+  const more = missing > 0 ? `; it needs ${missing} more approval${missing === 1 ? '' : 's'} by another person` : '';
+  return back(c, to, res, `${PAST_TENSE[action]} entry ${id}${more}`);
 }
 
 async function approveSelected(c: Context, s: Session) {
@@ -75,7 +78,14 @@ async function approveSelected(c: Context, s: Session) {
     return c.redirect(`/ui/approvals?error=${encodeURIComponent('select at least one entry')}`, 303);
   }
   const res = await r.v.api('POST', '/approvals/batch', { items: ids.map((id) => ({ id, action: 'approve' })) });
-  return back(c, '/ui/approvals', res, `approved ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'}`);
+  // A refused item (self_approval, already_approved, …) is said, not counted as approved.
+  const refused = ((res.body?.results ?? []) as { id: number; ok: boolean; error?: { code: string } }[]).filter(
+    (x) => !x.ok,
+  );
+  const done = ids.length - refused.length;
+  const note =
+    refused.length > 0 ? `; refused: ${refused.map((x) => `${x.id} (${x.error?.code ?? 'error'})`).join(', ')}` : '';
+  return back(c, '/ui/approvals', res, `approved ${done} entr${done === 1 ? 'y' : 'ies'}${note}`);
 }
 
 /**

@@ -1,0 +1,236 @@
+/**
+ * One deployment in progress per production group (issue 12): the real engine (UYUNI, Salt) over
+ * the lab world, the real actor host and PostgreSQL, in-process. Two errata for the one production
+ * group, approved together, in one open window: the second waits in prod_pending with the reason
+ * shown (GET /queue/{id}) and starts when the first ends — their waves never overlap. The rule is
+ * the primary key of production_group_locks, not a check in code.
+ */
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createEnginePorts } from '../src/engine/index.ts';
+import { createApp } from '../src/http/app.ts';
+import { deploymentRoutes } from '../src/http/routes/deployments.ts';
+import { queueRoutes } from '../src/http/routes/queue.ts';
+import { ENGINE_LAB_CONFIG, engineFleet } from '../src/lab/fleet.ts';
+import { LabWorld } from '../src/lab/world.ts';
+import { startActorSystem, type ActorSystem } from '../src/machines/system.ts';
+import { setConfigValue } from '../src/persistence/sql/config.ts';
+import { insertToken } from '../src/persistence/sql/tokens.ts';
+import { SaltClient } from '../src/services/salt/client.ts';
+import { loadThresholds, settingsFrom } from '../src/services/settings.ts';
+import { generateToken } from '../src/services/tokens.ts';
+import { UyuniClient } from '../src/services/uyuni/client.ts';
+import { UyuniSync } from '../src/services/uyuni/sync.ts';
+import { waitForStatus } from './helpers/actors.ts';
+import { createTestDatabase } from './helpers/db.ts';
+import { baseDeps, silentLogger } from './helpers/deps.ts';
+
+const THRESHOLDS = {
+  cpu_delta_percent: 20,
+  memory_delta_percent: 15,
+  max_failed_services: 0,
+  wait_after_patch_seconds: 10,
+  wait_after_reboot_seconds: 10,
+  reboot_timeout_seconds: 600,
+  step_timeout_seconds: 1200,
+  retry_base_seconds: 5,
+  retry_max_seconds: 20,
+  retry_max_attempts: 20,
+  poll_seconds: 1,
+  metrics_window_seconds: 5,
+  time_scale_ms: 50,
+};
+const TEST_SYSTEM = { id: 1_000_020_001, name: 'ubuntu-2404-test-01.lab' };
+
+let t: Awaited<ReturnType<typeof createTestDatabase>>;
+const world = new LabWorld(engineFleet(4), { pickupMs: 50, runMs: 150, rebootMs: 500 });
+let sys: ActorSystem;
+let app: ReturnType<typeof createApp>;
+let uyuni: UyuniClient;
+const tokens = {} as Record<'oscar' | 'alice', string>;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  const urls = await world.start();
+  await setConfigValue(t.db, 'test_thresholds', THRESHOLDS, 'test');
+  for (const [k, v] of Object.entries(ENGINE_LAB_CONFIG)) await setConfigValue(t.db, k, v, 'test');
+  uyuni = new UyuniClient({
+    url: urls.uyuni,
+    user: 'admin',
+    password: 'admin',
+    verifySsl: true,
+    timeoutMs: 5000,
+    syncWorkers: 4,
+  });
+  const salt = new SaltClient({ url: urls.salt, user: 'salt', password: 'salt', eauth: 'pam', timeoutMs: 5000 });
+  expect(
+    (
+      await new UyuniSync({
+        db: t.db,
+        logger: silentLogger,
+        uyuni,
+        prefixes: ['test-', 'prod-'],
+        testPrefix: 'test-',
+      }).run('api')
+    ).status,
+  ).toBe('completed');
+  sys = await startActorSystem({
+    db: t.db,
+    logger: silentLogger,
+    ownerId: 'lock-test',
+    leaseTtlMs: 30_000,
+    pollMs: 50,
+    ports: createEnginePorts({ db: t.db, logger: silentLogger, uyuni, salt }),
+  });
+  const deps = baseDeps(t.db);
+  const settings = async () => settingsFrom(await loadThresholds(t.db));
+  app = createApp(deps, [
+    queueRoutes({
+      ...deps,
+      actors: sys.host,
+      clock: sys.clock,
+      settings,
+      testEngine: { available: true, reason: null },
+    }),
+    deploymentRoutes({ ...deps, actors: sys.host }),
+  ]);
+  for (const [name, role] of [
+    ['oscar', 'operator'],
+    ['alice', 'approver'],
+  ] as const) {
+    const g = generateToken();
+    await insertToken(t.db, { name, prefix: g.prefix, hash: g.hash, role, createdBy: 'test', expiresInDays: null });
+    tokens[name] = g.token;
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await sys?.stop();
+  await uyuni?.closeShared();
+  await world.stop();
+  await t?.drop();
+});
+
+async function call(
+  method: string,
+  path: string,
+  as: 'oscar' | 'alice',
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
+  const res = await app.request(`/api/v1${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${tokens[as]}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Queued and tested by oscar, up to the approval gate. */
+async function tested(errataId: string): Promise<number> {
+  const q = await call('POST', '/queue', 'oscar', { errata_id: errataId });
+  expect(q.status, JSON.stringify(q.body)).toBe(201);
+  const id = q.body.results[0].id as number;
+  expect((await call('POST', '/tests/start', 'oscar', { queue_id: id, test_system: TEST_SYSTEM })).status).toBe(202);
+  await waitForStatus(
+    t.db,
+    id,
+    (s) => s === 'pending_approval' || s === 'needs_attention' || s === 'rolled_back',
+    60_000,
+  );
+  expect((await call('GET', `/queue/${id}`, 'oscar')).body.entry.status).toBe('pending_approval');
+  return id;
+}
+
+const waveSpans = (queueId: number) =>
+  t.db.one(sql.type(
+    z.object({ deployment_id: z.number(), first_start: z.number(), last_end: z.number(), systems: z.number() }),
+  )`
+    SELECT d.id AS deployment_id, min(s.started_at) AS first_start, max(s.completed_at) AS last_end, count(*)::int AS systems
+    FROM patch_deployments d JOIN patch_deployment_systems s ON s.deployment_id = d.id
+    WHERE d.queue_id = ${queueId} AND s.status = 'succeeded' GROUP BY d.id`);
+
+describe('one deployment in progress per production group', () => {
+  it('two approved errata for one group in one window: the second waits with the reason shown, their waves never overlap', async () => {
+    const a = await tested('6100-1');
+    const b = await tested('6121-1');
+    // Both approved at once (by a person other than who queued and tested them).
+    const [ra, rb] = await Promise.all([
+      call('POST', `/approvals/${a}/approve`, 'alice', { reason: 'first' }),
+      call('POST', `/approvals/${b}/approve`, 'alice', { reason: 'second' }),
+    ]);
+    expect([ra.status, rb.status]).toEqual([200, 200]);
+
+    // Whichever deployment took the group first, the other waits in prod_pending, saying for what.
+    let waited: { id: number; reason: string } | null = null;
+    const until = Date.now() + 60_000;
+    while (waited === null && Date.now() < until) {
+      for (const [id, other] of [
+        [a, '6121-1'],
+        [b, '6100-1'],
+      ] as const) {
+        const e = (await call('GET', `/queue/${id}`, 'oscar')).body;
+        const why = e.production?.waiting_for as string | null | undefined;
+        if (e.entry.status === 'prod_pending' && why) {
+          expect(why).toMatch(
+            new RegExp(
+              `^waiting for production group prod-ubuntu-web: deployment \\d+ of ${other} \\(entry \\d+\\) is in progress since `,
+            ),
+          );
+          waited = { id, reason: why };
+        }
+      }
+      if (waited === null) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(waited, 'one deployment waited for the other').not.toBeNull();
+    // The group is held by exactly one entry at any time (the primary key says so).
+    const holders = await t.db.any(
+      sql.type(
+        z.object({ group_name: z.string(), queue_id: z.number() }),
+      )`SELECT group_name, queue_id FROM production_group_locks`,
+    );
+    expect(holders).toHaveLength(1);
+    expect(holders[0]!.group_name).toBe('prod-ubuntu-web');
+    expect(holders[0]!.queue_id).not.toBe(waited!.id);
+
+    await waitForStatus(t.db, a, (s) => s === 'completed', 120_000);
+    await waitForStatus(t.db, b, (s) => s === 'completed', 120_000);
+    const [sa, sb] = [await waveSpans(a), await waveSpans(b)];
+    expect(sa.systems).toBe(4);
+    expect(sb.systems).toBe(4);
+    const [first, second] = sa.first_start < sb.first_start ? [sa, sb] : [sb, sa];
+    // Every wave of the second started after the last wave of the first ended.
+    expect(second.first_start).toBeGreaterThanOrEqual(first.last_end);
+    expect(first.deployment_id).not.toBe(second.deployment_id);
+    // Both ended: no group is held, no reason is left.
+    expect(
+      await t.db.anyFirst(
+        sql.type(z.object({ group_name: z.string() }))`SELECT group_name FROM production_group_locks`,
+      ),
+    ).toEqual([]);
+    expect((await call('GET', `/queue/${waited!.id}`, 'oscar')).body.production).toMatchObject({
+      waiting_for: null,
+      holds_groups: [],
+    });
+  }, 180_000);
+
+  it('the rule is a database constraint: a second holder of a group is refused by PostgreSQL', async () => {
+    const dep = await t.db.one(
+      sql.type(
+        z.object({ id: z.number(), queue_id: z.number(), errata_id: z.string() }),
+      )`SELECT id, queue_id, errata_id FROM patch_deployments ORDER BY id LIMIT 1`,
+    );
+    await t.db.query(
+      sql.unsafe`INSERT INTO production_group_locks (group_name, deployment_id, queue_id, errata_id) VALUES ('prod-x', ${dep.id}, ${dep.queue_id}, ${dep.errata_id})`,
+    );
+    await expect(
+      t.db.query(
+        sql.unsafe`INSERT INTO production_group_locks (group_name, deployment_id, queue_id, errata_id) VALUES ('prod-x', ${dep.id}, ${dep.queue_id}, ${dep.errata_id})`,
+      ),
+    ).rejects.toThrow(/duplicate key|unique/i);
+    await t.db.query(sql.unsafe`DELETE FROM production_group_locks WHERE group_name = 'prod-x'`);
+  });
+});
