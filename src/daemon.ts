@@ -38,7 +38,6 @@ import { startAuditAnchors } from './persistence/auditAnchors.ts';
 import { Leadership } from './persistence/leadership.ts';
 import { enqueueAlert } from './services/alerts.ts';
 import { testSystemKnownToUyuni } from './services/testSystems.ts';
-import { prometheusScrapes } from './engine/windows.ts';
 import { SnapshotCleanup } from './scheduler/snapshotCleanup.ts';
 import { migrate } from './persistence/migrate.ts';
 import { openDatabase } from './persistence/open.ts';
@@ -193,11 +192,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
           salt,
           pollMs: config.schedulerPollMs,
           lead: (role) => leadership.leads(role),
-          checks: [
-            ...(uyuni ? [(system: string) => testSystemKnownToUyuni(db, system)] : []),
-            // With Prometheus configured, a test needs its metrics: the system must be scraped.
-            ...(prometheus ? [async (system: string) => (await prometheusScrapes(prometheus, system)).reason] : []),
-          ],
+          checks: [...(uyuni ? [(system: string) => testSystemKnownToUyuni(db, system)] : [])],
           onPause: async (lane, reason) => {
             await enqueueAlert(db, {
               type: 'needs_attention',
