@@ -20,6 +20,7 @@ import { sql, type DatabaseTransactionConnection } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { recordAuditAnchor } from '../src/persistence/auditChain.ts';
+import { JOURNAL_COLUMNS, storedJournalRow } from '../src/persistence/sql/entries.ts';
 import { describeProblem, problemRow, verifyAudit, type AuditProblem } from '../src/persistence/auditVerify.ts';
 import { createDb, type Db } from '../src/persistence/db.ts';
 import { chainHash, GENESIS_HASH, type JournalRow } from '../src/persistence/journal.ts';
@@ -163,29 +164,8 @@ afterAll(async () => {
 });
 
 // ------------------------------------------------------------------------------ tampers
-const JOURNAL_SELECT = sql.fragment`
-  queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id,
-  revision, owner_epoch, (extract(epoch FROM at) * 1000)::float8 AS at, prev_hash, hash, hash_version`;
-const journalRow = z.object({
-  queue_id: z.number(),
-  seq: z.number(),
-  event_type: z.string(),
-  payload: z.unknown(),
-  from_state: z.string().nullable(),
-  to_state: z.string(),
-  from_value: z.unknown(),
-  to_value: z.unknown(),
-  actor: z.string(),
-  ip_address: z.string().nullable(),
-  user_agent: z.string().nullable(),
-  request_id: z.string().nullable(),
-  revision: z.number(),
-  owner_epoch: z.number(),
-  at: z.number(),
-  prev_hash: z.string(),
-  hash: z.string(),
-  hash_version: z.number(),
-});
+const JOURNAL_SELECT = JOURNAL_COLUMNS;
+const journalRow = storedJournalRow;
 
 interface Snapshot {
   audit: { seq: number; id: number; hash: string; prev_hash: string; outcome: string; details: unknown }[];

@@ -28,6 +28,7 @@ import {
   type Queryable,
 } from './auditChain.ts';
 import type { Db } from './db.ts';
+import { JOURNAL_COLUMNS, storedJournalRow } from './sql/entries.ts';
 import { GENESIS_HASH, verifyChain, type JournalRow } from './journal.ts';
 
 export type AuditTable =
@@ -75,27 +76,6 @@ export function describeProblem(p: AuditProblem): string {
 }
 
 const short = (h: string | null) => (h === null ? 'NULL' : `${h.slice(0, 12)}…`);
-
-const journalRowSchema = z.object({
-  queue_id: z.number(),
-  seq: z.number(),
-  event_type: z.string(),
-  payload: z.unknown(),
-  from_state: z.string().nullable(),
-  to_state: z.string(),
-  from_value: z.unknown(),
-  to_value: z.unknown(),
-  actor: z.string(),
-  ip_address: z.string().nullable(),
-  user_agent: z.string().nullable(),
-  request_id: z.string().nullable(),
-  revision: z.number(),
-  owner_epoch: z.number(),
-  at: z.number(),
-  prev_hash: z.string(),
-  hash: z.string(),
-  hash_version: z.number(),
-});
 
 interface AnchoredHead {
   anchorSeq: number;
@@ -299,10 +279,8 @@ async function verifyIn(db: Queryable, opts: VerifyOptions): Promise<AuditVerify
     let after = { q: 0, s: 0 };
     let current: { queueId: number; rows: JournalRow[] } | null = null;
     for (;;) {
-      const page = await db.any(sql.type(journalRowSchema)`
-        SELECT queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id,
-               revision, owner_epoch, (extract(epoch FROM at) * 1000)::float8 AS at, prev_hash, hash, hash_version
-        FROM patch_transitions WHERE (queue_id, seq) > (${after.q}, ${after.s}) ORDER BY queue_id, seq LIMIT ${pageSize}`);
+      const page = await db.any(sql.type(storedJournalRow)`
+        SELECT ${JOURNAL_COLUMNS} FROM patch_transitions WHERE (queue_id, seq) > (${after.q}, ${after.s}) ORDER BY queue_id, seq LIMIT ${pageSize}`);
       for (const r of page) {
         if (current === null || current.queueId !== r.queue_id) {
           if (current) checkEntry(current.queueId, current.rows);

@@ -265,7 +265,11 @@ export function loadEntry(db: Db | DatabaseTransactionConnection, id: number) {
     FROM patch_test_queue WHERE id = ${id}`);
 }
 
-export const journalRow = z.object({
+/**
+ * A journal row as stored, any hash version (the verifier reports an unknown one as a problem);
+ * `journalRow` is the same with the versions this build writes.
+ */
+export const storedJournalRow = z.object({
   queue_id: z.number(),
   seq: z.number(),
   event_type: z.string(),
@@ -283,12 +287,17 @@ export const journalRow = z.object({
   at: z.number(),
   prev_hash: z.string(),
   hash: z.string(),
-  hash_version: z.union([z.literal(1), z.literal(2)]),
+  hash_version: z.number(),
 });
+export const journalRow = storedJournalRow.extend({ hash_version: z.union([z.literal(1), z.literal(2)]) });
+
+/** The columns of `storedJournalRow`, `at` as epoch ms. */
+export const JOURNAL_COLUMNS = sql.fragment`
+  queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id,
+  revision, owner_epoch, (extract(epoch FROM at) * 1000)::float8 AS at, prev_hash, hash, hash_version`;
 
 export function loadJournal(db: Db, id: number) {
-  return db.any(sql.type(journalRow)`
-    SELECT queue_id, seq, event_type, payload, from_state, to_state, from_value, to_value, actor, ip_address, user_agent, request_id,
-           revision, owner_epoch, (extract(epoch FROM at) * 1000)::float8 AS at, prev_hash, hash, hash_version
-    FROM patch_transitions WHERE queue_id = ${id} ORDER BY seq`);
+  return db.any(
+    sql.type(journalRow)`SELECT ${JOURNAL_COLUMNS} FROM patch_transitions WHERE queue_id = ${id} ORDER BY seq`,
+  );
 }
