@@ -35,31 +35,32 @@ export function existingErrata(db: Db | DatabaseTransactionConnection, ids: stri
 const pgIntArray = (xs: number[]) => `{${xs.join(',')}}`;
 const pgTextArray = (xs: string[]) => `{${xs.map((x) => `"${x.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
 
+/** The columns insert and update share, as unnest() rows: errata_id … reboot, and their types. */
+const syncedTuple = (r: SyncedErrata) => [
+  r.errataId,
+  r.uyuniId,
+  r.synopsis,
+  r.advisoryType,
+  r.advisoryStatus,
+  r.targetOs,
+  pgIntArray(r.systemIds),
+  r.issueDate,
+  r.updateDate,
+  r.version,
+  r.rebootSuggested,
+];
+const SYNCED_TYPES: string[] = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bool'];
+
 /** Insert new errata (UYUNI severity mapping: Security → Medium, others → Low until NVD says better). */
 export async function insertErrata(tx: DatabaseTransactionConnection, rows: SyncedErrata[]): Promise<void> {
   for (let i = 0; i < rows.length; i += 2000) {
-    const chunk = rows
-      .slice(i, i + 2000)
-      .map((r) => [
-        r.errataId,
-        r.uyuniId,
-        r.synopsis,
-        r.advisoryType,
-        r.advisoryStatus,
-        r.targetOs,
-        pgIntArray(r.systemIds),
-        r.issueDate,
-        r.updateDate,
-        r.version,
-        r.rebootSuggested,
-        pgTextArray(r.cves ?? []),
-      ]);
+    const chunk = rows.slice(i, i + 2000).map((r) => [...syncedTuple(r), pgTextArray(r.cves ?? [])]);
     await tx.query(sql.unsafe`
       INSERT INTO errata_cache (errata_id, uyuni_errata_id, synopsis, advisory_type, advisory_status, target_os, affected_system_ids, issue_date, update_date,
                                 errata_version, reboot_suggested, cves, severity)
       SELECT t.errata_id, t.uyuni_id, t.synopsis, t.advisory_type, t.advisory_status, t.target_os, t.systems::int[], t.issue_date, t.update_date,
              t.version, t.reboot, t.cves::text[], CASE WHEN t.advisory_type = 'Security Advisory' THEN 'Medium' ELSE 'Low' END
-      FROM ${sql.unnest(chunk as never, ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bool', 'text'])}
+      FROM ${sql.unnest(chunk as never, [...SYNCED_TYPES, 'text'])}
         AS t(errata_id, uyuni_id, synopsis, advisory_type, advisory_status, target_os, systems, issue_date, update_date, version, reboot, cves)`);
   }
 }
@@ -67,26 +68,12 @@ export async function insertErrata(tx: DatabaseTransactionConnection, rows: Sync
 /** Update known errata; never touches description, packages, CVEs or an NVD severity. */
 export async function updateErrata(tx: DatabaseTransactionConnection, rows: SyncedErrata[]): Promise<void> {
   for (let i = 0; i < rows.length; i += 2000) {
-    const chunk = rows
-      .slice(i, i + 2000)
-      .map((r) => [
-        r.errataId,
-        r.uyuniId,
-        r.synopsis,
-        r.advisoryType,
-        r.advisoryStatus,
-        r.targetOs,
-        pgIntArray(r.systemIds),
-        r.issueDate,
-        r.updateDate,
-        r.version,
-        r.rebootSuggested,
-      ]);
+    const chunk = rows.slice(i, i + 2000).map(syncedTuple);
     await tx.query(sql.unsafe`
       UPDATE errata_cache e SET uyuni_errata_id = t.uyuni_id, synopsis = t.synopsis, advisory_type = t.advisory_type, advisory_status = t.advisory_status,
              target_os = t.target_os, affected_system_ids = t.systems::int[], issue_date = t.issue_date, update_date = t.update_date,
              errata_version = t.version, reboot_suggested = t.reboot, synced_at = now(), updated_at = now()
-      FROM ${sql.unnest(chunk as never, ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bool'])}
+      FROM ${sql.unnest(chunk as never, [...SYNCED_TYPES])}
         AS t(errata_id, uyuni_id, synopsis, advisory_type, advisory_status, target_os, systems, issue_date, update_date, version, reboot)
       WHERE e.errata_id = t.errata_id`);
   }
