@@ -6,11 +6,11 @@
  * exit code 1 when the goal (duplicates=0 lost=0 unfinished=0 db_failures=0) is missed, or when the
  * daemon never noticed a blackholed connection or exited on its own (both reported above it).
  */
-import { execFileSync } from 'node:child_process';
+import { daemonSource, parseWeights } from './cli.ts';
 import { parseArgs } from 'node:util';
 import { createMigratedDatabase, startScratchPostgres } from '../helpers/pgServer.ts';
 import { goalMet, lastLine, runChaosDb } from './dbHarness.ts';
-import { CUT_KINDS, type CutKind } from './dbProxy.ts';
+import { CUT_KINDS } from './dbProxy.ts';
 
 const { values } = parseArgs({
   options: {
@@ -24,27 +24,8 @@ const { values } = parseArgs({
     weights: { type: 'string' },
   },
 });
-const weights = values.weights
-  ? Object.fromEntries(
-      values.weights.split(',').map((kv) => {
-        const [k, v] = kv.split('=');
-        if (!CUT_KINDS.includes(k as CutKind) || !(Number(v) >= 0))
-          throw new Error(`--weights: ${kv}: give kind=number, kinds ${CUT_KINDS.join(' ')}`);
-        return [k, Number(v)];
-      }),
-    )
-  : undefined;
-const git = (args: string[]) => {
-  try {
-    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '?';
-  }
-};
-const dirty = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length;
-console.log(
-  `chaos-db: daemon from ${git(['rev-parse', '--short', 'HEAD'])}${dirty > 0 ? ` + ${dirty} uncommitted file(s) in src/` : ''}`,
-);
+const weights = parseWeights(values.weights, CUT_KINDS);
+console.log(`chaos-db: ${daemonSource()}`);
 const pgServer = await startScratchPostgres('chaos-db');
 try {
   const dbUrl = await createMigratedDatabase(pgServer.adminUrl, 'chaos_db');

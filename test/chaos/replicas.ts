@@ -6,10 +6,10 @@
  * `chaos-replicas: replicas=3 faults=N workflows=N duplicates=N lost=N unfinished=N stale_rejected=N lane_overlaps=N`;
  * exit code 1 unless duplicates=0 lost=0 unfinished=0 lane_overlaps=0 and stale_rejected>0.
  */
-import { execFileSync } from 'node:child_process';
+import { daemonSource, parseWeights } from './cli.ts';
 import { parseArgs } from 'node:util';
 import { createMigratedDatabase, startScratchPostgres } from '../helpers/pgServer.ts';
-import { FAULT_KINDS, goalMet, lastLine, runChaosReplicas, type FaultKind } from './replicasHarness.ts';
+import { FAULT_KINDS, goalMet, lastLine, runChaosReplicas } from './replicasHarness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -26,27 +26,8 @@ const { values } = parseArgs({
     'log-level': { type: 'string', default: 'warn' },
   },
 });
-const weights = values.weights
-  ? Object.fromEntries(
-      values.weights.split(',').map((kv) => {
-        const [k, v] = kv.split('=');
-        if (!FAULT_KINDS.includes(k as FaultKind) || !(Number(v) >= 0))
-          throw new Error(`--weights: ${kv}: give kind=number, kinds ${FAULT_KINDS.join(' ')}`);
-        return [k, Number(v)];
-      }),
-    )
-  : undefined;
-const git = (args: string[]) => {
-  try {
-    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '?';
-  }
-};
-const dirty = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length;
-console.log(
-  `chaos-replicas: daemon from ${git(['rev-parse', '--short', 'HEAD'])}${dirty > 0 ? ` + ${dirty} uncommitted file(s) in src/` : ''}`,
-);
+const weights = parseWeights(values.weights, FAULT_KINDS);
+console.log(`chaos-replicas: ${daemonSource()}`);
 const pgServer = await startScratchPostgres('chaos-replicas');
 try {
   const dbUrl = await createMigratedDatabase(pgServer.adminUrl, 'chaos_replicas');
