@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { recordAuditAnchor } from '../src/persistence/auditChain.ts';
 import { JOURNAL_COLUMNS, storedJournalRow } from '../src/persistence/sql/entries.ts';
+import { prng } from '../src/random.ts';
 import { describeProblem, problemRow, verifyAudit, type AuditProblem } from '../src/persistence/auditVerify.ts';
 import { createDb, type Db } from '../src/persistence/db.ts';
 import { chainHash, GENESIS_HASH, type JournalRow } from '../src/persistence/journal.ts';
@@ -45,14 +46,7 @@ async function admin(text: string): Promise<void> {
 
 /** mulberry32: a seeded generator, so a failing run can be replayed (AUDIT_TAMPER_SEED). */
 function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = prng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[int(0, xs.length - 1)]!;
   return { next, int, pick };

@@ -35,6 +35,7 @@ import { seedErrata } from '../helpers/actors.ts';
 import { adminToken, spawnDaemon, type DaemonProc } from '../helpers/daemon.ts';
 import { freePort } from '../helpers/proc.ts';
 import { CUT_KINDS, DbProxy, type CutKind } from './dbProxy.ts';
+import { CHAOS_THRESHOLDS, errataFor } from './harness.ts';
 
 export interface ChaosDbOptions {
   /** The database (direct URL); the daemon gets it through the proxy. */
@@ -73,12 +74,6 @@ export interface ChaosDbReport {
 
 const FINAL: readonly string[] = FINAL_STATUSES;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The same mix of errata as the SIGKILL harness (`errataFor` in harness.ts). */
-export function errataFor(i: number): string {
-  const kind = ['', '', '', '', '', '-VALFAIL', '-REBOOT', '-FLAKY', '-HALT', '', '-INCONCL', ''][i % 12];
-  return `CHAOS-${String(i).padStart(5, '0')}${kind}`;
-}
 
 /**
  * What the errata's name says must happen with a healthy database: whether its test verdict is
@@ -133,21 +128,7 @@ export async function runChaosDb(o: ChaosDbOptions): Promise<ChaosDbReport> {
   const world = new FakeWorld({ responseDelayMs: 25, waves: 2 });
   const served = await world.serve();
   const db = await createDb({ url: o.dbUrl, poolMax: 5 });
-  await setConfigValue(
-    db,
-    'test_thresholds',
-    {
-      wait_after_patch_seconds: 0,
-      wait_after_reboot_seconds: 0,
-      reboot_timeout_seconds: 600,
-      step_timeout_seconds: 600,
-      retry_base_seconds: 1,
-      retry_max_seconds: 4,
-      retry_max_attempts: 50,
-      time_scale_ms: 50,
-    },
-    'chaos-db',
-  );
+  await setConfigValue(db, 'test_thresholds', CHAOS_THRESHOLDS, 'chaos-db');
   const names = Array.from({ length: o.workflows }, (_, i) => errataFor(i));
   await seedErrata(db, names);
   const token = await adminToken(db);

@@ -25,6 +25,7 @@
  * notifications) pass at once.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { prng } from '../../src/random.ts';
 
 export type CutKind =
   | 'reset'
@@ -56,18 +57,6 @@ export const DEFAULT_WEIGHTS: Partial<Record<CutKind, number>> = {
   autocommit_ack: 2,
   outage: 1,
 };
-
-/** A seeded PRNG (mulberry32): the same seed gives the same sequence of choices. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface DbProxyOptions {
   upstreamHost: string;
@@ -394,7 +383,7 @@ export class DbProxy {
 
   private constructor(o: DbProxyOptions) {
     this.o = o;
-    this.random = seededRandom(o.seed ?? 1);
+    this.random = prng(o.seed ?? 1);
   }
 
   static async start(o: DbProxyOptions): Promise<DbProxy> {

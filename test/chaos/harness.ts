@@ -40,10 +40,23 @@ export interface ChaosReport {
 const FINAL: readonly string[] = FINAL_STATUSES;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function errataFor(i: number): string {
+/** The mix of errata every chaos harness runs: outcomes encoded in the names (see the fake world). */
+export function errataFor(i: number): string {
   const kind = ['', '', '', '', '', '-VALFAIL', '-REBOOT', '-FLAKY', '-HALT', '', '-INCONCL', ''][i % 12];
   return `CHAOS-${String(i).padStart(5, '0')}${kind}`;
 }
+
+/** The chaos harnesses' test settings: no waits, long timeouts, many quick retries, time × 50 ms. */
+export const CHAOS_THRESHOLDS = {
+  wait_after_patch_seconds: 0,
+  wait_after_reboot_seconds: 0,
+  reboot_timeout_seconds: 600,
+  step_timeout_seconds: 600,
+  retry_base_seconds: 1,
+  retry_max_seconds: 4,
+  retry_max_attempts: 50,
+  time_scale_ms: 50,
+};
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? (() => undefined);
@@ -51,21 +64,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const world = new FakeWorld({ responseDelayMs: 25, waves: 2 });
   const served = await world.serve();
   const db = await createDb({ url: o.dbUrl, poolMax: 5 });
-  await setConfigValue(
-    db,
-    'test_thresholds',
-    {
-      wait_after_patch_seconds: 0,
-      wait_after_reboot_seconds: 0,
-      reboot_timeout_seconds: 600,
-      step_timeout_seconds: 600,
-      retry_base_seconds: 1,
-      retry_max_seconds: 4,
-      retry_max_attempts: 50,
-      time_scale_ms: 50,
-    },
-    'chaos',
-  );
+  await setConfigValue(db, 'test_thresholds', CHAOS_THRESHOLDS, 'chaos');
   const names = Array.from({ length: o.workflows }, (_, i) => errataFor(i));
   await seedErrata(db, names);
   const token = await adminToken(db);

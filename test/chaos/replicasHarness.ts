@@ -59,6 +59,8 @@ import { loadJournal } from '../../src/persistence/sql/entries.ts';
 import { seedErrata } from '../helpers/actors.ts';
 import { adminToken } from '../helpers/daemon.ts';
 import { freePort, startChild, waitForHttp, type Child } from '../helpers/proc.ts';
+import { prng } from '../../src/random.ts';
+import { CHAOS_THRESHOLDS, errataFor } from './harness.ts';
 
 export interface ReplicasOptions {
   dbUrl: string;
@@ -131,29 +133,11 @@ const TEST_EFFECTS: readonly EffectName[] = [
 ];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The same mix of errata as the SIGKILL harness (`errataFor` in harness.ts). */
-export function errataFor(i: number): string {
-  const kind = ['', '', '', '', '', '-VALFAIL', '-REBOOT', '-FLAKY', '-HALT', '', '-INCONCL', ''][i % 12];
-  return `CHAOS-${String(i).padStart(5, '0')}${kind}`;
-}
-
 /** What the approver does with an entry waiting for a decision, by the errata's number. */
 export function decisionFor(errataId: string, rollbackTest = false): 'approve' | 'reject' | 'snooze' | 'rollback_test' {
   const i = Number(/^CHAOS-(\d+)/.exec(errataId)?.[1] ?? 0);
   if (i % 12 === 9) return rollbackTest ? 'rollback_test' : 'snooze';
   return i % 12 === 3 ? 'reject' : i % 12 === 4 ? 'snooze' : 'approve';
-}
-
-/** A seeded PRNG (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The fake world, also recording when each entry's test touched which test system. */
@@ -298,28 +282,14 @@ export async function runChaosReplicas(o: ReplicasOptions): Promise<ReplicasRepo
   const t0 = Date.now();
   const details: string[] = [];
   const problem = (d: string) => details.push(d);
-  const random = seeded(o.seed ?? 1);
+  const random = prng(o.seed ?? 1);
   const nReplicas = o.replicas ?? 3;
   const ttl = o.leaseTtlSeconds ?? 4;
   const weights = { kill: 4, stop: 3, term: 3, ...(o.weights ?? {}) };
 
   const world = new ObservedWorld({ responseDelayMs: 25, latencyMs: o.latencyMs ?? 30, waves: 2 });
   const db = await createDb({ url: o.dbUrl, poolMax: 5 });
-  await setConfigValue(
-    db,
-    'test_thresholds',
-    {
-      wait_after_patch_seconds: 0,
-      wait_after_reboot_seconds: 0,
-      reboot_timeout_seconds: 600,
-      step_timeout_seconds: 600,
-      retry_base_seconds: 1,
-      retry_max_seconds: 4,
-      retry_max_attempts: 50,
-      time_scale_ms: 50,
-    },
-    'chaos-replicas',
-  );
+  await setConfigValue(db, 'test_thresholds', CHAOS_THRESHOLDS, 'chaos-replicas');
   const systems = Array.from({ length: o.testSystems ?? 4 }, (_, i) => `test-ubuntu-${String(i + 1).padStart(2, '0')}`);
   await setConfigValue(
     db,
