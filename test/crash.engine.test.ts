@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { ENGINE_LAB_CONFIG, engineFleet } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
-import { adminToken, api } from './helpers/daemon.ts';
+import { adminToken, api, labEngineEnv } from './helpers/daemon.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { freePort, startChild, waitForHttp, type Child } from './helpers/proc.ts';
 
@@ -81,23 +81,17 @@ const onCall = (method: string) => {
 };
 
 async function start(): Promise<void> {
-  child = startChild(['serve'], {
-    DATABASE_URL: t.url,
-    HTTP_PORT: String(port),
-    LOG_LEVEL: 'warn',
-    INSTANCE_ID: 'crash-e2e',
-    NODE_ENV: 'test',
-    SCHEDULER_POLL_MS: '100',
-    LEASE_TTL_SECONDS: '10',
-    UYUNI_URL: urls.uyuni,
-    UYUNI_USER: 'admin',
-    UYUNI_PASSWORD: 'admin',
-    NVD_ENABLED: 'false',
-    UYUNI_POLL_INTERVAL_MINUTES: '600',
-    SALT_API_URL: urls.salt,
-    SALT_USER: 'salt',
-    SALT_PASSWORD: 'salt',
-  });
+  child = startChild(
+    ['serve'],
+    labEngineEnv(urls, {
+      DATABASE_URL: t.url,
+      HTTP_PORT: String(port),
+      INSTANCE_ID: 'crash-e2e',
+      SCHEDULER_POLL_MS: '100',
+      LEASE_TTL_SECONDS: '10',
+      UYUNI_POLL_INTERVAL_MINUTES: '600',
+    }),
+  );
   await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
 }
 

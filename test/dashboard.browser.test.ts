@@ -15,7 +15,7 @@ import { LabWorld } from '../src/lab/world.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
 import { insertToken } from '../src/persistence/sql/tokens.ts';
 import { generateToken } from '../src/services/tokens.ts';
-import { adminToken, api } from './helpers/daemon.ts';
+import { adminToken, api, labEngineEnv } from './helpers/daemon.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { freePort, startChild, waitForHttp, waitUntil, type Child } from './helpers/proc.ts';
 
@@ -77,21 +77,15 @@ beforeAll(async () => {
   world.scenario('6120-1', { breaksService: 'nginx.service', onlySystems: [prod[1]!.id, prod[2]!.id] });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  child = startChild(['serve'], {
-    DATABASE_URL: t.url,
-    HTTP_PORT: String(port),
-    LOG_LEVEL: 'warn',
-    INSTANCE_ID: 'ui-e2e',
-    NODE_ENV: 'test',
-    SCHEDULER_POLL_MS: '200',
-    UYUNI_URL: urls.uyuni,
-    UYUNI_USER: 'admin',
-    UYUNI_PASSWORD: 'admin',
-    NVD_ENABLED: 'false',
-    SALT_API_URL: urls.salt,
-    SALT_USER: 'salt',
-    SALT_PASSWORD: 'salt',
-  });
+  child = startChild(
+    ['serve'],
+    labEngineEnv(urls, {
+      DATABASE_URL: t.url,
+      HTTP_PORT: String(port),
+      INSTANCE_ID: 'ui-e2e',
+      SCHEDULER_POLL_MS: '200',
+    }),
+  );
   await waitForHttp(`${base}/api/v1/health`, 30_000, child);
   adminTok = await adminToken(t.db);
   const g = generateToken();

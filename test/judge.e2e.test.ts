@@ -23,7 +23,7 @@ import { SmtpSink } from '../src/lab/sinks.ts';
 import { LabWorld } from '../src/lab/world.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
 import { PrometheusClient } from '../src/services/prometheus/client.ts';
-import { adminToken, api } from './helpers/daemon.ts';
+import { adminToken, api, labEngineEnv } from './helpers/daemon.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { freePort, startChild, waitForHttp, waitUntil, type Child } from './helpers/proc.ts';
 import { startPrometheus, type PromProc } from './helpers/prometheus.ts';
@@ -82,29 +82,23 @@ beforeAll(async () => {
     'test',
   );
   const port = await freePort();
-  child = startChild(['serve'], {
-    DATABASE_URL: t.url,
-    HTTP_PORT: String(port),
-    LOG_LEVEL: 'warn',
-    INSTANCE_ID: 'judge-e2e',
-    NODE_ENV: 'test',
-    SCHEDULER_POLL_MS: '200',
-    UYUNI_URL: urls.uyuni,
-    UYUNI_USER: 'admin',
-    UYUNI_PASSWORD: 'admin',
-    NVD_ENABLED: 'false',
-    SALT_API_URL: urls.salt,
-    SALT_USER: 'salt',
-    SALT_PASSWORD: 'salt',
-    PROMETHEUS_URL: prom.url,
-    PROMETHEUS_TIMEOUT_SECONDS: '2',
-    SMTP_HOST: mail.host,
-    SMTP_PORT: String(mail.port),
-    TRUST_PROXY: 'true',
-    UI_PROXY_USER_HEADER: 'X-Remote-User',
-    UI_PROXY_ROLE_HEADER: 'X-Remote-Role',
-    UI_PROXY_SECRET: PROXY_SECRET,
-  });
+  child = startChild(
+    ['serve'],
+    labEngineEnv(urls, {
+      DATABASE_URL: t.url,
+      HTTP_PORT: String(port),
+      INSTANCE_ID: 'judge-e2e',
+      SCHEDULER_POLL_MS: '200',
+      PROMETHEUS_URL: prom.url,
+      PROMETHEUS_TIMEOUT_SECONDS: '2',
+      SMTP_HOST: mail.host,
+      SMTP_PORT: String(mail.port),
+      TRUST_PROXY: 'true',
+      UI_PROXY_USER_HEADER: 'X-Remote-User',
+      UI_PROXY_ROLE_HEADER: 'X-Remote-Role',
+      UI_PROXY_SECRET: PROXY_SECRET,
+    }),
+  );
   await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, child);
   uiBase = `http://127.0.0.1:${port}`;
   call = api(`http://127.0.0.1:${port}/api/v1`, await adminToken(t.db));

@@ -81,3 +81,26 @@ export function api(base: string, token: string) {
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
 }
+
+/**
+ * The environment of a daemon wired to the lab's UYUNI and Salt (what every engine test starts):
+ * the lab's URLs and credentials, NVD off, plus the test's own settings.
+ * @example startChild(['serve'], labEngineEnv(urls, { DATABASE_URL: t.url, HTTP_PORT: String(port), INSTANCE_ID: 'e2e' }))
+ */
+export function labEngineEnv(
+  urls: { uyuni: string; salt: string },
+  env: Record<string, string>,
+): Record<string, string> {
+  return {
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'test',
+    UYUNI_URL: urls.uyuni,
+    UYUNI_USER: 'admin',
+    UYUNI_PASSWORD: 'admin',
+    NVD_ENABLED: 'false',
+    SALT_API_URL: urls.salt,
+    SALT_USER: 'salt',
+    SALT_PASSWORD: 'salt',
+    ...env,
+  };
+}
