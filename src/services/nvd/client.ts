@@ -15,6 +15,7 @@
  */
 import ky, { HTTPError, NetworkError, TimeoutError } from 'ky';
 import { z } from 'zod';
+import { backoffDelay } from '../../transient.ts';
 
 export type CvssSeverity = 'Critical' | 'High' | 'Medium' | 'Low' | 'None';
 
@@ -200,9 +201,11 @@ export class NvdClient {
 
   private unreachable(cveId: string, why: string, cause: unknown): NvdUnreachableError {
     const failures = this.reach.state === 'unreachable' ? this.reach.failures + 1 : 1;
-    const backoff =
-      Math.min(this.o.unreachableBackoffMaxMs, this.o.unreachableBackoffMs * 2 ** (failures - 1)) *
-      (0.8 + Math.random() * 0.4);
+    const backoff = backoffDelay(failures, {
+      baseMs: this.o.unreachableBackoffMs,
+      maxMs: this.o.unreachableBackoffMaxMs,
+      jitter: 0.2,
+    });
     const since = this.reach.state === 'unreachable' ? this.reach.since! : new Date(this.o.now());
     this.reach = { state: 'unreachable', since, lastError: why, retryAt: new Date(this.o.now() + backoff), failures };
     return new NvdUnreachableError(`NVD ${cveId}: ${why}; ${this.status().message}`, false, { cause });
@@ -267,7 +270,11 @@ export class NvdClient {
         if (status === 403 || status === 429) {
           if (attempt >= this.o.maxThrottleRetries)
             throw new NvdThrottledError(`NVD ${cveId}: still throttled (HTTP ${status}) after ${attempt + 1} attempts`);
-          const backoff = this.o.throttleBackoffMs * 2 ** attempt * (0.75 + Math.random() * 0.5);
+          const backoff = backoffDelay(attempt + 1, {
+            baseMs: this.o.throttleBackoffMs,
+            maxMs: Number.POSITIVE_INFINITY,
+            jitter: 0.25,
+          });
           await this.o.sleep(backoff);
           continue;
         }

@@ -24,6 +24,7 @@ import https from 'node:https';
 import xmlrpc from 'xmlrpc';
 import { UyuniReplyError } from './schemas.ts';
 import { SessionKey, UyuniSession } from './session.ts';
+import { backoffDelay } from '../../transient.ts';
 
 export * from './schemas.ts';
 export { UyuniSession } from './session.ts';
@@ -212,7 +213,7 @@ export class UyuniClient {
         }
         if (!(raw instanceof UyuniUnavailable) || raw instanceof UyuniSessionClosed || i + 1 >= attempts) throw raw;
         this.stats.retries++;
-        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** i) * (0.5 + Math.random())));
+        await new Promise((r) => setTimeout(r, backoffDelay(i + 1, { baseMs: 200, maxMs: 5000 })));
       }
     }
   }
