@@ -86,3 +86,19 @@ export function backoffDelay(attempt: number, p: BackoffPolicy, random: () => nu
   const j = p.jitter ?? 0.5;
   return Math.max(0, Math.round(d * (1 - j + 2 * j * random())));
 }
+
+/** Sleep `ms`; rejects at once when `signal` aborts (a stopped actor or loop waits no further). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error('aborted'));
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(new Error('aborted'));
+      },
+      { once: true },
+    );
+  });
+}

@@ -7,17 +7,5 @@ export function timing(t: Thresholds): { unitMs: number; pollMs: number; windowS
   return { unitMs, pollMs: Math.max(50, Math.round(t.poll_seconds * unitMs)), windowS: t.metrics_window_seconds };
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new Error('aborted'));
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        reject(new Error('aborted'));
-      },
-      { once: true },
-    );
-  });
-}
+/** Re-exported: the abortable sleep lives beside the backoff (src/transient.ts). */
+export { sleep } from '../transient.ts';

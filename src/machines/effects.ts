@@ -27,7 +27,7 @@ import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import { claimEffect, markEffectFailed, markEffectSucceeded, type EffectFence } from '../persistence/sql/effects.ts';
-import { backoffDelay, isTransient, TransientError } from '../transient.ts';
+import { backoffDelay, isTransient, sleep, TransientError } from '../transient.ts';
 import { stepOfEffectKey } from './effectKey.ts';
 import type { EffectFailure, EffectName, Effects } from './patch.machine.ts';
 
@@ -111,7 +111,7 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
             'effect ledger: database unreachable; retrying',
           );
         }
-        await abortableSleep(ms, signal);
+        await sleep(ms, signal);
       }
     }
   }
@@ -201,17 +201,5 @@ export function portsFrom(
 export function unavailablePorts(reason: string): PatchPorts {
   return portsFrom(async () => {
     throw new Error(reason);
-  });
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
   });
 }
