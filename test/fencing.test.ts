@@ -4,7 +4,7 @@
  */
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startActorSystem, type ActorSystem } from '../src/machines/system.ts';
 import { FakeWorld } from '../src/lab/fakeWorld.ts';
 import { createTestDatabase } from './helpers/db.ts';
@@ -115,5 +115,74 @@ describe('effect fencing', () => {
       sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM effects WHERE queue_id = ${id}`,
     );
     expect(claimed).toBe(0);
+  });
+
+  it('a replica frozen between its claim and the call does not call out once another replica took the entry', async () => {
+    await seedErrata(t.db, ['FAKE-FENCE-3']);
+    // Replica C's claim of the snapshot effect returns; then C "freezes" past its lease (its
+    // monotonic clock jumps by the TTL) while B takes the entry over and runs the snapshot itself.
+    const frozen = new ControlledPorts();
+    let frozenOnce = false;
+    let offset = 0;
+    const realNow = performance.now.bind(performance);
+    const clockSpy = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + offset);
+    let entry = 0;
+    const freezeAfterClaim = new Proxy(t.db, {
+      get(target, p) {
+        const v = Reflect.get(target, p, target);
+        if (p !== 'maybeOne' || typeof v !== 'function') return typeof v === 'function' ? v.bind(target) : v;
+        return async (q: { sql: string; values: readonly unknown[] }) => {
+          const row = await v.call(target, q);
+          // The claim of this test's entry (C also picks up entries other tests left orphaned).
+          const own = entry !== 0 && String(q.values[0]).startsWith(`${entry}:`);
+          if (!frozenOnce && own && q.sql.includes('INSERT INTO effects')) {
+            frozenOnce = true;
+            await t.db.query(
+              sql.unsafe`UPDATE patch_test_queue SET lease_until = now() - interval '1 second' WHERE id = ${entry}`,
+            );
+            await b.host.hydrateAll();
+            offset += 60_000;
+          }
+          return row;
+        };
+      },
+    });
+    const c = await startActorSystem({
+      db: freezeAfterClaim,
+      logger: silentLogger,
+      ownerId: 'replica-c',
+      leaseTtlMs: 60_000,
+      pollMs: 50,
+      ports: frozen.ports(),
+    });
+    try {
+      entry = await c.host.create(
+        {
+          errataId: 'FAKE-FENCE-3',
+          errataVersion: '1',
+          targetOs: 'ubuntu',
+          priority: 0,
+          successScore: 50,
+          notes: null,
+          settings: FAST_SETTINGS,
+        },
+        { actor: 't' },
+      );
+      const before = c.host.fencedRejections;
+      await c.host.send(
+        entry,
+        { type: 'START_TEST', by: 't', testSystem: { id: 1, name: 'test-ubuntu-01' } },
+        { actor: 't' },
+      );
+      await committedStatus(b, entry, (s) => s === 'pending_approval');
+      for (let i = 0; i < 200 && c.host.fencedRejections === before; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(frozenOnce).toBe(true);
+      expect(c.host.fencedRejections).toBe(before + 1);
+      expect(frozen.has(entry, 'takeSnapshot')).toBe(false);
+      expect(world.duplicates()).toEqual([]);
+    } finally {
+      clockSpy.mockRestore();
+      await c.stop();
+    }
   });
 });

@@ -26,7 +26,13 @@ import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
-import { claimEffect, markEffectFailed, markEffectSucceeded, type EffectFence } from '../persistence/sql/effects.ts';
+import {
+  claimEffect,
+  fenceLeaseLeft,
+  markEffectFailed,
+  markEffectSucceeded,
+  type EffectFence,
+} from '../persistence/sql/effects.ts';
 import { backoffDelay, isTransient, sleep, TransientError } from '../transient.ts';
 import { stepOfEffectKey } from './effectKey.ts';
 import type { EffectFailure, EffectName, Effects } from './patch.machine.ts';
@@ -65,6 +71,15 @@ export interface EffectRunnerOptions {
   logger: Logger;
   ports: PatchPorts;
   gate: CommitGate;
+  /**
+   * How much of the lease must still run, by this process's monotonic clock, when an effect calls
+   * out (default 0: only that it runs). The claim proves the lease at the claim; a replica frozen
+   * (GC, SIGSTOP, a paused VM) between its claim and the call may wake after another replica took
+   * the entry over. Before calling out the runner re-reads the lease when less than this margin is
+   * left by its own count, and refuses when the fence no longer holds. The daemon uses a third of
+   * the lease TTL: the lease renewal runs every third, so a healthy replica never waits.
+   */
+  leaseMarginMs?: number;
   /** Test seam for the chaos harness's control run: skip step 2. Never disabled in production. */
   reconcile?: boolean;
 }
@@ -96,6 +111,7 @@ export const EFFECT_NAMES: readonly EffectName[] = [
 export function makeEffectActors(opts: EffectRunnerOptions) {
   const { db, clock, logger, ports, gate } = opts;
   const reconcile = opts.reconcile ?? true;
+  const marginMs = opts.leaseMarginMs ?? 0;
 
   /** A ledger statement, retried while the database is unreachable (a blip pauses the effect). */
   async function ledger<T>(what: string, key: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
@@ -140,12 +156,35 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
       throw err;
     };
 
-    const recorded = await ledger('claim', key, signal, () =>
-      claimEffect(db, { key, queueId, step: stepOfEffectKey(key), fence }),
-    );
+    // The lease's end by the monotonic clock, counted from before the statement was sent: never
+    // later than the database's own end of it.
+    let sentAt = performance.now();
+    const recorded = await ledger('claim', key, signal, () => {
+      sentAt = performance.now();
+      return claimEffect(db, { key, queueId, step: stepOfEffectKey(key), fence });
+    });
     if (recorded === null) return refuse('before it ran');
     if (recorded.status === 'succeeded') return recorded.result as Effects[N]['out'];
     if (recorded.status === 'failed') throw recorded.result as EffectFailure;
+    let leaseEnds = sentAt + recorded.lease_left_ms;
+
+    /**
+     * Right before calling out: the lease still runs for the margin, by our own clock; if not (we
+     * were frozen or slow since the claim), read it again, and wait for its renewal while it runs
+     * short. Refused when it no longer holds: the replica that took the entry over runs the effect.
+     */
+    const holdLease = async (): Promise<void> => {
+      while (performance.now() + marginMs >= leaseEnds) {
+        let at = performance.now();
+        const left = await ledger('lease', key, signal, () => {
+          at = performance.now();
+          return fenceLeaseLeft(db, queueId, fence);
+        });
+        if (left === null) refuse('before it ran (its lease had ended)');
+        else leaseEnds = at + left;
+        if (performance.now() + marginMs >= leaseEnds) await sleep(Math.min(250, Math.max(10, marginMs / 4)), signal);
+      }
+    };
 
     try {
       if (!recorded.fresh && reconcile) {
@@ -158,6 +197,7 @@ export function makeEffectActors(opts: EffectRunnerOptions) {
           return out;
         }
       }
+      await holdLease();
       const result = await ports[name](input as never, signal);
       const out = { ...result, at: clock.now() } as Effects[N]['out'];
       if (!(await ledger('succeeded', key, signal, () => markEffectSucceeded(db, key, out, false, fence, queueId))))

@@ -56,6 +56,7 @@ export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSyst
       logger: o.logger,
       ports: o.ports,
       gate,
+      leaseMarginMs: Math.floor(o.leaseTtlMs / 3),
       ...(o.reconcile === undefined ? {} : { reconcile: o.reconcile }),
     }),
   });

@@ -18,7 +18,7 @@ const fenceHolds = (queueId: number, f: EffectFence) => sql.fragment`EXISTS (
  * existing one comes back with its recorded status and result (succeeded/failed: return it;
  * started: reconcile, then run again — the execution count goes up). Fenced: only the entry's
  * owner at its current epoch with a live lease can claim; otherwise no row (null) — a replica that
- * lost its lease stops before its next effect.
+ * lost its lease stops before its next effect. `lease_left_ms`: how long that lease still runs.
  */
 export function claimEffect(db: Db, e: { key: string; queueId: number; step: string; fence: EffectFence }) {
   return db.maybeOne(sql.type(
@@ -26,6 +26,7 @@ export function claimEffect(db: Db, e: { key: string; queueId: number; step: str
       fresh: z.boolean(),
       status: z.enum(['started', 'succeeded', 'failed']),
       result: z.unknown().nullable(),
+      lease_left_ms: z.number(),
     }),
   )`
     INSERT INTO effects (key, queue_id, step, status, executions, owner_id, owner_epoch)
@@ -33,7 +34,20 @@ export function claimEffect(db: Db, e: { key: string; queueId: number; step: str
     WHERE ${fenceHolds(e.queueId, e.fence)}
     ON CONFLICT (key) DO UPDATE SET executions = effects.executions + (CASE WHEN effects.status = 'started' THEN 1 ELSE 0 END),
       owner_id = excluded.owner_id, owner_epoch = excluded.owner_epoch
-    RETURNING (xmax = 0) AS fresh, status, result`);
+    RETURNING (xmax = 0) AS fresh, status, result,
+      (SELECT extract(epoch FROM lease_until - now()) * 1000 FROM patch_test_queue WHERE id = ${e.queueId})::float8 AS lease_left_ms`);
+}
+
+/**
+ * How long the entry's lease still runs under this fence, in ms by the database clock; null when
+ * the fence no longer holds. The effect runner reads it right before an external call: a replica
+ * that was frozen after its claim must not act on a lease that another replica may have taken.
+ * @example await fenceLeaseLeft(db, 7, { ownerId: 'a', epoch: 3 }) // 2140, or null
+ */
+export function fenceLeaseLeft(db: Db, queueId: number, f: EffectFence) {
+  return db.maybeOneFirst(sql.type(z.object({ left: z.number() }))`
+    SELECT (extract(epoch FROM lease_until - now()) * 1000)::float8 AS left FROM patch_test_queue
+    WHERE id = ${queueId} AND owner_id = ${f.ownerId} AND owner_epoch = ${f.epoch} AND lease_until > now()`);
 }
 
 /** Record the result; fenced like the claim. @returns false when the fence did not hold (nothing written). */
