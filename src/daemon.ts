@@ -10,6 +10,7 @@ import { createApp } from './http/app.ts';
 import { queueRoutes } from './http/routes/queue.ts';
 import { unavailablePorts, type PatchPorts } from './machines/effects.ts';
 import { redactPayload } from './redact.ts';
+import { DbClock } from './persistence/clock.ts';
 import { startActorSystem } from './machines/system.ts';
 import { loadSnapshotRetention, loadThresholds, settingsFrom } from './services/settings.ts';
 import { syncRoutes } from './http/routes/sync.ts';
@@ -110,6 +111,10 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
 
     const deps: BaseDeps = { config, logger, db, version: VERSION, startedAt: Date.now(), lifecycle };
     const metrics = new OrchestratorMetrics({ db, logger });
+    // One clock, the database's: the machine's deadlines and the engine's windows and reboots.
+    const clock = new DbClock(db);
+    await clock.start();
+    releasers.add('clock', () => clock.stop());
 
     // Effects: the caller's engine when it supplies one, else the real test engine (UYUNI + Salt,
     // Prometheus when configured) when UYUNI and Salt are configured; without them every effect is
@@ -142,7 +147,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       testEngine = { available: true, reason: null };
       logger.warn({ engine: hooks.engine.description }, 'effects go to an engine supplied by the caller');
     } else if (uyuni && salt) {
-      ports = createEnginePorts({ db, logger, uyuni, salt, prometheus, onNotify: () => notifier.nudge() });
+      ports = createEnginePorts({ db, logger, clock, uyuni, salt, prometheus, onNotify: () => notifier.nudge() });
       testEngine = { available: true, reason: null };
       lanesEnabled = true;
       releasers.add('uyuni-session', () => uyuni.closeShared());
@@ -170,6 +175,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       ownerId: config.instanceId,
       leaseTtlMs: config.leaseTtlMs,
       pollMs: config.schedulerPollMs,
+      clock,
       ports: instrumentPorts(ports, metrics),
       reconcile,
       listenUrl: url,

@@ -15,6 +15,7 @@ import { queueRoutes } from '../src/http/routes/queue.ts';
 import { ENGINE_LAB_CONFIG, engineFleet } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
 import { startActorSystem, type ActorSystem } from '../src/machines/system.ts';
+import { DbClock } from '../src/persistence/clock.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
 import { insertToken } from '../src/persistence/sql/tokens.ts';
 import { SaltClient } from '../src/services/salt/client.ts';
@@ -75,13 +76,16 @@ beforeAll(async () => {
       }).run('api')
     ).status,
   ).toBe('completed');
+  const clock = new DbClock(t.db);
+  await clock.start();
   sys = await startActorSystem({
     db: t.db,
     logger: silentLogger,
     ownerId: 'lock-test',
     leaseTtlMs: 30_000,
     pollMs: 50,
-    ports: createEnginePorts({ db: t.db, logger: silentLogger, uyuni, salt }),
+    clock,
+    ports: createEnginePorts({ db: t.db, logger: silentLogger, clock, uyuni, salt }),
   });
   const deps = baseDeps(t.db);
   const settings = async () => settingsFrom(await loadThresholds(t.db));

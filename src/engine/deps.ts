@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../logger.ts';
 import { TransientError } from '../machines/effects.ts';
+import type { Clock } from '../persistence/clock.ts';
 import type { Db } from '../persistence/db.ts';
 import type { PrometheusClient } from '../services/prometheus/client.ts';
 import { SaltUnavailable, type SaltClient } from '../services/salt/client.ts';
@@ -13,6 +14,11 @@ import { UyuniUnavailable, type UyuniClient, type UyuniSession } from '../servic
 export interface EngineDeps {
   db: Db;
   logger: Logger;
+  /**
+   * The one clock (the database's, DESIGN.md §3 rule 3): maintenance windows and reboot requests
+   * are judged on it, as the machine's deadlines are.
+   */
+  clock: Clock;
   uyuni: UyuniClient;
   salt: SaltClient;
   /** Absent: no Prometheus configured (service checks through Salt only). */

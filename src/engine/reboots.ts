@@ -19,14 +19,32 @@ export async function rebootRequired(
   };
 }
 
-const uptime = z.object({ since_t: z.number() });
+/** Salt's `status.uptime`: `seconds` is the host's own uptime (`/proc/uptime`, truncated). */
+const uptime = z.object({ seconds: z.number().nonnegative() });
+
+/**
+ * How much later than its request a host may answer and still count as rebooted since: the
+ * database clock's skew estimate moves by milliseconds between the request and the check; a host
+ * does not answer Salt within two seconds of its boot.
+ */
+const BOOTED_SINCE_TOLERANCE_MS = 2000;
+
+/**
+ * Has the host booted since the request? Decided by durations only — the host's uptime against
+ * the time since the request on the one clock — never by comparing the host's boot time with our
+ * clock: a host whose clock is behind would look never rebooted (and be rebooted again).
+ */
+export function bootedSince(uptimeSeconds: number, requestedAt: number, now: number): boolean {
+  return uptimeSeconds * 1000 <= now - requestedAt + BOOTED_SINCE_TOLERANCE_MS;
+}
 
 /**
  * Reboot each host once, across crashes: the request time is recorded (`record`) before Salt is
- * asked, and a resumed run compares it with the host's boot time (`status.uptime`) — booted since:
- * done; not answering: still rebooting; booted before a request older than the grace: the request
- * never reached it (a crash between recording and Salt), ask once more. Never re-asks a request of
- * this run. Returns the hosts back up and those still away at the deadline.
+ * asked, and a resumed run compares the host's uptime (`status.uptime`) with the time since that
+ * request (`bootedSince`) — booted since: done; not answering: still rebooting; up since before a
+ * request older than the grace: the request never reached it (a crash between recording and
+ * Salt), ask once more. Never re-asks a request of this run. Returns the hosts back up and those
+ * still away at the deadline.
  */
 export async function rebootOnce(
   e: EngineDeps,
@@ -38,40 +56,39 @@ export async function rebootOnce(
   const requested = new Map(hosts.map((h) => [h.name, h.requestedAt]));
   const inherited = new Set(hosts.filter((h) => h.requestedAt !== null).map((h) => h.name));
   const fresh = hosts.filter((h) => h.requestedAt === null).map((h) => h.name);
-  if (fresh.length > 0) {
-    await record(fresh);
-    for (const m of fresh) requested.set(m, Date.now());
-    await saltCall(() => e.salt.localAsync(fresh, 'system.reboot'));
-  }
-  const deadline = Date.now() + o.deadlineMs;
+  // Recorded (database now()) before this stamp, and this stamp before Salt is asked: the host
+  // cannot have booted for the request before it.
+  const ask = async (names: string[]) => {
+    await record(names);
+    const at = e.clock.now();
+    for (const m of names) requested.set(m, at);
+    await saltCall(() => e.salt.localAsync(names, 'system.reboot'));
+  };
+  if (fresh.length > 0) await ask(fresh);
+  const deadline = performance.now() + o.deadlineMs;
   const back: string[] = [];
   let waiting = hosts.map((h) => h.name);
   for (;;) {
     const r = await e.salt
       .local<unknown>(waiting, 'status.uptime')
       .catch(() => ({ returned: {} as Record<string, unknown>, missing: waiting }));
+    const now = e.clock.now();
     const notRebooted: string[] = [];
     for (const m of waiting) {
       const u = uptime.safeParse(r.returned[m]);
       if (!u.success) continue; // not answering: rebooting
-      if (u.data.since_t * 1000 >= (requested.get(m) ?? 0) - 1000) back.push(m);
+      if (bootedSince(u.data.seconds, requested.get(m) ?? 0, now)) back.push(m);
       else notRebooted.push(m);
     }
-    const lostRequests = notRebooted.filter(
-      (m) => inherited.has(m) && Date.now() - (requested.get(m) ?? Date.now()) > o.graceMs,
-    );
+    const lostRequests = notRebooted.filter((m) => inherited.has(m) && now - (requested.get(m) ?? now) > o.graceMs);
     if (lostRequests.length > 0) {
-      await record(lostRequests);
-      for (const m of lostRequests) {
-        requested.set(m, Date.now());
-        inherited.delete(m);
-      }
-      await saltCall(() => e.salt.localAsync(lostRequests, 'system.reboot'));
+      for (const m of lostRequests) inherited.delete(m);
+      await ask(lostRequests);
     }
     const isBack = new Set(back);
     waiting = waiting.filter((m) => !isBack.has(m));
     if (waiting.length === 0) return { back, lost: [] };
-    if (Date.now() > deadline) return { back, lost: waiting };
+    if (performance.now() > deadline) return { back, lost: waiting };
     await sleep(o.pollMs, signal);
   }
 }

@@ -87,7 +87,7 @@ async function rebootStage(
       fresh.filter((m) => need.required.get(m) !== true),
     );
     yes = fresh.filter((m) => need.required.get(m) === true);
-    if (yes.length > 0 && (await windowOf(e, group, 0, Date.now())).open === null) {
+    if (yes.length > 0 && (await windowOf(e, group, 0, e.clock.now())).open === null) {
       // Reboots in production only inside the window: the systems stay patched and wait.
       await deferReboots(e.db, depId, yes);
       e.logger.warn({ deployment: depId, systems: yes }, 'reboot needed but the window is closed: deferred');
@@ -286,11 +286,11 @@ export function rolloutPorts(e: EngineDeps) {
       const rows = await systemsOf(e, dep.id);
       const nextWave = waves.findIndex((_, i) => rows.some((r) => r.wave === i && r.status === 'pending'));
       const group = nextWave >= 0 ? waves[nextWave]!.group : null;
-      const w = await windowOf(e, group, policy.min_window_remaining_minutes * 60_000, Date.now());
+      const w = await windowOf(e, group, policy.min_window_remaining_minutes * 60_000, e.clock.now());
       if (group !== null && !w.configured) {
         throw new Error(`no maintenance window is configured for ${group} (orchestrator_config.maintenance_windows)`);
       }
-      const win = w.next ?? { opensAt: Date.now(), closesAt: null };
+      const win = w.next ?? { opensAt: e.clock.now(), closesAt: null };
       await setDeploymentWindow(e.db, dep.id, win.opensAt, win.closesAt);
       return {
         deploymentId: dep.id,
@@ -314,7 +314,7 @@ export function rolloutPorts(e: EngineDeps) {
         let said: string | null = null;
         for (;;) {
           // No wave starts outside its group's window, or with too little of it left.
-          const w = await windowOf(e, wave.group, policy.min_window_remaining_minutes * 60_000, Date.now());
+          const w = await windowOf(e, wave.group, policy.min_window_remaining_minutes * 60_000, e.clock.now());
           if (w.open === null && rows.every((r) => r.status === 'pending')) {
             await releaseUnstartedGroupLocks(e.db, dep.id);
             await setDeploymentWaiting(e.db, dep.id);

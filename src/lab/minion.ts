@@ -47,7 +47,10 @@ export interface LabMinion {
   cpuIdle: number;
   cpuBusy: number;
   cpuAt: number;
+  /** When it booted (true time, ms). */
   bootTime: number;
+  /** Its wall clock minus the true time (ms): a host whose clock is behind has a negative offset. */
+  clockOffsetMs: number;
   /**
    * Host knobs for the window judge (issue 13): standard deviation, in points, of the busy CPU
    * (drawn afresh at every scrape and held until the next) and of the used memory (per scrape) —
@@ -126,7 +129,9 @@ export function newMinion(id: string, services: string[], packages: [string, str
     cpuIdle: 0,
     cpuBusy: 0,
     cpuAt: Date.now(),
-    bootTime: Date.now(),
+    // Up for days, as a fleet is: a reboot shows as an uptime shorter than the time since its request.
+    bootTime: Date.now() - 3 * 86_400_000,
+    clockOffsetMs: 0,
     cpuNoisePercent: 0,
     memNoisePercent: 0,
     unscraped: false,

@@ -128,12 +128,18 @@ export class LabSalt {
       case 'test.ping':
         return true;
       case 'status.uptime': {
-        const seconds = Math.max(0, (Date.now() - m.bootTime) / 1000);
+        // As Salt's status.uptime on Linux: `seconds` from /proc/uptime, truncated; the boot time
+        // is the host's own clock minus that (`since_t` whole seconds, `since_iso` local, no zone).
+        const seconds = Math.floor(Math.max(0, Date.now() - m.bootTime) / 1000);
+        const since = Math.floor((Date.now() + m.clockOffsetMs) / 1000) - seconds;
+        const days = Math.floor(seconds / 86400);
+        const rest = seconds % 86400;
         return {
-          seconds: Math.round(seconds),
-          since_t: m.bootTime / 1000,
-          since_iso: new Date(m.bootTime).toISOString(),
-          days: Math.floor(seconds / 86400),
+          seconds,
+          since_iso: new Date(since * 1000).toISOString().slice(0, 19),
+          since_t: since,
+          days,
+          time: `${Math.floor(rest / 3600)}:${String(Math.floor((rest % 3600) / 60)).padStart(2, '0')}`,
           users: 0,
         };
       }

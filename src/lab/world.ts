@@ -71,6 +71,8 @@ export interface LabHostKnobs {
   /** Busy CPU (0–1) and used memory (0–1) without errata effects. */
   baseCpu?: number;
   baseMem?: number;
+  /** How far the host's wall clock is off (ms; negative: behind), as its `status.uptime` shows. */
+  clockOffsetMs?: number;
 }
 
 export interface LabWorldOptions extends LabUyuniOptions {
@@ -149,6 +151,7 @@ export class LabWorld {
     if (knobs.unscraped !== undefined) m.unscraped = knobs.unscraped;
     if (knobs.baseCpu !== undefined) m.baseCpu = knobs.baseCpu;
     if (knobs.baseMem !== undefined) m.baseMem = knobs.baseMem;
+    if (knobs.clockOffsetMs !== undefined) m.clockOffsetMs = knobs.clockOffsetMs;
   }
 
   /** Set what an errata does when applied. */
@@ -290,7 +293,7 @@ export class LabWorld {
       `node_reboot_required ${m.rebootRequired ? 1 : 0}`,
     ]);
     family('node_boot_time_seconds', 'Node boot time, in unixtime.', 'gauge', [
-      `node_boot_time_seconds ${Math.floor(m.bootTime / 1000)}`,
+      `node_boot_time_seconds ${Math.floor((m.bootTime + m.clockOffsetMs) / 1000)}`,
     ]);
     return `${lines.join('\n')}\n`;
   }

@@ -48,6 +48,11 @@ export class HostCore {
     this.o = opts;
   }
 
+  /** The one clock of the entries (the database's): event times, deadlines, windows. */
+  get clock(): HostOptions['clock'] {
+    return this.o.clock;
+  }
+
   /** Restore one claimed row; on a bad snapshot, quarantine it to needs_attention. */
   protected async hydrate(row: EntryRow): Promise<boolean> {
     const existing = this.actors.get(row.id);

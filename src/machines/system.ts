@@ -27,6 +27,8 @@ export interface ActorSystemOptions {
   /** The database URL for the operator inbox's LISTEN connection (polling without it). */
   listenUrl?: string;
   metrics?: MetricsSink;
+  /** The database clock, when the caller shares it (the engine judges windows on it); started here otherwise. */
+  clock?: DbClock;
 }
 
 export interface ActorSystem {
@@ -39,8 +41,9 @@ export interface ActorSystem {
 }
 
 export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSystem> {
-  const clock = new DbClock(o.db);
-  await clock.start();
+  const ownClock = o.clock === undefined;
+  const clock = o.clock ?? new DbClock(o.db);
+  if (ownClock) await clock.start();
   // The effect runner waits on the host's commit gate; the host is built with the machine, so the
   // gate is bound once the host exists (no effect can start before: no actor runs yet).
   let host: ActorHost | undefined;
@@ -96,7 +99,7 @@ export async function startActorSystem(o: ActorSystemOptions): Promise<ActorSyst
       await inbox.stop();
       await s.stop();
       await h.stop();
-      clock.stop();
+      if (ownClock) clock.stop();
     },
   };
 }

@@ -66,7 +66,11 @@ export async function startDeployment(deps: DeploymentCommandDeps, id: number, m
   const group = d.waves.find((_, i) => i >= Number(d.current_wave ?? 0))?.group ?? null;
   const policy = await loadRolloutPolicy(deps.db);
   const minRemainingMs = policy.min_window_remaining_minutes * 60_000;
-  const open = openWindow(windowsFor(await loadMaintenanceWindows(deps.db), group), Date.now(), minRemainingMs);
+  const open = openWindow(
+    windowsFor(await loadMaintenanceWindows(deps.db), group),
+    deps.actors.clock.now(),
+    minRemainingMs,
+  );
   if (!open) {
     throw new AppError(
       409,
