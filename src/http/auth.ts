@@ -95,7 +95,7 @@ export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
   return async function authenticate(c, next) {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
-    const ip = clientIp(c, deps.config.http.trustProxy);
+    const ip = clientIp(c, deps.config);
     const ua = c.req.header('user-agent') ?? null;
     const base = { method: c.req.method, path: c.req.path, ip, userAgent: ua, requestId: c.get('requestId') };
     /** Write one row now; false when it could not be written (logged with the row). */

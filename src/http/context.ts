@@ -1,10 +1,11 @@
 /** Request-scoped values shared by middleware and routes. */
 import type { Context } from 'hono';
-import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Config } from '../config.ts';
 import type { BaseDeps } from '../interfaces.ts';
 import type { EventMeta } from '../machines/host.ts';
 import type { AuditSlot } from '../persistence/sql/audit.ts';
 import type { Role } from '../services/tokens.ts';
+import { proxyTrust, type ProxyTrust } from './proxyTrust.ts';
 
 /** Who a request's token belongs to (set by `authenticate`). */
 export interface Principal {
@@ -25,28 +26,31 @@ export interface Principal {
 export type ApiEnv = { Variables: { requestId: string; principal: Principal; audit: AuditSlot } };
 
 /**
- * The client's address: X-Forwarded-For's first hop behind a trusted proxy, else the socket's.
+ * The client's address for the journal, the audit trail and the rate limits: X-Forwarded-For's
+ * first hop only from the trusted proxy (TRUST_PROXY, and a peer in UI_PROXY_TRUSTED_CIDRS when
+ * those are set: the rule of `proxyTrust`), else the socket's.
  * @returns at most 45 characters, or null without a socket (`app.request()` in tests)
  * @example
- * const ip = clientIp(c, deps.config.http.trustProxy);
+ * const ip = clientIp(c, deps.config);
  */
-export function clientIp(c: Context, trustProxy: boolean): string | null {
-  if (trustProxy) {
-    const fwd = c.req.header('x-forwarded-for');
-    if (fwd) return (fwd.split(',')[0] ?? '').trim().slice(0, 45);
-  }
-  try {
-    return getConnInfo(c).remote.address?.slice(0, 45) ?? null;
-  } catch {
-    return null; // app.request() in tests has no socket
-  }
+export function clientIp(c: Context, config: Pick<Config, 'uiProxy' | 'http'>): string | null {
+  const address = trustOf(config).clientAddress(c);
+  return address === 'unknown' ? null : address;
+}
+
+/** One proxy check per configuration (its CIDR matcher is built once). */
+const trusts = new WeakMap<object, ProxyTrust>();
+function trustOf(config: Pick<Config, 'uiProxy' | 'http'>): ProxyTrust {
+  let t = trusts.get(config);
+  if (!t) trusts.set(config, (t = proxyTrust(config)));
+  return t;
 }
 
 /**
  * Who sent an operator event and from where, for the journal and the audit trail; it carries the
  * request's audit record, which the transaction of the change writes (see `AuditSlot`).
  * @param c the request (its principal is set by `authenticate`)
- * @param deps for `trustProxy`: whether X-Forwarded-For names the client
+ * @param deps for the proxy trust: whether X-Forwarded-For names the client
  * @param opts `status`: what the route answers a success with (default 200)
  * @returns the event's metadata
  * @example
@@ -57,7 +61,7 @@ export function eventMeta(c: Context<ApiEnv>, deps: BaseDeps, opts: { status?: n
   if (audit && opts.status !== undefined) audit.successStatus = opts.status;
   return {
     actor: c.get('principal').person,
-    ip: clientIp(c, deps.config.http.trustProxy),
+    ip: clientIp(c, deps.config),
     userAgent: c.req.header('user-agent') ?? null,
     requestId: c.get('requestId'),
     ...(audit ? { audit } : {}),
