@@ -9,6 +9,8 @@
  * (3) a kernel errata reboots, validates and passes; one whose host never returns → needs_attention;
  * (4) a production wave over the error threshold halts, later waves never start, an operator
  *     rollback of the failed systems succeeds;
+ * (6) an errata that breaks a team health check (spm.healthcheck through Salt's state.apply) fails
+ *     the test with that check named, and the test system is rolled back;
  * (5) Prometheus down at the baseline → the step waits (retried), nothing is applied until it is back;
  *     Prometheus down for the post window → inconclusive, never passed.
  *
@@ -62,6 +64,13 @@ const TEST_SYSTEM = 'ubuntu-2404-test-01.lab';
 
 beforeAll(async () => {
   t = await createTestDatabase();
+  // The team's own checks on the test system (pillar spm:healthchecks, run by state.apply spm.healthcheck).
+  world.host(TEST_SYSTEM, {
+    healthchecks: {
+      web: { type: 'http', url: 'http://127.0.0.1/healthz', service: 'nginx.service' },
+      tls_handshake: { type: 'command', command: 'openssl s_client -connect 127.0.0.1:443 </dev/null' },
+    },
+  });
   const urls = await world.start();
   prom = await startPrometheus(world.prometheusConfig({ scrapeIntervalS: 0.5 }));
   const mail = await smtp.listen();
@@ -188,6 +197,7 @@ describe('test engine and production rollout against the lab with a real Prometh
     expect(test.metrics_delta.checks.map((c: any) => [c.check, c.ok])).toEqual([
       ['failed_services', true],
       ['reboot', true],
+      ['team_healthchecks', true],
     ]);
     expect(test.baseline_metrics.window.samples.memory_used_percent.length).toBeGreaterThanOrEqual(10);
     expect(test.package_versions_before).toEqual({ curl: '0.9-1', libcurl4: '0.9-1' });
@@ -422,5 +432,29 @@ describe('test engine and production rollout against the lab with a real Prometh
     expect(bt.result).toBe('inconclusive');
     expect(bt.metrics_delta.verdict).toBe('inconclusive');
     expect(e.status_reason).toMatch(/no data after the patch/);
+  }, 240_000);
+
+  it('(6) an errata that breaks a team health check fails the test with the check named in the evidence, and is rolled back', async () => {
+    world.scenario('6123-1', { breaksHealthcheck: 'tls_handshake' });
+    const applies = world.salt.count('state.apply');
+    const id = await queue('6123-1');
+    const e = await waitStatus(id, ['rolled_back', 'needs_attention', 'pending_approval'], 90_000);
+    expect(e.status, JSON.stringify(e)).toBe('rolled_back');
+    expect(e.status_reason).toMatch(/team health check\(s\) failed after the patch: tls_handshake/);
+    const test = await testOf(id);
+    expect(test).toMatchObject({ result: 'failed', rollback_type: 'package', rollback_status: 'completed' });
+    expect(test.failure_reason).toContain('tls_handshake');
+    const team = test.metrics_delta.checks.find((c: any) => c.check === 'team_healthchecks');
+    expect(team).toMatchObject({ ok: false, detail: 'failed: tls_handshake' });
+    expect(team.results.map((r: any) => [r.name, r.ok])).toEqual([
+      ['tls_handshake', false],
+      ['web', true],
+    ]);
+    expect(test.metrics_delta.failedServices).toEqual([]);
+    const validate = (await phasesOf(id)).find((p) => p.phase === 'validate');
+    expect((validate?.evidence as { failedTeamChecks?: string[] } | undefined)?.failedTeamChecks).toEqual([
+      'tls_handshake',
+    ]);
+    expect(world.salt.count('state.apply')).toBeGreaterThan(applies);
   }, 240_000);
 });

@@ -30,6 +30,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import nunjucks from 'nunjucks';
 import YAML from 'yaml';
+import { newMinion } from '../src/lab/minion.ts';
+import { LAB_INSTALLED_SLS, labStateApply, type LabHealthcheck } from '../src/lab/saltStates.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   callPillar,
@@ -587,6 +589,42 @@ describe.each(Object.entries(OSES))('rendered for %s', (_os, grains) => {
       ['spm_healthcheck', 'test.succeed_without_changes'],
     ]);
     expect(ids(render('healthcheck.sls', grains, {}))).toEqual([['spm_healthcheck', 'test.succeed_without_changes']]);
+  });
+
+  it("the lab Salt's state.apply spm.healthcheck answers the ids and functions this SLS renders, and the engine's parser reads it", () => {
+    const checks: Record<string, LabHealthcheck> = {
+      web: { type: 'http', url: 'http://127.0.0.1/healthz', service: 'nginx.service' },
+      Db_port: { type: 'tcp', port: 5432 },
+      'bad name': { type: 'command', command: 'true' },
+      broken: { type: 'tcp', port: 70000 },
+      queue: { type: 'command', command: '/usr/local/bin/queue-ok' },
+    };
+    // The pillar is the checks without the lab's own knob (which service makes a check pass).
+    const pillarOnly = Object.fromEntries(Object.entries(checks).map(([k, { service: _, ...c }]) => [k, c]));
+    const rendered = render('healthcheck.sls', grains, { spm: { healthchecks: pillarOnly } });
+    const m = newMinion('lab-01', ['nginx.service'], []);
+    m.healthchecks = checks;
+    const answer = labStateApply(m, ['spm.healthcheck'], LAB_INSTALLED_SLS);
+    const results = stateResults(answer);
+    expect(results.map((r) => [r.id, r.fun])).toEqual(ids(rendered));
+    for (const r of results) {
+      const st = rendered.find((x) => x.id === r.id)!;
+      expect(r.name).toBe(String(st.args.name));
+    }
+    expect(parseHealthcheckReturn(answer).map((c) => [c.name, c.ok])).toEqual([
+      ['invalid_1', false],
+      ['broken', false],
+      ['Db_port', true],
+      ['queue', true],
+      ['web', true],
+    ]);
+    // The service behind a check fails: the check fails; an SLS the master does not have is Salt's list of strings.
+    m.services.set('nginx.service', false);
+    expect(
+      parseHealthcheckReturn(labStateApply(m, ['spm.healthcheck'], LAB_INSTALLED_SLS)).find((c) => c.name === 'web')
+        ?.ok,
+    ).toBe(false);
+    expect(() => parseHealthcheckReturn(labStateApply(m, ['spm.healthcheck'], []))).toThrow(SaltStateError);
   });
 
   it('an unsupported OS family renders a failed reboot check, not a guess', () => {

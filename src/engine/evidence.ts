@@ -3,9 +3,30 @@ import type { TargetOs } from '../machines/patch.machine.ts';
 import type { Db } from '../persistence/db.ts';
 import type { Evidence } from '../services/judge.ts';
 import { instanceMatcher, PrometheusUnavailable, QUERIES } from '../services/prometheus/client.ts';
+import type { TeamChecks } from '../services/judge/testJudge.ts';
 import { SaltUnavailable } from '../services/salt/client.ts';
-import { loadCriticalServices } from '../services/settings.ts';
-import type { EngineDeps } from './deps.ts';
+import { parseHealthcheckReturn } from '../services/salt/states.ts';
+import { loadCriticalServices, loadTeamHealthchecks } from '../services/settings.ts';
+import { saltCall, type EngineDeps } from './deps.ts';
+
+/**
+ * The teams' application checks on one system: `state.apply spm.healthcheck` through the Salt
+ * API, each `spm_healthcheck_<name>` state's result (salt-states/README.md). Null when switched
+ * off; `{ error }` when they could not run (the SLS missing on the master or failing to render,
+ * the minion not answering) — the judge then says inconclusive, never pass.
+ * @throws TransientError when the Salt API is unreachable (the validation is retried)
+ */
+export async function teamHealthchecks(e: EngineDeps, minion: string): Promise<TeamChecks | null> {
+  const policy = await loadTeamHealthchecks(e.db);
+  if (!policy.enabled) return null;
+  const r = await saltCall(() => e.salt.local<unknown>([minion], 'state.apply', [policy.sls]));
+  if (!(minion in r.returned)) return { error: `${minion} did not answer state.apply ${policy.sls}` };
+  try {
+    return { checks: parseHealthcheckReturn(r.returned[minion]) };
+  } catch (raw) {
+    return { error: `state.apply ${policy.sls} on ${minion}: ${(raw as Error).message}` };
+  }
+}
 
 /**
  * Evidence for several systems with a constant number of calls: CPU and memory from Prometheus;

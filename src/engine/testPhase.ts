@@ -30,7 +30,7 @@ import { judgeTest, machineVerdict } from '../services/judge/testJudge.ts';
 import { canaryPolicyOf, loadCanaryMetrics, loadCanaryPolicy, loadThresholds } from '../services/settings.ts';
 import { saltCall, uyuniCall, type EngineDeps } from './deps.ts';
 import { errataFacts, systemIdOf } from './errata.ts';
-import { collectEvidence, servicesFor } from './evidence.ts';
+import { collectEvidence, servicesFor, teamHealthchecks } from './evidence.ts';
 import { packageVersions, restorePackages } from './packages.ts';
 import { inPhase, recordWait, testIdOf } from './phases.ts';
 import { rebootRequired } from './reboots.ts';
@@ -290,6 +290,7 @@ export function testPorts(e: EngineDeps) {
           canary = { metrics, windows, policy: canaryPolicyOf(policy) };
         }
         const live = (await collectEvidence(e, [sys.name], services, timing(t).windowS)).get(sys.name)!;
+        const teamChecks = await teamHealthchecks(e, sys.name);
         const post: StoredEvidence = { ...live, window };
         const checked = await lastPhaseOfTest(e.db, testId, 'check_reboot');
         const required = (checked?.evidence as { required?: boolean } | null)?.required === true;
@@ -299,6 +300,7 @@ export function testPorts(e: EngineDeps) {
           maxFailedServices: t.max_failed_services,
           canary,
           reboot: checked ? { required, rebooted } : null,
+          teamChecks,
         });
         if (base.evidence === null) j.reasons.unshift('no baseline was recorded');
         if (e.prometheus && baseWindow === null)
@@ -318,6 +320,7 @@ export function testPorts(e: EngineDeps) {
           score: j.score,
           reasons: j.reasons,
           failedServices: j.failedServices,
+          failedTeamChecks: j.failedTeamChecks,
           checks: j.checks,
           metrics: j.metrics.map((m) => ({ name: m.name, classification: m.classification })),
           notes: j.notes,

@@ -4,6 +4,7 @@
  * Never imported by production code (src/lab).
  */
 import { prng, seedOf } from '../random.ts';
+import type { LabHealthcheck } from './saltStates.ts';
 
 /** An errata applied to a minion and what it does while any of its packages is at the new version. */
 export interface LabApplied {
@@ -18,6 +19,8 @@ export interface LabApplied {
   dropsMetrics?: string[];
   /** When the apply completed (epoch ms). */
   appliedAt?: number;
+  /** A team health check (pillar spm:healthchecks) that fails while the errata is active. */
+  breaksHealthcheck?: string | null;
 }
 
 export interface LabMinion {
@@ -51,6 +54,8 @@ export interface LabMinion {
   bootTime: number;
   /** Its wall clock minus the true time (ms): a host whose clock is behind has a negative offset. */
   clockOffsetMs: number;
+  /** Its pillar `spm:healthchecks`: the team checks `state.apply spm.healthcheck` runs. */
+  healthchecks: Record<string, LabHealthcheck>;
   /**
    * Host knobs for the window judge (issue 13): standard deviation, in points, of the busy CPU
    * (drawn afresh at every scrape and held until the next) and of the used memory (per scrape) —
@@ -132,6 +137,7 @@ export function newMinion(id: string, services: string[], packages: [string, str
     // Up for days, as a fleet is: a reboot shows as an uptime shorter than the time since its request.
     bootTime: Date.now() - 3 * 86_400_000,
     clockOffsetMs: 0,
+    healthchecks: {},
     cpuNoisePercent: 0,
     memNoisePercent: 0,
     unscraped: false,

@@ -189,6 +189,11 @@ async function startLab(
   for (const e of ubuntuNginx) world.scenario(e.advisoryName, { breaksService: 'nginx.service' });
   const rhelHttpd = world.fleet.errata.find((e) => e.os === 'rhel' && e.packages.some((p) => p.name === 'httpd'));
   if (rhelHttpd) world.scenario(rhelHttpd.advisoryName, { cpuRaisePercent: 40 });
+  // The web team's own check on each test system (pillar spm:healthchecks → state.apply spm.healthcheck).
+  for (const sys of world.fleet.systems.filter((x) => x.group.startsWith('test-'))) {
+    const unit = sys.os === 'rhel' ? 'httpd.service' : 'nginx.service';
+    world.host(sys.name, { healthchecks: { web: { type: 'http', url: 'http://127.0.0.1/healthz', service: unit } } });
+  }
   const urls = await world.start();
   releasers.add('lab world', () => world.stop());
   const nvd = new LabNvd();

@@ -4,13 +4,15 @@
  * (400 "Lowstates must be a list", 401 for a missing, malformed or expired token), clients `local`
  * and `local_async`, `GET /jobs/<jid>`. Minions that are down are simply absent from results.
  * Functions: test.ping, service.status, pkg.version, cmd.run, snapper.create_snapshot /
- * list_snapshots, system.reboot (the minion is away for `rebootMs`).
+ * list_snapshots, system.reboot (the minion is away for `rebootMs`), state.apply of the SLS the
+ * engine applies (`saltStates.ts`).
  * Never imported by production code (src/lab).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { type LabMinion, serviceActive, touchCpu, newMinion } from './minion.ts';
+import { LAB_INSTALLED_SLS, labStateApply } from './saltStates.ts';
 
 export {
   type LabApplied,
@@ -52,6 +54,8 @@ export class LabSalt {
   /** Scenario knob: calls of these functions are dropped (the API goes down when they are asked). */
   readonly dropFuns = new Set<string>();
   rebootMs = 200;
+  /** Scenario knob: the SLS the master has (`state.apply` of any other answers "No matching sls found"). */
+  installedSls: string[] = [...LAB_INSTALLED_SLS];
 
   private readonly creds: { username: string; password: string };
 
@@ -214,6 +218,8 @@ export class LabSalt {
           cleanup: 'number',
           userdata: s.userdata,
         }));
+      case 'state.apply':
+        return labStateApply(m, args, this.installedSls);
       case 'system.reboot':
         this.countEffect(`reboot|${m.id}`);
         this.reboot(m);

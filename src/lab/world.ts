@@ -17,6 +17,7 @@
  * pkg_install / snapper_rollback keys) so that tests can assert "exactly once".
  * Never imported by production code (src/lab).
  */
+import type { LabHealthcheck } from './saltStates.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateFleet, type Fleet, type FleetSpec, type LabErrata, type LabSystem } from './fleet.ts';
@@ -36,6 +37,8 @@ import { LabUyuni, type LabUyuniOptions } from './uyuni.ts';
 export interface LabScenario {
   /** This unit fails once the errata is applied. */
   breaksService?: string;
+  /** This team health check (pillar spm:healthchecks) fails once the errata is applied. */
+  breaksHealthcheck?: string;
   cpuRaisePercent?: number;
   memRaisePercent?: number;
   /** A slow memory leak: used memory grows by this many points per minute (real time) from the apply on. */
@@ -73,6 +76,8 @@ export interface LabHostKnobs {
   baseMem?: number;
   /** How far the host's wall clock is off (ms; negative: behind), as its `status.uptime` shows. */
   clockOffsetMs?: number;
+  /** Its pillar `spm:healthchecks` (replaces the whole mapping). */
+  healthchecks?: Record<string, LabHealthcheck>;
 }
 
 export interface LabWorldOptions extends LabUyuniOptions {
@@ -152,6 +157,7 @@ export class LabWorld {
     if (knobs.baseCpu !== undefined) m.baseCpu = knobs.baseCpu;
     if (knobs.baseMem !== undefined) m.baseMem = knobs.baseMem;
     if (knobs.clockOffsetMs !== undefined) m.clockOffsetMs = knobs.clockOffsetMs;
+    if (knobs.healthchecks !== undefined) m.healthchecks = { ...knobs.healthchecks };
   }
 
   /** Set what an errata does when applied. */
@@ -199,6 +205,7 @@ export class LabWorld {
           advisory: e.advisoryName,
           packages: pkgs,
           breaksService: hits ? (sc.breaksService ?? null) : null,
+          breaksHealthcheck: hits ? (sc.breaksHealthcheck ?? null) : null,
           cpuRaisePercent: hits ? (sc.cpuRaisePercent ?? 0) : 0,
           memRaisePercent: hits ? (sc.memRaisePercent ?? 0) : 0,
           memLeakPercentPerMinute: hits ? (sc.memLeakPercentPerMinute ?? 0) : 0,

@@ -305,3 +305,20 @@ export const snapshotRetentionSchema = z.object({
 
 /** @example (await loadSnapshotRetention(db)).keep_days_after_final // 7 */
 export const loadSnapshotRetention = (db: Db) => configValue(db, 'snapshot_retention', snapshotRetentionSchema);
+
+// ---------------------------------------------------------------------------------------------
+// team_healthchecks: the teams' own application checks (salt-states/healthcheck.sls, pillar
+// spm:healthchecks) run on the test system after every patch; a failed one fails the test.
+
+export const teamHealthchecksSchema = z.object({
+  /** Off: the tests do without them, and each judgement says so. */
+  enabled: z.boolean().default(true),
+  /** The SLS on the Salt master (salt-states/ installed as `spm` in file_roots). */
+  sls: z
+    .string()
+    .regex(/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/, 'an SLS name: dot-separated letters, digits and _')
+    .default('spm.healthcheck'),
+});
+
+/** @example (await loadTeamHealthchecks(db)).sls // 'spm.healthcheck' */
+export const loadTeamHealthchecks = (db: Db) => configValue(db, 'team_healthchecks', teamHealthchecksSchema);

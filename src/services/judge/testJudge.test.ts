@@ -128,3 +128,55 @@ describe('orchestrator_config.canary_metrics / canary_policy', () => {
     });
   });
 });
+
+describe("judgeTest: the teams' own health checks (spm.healthcheck) veto", () => {
+  const pass = { name: 'api', ok: true, comment: ' Status 200 was found.' };
+  const fail = {
+    name: 'tls_handshake',
+    ok: false,
+    comment: 'Command "openssl s_client" run (exit 1: handshake failure)',
+  };
+
+  it('every check passing keeps the pass, and the checks are in the evidence by name', () => {
+    const j = judgeTest(input({ teamChecks: { checks: [pass] } }));
+    expect(j.verdict).toBe('pass');
+    expect(j.checks.find((c) => c.check === 'team_healthchecks')).toEqual({
+      check: 'team_healthchecks',
+      ok: true,
+      results: [pass],
+      detail: '1 passed',
+    });
+  });
+
+  it('one failed check fails the test on its own, with the check named, whatever the metrics say', () => {
+    const j = judgeTest(input({ teamChecks: { checks: [pass, fail] } }));
+    expect(j.verdict).toBe('fail');
+    expect(j.failedTeamChecks).toEqual(['tls_handshake']);
+    expect(machineVerdict(j).reason).toMatch(
+      /team health check\(s\) failed after the patch: tls_handshake \(.*handshake failure/,
+    );
+  });
+
+  it('checks that could not run are inconclusive, never a pass', () => {
+    const j = judgeTest(
+      input({
+        teamChecks: {
+          error: "Salt could not run the states: No matching sls found for 'spm.healthcheck' in env 'base'",
+        },
+      }),
+    );
+    expect(j.verdict).toBe('inconclusive');
+    expect(j.reasons[0]).toMatch(/team health checks could not run: .*No matching sls/);
+    expect(j.checks.find((c) => c.check === 'team_healthchecks')?.ok).toBeNull();
+  });
+
+  it('no checks configured, or switched off: the services and metrics decide, and the notes say so', () => {
+    const none = judgeTest(input({ teamChecks: { checks: [] } }));
+    expect(none.verdict).toBe('pass');
+    expect(none.notes.join(' ')).toMatch(/no team health checks are configured/);
+    const off = judgeTest(input({ teamChecks: null }));
+    expect(off.verdict).toBe('pass');
+    expect(off.notes.join(' ')).toMatch(/switched off/);
+    expect(off.checks.map((c) => c.check)).toEqual(['failed_services', 'reboot']);
+  });
+});

@@ -4,9 +4,10 @@
  * (a service active at baseline and not after the patch is a critical failure on its own) and the
  * reboot (one that was required must have happened) — in one judgement with every number kept.
  *
- * Order of the rules: a failed critical service or a missing reboot fails; a failing window
+ * Order of the rules: a failed critical service, a failed team health check (`spm.healthcheck`) or
+ * a missing reboot fails; a failing window
  * verdict (a critical metric beyond its allowance, or the score below `marginalScore`) fails;
- * services that could not be checked, or a window verdict without the data it needs, are
+ * services or team checks that could not be checked, or a window verdict without the data it needs, are
  * **inconclusive** (never a pass on missing evidence); then marginal (a human decides) or pass.
  *
  * Without Prometheus configured (`canary: null`) the services alone decide, as before issue 13,
@@ -38,6 +39,23 @@ export interface TestJudgeInput {
   } | null;
   /** What the test did about a reboot (null: not known). */
   reboot: { required: boolean; rebooted: boolean } | null;
+  /**
+   * The teams' own application checks (`spm.healthcheck` through Salt) after the patch: each
+   * check's result, or why they could not run; null: switched off (`team_healthchecks.enabled`).
+   * Absent: not asked (callers before issue 14).
+   */
+  teamChecks?: TeamChecks | null;
+}
+
+/** What `spm.healthcheck` said: one result per team check (none configured: []), or why it could not run. */
+export type TeamChecks = { checks: { name: string; ok: boolean; comment: string }[] } | { error: string };
+
+export interface TeamHealthCheck {
+  check: 'team_healthchecks';
+  ok: boolean | null;
+  /** Each check by name: passed or not, and Salt's comment. */
+  results: { name: string; ok: boolean; comment: string }[];
+  detail: string;
 }
 
 export interface RebootCheck {
@@ -63,8 +81,10 @@ export interface TestJudgement {
   /** Why, most important first (empty for a clean pass). */
   reasons: string[];
   policy: { passScore: number; marginalScore: number; confidence: number } | null;
-  checks: (Check | RebootCheck)[];
+  checks: (Check | RebootCheck | TeamHealthCheck)[];
   failedServices: string[];
+  /** The team health checks that failed after the patch, by name. */
+  failedTeamChecks: string[];
   metrics: JudgedMetric[];
   notes: string[];
 }
@@ -80,7 +100,7 @@ export function judgeTest(input: TestJudgeInput): TestJudgement {
     input.services.post,
     input.maxFailedServices,
   );
-  const checks: (Check | RebootCheck)[] = [svc];
+  const checks: (Check | RebootCheck | TeamHealthCheck)[] = [svc];
   const notes: string[] = [];
   const reasons: string[] = [];
 
@@ -98,6 +118,29 @@ export function judgeTest(input: TestJudgeInput): TestJudgement {
           ? 'required, rebooted, the host came back'
           : 'required and not done'
         : 'not required',
+    });
+  }
+
+  // A team check is a critical check (DESIGN §4): one that fails after the patch vetoes the test;
+  // checks that could not run leave the verdict inconclusive, never a pass.
+  const team = input.teamChecks;
+  const failedTeamChecks = team && 'checks' in team ? team.checks.filter((c) => !c.ok).map((c) => c.name) : [];
+  const teamUnknown = team !== undefined && team !== null && 'error' in team ? team.error : null;
+  if (team === null) notes.push('the team health checks are switched off (team_healthchecks.enabled = false)');
+  if (team && 'checks' in team && team.checks.length === 0)
+    notes.push('no team health checks are configured (pillar spm:healthchecks is empty)');
+  if (team !== undefined && team !== null) {
+    const results = 'checks' in team ? team.checks : [];
+    checks.push({
+      check: 'team_healthchecks',
+      ok: teamUnknown !== null ? null : failedTeamChecks.length === 0,
+      results,
+      detail:
+        teamUnknown !== null
+          ? `could not run: ${teamUnknown}`
+          : failedTeamChecks.length > 0
+            ? `failed: ${failedTeamChecks.join(', ')}`
+            : `${results.length} passed`,
     });
   }
 
@@ -130,13 +173,20 @@ export function judgeTest(input: TestJudgeInput): TestJudgement {
     policy,
     checks,
     failedServices,
+    failedTeamChecks,
     metrics,
     notes,
   };
 
   if (svc.ok === false) reasons.push(`critical service(s) failed after the patch: ${failedServices.join(', ')}`);
   if (rebootBad) reasons.push('a reboot was required and did not happen');
-  if (svc.ok === false || rebootBad)
+  if (failedTeamChecks.length > 0 && team && 'checks' in team) {
+    const said = team.checks
+      .filter((c) => !c.ok)
+      .map((c) => `${c.name}${c.comment ? ` (${c.comment.slice(0, 200)})` : ''}`);
+    reasons.push(`team health check(s) failed after the patch: ${said.join('; ')}`);
+  }
+  if (svc.ok === false || rebootBad || failedTeamChecks.length > 0)
     return { ...base, verdict: 'fail', reasons: [...reasons, ...(canary?.reasons ?? [])] };
   if (canary?.verdict === 'fail') return { ...base, verdict: 'fail', reasons: canary.reasons };
   if (svc.ok === null) {
@@ -147,6 +197,13 @@ export function judgeTest(input: TestJudgeInput): TestJudgement {
         'the critical services could not be checked (no status from Salt or Prometheus on one side)',
         ...(canary?.reasons ?? []),
       ],
+    };
+  }
+  if (teamUnknown !== null) {
+    return {
+      ...base,
+      verdict: 'inconclusive',
+      reasons: [`the team health checks could not run: ${teamUnknown}`, ...(canary?.reasons ?? [])],
     };
   }
   if (canary?.verdict === 'inconclusive') return { ...base, verdict: 'inconclusive', reasons: canary.reasons };

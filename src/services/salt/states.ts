@@ -12,8 +12,9 @@
  * __run_num__, __sls__, start_time, duration }`; a render or compile error comes back as a list of
  * strings instead. `result: null` is "would change" under `test=True`.
  *
- * Not wired into the engine yet: the engine applies states through `SaltClient.local(minions,
- * 'state.apply', [sls], { pillar })` once it uses them.
+ * The engine applies `spm.healthcheck` in every validation (`engine/evidence.ts`
+ * `teamHealthchecks`, through `SaltClient.local(minions, 'state.apply', [sls])`); snapshots, reboot
+ * and service checks still go through execution modules (snapper, cmd.run, service.status).
  */
 import { HEALTHCHECK_ID_PREFIX, SERVICE_ID_PREFIX } from './statesParse.ts';
 
