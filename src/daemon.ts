@@ -18,7 +18,7 @@ import { riskProfileRoutes } from './http/routes/riskProfile.ts';
 import { failInterruptedSyncRuns } from './persistence/sql/errata.ts';
 import { autoQueueAfterSync } from './scheduler/autoQueue.ts';
 import { SyncPoller } from './scheduler/poller.ts';
-import { UyuniSync } from './services/uyuni/sync.ts';
+import { type SyncReport, UyuniSync } from './services/uyuni/sync.ts';
 import { NvdClient } from './services/nvd/client.ts';
 import { enrichFromNvd } from './services/nvd/enrich.ts';
 import { profileErrata } from './services/riskProfile.ts';
@@ -244,6 +244,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
     const profile = uyuni ? (ids: string[]) => profileErrata(db, ids, uyuni) : undefined;
     const queueDeps = { db, logger, actors: actors.host, settings, profile };
     let sync: UyuniSync | undefined;
+    let afterSync: ((report: SyncReport) => Promise<void>) | undefined;
     if (config.uyuni && uyuni) {
       sync = new UyuniSync({
         db,
@@ -254,6 +255,26 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       });
       const nvd = config.nvd.enabled ? new NvdClient({ baseUrl: config.nvd.url, apiKey: config.nvdApiKey }) : undefined;
       let enriching = false;
+      // After every sync, polled or asked for (POST /sync/trigger), inside its UYUNI session: auto-queue,
+      // wake the lanes, NVD enrichment in the background (never blocking the sync).
+      const after = async (report: SyncReport) => {
+        const q = await autoQueueAfterSync(queueDeps, report).catch((raw) => {
+          logger.error({ err: coerceError(raw).message }, 'auto-queue after sync failed');
+          return null;
+        });
+        if (q && (q.queued > 0 || q.requeued > 0)) logger.info(q, 'auto-queued errata after sync');
+        lanes?.nudge();
+        if (nvd && !enriching) {
+          enriching = true;
+          void enrichFromNvd(db, nvd, logger)
+            .then(
+              (r) => logger.info(r, 'NVD enrichment finished'),
+              (raw) => logger.warn({ err: coerceError(raw).message }, 'NVD enrichment failed'),
+            )
+            .finally(() => (enriching = false));
+        }
+      };
+      afterSync = after;
       const poller = new SyncPoller({
         sync,
         logger,
@@ -261,23 +282,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
         // Only the leader polls; on taking the lead it fails the runs its predecessor left running.
         lead: () => leadership.leads('sync-poller'),
         onLead: async () => void (await failInterruptedSyncRuns(db)),
-        afterSync: async (report) => {
-          const q = await autoQueueAfterSync(queueDeps, report).catch((raw) => {
-            logger.error({ err: coerceError(raw).message }, 'auto-queue after sync failed');
-            return null;
-          });
-          if (q && (q.queued > 0 || q.requeued > 0)) logger.info(q, 'auto-queued errata after sync');
-          lanes?.nudge();
-          if (nvd && !enriching) {
-            enriching = true;
-            void enrichFromNvd(db, nvd, logger)
-              .then(
-                (r) => logger.info(r, 'NVD enrichment finished'),
-                (raw) => logger.warn({ err: coerceError(raw).message }, 'NVD enrichment failed'),
-              )
-              .finally(() => (enriching = false));
-          }
-        },
+        afterSync: after,
       });
       poller.start();
       releasers.add('sync-poller', () => poller.stop());
@@ -288,7 +293,7 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
       deps,
       [
         queueRoutes({ ...deps, actors: actors.host, clock: actors.clock, settings, testEngine, profile }),
-        syncRoutes({ ...deps, sync }),
+        syncRoutes({ ...deps, sync, afterSync }),
         riskProfileRoutes({ ...deps, uyuni }),
         deploymentRoutes({ ...deps, actors: actors.host, lanes, rollbacks }),
         reportRoutes(deps),

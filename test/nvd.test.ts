@@ -16,6 +16,7 @@ import {
 import { enrichFromNvd } from '../src/services/nvd/enrich.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';
+import { syncStatus } from '../src/services/views/syncView.ts';
 
 describe('pickScore (CVSS preference)', () => {
   const m = (...xs: ReturnType<typeof cvssMetric>[]) => {
@@ -318,6 +319,11 @@ describe('NVD unreachable (air-gapped site)', () => {
         'NVD unreachable: severity enrichment paused, severities keep the UYUNI mapping; retrying with backoff',
       ]);
       expect(front.attempts()).toBe(3); // one attempt per run, not one per CVE
+      // Shared through the database: any replica's /sync/status (and /health/detail) shows it.
+      const shown = (await syncStatus(t.db, undefined, true)).nvd;
+      expect(shown).toMatchObject({ state: 'unreachable', since: '2026-12-01T10:00:00.000Z', failures: 3 });
+      expect(shown.message).toMatch(/^NVD unreachable since 2026-12-01T10:00:00\.000Z/);
+      expect((await syncStatus(t.db, undefined, false)).nvd).toMatchObject({ state: 'disabled' });
       expect(
         await t.db.oneFirst(
           sql.type(z.object({ s: z.string() }))`SELECT severity AS s FROM errata_cache WHERE errata_id = '8001-1'`,
@@ -333,6 +339,7 @@ describe('NVD unreachable (air-gapped site)', () => {
       expect(lines.some((l) => l.level === 30 && l.msg === 'NVD reachable again: severity enrichment resumed')).toBe(
         true,
       );
+      expect((await syncStatus(t.db, undefined, true)).nvd).toMatchObject({ state: 'reachable', failures: 0 });
       expect(
         await t.db.oneFirst(
           sql.type(z.object({ s: z.string() }))`SELECT severity AS s FROM errata_cache WHERE errata_id = '8001-1'`,

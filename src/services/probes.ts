@@ -8,7 +8,8 @@ import type { Config } from '../config.ts';
 import type { Db } from '../persistence/db.ts';
 import { selectOne } from '../persistence/sql/probes.ts';
 
-export type ProbeStatus = 'connected' | 'unreachable' | 'not configured';
+/** `unknown`: not contacted yet (NVD, which is not probed per request). */
+export type ProbeStatus = 'connected' | 'unreachable' | 'not configured' | 'unknown';
 export interface ProbeResult {
   status: ProbeStatus;
   detail?: string;

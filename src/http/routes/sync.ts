@@ -7,14 +7,18 @@ import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import type { BaseDeps } from '../../interfaces.ts';
 import { listErrata } from '../../persistence/sql/syncStatus.ts';
-import { SyncAlreadyRunning, type UyuniSync } from '../../services/uyuni/sync.ts';
+import { SyncAlreadyRunning, type SyncReport, type UyuniSync } from '../../services/uyuni/sync.ts';
 import { errataCacheStats, syncStatus } from '../../services/views/syncView.ts';
 import type { ApiEnv } from '../context.ts';
 import { toApi } from '../serialize.ts';
 import { readQuery } from '../validate.ts';
 import { mountEndpoints, type Endpoint } from './endpoints.ts';
 
-type SyncDeps = BaseDeps & { sync: UyuniSync | undefined };
+type SyncDeps = BaseDeps & {
+  sync: UyuniSync | undefined;
+  /** What runs after every sync (auto-queue, lanes, NVD), the poller's as well as this route's. */
+  afterSync?: ((report: SyncReport) => Promise<void>) | undefined;
+};
 
 const errataQuery = z.object({
   target_os: z.enum(['ubuntu', 'debian', 'rhel']).optional(),
@@ -34,7 +38,7 @@ async function triggerSync(c: Context<ApiEnv>, deps: SyncDeps) {
     );
   }
   try {
-    const report = await deps.sync.run('api');
+    const report = await deps.sync.run('api', deps.afterSync ? { after: deps.afterSync } : {});
     return c.json(report, report.status === 'completed' ? 200 : 502);
   } catch (raw) {
     if (raw instanceof SyncAlreadyRunning)
@@ -44,7 +48,7 @@ async function triggerSync(c: Context<ApiEnv>, deps: SyncDeps) {
 }
 
 async function getSyncStatus(c: Context<ApiEnv>, deps: SyncDeps) {
-  const status = await syncStatus(deps.db, deps.sync);
+  const status = await syncStatus(deps.db, deps.sync, deps.config.nvd.enabled);
   return c.json({ ...status, last_run: toApi(status.last_run) });
 }
 

@@ -6,6 +6,7 @@
  * unreachable, not per CVE or per run: the client then backs off (`NvdClient.status()` says "NVD
  * unreachable since …") and the severities keep the UYUNI mapping; its return is logged once too.
  */
+import { saveIntegrationStatus } from '../../persistence/sql/integrationStatus.ts';
 import { coerceError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Db } from '../../persistence/db.ts';
@@ -65,8 +66,11 @@ export async function enrichFromNvd(
       logger.warn({ cve, err: err.message }, 'NVD answer for this CVE was unusable; skipped');
     }
   }
-  if (before.state === 'unreachable' && nvd.status().state === 'reachable')
+  const after = nvd.status();
+  if (before.state === 'unreachable' && after.state === 'reachable')
     logger.info({ unreachableSince: before.since }, 'NVD reachable again: severity enrichment resumed');
+  // Every replica's /sync/status and /health/detail show it (enrichment runs on the sync leader).
+  if (after.state !== 'unknown') await saveIntegrationStatus(db, 'nvd', after);
   errataUpdated += await applyNvdSeverity(db);
   return { fetched, notFound, errataUpdated, stoppedEarly };
 }

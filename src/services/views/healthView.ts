@@ -3,8 +3,9 @@ import type { BaseDeps } from '../../interfaces.ts';
 import { readSchemaVersion } from '../../persistence/sql/health.ts';
 import { countEntriesByStatus } from '../../persistence/sql/queue.ts';
 import { probeDatabase, probePrometheus, probeSalt, probeUyuni, type ProbeResult } from '../probes.ts';
+import { nvdStatus } from './syncView.ts';
 
-type Component = 'database' | 'uyuni' | 'salt' | 'prometheus';
+type Component = 'database' | 'uyuni' | 'salt' | 'prometheus' | 'nvd';
 
 /** The body of `GET /health/detail`. */
 export interface HealthDetail {
@@ -34,11 +35,18 @@ export async function healthDetail(deps: BaseDeps): Promise<HealthDetail> {
   ]);
   let queueStats: Record<string, number> = {};
   let schemaVersion: number | null = null;
+  // NVD is not probed per request (rate limits, air-gapped sites): what enrichment last saw.
+  let nvd: ProbeResult = deps.config.nvd.enabled
+    ? { status: 'unknown', detail: 'NVD not contacted yet' }
+    : { status: 'not configured' };
   if (database.status === 'connected') {
     queueStats = await countEntriesByStatus(deps.db);
     schemaVersion = await readSchemaVersion(deps.db);
+    const n = await nvdStatus(deps.db, deps.config.nvd.enabled);
+    if (n.state === 'unreachable') nvd = { status: 'unreachable', detail: n.message };
+    else if (n.state === 'reachable') nvd = { status: 'connected', detail: n.message };
   }
-  const probes = { database, uyuni, salt, prometheus };
+  const probes = { database, uyuni, salt, prometheus, nvd };
   const configuredDown = Object.values(probes).some((p) => p.status === 'unreachable');
   const status = database.status !== 'connected' ? 'unhealthy' : configuredDown ? 'degraded' : 'healthy';
   return {

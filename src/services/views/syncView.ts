@@ -1,17 +1,45 @@
 /** The answers of `GET /sync/status` and `GET /errata/cache/stats`. */
 import type { Db } from '../../persistence/db.ts';
 import { lastSyncRun } from '../../persistence/sql/errata.ts';
+import { loadIntegrationStatus } from '../../persistence/sql/integrationStatus.ts';
 import { countErrataByKind, readErrataCacheTotals, type ErrataKindCount } from '../../persistence/sql/syncStatus.ts';
 import type { UyuniSync } from '../uyuni/sync.ts';
 
 /**
- * Whether UYUNI sync is configured, the running sync's progress (null when idle) and the last run.
- * @example
- * const { configured, running, last_run } = await syncStatus(db, sync);
+ * What NVD enrichment last saw, shared by every replica: `disabled` (NVD_ENABLED=false), `unknown`
+ * (not contacted yet), `reachable` or `unreachable` since a time, with one line for status pages.
+ * @example await nvdStatus(db, true) // { state: 'unreachable', since: '2026-…', message: 'NVD unreachable since …', … }
  */
-export async function syncStatus(db: Db, sync: UyuniSync | undefined) {
+export async function nvdStatus(db: Db, enabled: boolean) {
+  if (!enabled) return { state: 'disabled' as const, message: 'NVD enrichment is disabled (NVD_ENABLED=false)' };
+  const row = await loadIntegrationStatus(db, 'nvd');
+  if (row === null) return { state: 'unknown' as const, message: 'NVD not contacted yet' };
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    state: row.state,
+    since: iso(row.since),
+    last_error: row.last_error,
+    retry_at: iso(row.retry_at),
+    failures: row.failures,
+    message: row.message,
+    updated_at: iso(row.updated_at),
+  };
+}
+
+/**
+ * Whether UYUNI sync is configured, the running sync's progress (null when idle), the last run,
+ * and NVD enrichment's state (`nvdStatus`).
+ * @example
+ * const { configured, running, last_run, nvd } = await syncStatus(db, sync, true);
+ */
+export async function syncStatus(db: Db, sync: UyuniSync | undefined, nvdEnabled: boolean) {
   const last = await lastSyncRun(db);
-  return { configured: sync !== undefined, running: sync?.running ?? null, last_run: last };
+  return {
+    configured: sync !== undefined,
+    running: sync?.running ?? null,
+    last_run: last,
+    nvd: await nvdStatus(db, nvdEnabled),
+  };
 }
 
 /**
