@@ -432,6 +432,9 @@ describe('test engine and production rollout against the lab with a real Prometh
     expect(bt.result).toBe('inconclusive');
     expect(bt.metrics_delta.verdict).toBe('inconclusive');
     expect(e.status_reason).toMatch(/no data after the patch/);
+    // An inconclusive test holds the test system until a human decides: free it for the next test.
+    const mf = await call('POST', `/queue/${blind}/mark-failed`, { reason: 'looked at by hand' });
+    expect(mf.status, JSON.stringify(mf.body)).toBe(200);
   }, 240_000);
 
   it('(6) an errata that breaks a team health check fails the test with the check named in the evidence, and is rolled back', async () => {
