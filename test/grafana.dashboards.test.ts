@@ -288,6 +288,13 @@ describe('grafana/ Prometheus panels on a real Prometheus', () => {
     }
   });
 
+  it("the lab's systems are scraped in the jobs the alert rules filter on (TestSystemDown, ServiceFailedAfterPatch)", async () => {
+    for (const q of ['up{job="patch-test-systems"} == 1', 'instance:services_failed:count{job="patch-test-systems"}']) {
+      const body = await query(q);
+      expect(body.data!.result.length, `${q}: ${JSON.stringify(body).slice(0, 300)}`).toBeGreaterThan(0);
+    }
+  });
+
   it('lists the panel queries that only return series once the daemon exports /metrics', () => {
     const spm = promQueries.filter((q) => /\bspm_|process_|nodejs_|job="\$job"/.test(q.t.expr!)).map((q) => q.where);
     // Printed for the report; the orchestrator dashboard is all of them.

@@ -336,25 +336,42 @@ export class LabWorld {
 
   /**
    * A Prometheus scrape configuration for the given systems (default: all): one target per system
-   * with `instance` = the system's name, as a node_exporter per host would be labelled by relabelling.
+   * with `instance` = the system's name, as a node_exporter per host would be labelled by
+   * relabelling, in the jobs of prometheus/prometheus.yml — `patch-test-systems` for the test
+   * groups, `production-systems` for the others — so the rules' `job=` filters (TestSystemDown,
+   * ServiceFailedAfterPatch) match the lab as they match a real site.
    */
   prometheusConfig(opts: { systems?: string[]; scrapeIntervalS?: number; ruleFiles?: string[] } = {}): string {
     if (!this.urls) throw new Error('lab world not started');
     const host = new URL(this.urls.metrics).host;
     const names = opts.systems ?? this.fleet.systems.map((s) => s.name);
-    const targets = names
-      .map(
-        (n) =>
-          `      - targets: ['${host}']\n        labels: { instance: '${n}', __metrics_path__: '/systems/${encodeURIComponent(n)}/metrics' }`,
-      )
-      .join('\n');
+    const isTest = new Set(this.fleet.systems.filter((s) => s.group.startsWith('test-')).map((s) => s.name));
+    const targets = (list: string[]) =>
+      list
+        .map(
+          (n) =>
+            `      - targets: ['${host}']\n        labels: { instance: '${n}', __metrics_path__: '/systems/${encodeURIComponent(n)}/metrics' }`,
+        )
+        .join('\n');
     // Milliseconds: Prometheus durations are integers with a unit (0.5 s is `500ms`).
     const interval = `${Math.round((opts.scrapeIntervalS ?? 1) * 1000)}ms`;
+    const timeout = `${Math.round((opts.scrapeIntervalS ?? 1) * 800)}ms`;
     const rules =
       opts.ruleFiles && opts.ruleFiles.length > 0
         ? `rule_files:\n${opts.ruleFiles.map((f) => `  - '${f}'`).join('\n')}\n`
         : '';
-    return `global:\n  scrape_interval: ${interval}\n  evaluation_interval: ${interval}\n${rules}scrape_configs:\n  - job_name: node\n    scrape_timeout: ${Math.round((opts.scrapeIntervalS ?? 1) * 800)}ms\n    static_configs:\n${targets}\n`;
+    const jobs = [
+      ['patch-test-systems', names.filter((n) => isTest.has(n))],
+      ['production-systems', names.filter((n) => !isTest.has(n))],
+    ] as const;
+    const scrape = jobs
+      .filter(([, list]) => list.length > 0)
+      .map(
+        ([job, list]) =>
+          `  - job_name: ${job}\n    scrape_timeout: ${timeout}\n    static_configs:\n${targets([...list])}\n`,
+      )
+      .join('');
+    return `global:\n  scrape_interval: ${interval}\n  evaluation_interval: ${interval}\n${rules}scrape_configs:\n${scrape}`;
   }
 
   async stop(): Promise<void> {
