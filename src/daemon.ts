@@ -12,7 +12,7 @@ import { unavailablePorts, type PatchPorts } from './machines/effects.ts';
 import { redactPayload } from './redact.ts';
 import { DbClock } from './persistence/clock.ts';
 import { startActorSystem } from './machines/system.ts';
-import { loadSnapshotRetention, loadThresholds, settingsFrom } from './services/settings.ts';
+import { loadSnapshotRetention, loadTestSystems, loadThresholds, settingsFrom } from './services/settings.ts';
 import { syncRoutes } from './http/routes/sync.ts';
 import { riskProfileRoutes } from './http/routes/riskProfile.ts';
 import { failInterruptedSyncRuns } from './persistence/sql/errata.ts';
@@ -224,6 +224,8 @@ export async function startDaemon(config: Config, logger: Logger, hooks: DaemonO
         salt,
         lead: () => leadership.leads('snapshot-cleanup'),
         keepDays: async () => (await loadSnapshotRetention(db)).keep_days_after_final,
+        testSystems: async () => Object.values(await loadTestSystems(db)).flatMap((l) => l.map((s) => s.system_name)),
+        metrics,
       });
       cleanup.start();
       releasers.add('snapshot-cleanup', () => cleanup.stop());

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabSalt } from '../src/lab/salt.ts';
 import { SaltClient } from '../src/services/salt/client.ts';
 import { SnapshotCleanup } from '../src/scheduler/snapshotCleanup.ts';
+import { OrchestratorMetrics } from '../src/services/metrics.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { silentLogger } from './helpers/deps.ts';
 import { FAST_SETTINGS, seedErrata, startTestSystem } from './helpers/actors.ts';
@@ -87,5 +88,27 @@ describe('snapshot cleanup', () => {
     expect(await cleanup.round()).toBe(0);
     expect(lab.effects.get(`snapshot_delete|test-ubuntu-01|${ids.old}`) ?? 0).toBe(1);
     expect(lab.effects.get(`snapshot_delete|test-ubuntu-01|${ids.admin}`) ?? 0).toBe(0);
+  });
+
+  it("measures each test system's snapshot storage into spm_snapshot_space_used_ratio (Salt disk.usage), and skips a silent one", async () => {
+    const m = lab.minions.get('test-ubuntu-01')!;
+    m.diskBaseUsedRatio = 0.8;
+    const metrics = new OrchestratorMetrics({ db: t.db, logger: silentLogger });
+    const cleanup = new SnapshotCleanup({
+      db: t.db,
+      logger: silentLogger,
+      salt,
+      keepDays: async () => 7,
+      testSystems: async () => ['test-ubuntu-01', 'test-gone-01'],
+      metrics,
+    });
+    const measured = await cleanup.measure();
+    const expected = 0.8 + 0.01 * m.snapshots.length;
+    expect(Object.keys(measured)).toEqual(['test-ubuntu-01']);
+    expect(measured['test-ubuntu-01']).toBeCloseTo(expected, 4);
+    const text = await metrics.render();
+    const line = text.split('\n').find((l) => l.startsWith('spm_snapshot_space_used_ratio{system="test-ubuntu-01"}'));
+    expect(Number(line?.split(' ')[1])).toBeCloseTo(expected, 4);
+    expect(text).not.toContain('system="test-gone-01"');
   });
 });

@@ -54,6 +54,8 @@ export interface LabMinion {
   bootTime: number;
   /** Its wall clock minus the true time (ms): a host whose clock is behind has a negative offset. */
   clockOffsetMs: number;
+  /** Used fraction of its root filesystem without snapshots; each snapper snapshot adds 1 % (`disk.usage`). */
+  diskBaseUsedRatio: number;
   /** Its pillar `spm:healthchecks`: the team checks `state.apply spm.healthcheck` runs. */
   healthchecks: Record<string, LabHealthcheck>;
   /**
@@ -138,6 +140,7 @@ export function newMinion(id: string, services: string[], packages: [string, str
     bootTime: Date.now() - 3 * 86_400_000,
     clockOffsetMs: 0,
     healthchecks: {},
+    diskBaseUsedRatio: 0.35,
     cpuNoisePercent: 0,
     memNoisePercent: 0,
     unscraped: false,

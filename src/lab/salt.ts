@@ -218,6 +218,21 @@ export class LabSalt {
           cleanup: 'number',
           userdata: s.userdata,
         }));
+      case 'disk.usage': {
+        // As Salt's disk.usage on Linux (df -P): per mount point, 1K-block counts as strings.
+        const blocks = 41_943_040; // 40 GiB
+        const used = Math.round(blocks * Math.min(1, m.diskBaseUsedRatio + 0.01 * m.snapshots.length));
+        const fs = (mount: string, dev: string, b: number, u: number) => ({
+          [mount]: {
+            filesystem: dev,
+            '1K-blocks': String(b),
+            used: String(u),
+            available: String(b - u),
+            capacity: `${Math.ceil((u / b) * 100)}%`,
+          },
+        });
+        return { ...fs('/', '/dev/vda2', blocks, used), ...fs('/boot/efi', '/dev/vda1', 524_288, 6_200) };
+      }
       case 'state.apply':
         return labStateApply(m, args, this.installedSls);
       case 'system.reboot':

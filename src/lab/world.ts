@@ -76,6 +76,8 @@ export interface LabHostKnobs {
   baseMem?: number;
   /** How far the host's wall clock is off (ms; negative: behind), as its `status.uptime` shows. */
   clockOffsetMs?: number;
+  /** Used fraction of its root filesystem without snapshots (each snapshot adds 1 %). */
+  diskUsedRatio?: number;
   /** Its pillar `spm:healthchecks` (replaces the whole mapping). */
   healthchecks?: Record<string, LabHealthcheck>;
 }
@@ -158,6 +160,7 @@ export class LabWorld {
     if (knobs.baseMem !== undefined) m.baseMem = knobs.baseMem;
     if (knobs.clockOffsetMs !== undefined) m.clockOffsetMs = knobs.clockOffsetMs;
     if (knobs.healthchecks !== undefined) m.healthchecks = { ...knobs.healthchecks };
+    if (knobs.diskUsedRatio !== undefined) m.diskBaseUsedRatio = knobs.diskUsedRatio;
   }
 
   /** Set what an errata does when applied. */

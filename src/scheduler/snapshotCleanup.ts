@@ -9,6 +9,7 @@ import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../persistence/db.ts';
 import { listSnapshotsDueForCleanup, recordSnapshotCleanup } from '../persistence/sql/snapshotCleanup.ts';
+import type { MetricsSink } from '../services/metrics.ts';
 import type { SaltClient } from '../services/salt/client.ts';
 import { AbortableLoop } from './loop.ts';
 
@@ -17,6 +18,9 @@ export interface SnapshotCleanupOptions {
   logger: Logger;
   salt: SaltClient;
   keepDays: () => Promise<number>;
+  /** The test systems whose snapshot storage is measured each round (`spm_snapshot_space_used_ratio`). */
+  testSystems?: () => Promise<string[]>;
+  metrics?: MetricsSink;
   lead?: () => Promise<boolean>;
   everyMs?: number;
 }
@@ -33,12 +37,33 @@ export class SnapshotCleanup extends AbortableLoop {
   protected async run(): Promise<void> {
     while (this.active) {
       try {
-        if (!this.o.lead || (await this.o.lead())) await this.round();
+        if (!this.o.lead || (await this.o.lead())) {
+          await this.round();
+          await this.measure();
+        }
       } catch (raw) {
         this.o.logger.warn({ err: coerceError(raw).message }, 'snapshot cleanup round failed; retried next round');
       }
       if (this.active) await this.sleep(this.o.everyMs);
     }
+  }
+
+  /**
+   * Measure the snapshot storage of the test systems (the design's "snapshot storage full" risk:
+   * the alerts SnapshotSpaceLow / SnapshotSpaceCritical fire on the gauge). A system that does not
+   * answer keeps its last figure.
+   * @returns the used fraction per system measured now
+   */
+  async measure(): Promise<Record<string, number>> {
+    if (!this.o.testSystems || !this.o.metrics) return {};
+    const systems = await this.o.testSystems();
+    if (systems.length === 0) return {};
+    const r = await this.o.salt.snapshotSpace(systems);
+    for (const [system, ratio] of Object.entries(r.returned)) this.o.metrics.snapshotSpace(system, ratio);
+    const unmeasured = systems.filter((s) => !(s in r.returned));
+    if (unmeasured.length > 0)
+      this.o.logger.warn({ systems: unmeasured }, 'snapshot space: no answer (or no / mount) from these test systems');
+    return r.returned;
   }
 
   /** One pass over what is due; returns how many snapshots were deleted. */

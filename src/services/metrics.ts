@@ -14,8 +14,8 @@
  * - **Where things happen** (per replica, reset at restart): effects run, with their duration, by
  *   wrapping the effect ports (`instrumentPorts`), HTTP requests (http/requestMetrics.ts), and
  *   committed transitions through the {@link MetricsSink} the actor host is given.
- * - `spm_snapshot_space_used_ratio{system}` stays absent until the engine reports a figure through
- *   `snapshotSpace()`.
+ * - `spm_snapshot_space_used_ratio{system}`: the snapshot cleanup (the replica that leads it)
+ *   measures each configured test system every round through Salt's `disk.usage`; absent until then.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { coerceError } from '../errors.ts';

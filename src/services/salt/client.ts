@@ -35,6 +35,18 @@ const jobReply = z.object({
   info: z.array(z.object({ Minions: z.array(z.string()).optional() }).passthrough()),
   return: z.array(z.record(z.string(), z.unknown())),
 });
+/** Salt's `disk.usage` (df -P): per mount point, the 1K-block counts as strings. */
+const diskUsage = z.record(
+  z.string(),
+  z
+    .object({
+      filesystem: z.string().optional(),
+      '1K-blocks': z.union([z.string(), z.number()]),
+      used: z.union([z.string(), z.number()]),
+      available: z.union([z.string(), z.number()]),
+    })
+    .passthrough(),
+);
 const snapshotList = z.array(
   z.object({ id: z.number(), description: z.string().optional(), type: z.string().optional() }),
 );
@@ -210,5 +222,27 @@ export class SaltClient {
       returned[m] = parsed.data;
     }
     return { returned, missing: list.missing };
+  }
+
+  /**
+   * How full each minion's snapshot storage is (0–1): Salt's `disk.usage` for the filesystem of
+   * `/.snapshots` (snapper's subvolume, when mounted on its own) or else `/`, as used ÷ (used +
+   * available) — df's own "capacity" without its rounding. A minion whose answer has neither mount
+   * is left out (and logged by the caller).
+   * @example await salt.snapshotSpace(['test-01']) // { returned: { 'test-01': 0.42 }, missing: [] }
+   */
+  async snapshotSpace(minions: string[]): Promise<LocalResult<number>> {
+    const r = await this.local(minions, 'disk.usage');
+    const returned: Record<string, number> = {};
+    for (const [m, v] of Object.entries(r.returned)) {
+      const parsed = diskUsage.safeParse(v);
+      if (!parsed.success) throw new Error(`disk.usage on ${m}: unexpected reply ${JSON.stringify(v).slice(0, 200)}`);
+      const fs = parsed.data['/.snapshots'] ?? parsed.data['/'];
+      if (!fs) continue;
+      const used = Number(fs.used);
+      const total = used + Number(fs.available);
+      if (Number.isFinite(used) && total > 0) returned[m] = used / total;
+    }
+    return { returned, missing: r.missing };
   }
 }
