@@ -15,6 +15,7 @@ import { queueRoutes } from '../src/http/routes/queue.ts';
 import { ENGINE_LAB_CONFIG, engineFleet } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
 import { startActorSystem, type ActorSystem } from '../src/machines/system.ts';
+import { RollbackRunner } from '../src/scheduler/rollbacks.ts';
 import { DbClock } from '../src/persistence/clock.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
 import { insertToken } from '../src/persistence/sql/tokens.ts';
@@ -49,6 +50,8 @@ const world = new LabWorld(engineFleet(4), { pickupMs: 50, runMs: 150, rebootMs:
 let sys: ActorSystem;
 let app: ReturnType<typeof createApp>;
 let uyuni: UyuniClient;
+let salt: SaltClient;
+let clock: DbClock;
 const tokens = {} as Record<'oscar' | 'alice', string>;
 
 beforeAll(async () => {
@@ -64,7 +67,7 @@ beforeAll(async () => {
     timeoutMs: 5000,
     syncWorkers: 4,
   });
-  const salt = new SaltClient({ url: urls.salt, user: 'salt', password: 'salt', eauth: 'pam', timeoutMs: 5000 });
+  salt = new SaltClient({ url: urls.salt, user: 'salt', password: 'salt', eauth: 'pam', timeoutMs: 5000 });
   expect(
     (
       await new UyuniSync({
@@ -76,7 +79,7 @@ beforeAll(async () => {
       }).run('api')
     ).status,
   ).toBe('completed');
-  const clock = new DbClock(t.db);
+  clock = new DbClock(t.db);
   await clock.start();
   sys = await startActorSystem({
     db: t.db,
@@ -220,6 +223,78 @@ describe('one deployment in progress per production group', () => {
       holds_groups: [],
     });
   }, 180_000);
+
+  it('the rollback of a completed deployment takes its groups too: it waits, saying for what, while another deployment holds one', async () => {
+    const deps = await t.db.any(
+      sql.type(
+        z.object({ id: z.number(), queue_id: z.number(), errata_id: z.string() }),
+      )`SELECT id, queue_id, errata_id FROM patch_deployments WHERE status = 'completed' ORDER BY id LIMIT 2`,
+    );
+    expect(deps).toHaveLength(2);
+    const [mine, other] = deps as [(typeof deps)[number], (typeof deps)[number]];
+    // The other errata's deployment is (again) rolling out to the group.
+    await t.db.query(
+      sql.unsafe`INSERT INTO production_group_locks (group_name, deployment_id, queue_id, errata_id) VALUES ('prod-ubuntu-web', ${other.id}, ${other.queue_id}, ${other.errata_id})`,
+    );
+    const runner = new RollbackRunner({
+      db: t.db,
+      logger: silentLogger,
+      ports: createEnginePorts({ db: t.db, logger: silentLogger, clock, uyuni, salt }),
+      pollMs: 100,
+    });
+    const rbApp = createApp(baseDeps(t.db), [
+      deploymentRoutes({ ...baseDeps(t.db), actors: sys.host, rollbacks: runner }),
+    ]);
+    const rbCall = async (method: string, path: string, body?: unknown) => {
+      const res = await rbApp.request(`/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${tokens.alice}`, 'content-type': 'application/json' },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const installs = () => world.countOf('package_install|') + world.countOf('pkg_install|');
+    runner.start();
+    try {
+      const installsBefore = installs();
+      const r = await rbCall('POST', `/deployments/${mine.id}/rollback`, {
+        type: 'package',
+        reason: 'regression seen in production',
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(202);
+      const rbId = r.body.rollback_id;
+      expect(typeof rbId, JSON.stringify(r.body)).toBe('number');
+      let job: any;
+      for (let i = 0; i < 100; i++) {
+        job = (await rbCall('GET', `/rollback/${rbId}`)).body;
+        if (job.wait_reason) break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      expect(job).toMatchObject({ status: 'in_progress' });
+      expect(job.wait_reason).toMatch(
+        new RegExp(
+          `^waiting for production group prod-ubuntu-web: deployment ${other.id} of ${other.errata_id} \\(entry ${other.queue_id}\\)`,
+        ),
+      );
+      await new Promise((res) => setTimeout(res, 300));
+      expect(installs(), 'nothing rolled back while the group is held').toBe(installsBefore);
+      // The other deployment ends: the rollback takes the group, runs, and gives it back.
+      await t.db.query(sql.unsafe`DELETE FROM production_group_locks WHERE deployment_id = ${other.id}`);
+      for (let i = 0; i < 400 && job.status === 'in_progress'; i++) {
+        await new Promise((res) => setTimeout(res, 50));
+        job = (await rbCall('GET', `/rollback/${rbId}`)).body;
+      }
+      expect(job).toMatchObject({ status: 'completed', wait_reason: null });
+      expect(installs()).toBeGreaterThan(installsBefore);
+      expect(
+        await t.db.anyFirst(
+          sql.type(z.object({ group_name: z.string() }))`SELECT group_name FROM production_group_locks`,
+        ),
+      ).toEqual([]);
+    } finally {
+      await runner.stop();
+    }
+  }, 60_000);
 
   it('the rule is a database constraint: a second holder of a group is refused by PostgreSQL', async () => {
     const dep = await t.db.one(

@@ -98,3 +98,29 @@ export function productionLockOf(db: Db, queueId: number) {
            coalesce((SELECT array_agg(l.group_name ORDER BY l.group_name) FROM production_group_locks l WHERE l.queue_id = ${queueId}), '{}') AS holds
     FROM patch_deployments d WHERE d.queue_id = ${queueId} ORDER BY d.id DESC LIMIT 1`);
 }
+
+/**
+ * The production groups a deployment rolls out to (its planned waves).
+ * @example await deploymentGroups(db, 4) // ['prod-db', 'prod-web']
+ */
+export function deploymentGroups(db: Db, deploymentId: number) {
+  return db.anyFirst(sql.type(z.object({ g: z.string() }))`
+    SELECT DISTINCT w->>'group' AS g FROM patch_deployments d, jsonb_array_elements(d.waves) w
+    WHERE d.id = ${deploymentId} AND w->>'group' IS NOT NULL ORDER BY 1`);
+}
+
+/**
+ * Give back the groups a deployment holds (the rollback of a completed deployment, once it ended:
+ * no status change of its entry releases them, that entry is final already).
+ * @example await releaseGroupLocksOfDeployment(db, 4);
+ */
+export function releaseGroupLocksOfDeployment(db: Db, deploymentId: number) {
+  return db.query(sql.unsafe`DELETE FROM production_group_locks WHERE deployment_id = ${deploymentId}`);
+}
+
+/** Why a rollback job waits (null: it does not). @example await setRollbackWaitReason(db, 9, 'waiting for …'); */
+export function setRollbackWaitReason(db: Db, rollbackId: number, reason: string | null) {
+  return db.query(
+    sql.unsafe`UPDATE patch_rollbacks SET wait_reason = ${reason} WHERE id = ${rollbackId} AND wait_reason IS DISTINCT FROM ${reason}`,
+  );
+}
