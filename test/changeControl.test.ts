@@ -15,7 +15,7 @@ import { queueRoutes } from '../src/http/routes/queue.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
 import { insertToken } from '../src/persistence/sql/tokens.ts';
 import { generateToken, type Role } from '../src/services/tokens.ts';
-import { FAST_SETTINGS, seedErrata, startTestSystem, waitForStatus } from './helpers/actors.ts';
+import { FAST_SETTINGS, seedErrata, startTestSystem, statusOfEntry, waitForStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
 
@@ -70,6 +70,7 @@ beforeAll(async () => {
     'FAKE-8105-HALT',
     'FAKE-8106-HALT',
     'FAKE-8107-INCONCL',
+    'USN-8108-1',
   ]);
   await t.db.query(sql.unsafe`UPDATE errata_cache SET severity = 'Critical' WHERE errata_id = 'USN-8101-1'`);
 });
@@ -481,5 +482,37 @@ describe('audit', () => {
       'seq,id,at,actor,token_id,action,method,path,target_type,target_id,outcome,status_code,ip_address,user_agent,request_id,details,prev_hash,hash',
     );
     expect(rows.length - 1).toBe(denied.items.length);
+  });
+});
+
+describe('an audit log that cannot be written', () => {
+  it('refuses to act unrecorded: 503 audit_unavailable for a refusal and for an approval, and nothing changes', async () => {
+    const id = await pendingBy('USN-8108-1');
+    const before = { revision: await revision(id), approvals: await approvalRows(id) };
+    // The audit table refuses every row (a full disk, a revoked grant, a broken replica).
+    await t.db.query(sql.unsafe`
+      CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'audit_log is read-only (test)'; END $$`);
+    await t.db.query(
+      sql.unsafe`CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION test_refuse_audit()`,
+    );
+    try {
+      const anonymous = await call('GET', '/queue', {});
+      expect(anonymous.status).toBe(503);
+      expect((await json(anonymous)).error.code).toBe('audit_unavailable');
+      const forbidden = await call('POST', `/approvals/${id}/approve`, 'vera', { reason: 'viewer tries' });
+      expect(forbidden.status).toBe(503);
+      expect((await json(forbidden)).error.code).toBe('audit_unavailable');
+      const approve = await call('POST', `/approvals/${id}/approve`, 'bob', { reason: 'looks good' });
+      expect(approve.status, JSON.stringify(await approve.clone().json())).toBe(503);
+      expect({ revision: await revision(id), approvals: await approvalRows(id) }).toEqual(before);
+      expect(await statusOfEntry(t.db, id)).toBe('pending_approval');
+    } finally {
+      await t.db.query(sql.unsafe`DROP TRIGGER test_refuse_audit ON audit_log`);
+      await t.db.query(sql.unsafe`DROP FUNCTION test_refuse_audit()`);
+    }
+    // Recorded again: the same approval goes through.
+    const again = await call('POST', `/approvals/${id}/approve`, 'bob', { reason: 'looks good' });
+    expect(again.status).toBe(200);
   });
 });
