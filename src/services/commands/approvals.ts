@@ -9,13 +9,14 @@
  * the errata as it is now (a severity raised by NVD since queueing counts); the answer says how
  * many are still missing.
  */
-import { AppError } from '../../errors.ts';
+import { AppError, coerceError } from '../../errors.ts';
 import type { ActorHost, EventMeta } from '../../machines/host.ts';
 import { approvalRefusal, approvalsMissing, type PatchContext } from '../../machines/patch.machine.ts';
 import type { Clock } from '../../persistence/clock.ts';
 import type { Db } from '../../persistence/db.ts';
 import { insertAudit } from '../../persistence/sql/audit.ts';
 import { getErrataSeverityAndScore } from '../../persistence/sql/errataFacts.ts';
+import { isTransient } from '../../transient.ts';
 import { riskLevel } from '../score.ts';
 import { approvalsFor, loadApprovalPolicy } from '../settings.ts';
 
@@ -139,14 +140,33 @@ export function decide(deps: DecisionDeps, id: number, d: Decision, m: EventMeta
 }
 
 /**
- * Decide many entries in order; a refused item (a 4xx) is reported and the rest go on, anything
- * else aborts the batch.
+ * Decide many entries in order; a refused item (a 4xx, or a 503 of its own) is reported and the
+ * rest go on. Any other error (the database lost mid-batch) is reported on its item — whether it
+ * committed is not known: `outcome_unknown`, read the entry — and the items after it are not
+ * attempted (`not_attempted`); the decisions before it are committed and said so. Never thrown:
+ * an answer of "nothing changed" would hide the items that did.
  * @example
  * const { succeeded, failed, results } = await decideBatch(deps, [{ id: 12, action: 'approve' }], meta);
  */
 export async function decideBatch(deps: DecisionDeps, items: readonly (Decision & { id: number })[], m: EventMeta) {
-  const results = [];
+  const results: {
+    id: number;
+    action: Decision['action'];
+    ok: boolean;
+    status?: string;
+    error?: { code: string; message: string; details?: unknown };
+  }[] = [];
+  let broken: string | null = null;
   for (const it of items) {
+    if (broken !== null) {
+      results.push({
+        id: it.id,
+        action: it.action,
+        ok: false,
+        error: { code: 'not_attempted', message: `not attempted: an earlier item failed (${broken}); send it again` },
+      });
+      continue;
+    }
     try {
       if (it.action === 'snooze' && (it.until === undefined) === (it.days === undefined)) {
         throw new AppError(400, 'validation_failed', 'give exactly one of until or days');
@@ -154,7 +174,19 @@ export async function decideBatch(deps: DecisionDeps, items: readonly (Decision 
       const r = await decide(deps, it.id, it, m);
       results.push({ id: it.id, action: it.action, ok: true, status: r.status });
     } catch (raw) {
-      if (!(raw instanceof AppError)) throw raw;
+      if (!(raw instanceof AppError)) {
+        broken = coerceError(raw).message.slice(0, 300);
+        results.push({
+          id: it.id,
+          action: it.action,
+          ok: false,
+          error: {
+            code: 'outcome_unknown',
+            message: `${isTransient(raw) ? 'the database was unreachable' : 'an internal error'} while deciding this entry (${broken}): it may or may not have been recorded; read the entry before sending it again`,
+          },
+        });
+        continue;
+      }
       results.push({
         id: it.id,
         action: it.action,
