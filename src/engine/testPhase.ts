@@ -20,7 +20,7 @@
 import { effectKeyLikePattern } from '../machines/effectKey.ts';
 import { TransientError } from '../machines/effects.ts';
 import type { Effects, EffectInput } from '../machines/patch.machine.ts';
-import { countEffectsMatching } from '../persistence/sql/effects.ts';
+import { countEffectsMatching, listEffectActionIds } from '../persistence/sql/effects.ts';
 import { completeTestRollback, failTestRollback, insertTestRollback } from '../persistence/sql/rollbacks.ts';
 import { lastPhaseOfTest, lastRollbackOnSystem } from '../persistence/sql/phases.ts';
 import { getTestBaseline, setTestBaseline, setTestValidation } from '../persistence/sql/testResults.ts';
@@ -35,7 +35,7 @@ import { packageVersions, restorePackages } from './packages.ts';
 import { inPhase, recordWait, testIdOf } from './phases.ts';
 import { rebootRequired } from './reboots.ts';
 import { sleep, timing } from './timing.ts';
-import { awaitActions, findUnclaimedAction, ownActions, recordActions } from './uyuniActions.ts';
+import { awaitActions, findUnclaimedAction, ownActions, recordActions, settleActions } from './uyuniActions.ts';
 import { baselineWindow, postWindow, windowTiming, type BaselineWindow, type SampledWindow } from './windows.ts';
 
 export { reconcileTest } from './testReconcile.ts';
@@ -374,7 +374,28 @@ export function testPorts(e: EngineDeps) {
           reason: input.reason,
           key: input.key,
         });
-        const { pollMs } = timing(await loadThresholds(e.db));
+        const t = await loadThresholds(e.db);
+        const { pollMs, unitMs } = timing(t);
+        // Nothing of this test may still be pending on UYUNI (a step timeout left the apply queued
+        // or running): cancelled, or waited for, before anything is restored.
+        const actions = await listEffectActionIds(
+          e.db,
+          input.entryId,
+          effectKeyLikePattern(input.entryId, input.attempt, false, 'apply'),
+        );
+        const settled = await settleActions(
+          e,
+          [...actions],
+          sys.id,
+          pollMs,
+          (t.step_timeout_seconds * unitMs) / 2,
+          signal,
+        );
+        if (settled.cancelled.length > 0 || settled.waited.length > 0)
+          e.logger.warn(
+            { key: input.key, ...settled },
+            'test rollback: pending UYUNI actions of the test settled first',
+          );
         try {
           await restoreTestSystem(e, input, sys, type, pollMs, signal);
         } catch (raw) {
@@ -384,7 +405,10 @@ export function testPorts(e: EngineDeps) {
           throw raw;
         }
         await completeTestRollback(e.db, input.key);
-        return { out: { type }, evidence: { type, system: sys.name, snapshotId: input.snapshotId } };
+        return {
+          out: { type },
+          evidence: { type, system: sys.name, snapshotId: input.snapshotId, uyuniActions: settled },
+        };
       });
     },
   };

@@ -83,3 +83,51 @@ export async function awaitActions(
     await sleep(pollMs, signal);
   }
 }
+
+/**
+ * Before a test system is rolled back, none of the test's UYUNI actions may still be pending
+ * there: an apply that runs after the rollback would leave the errata installed on a system the
+ * journal says is clean (issue 11). A queued action is cancelled (`schedule.cancelActions`); one
+ * that is picked up cannot be (UYUNI refuses) and is waited for, up to `maxWaitMs`.
+ * @returns the actions cancelled, and those waited for until they ended
+ * @throws Error (permanent) when one still runs after `maxWaitMs`: rolling back under it would be undone by it
+ * @example await settleActions(e, [55], 1001, pollMs, 60_000, signal) // { cancelled: [55], waited: [] }
+ */
+export async function settleActions(
+  e: EngineDeps,
+  actionIds: number[],
+  systemId: number,
+  pollMs: number,
+  maxWaitMs: number,
+  signal: AbortSignal,
+): Promise<{ cancelled: number[]; waited: number[] }> {
+  const pending = async (id: number) =>
+    (await uyuniCall(e, (s) => s.actionSystems(id))).inProgress.some((x) => x.server_id === systemId);
+  const cancelled: number[] = [];
+  const running: number[] = [];
+  for (const id of actionIds) {
+    if (!(await pending(id))) continue;
+    try {
+      await uyuniCall(e, (s) => s.cancelActions([id]));
+      cancelled.push(id);
+    } catch (raw) {
+      if ((raw as { transient?: boolean }).transient === true) throw raw;
+      running.push(id); // picked up meanwhile: UYUNI cannot cancel it, wait for its end
+    }
+  }
+  const deadline = performance.now() + maxWaitMs;
+  let left = running;
+  while (left.length > 0) {
+    const still: number[] = [];
+    for (const id of left) if (await pending(id)) still.push(id);
+    left = still;
+    if (left.length === 0) break;
+    if (performance.now() > deadline) {
+      throw new Error(
+        `UYUNI action${left.length > 1 ? 's' : ''} ${left.join(', ')} of this test still run${left.length > 1 ? '' : 's'} on the test system (picked up, not cancellable): not rolling back under ${left.length > 1 ? 'them' : 'it'}`,
+      );
+    }
+    await sleep(pollMs, signal);
+  }
+  return { cancelled, waited: running };
+}

@@ -65,6 +65,8 @@ export class LabUyuni {
   readonly failApply = new Map<string, Set<number>>();
   /** Scenario knob: applying this advisory hangs (the action is picked up and never finishes). */
   readonly hangApply = new Set<string>();
+  /** Scenario knob: applying this advisory is never picked up (the minion does not check in): it stays Queued. */
+  readonly queuedApply = new Set<string>();
   /** Knob: record every call (method, session key, time) in `callLog` (off by default: long runs). */
   recordCalls = false;
   readonly callLog: { method: string; key: string | null; at: number }[] = [];
@@ -180,7 +182,10 @@ export class LabUyuni {
     });
     // One action for all systems (UYUNI may group them differently: callers must not assume 1:1).
     const id = this.nextAction++;
-    const systems = new Map<number, { failMessage: string | null; cancelled: boolean; hang?: boolean }>();
+    const systems = new Map<
+      number,
+      { failMessage: string | null; cancelled: boolean; hang?: boolean; queued?: boolean }
+    >();
     for (const sid of sids as number[]) {
       const failing = errata.find((e) => {
         const f = this.failApply.get(e.advisoryName);
@@ -190,6 +195,7 @@ export class LabUyuni {
         failMessage: failing ? `Failed: ${failing.packages[0]!.name} could not be installed (lab)` : null,
         cancelled: false,
         hang: errata.some((e) => this.hangApply.has(e.advisoryName)),
+        queued: errata.some((e) => this.queuedApply.has(e.advisoryName)),
       });
     }
     this.addAction({
@@ -221,12 +227,12 @@ export class LabUyuni {
       this.timers.add(t);
     };
     later(start + this.o.pickupMs, () => {
-      for (const [sid, st] of a.systems) if (!st.cancelled) emit(sid, 'picked_up');
+      for (const [sid, st] of a.systems) if (!st.cancelled && !st.queued) emit(sid, 'picked_up');
       const run = a.runMs ?? this.o.runMs;
       if (!Number.isFinite(run)) return; // never finishes (a host that never comes back)
       later(run, () => {
         for (const [sid, st] of a.systems)
-          if (!st.cancelled && !st.hang) emit(sid, st.failMessage === null ? 'completed' : 'failed');
+          if (!st.cancelled && !st.hang && !st.queued) emit(sid, st.failMessage === null ? 'completed' : 'failed');
       });
     });
   }

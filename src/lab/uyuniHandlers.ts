@@ -10,7 +10,7 @@ export function actionStatus(u: LabUyuni, a: LabAction, sid: number): 'Queued' |
   const st = a.systems.get(sid)!;
   if (st.cancelled) return 'Failed';
   const age = Date.now() - Math.max(a.createdAt, a.earliest.getTime());
-  if (age < u.o.pickupMs) return 'Queued';
+  if (age < u.o.pickupMs || st.queued) return 'Queued';
   if (st.hang || age < u.o.pickupMs + (a.runMs ?? u.o.runMs)) return 'Picked Up';
   return st.failMessage === null ? 'Completed' : 'Failed';
 }

@@ -40,8 +40,8 @@ export interface LabAction {
   earliest: Date;
   createdAt: number;
   errataIds: number[];
-  /** Per system: whether it fails (and why), was cancelled, or hangs (never finishes). */
-  systems: Map<number, { failMessage: string | null; cancelled: boolean; hang?: boolean }>;
+  /** Per system: whether it fails (and why), was cancelled, hangs (never finishes) or is never picked up (`queued`). */
+  systems: Map<number, { failMessage: string | null; cancelled: boolean; hang?: boolean; queued?: boolean }>;
   /** Run time of this action (a reboot runs as long as the host is away). */
   runMs?: number;
   /** Package ids of a package install action. */

@@ -51,6 +51,8 @@ export interface LabScenario {
   failApply?: boolean;
   /** The UYUNI action is picked up and never finishes. */
   hang?: boolean;
+  /** The UYUNI action is never picked up (the minion does not check in): it stays Queued. */
+  neverPickedUp?: boolean;
   /** After a reboot the host never comes back. */
   noReturn?: boolean;
   /** Fails on these systems only (production waves); default all. */
@@ -171,6 +173,8 @@ export class LabWorld {
     else this.uyuni.failApply.delete(advisory);
     if (sc.hang) this.uyuni.hangApply.add(advisory);
     else this.uyuni.hangApply.delete(advisory);
+    if (sc.neverPickedUp) this.uyuni.queuedApply.add(advisory);
+    else this.uyuni.queuedApply.delete(advisory);
   }
 
   private count(key: string): void {

@@ -121,3 +121,15 @@ export function countEffectsMatching(db: Db, queueId: number, likePattern: strin
   return db.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM effects WHERE queue_id = ${queueId} AND key LIKE ${likePattern} ESCAPE '\\'`);
 }
+
+/**
+ * The UYUNI action ids recorded by an entry's effects whose key matches a `LIKE` pattern (built by
+ * `effectKeyLikePattern`): every apply of an attempt, whatever its round.
+ * @example await listEffectActionIds(db, 7, effectKeyLikePattern(7, 1, false, 'apply')) // [55]
+ */
+export function listEffectActionIds(db: Db, queueId: number, likePattern: string) {
+  return db.anyFirst(sql.type(z.object({ id: z.number() }))`
+    SELECT DISTINCT a::bigint::float8 AS id
+    FROM effects e, jsonb_array_elements_text(coalesce(e.external_ref->'actionIds', '[]'::jsonb)) a
+    WHERE e.queue_id = ${queueId} AND e.key LIKE ${likePattern} ESCAPE '\\' ORDER BY 1`);
+}
