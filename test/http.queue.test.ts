@@ -10,7 +10,14 @@ import { queueRoutes } from '../src/http/routes/queue.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
 import { insertToken, revokeToken } from '../src/persistence/sql/tokens.ts';
 import { generateToken, type Role } from '../src/services/tokens.ts';
-import { checkInvariants, FAST_SETTINGS, seedErrata, startTestSystem, waitForStatus } from './helpers/actors.ts';
+import {
+  checkInvariants,
+  FAST_SETTINGS,
+  seedErrata,
+  startTestSystem,
+  statusOfEntry,
+  waitForStatus,
+} from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
 
@@ -49,6 +56,7 @@ beforeAll(async () => {
     Array.from({ length: 12 }, (_, i) => `USN-${7000 + i}-1`),
   );
   await seedErrata(t.db, ['RHSA-2026:0001'], 'rhel');
+  await seedErrata(t.db, ['USN-7030-1', 'FAKE-7031-SLOW']);
 });
 afterAll(async () => {
   await sys.stop();
@@ -384,4 +392,36 @@ describe('tests and approvals', () => {
     });
     expect(res.status).toBe(503);
   });
+});
+
+describe('rolling a test system back', () => {
+  it('is refused (409 test_system_busy, naming the holder) while another entry tests on that system, and allowed once it ended', async () => {
+    const a = await toPending('USN-7030-1');
+    const testA = await t.db.oneFirst(
+      sql.type(z.object({ id: z.number() }))`SELECT id FROM patch_tests WHERE queue_id = ${a}`,
+    );
+    // A waits for its approvers; the next entry's test has the system now (each step takes 2 s).
+    const b = await queue('FAKE-7031-SLOW');
+    const started = await call('POST', '/tests/start', {
+      role: 'operator',
+      body: { queue_id: b, test_system: { id: 1, name: 'test-ubuntu-01' } },
+    });
+    expect(started.status).toBe(202);
+    const busy = await call('POST', `/tests/${testA}/rollback`, {
+      role: 'operator',
+      body: { reason: 'second thoughts' },
+    });
+    expect(busy.status).toBe(409);
+    expect((await json(busy)).error).toMatchObject({
+      code: 'test_system_busy',
+      details: { test_system: 'test-ubuntu-01', held_by: b },
+    });
+    expect(await statusOfEntry(t.db, a)).toBe('pending_approval');
+    await waitForStatus(t.db, b, (s) => s === 'pending_approval', 60_000);
+    const ok = await call('POST', `/tests/${testA}/rollback`, {
+      role: 'operator',
+      body: { reason: 'second thoughts' },
+    });
+    expect(ok.status, JSON.stringify(await ok.clone().json())).toBe(200);
+  }, 90_000);
 });

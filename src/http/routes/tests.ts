@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import { TARGET_OS } from '../../machines/patch.machine.ts';
 import { getTest } from '../../persistence/sql/queue.ts';
-import { startTest } from '../../services/commands/tests.ts';
+import { rollBackTestSystem, startTest } from '../../services/commands/tests.ts';
 import { testDetail, testPhases } from '../../services/views/testView.ts';
 import { eventMeta, type ApiEnv } from '../context.ts';
 import { toApi } from '../serialize.ts';
@@ -66,11 +66,11 @@ async function abortTestRun(c: Context<ApiEnv>, deps: QueueDeps) {
   });
 }
 
-async function rollBackTestSystem(c: Context<ApiEnv>, deps: QueueDeps) {
+async function rollBackTestRun(c: Context<ApiEnv>, deps: QueueDeps) {
   const queueId = await entryOfTest(c, deps);
   const body = await readJson(c, reasonBody);
   const m = eventMeta(c, deps);
-  const res = await deps.actors.send(queueId, { type: 'ROLLBACK_TEST', by: m.actor, reason: body.reason }, m);
+  const res = await rollBackTestSystem(deps, queueId, body.reason, m);
   return c.json({ queue_id: queueId, ...res });
 }
 
@@ -80,5 +80,5 @@ export const TESTS: Endpoint<QueueDeps>[] = [
   ['GET', '/tests/:id', 'viewer', getTestRun],
   ['GET', '/tests/:id/phases', 'viewer', getTestRunPhases],
   ['POST', '/tests/:id/abort', 'operator', abortTestRun],
-  ['POST', '/tests/:id/rollback', 'operator', rollBackTestSystem],
+  ['POST', '/tests/:id/rollback', 'operator', rollBackTestRun],
 ];

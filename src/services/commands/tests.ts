@@ -1,7 +1,11 @@
-/** `POST /tests/start`: start the test of a given entry, or of the next one a lane would take. */
+/**
+ * `POST /tests/start`: start the test of a given entry, or of the next one a lane would take;
+ * `POST /tests/{id}/rollback`: roll the test system back, unless another entry holds it now.
+ */
 import { AppError } from '../../errors.ts';
 import type { ActorHost, EventMeta } from '../../machines/host.ts';
 import type { Db } from '../../persistence/db.ts';
+import { findLaneOccupant } from '../../persistence/sql/lanes.ts';
 import { getQueueItem, nextQueued } from '../../persistence/sql/queue.ts';
 
 /** What starting a test needs. */
@@ -40,4 +44,33 @@ export async function startTest(deps: StartTestDeps, req: StartTestRequest, m: E
   const res = await deps.actors.send(id, event, m);
   const entry = await getQueueItem(deps.db, id);
   return { queue_id: id, test_id: entry?.test_id ?? null, ...res };
+}
+
+/**
+ * Send ROLLBACK_TEST, unless the entry's test system is held by another entry now: an entry waiting
+ * in pending_approval no longer holds its system, a lane may have started the next test there, and
+ * restoring the snapshot under that test would wreck it (and its verdict). 409 `test_system_busy`
+ * names the holder; roll back once its test ended.
+ * @example await rollBackTestSystem(deps, 12, 'bad patch', meta) // { status: 'rolling_back', … }
+ */
+export async function rollBackTestSystem(
+  deps: Pick<StartTestDeps, 'db' | 'actors'>,
+  queueId: number,
+  reason: string,
+  m: EventMeta,
+) {
+  const cur = await deps.actors.contextOf(queueId);
+  const system = cur?.context.testSystem?.name ?? null;
+  if (system !== null) {
+    const holder = await findLaneOccupant(deps.db, system);
+    if (holder !== null && holder !== queueId) {
+      throw new AppError(
+        409,
+        'test_system_busy',
+        `test system ${system} is held by entry ${holder} now (its test runs there): roll back once that test ended`,
+        { test_system: system, held_by: holder },
+      );
+    }
+  }
+  return deps.actors.send(queueId, { type: 'ROLLBACK_TEST', by: m.actor, reason }, m);
 }
