@@ -5,14 +5,12 @@
  *   panels answer the `time`/`metric`/`value` columns Grafana needs.
  * - Prometheus panels (`spm-prometheus`) and the template variables: run on a real Prometheus
  *   (`/api/v1/query`, `status: success`) that loads prometheus/rules/spm.rules.yml and scrapes the
- *   lab world's node_exporter endpoints (host panels, recording rules) and an exporter of the
- *   orchestrator's metric names as docs/metrics.md defines them (until the daemon's own /metrics
- *   lands); each query must return at least one series (no empty panel).
+ *   lab world's node_exporter endpoints (host panels, recording rules) and the real daemon's
+ *   /metrics (a child process against the lab, its lanes testing the auto-queued errata); each
+ *   query must return at least one series (no empty panel).
  * - The provisioning files name the data-source uids the dashboards use.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -21,7 +19,10 @@ import { SEED_SCALE } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
 import { UyuniSync } from '../src/services/uyuni/sync.ts';
 import { UyuniClient } from '../src/services/uyuni/client.ts';
+import { setConfigValue } from '../src/persistence/sql/config.ts';
+import { labEngineEnv } from './helpers/daemon.ts';
 import { createTestDatabase } from './helpers/db.ts';
+import { freePort, startChild, waitForHttp, type Child } from './helpers/proc.ts';
 import { silentLogger } from './helpers/deps.ts';
 import { startPrometheus, type PromProc } from './helpers/prometheus.ts';
 
@@ -55,51 +56,6 @@ const panelsOf = (ps: Panel[]): Panel[] => ps.flatMap((p) => [p, ...panelsOf(p.p
 const queries = dashboards.flatMap(({ file, d }) =>
   panelsOf(d.panels).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `${file} · ${p.title} · ${t.refId}`, t }))),
 );
-
-/** The orchestrator's metric names (docs/metrics.md) as the daemon will export them; counters grow per scrape. */
-function fakeSpmMetrics(scrape: number): string {
-  const c = (base: number) => base + scrape * 3;
-  const lines: string[] = [];
-  const g = (name: string, labels: string, v: number) => lines.push(`${name}${labels ? `{${labels}}` : ''} ${v}`);
-  g('spm_pending_approvals_count', '', 3);
-  g('spm_oldest_pending_approval_hours', '', 12.5);
-  for (const s of ['queued', 'testing', 'pending_approval', 'needs_attention', 'completed'])
-    g('spm_entries', `status="${s}"`, s === 'queued' ? 40 : 1);
-  g('spm_transitions_total', '', c(100));
-  for (const e of ['snapshot', 'apply']) {
-    g('spm_effects_total', `effect="${e}",outcome="succeeded"`, c(10));
-    for (const le of ['1', '10', '60', '+Inf'])
-      g('spm_effect_duration_seconds_bucket', `effect="${e}",le="${le}"`, c(le === '1' ? 2 : 10));
-    g('spm_effect_duration_seconds_sum', `effect="${e}"`, c(50));
-    g('spm_effect_duration_seconds_count', `effect="${e}"`, c(10));
-  }
-  g('spm_sync_runs_total', 'outcome="completed"', c(5));
-  g('spm_sync_runs_total', 'outcome="failed"', 1);
-  for (const le of ['1', '10', '60', '+Inf'])
-    g('spm_sync_duration_seconds_bucket', `le="${le}"`, c(le === '1' ? 0 : 5));
-  g('spm_sync_duration_seconds_sum', '', c(20));
-  g('spm_sync_duration_seconds_count', '', c(5));
-  g('spm_sync_last_success_timestamp_seconds', '', Math.floor(Date.now() / 1000) - 60);
-  g('spm_lanes_busy', '', 2);
-  g('spm_notification_outbox_depth', '', 1);
-  g('spm_notification_failures_total', 'channel="email"', c(0));
-  g('spm_deployments', 'status="completed"', 4);
-  g('spm_actors_in_memory', '', 45);
-  g('spm_fenced_writes_rejected_total', '', c(0));
-  for (const le of ['0.05', '0.5', '+Inf'])
-    g(
-      'spm_http_request_duration_seconds_bucket',
-      `route="/api/v1/queue",method="GET",status="200",le="${le}"`,
-      c(le === '0.05' ? 8 : 10),
-    );
-  g('spm_http_request_duration_seconds_sum', 'route="/api/v1/queue",method="GET",status="200"', c(1));
-  g('spm_http_request_duration_seconds_count', 'route="/api/v1/queue",method="GET",status="200"', c(10));
-  g('spm_snapshot_space_used_ratio', 'system="test-ubuntu-2404-01"', 0.42);
-  g('process_resident_memory_bytes', '', 180e6);
-  g('process_cpu_seconds_total', '', c(10) / 100);
-  g('nodejs_eventloop_lag_p99_seconds', '', 0.012);
-  return `${lines.join('\n')}\n`;
-}
 
 /** Grafana's SQL macros and this dashboard set's variables, expanded as Grafana would for the last 30 days. */
 function expandSql(q: string): string {
@@ -218,30 +174,56 @@ describe('grafana/ SQL panels against the real schema', () => {
 describe('grafana/ Prometheus panels on a real Prometheus', () => {
   let prom: PromProc;
   let world: LabWorld;
-  let fake: Server;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let daemon: Child;
   const dir = mkdtempSync(path.join(tmpdir(), 'spm-grafana-'));
   beforeAll(async () => {
     world = new LabWorld(SEED_SCALE);
-    await world.start();
-    let scrapes = 0;
-    fake = createServer((_req, res) =>
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(fakeSpmMetrics(scrapes++)),
+    const urls = await world.start();
+    // The real daemon against the lab, its lanes on the lab's test systems: the sync, the
+    // auto-queued security advisories and their tests fill its /metrics as a site's would.
+    db = await createTestDatabase();
+    const tests = world.fleet.systems.filter((x) => x.group.startsWith('test-'));
+    await setConfigValue(
+      db.db,
+      'test_systems',
+      Object.fromEntries(
+        ['ubuntu', 'debian', 'rhel']
+          .map((os) => [os, tests.filter((x) => x.os === os).map((x) => ({ system_id: x.id, system_name: x.name }))])
+          .filter(([, l]) => (l as unknown[]).length > 0),
+      ),
+      'test',
     );
-    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+    const port = await freePort();
+    daemon = startChild(
+      ['serve'],
+      labEngineEnv(urls, {
+        DATABASE_URL: db.url,
+        HTTP_PORT: String(port),
+        INSTANCE_ID: 'grafana-e2e',
+        SCHEDULER_POLL_MS: '200',
+      }),
+    );
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, daemon);
     // The rules as shipped, evaluated every second instead of 15 s (the test waits less).
     const rules = path.join(dir, 'spm.rules.yml');
     writeFileSync(
       rules,
       readFileSync('prometheus/rules/spm.rules.yml', 'utf8').replace(/interval: 15s/g, 'interval: 1s'),
     );
-    const fakeAddr = `127.0.0.1:${(fake.address() as AddressInfo).port}`;
     const config =
       world.prometheusConfig({ scrapeIntervalS: 1, ruleFiles: [rules] }) +
-      `  - job_name: spm-orchestrator\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['${fakeAddr}']\n`;
+      `  - job_name: spm-orchestrator\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['127.0.0.1:${port}']\n`;
     prom = await startPrometheus(config);
-    // Until the recording rules and rates have two samples.
+    // Until the recording rules and the daemon's rates have two samples, and its effects ran.
     const ready = async () => {
-      for (const q of ['instance:cpu_usage:avg5m', 'rate(spm_transitions_total[1m])']) {
+      for (const q of [
+        'instance:cpu_usage:avg5m',
+        'rate(spm_transitions_total[1m])',
+        'rate(spm_effects_total[1m])',
+        'spm_snapshot_space_used_ratio',
+        'spm_sync_last_success_timestamp_seconds',
+      ]) {
         const body = (await (await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(q)}`)).json()) as {
           data: { result: unknown[] };
         };
@@ -249,11 +231,13 @@ describe('grafana/ Prometheus panels on a real Prometheus', () => {
       }
       return true;
     };
-    for (let i = 0; i < 300 && !(await ready()); i++) await new Promise((r) => setTimeout(r, 200));
-  }, 90_000);
+    for (let i = 0; i < 450 && !(await ready()); i++) await new Promise((r) => setTimeout(r, 200));
+  }, 150_000);
   afterAll(async () => {
     await prom?.dispose();
-    fake?.close();
+    daemon?.proc.kill('SIGTERM');
+    await daemon?.exited;
+    await db?.drop();
     await world?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -295,10 +279,10 @@ describe('grafana/ Prometheus panels on a real Prometheus', () => {
     }
   });
 
-  it('lists the panel queries that only return series once the daemon exports /metrics', () => {
+  it("the orchestrator's panels are fed by the real daemon's /metrics", async () => {
     const spm = promQueries.filter((q) => /\bspm_|process_|nodejs_|job="\$job"/.test(q.t.expr!)).map((q) => q.where);
-    // Printed for the report; the orchestrator dashboard is all of them.
-    console.log(`panels fed by the daemon's /metrics (${spm.length}):\n  ${spm.join('\n  ')}`);
     expect(spm.length).toBeGreaterThan(0);
+    const up = await query('up{job="spm-orchestrator"} == 1');
+    expect(up.data!.result.length).toBe(1);
   });
 });
