@@ -119,6 +119,12 @@ describe('daemon with UYUNI configured', () => {
     );
     expect(row).toEqual({ severity: 'Critical', severity_source: 'nvd' });
     expect(nvd.withApiKey).toBeGreaterThan(0);
+    // Shown while the (long) enrichment still runs, not only at its end.
+    const st = await until(
+      () => call('GET', '/sync/status'),
+      (r) => r.body?.nvd?.state === 'reachable',
+    );
+    expect(st.body.nvd).toMatchObject({ state: 'reachable', message: expect.stringMatching(/^NVD reachable since /) });
   });
 
   it('POST /sync/trigger runs a sync that finds nothing new; the errata endpoints report the cache', async () => {

@@ -42,6 +42,8 @@ export async function enrichFromNvd(
     try {
       const score = await nvd.fetchScore(cve);
       await saveCveScore(db, score);
+      // A long run (thousands of CVEs at NVD's rate) shows "reachable since" as soon as it is.
+      if (fetched === 0 && before.state !== 'reachable') await saveIntegrationStatus(db, 'nvd', nvd.status());
       fetched++;
       if (!score.found) notFound++;
       if (fetched % applyEvery === 0) errataUpdated += await applyNvdSeverity(db);
