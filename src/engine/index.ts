@@ -10,6 +10,7 @@ import { promotionPorts } from './promotion.ts';
 import { rollbackPorts } from './rollbacks.ts';
 import { rolloutPorts } from './rollout.ts';
 import { reconcileTest, testPorts } from './testPhase.ts';
+import { testRollbackPorts } from './testRollback.ts';
 
 export type { EngineDeps } from './deps.ts';
 
@@ -21,6 +22,7 @@ export type { EngineDeps } from './deps.ts';
 export function createEnginePorts(e: EngineDeps & { onNotify?: () => void }): PatchPorts {
   return {
     ...testPorts(e),
+    ...testRollbackPorts(e),
     ...promotionPorts(e),
     ...rolloutPorts(e),
     ...rollbackPorts(e),

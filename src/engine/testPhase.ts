@@ -3,9 +3,8 @@
  * snapshot → baseline (metrics, services, package versions) → apply (`system.scheduleApplyErrata`,
  * reconciled against actions already scheduled for that system and advisory) → await the UYUNI
  * action (per-system result, failure message kept) → [stabilise: the machine's timer] → reboot
- * check → reboot (UYUNI) and wait for the host → validation (judge) → verdict; on failure the
- * rollback of the test system: package rollback when no reboot was needed, snapshot rollback
- * when it was.
+ * check → reboot (UYUNI) and wait for the host → validation (judge) → verdict. On failure the
+ * test system is rolled back by `testRollback.ts`.
  *
  * The judge compares windows, not instants (issue 13, `windows.ts`): the baseline waits until
  * Prometheus has the samples of every required metric before the patch; validation collects the
@@ -17,133 +16,37 @@
  * world (snapper descriptions carry the key, UYUNI actions are matched to known ids, package
  * versions are compared) and only acts for what has not happened yet.
  */
-import { effectKeyLikePattern } from '../machines/effectKey.ts';
 import { TransientError } from '../machines/effects.ts';
-import type { Effects, EffectInput } from '../machines/patch.machine.ts';
-import { countEffectsMatching, listEffectActionIds } from '../persistence/sql/effects.ts';
-import { completeTestRollback, failTestRollback, insertTestRollback } from '../persistence/sql/rollbacks.ts';
+import type { Effects } from '../machines/patch.machine.ts';
 import { lastPhaseOfTest, lastRollbackOnSystem } from '../persistence/sql/phases.ts';
-import { getTestBaseline, setTestBaseline, setTestValidation } from '../persistence/sql/testResults.ts';
-import { enqueueAlert } from '../services/alerts.ts';
-import type { Evidence } from '../services/judge.ts';
+import { setTestBaseline, setTestValidation } from '../persistence/sql/testResults.ts';
 import { judgeTest, machineVerdict } from '../services/judge/testJudge.ts';
 import { canaryPolicyOf, loadCanaryMetrics, loadCanaryPolicy, loadThresholds } from '../services/settings.ts';
 import { saltCall, uyuniCall, type EngineDeps } from './deps.ts';
-import { errataFacts, systemIdOf } from './errata.ts';
+import { errataFacts } from './errata.ts';
 import { collectEvidence, servicesFor, teamHealthchecks } from './evidence.ts';
-import { packageVersions, restorePackages } from './packages.ts';
+import { packageVersions } from './packages.ts';
 import { inPhase, recordWait, testIdOf } from './phases.ts';
 import { rebootRequired } from './reboots.ts';
-import { sleep, timing } from './timing.ts';
-import { awaitActions, findUnclaimedAction, ownActions, recordActions, settleActions } from './uyuniActions.ts';
+import { timing } from './timing.ts';
+import { awaitActions, recordActions } from './uyuniActions.ts';
+import { storedBaseline, testSystemOf, waitForHost, type StoredEvidence } from './testSystem.ts';
 import { baselineWindow, postWindow, windowTiming, type BaselineWindow, type SampledWindow } from './windows.ts';
 
 export { reconcileTest } from './testReconcile.ts';
 
 type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
 
-/** `patch_tests.baseline_metrics` / `post_patch_metrics`: the live evidence and, with Prometheus, the window. */
-export type StoredEvidence = Evidence & { window?: BaselineWindow | SampledWindow | null };
-
-async function testSystemOf(e: EngineDeps, input: EffectInput): Promise<{ id: number; name: string }> {
-  if (!input.testSystem) throw new Error('no test system assigned to this entry');
-  return { id: await systemIdOf(e.db, input.testSystem.name, input.testSystem.id), name: input.testSystem.name };
-}
-
-async function storedBaseline(
-  e: EngineDeps,
-  input: EffectInput,
-): Promise<{ evidence: StoredEvidence | null; packages: Record<string, string> | null }> {
-  const r = await getTestBaseline(e.db, input.entryId, input.attempt);
-  return {
-    evidence: (r?.baseline_metrics as StoredEvidence | null) ?? null,
-    packages: (r?.package_versions_before as Record<string, string> | null) ?? null,
-  };
-}
-
-async function waitForHost(
-  e: EngineDeps,
-  sys: { id: number; name: string },
-  actionId: number | null,
-  pollMs: number,
-  signal: AbortSignal,
-): Promise<void> {
-  if (actionId !== null) {
-    const r = (await awaitActions(e, [actionId], [sys.id], pollMs, signal)).get(sys.id)!;
-    if (!r.ok) throw new Error(`reboot of ${sys.name} failed in UYUNI: ${r.message}`);
-  }
-  for (;;) {
-    const ping = await e.salt
-      .local<boolean>([sys.name], 'test.ping')
-      .catch(() => ({ returned: {} as Record<string, boolean>, missing: [sys.name] }));
-    if (ping.returned[sys.name] === true) return;
-    await sleep(pollMs, signal);
-  }
-}
-
-/**
- * The test system back at its state before the patch: the recorded package versions when no reboot
- * was needed, else snapper's pre-patch snapshot (the Salt module has no rollback: cmd.run) and a
- * reboot through UYUNI; each step only once.
- */
-async function restoreTestSystem(
-  e: EngineDeps,
-  input: Effects['rollbackTest']['in'],
-  sys: { id: number; name: string },
-  type: 'package' | 'system',
-  pollMs: number,
-  signal: AbortSignal,
-): Promise<void> {
-  const notResponding = () => new TransientError(`test system ${sys.name} is not responding`);
-  if (type === 'package') {
-    const base = await storedBaseline(e, input);
-    if (base.packages === null) {
-      throw new Error('no package versions were recorded at baseline: package rollback impossible');
-    }
-    const r = await restorePackages(e, new Map([[sys.name, base.packages]]));
-    if (r.failed.length > 0) {
-      if (r.failed.every((f) => f.message === 'not responding')) throw notResponding();
-      throw new Error(r.failed.map((f) => f.message).join('; '));
-    }
-    return;
-  }
-  const n = input.snapshotId!;
-  const snaps = await saltCall(() => e.salt.listSnapshots([sys.name]));
-  if (snaps.missing.length > 0) throw notResponding();
-  if (!snaps.returned[sys.name]!.some((s) => s.description === `writable copy of #${n}`)) {
-    const cmd = `snapper -c root rollback ${Number(n)}`;
-    const out = await saltCall(() => e.salt.local<string>([sys.name], 'cmd.run', [cmd]));
-    const text = String(out.returned[sys.name] ?? '');
-    if (out.missing.length > 0) throw notResponding();
-    if (!/read-write snapshot|writable copy/i.test(text)) {
-      throw new Error(`snapper rollback ${n} failed: ${text.slice(0, 300)}`);
-    }
-  }
-  let actionId =
-    (await ownActions(e.db, input.key))[0] ??
-    (await findUnclaimedAction(e, sys.id, (ev) => ev.action_type === 'System reboot'));
-  if (actionId === null) {
-    actionId = await uyuniCall(e, (s) => s.scheduleReboot(sys.id));
-    await recordActions(e.db, input.key, [sys.id], [actionId]);
-  }
-  await waitForHost(e, sys, actionId, pollMs, signal);
-}
+export type { StoredEvidence } from './testSystem.ts';
 
 /**
  * The test phases' effects.
  * @example const ports = { ...testPorts(e), ...rolloutPorts(e) };
  */
 export function testPorts(e: EngineDeps) {
-  const phaseOf = (input: EffectInput) => ({
-    key: input.key,
-    entryId: input.entryId,
-    attempt: input.attempt,
-    errataId: input.errataId,
-  });
-
   return {
     async takeSnapshot(input: Effects['takeSnapshot']['in']): Promise<Out<'takeSnapshot'>> {
-      return inPhase(e.db, phaseOf(input), 'snapshot', async () => {
+      return inPhase(e.db, input, 'snapshot', async () => {
         const sys = await testSystemOf(e, input);
         const snap = await saltCall(() => e.salt.snapshotOnce(sys.name, input.key));
         return {
@@ -157,7 +60,7 @@ export function testPorts(e: EngineDeps) {
       input: Effects['collectBaseline']['in'],
       signal?: AbortSignal,
     ): Promise<Out<'collectBaseline'>> {
-      return inPhase(e.db, phaseOf(input), 'baseline', async () => {
+      return inPhase(e.db, input, 'baseline', async () => {
         const sys = await testSystemOf(e, input);
         const t = await loadThresholds(e.db);
         const facts = await errataFacts(e, input.errataId);
@@ -209,7 +112,7 @@ export function testPorts(e: EngineDeps) {
     },
 
     async applyErrata(input: Effects['applyErrata']['in']): Promise<Out<'applyErrata'>> {
-      return inPhase(e.db, phaseOf(input), 'apply', async () => {
+      return inPhase(e.db, input, 'apply', async () => {
         const sys = await testSystemOf(e, input);
         const facts = await errataFacts(e, input.errataId);
         const ids = await uyuniCall(e, (s) => s.scheduleApplyErrata([sys.id], [facts.uyuni_errata_id!]));
@@ -222,7 +125,7 @@ export function testPorts(e: EngineDeps) {
     },
 
     async awaitAction(input: Effects['awaitAction']['in'], signal: AbortSignal): Promise<Out<'awaitAction'>> {
-      return inPhase(e.db, phaseOf(input), 'await_action', async () => {
+      return inPhase(e.db, input, 'await_action', async () => {
         const sys = await testSystemOf(e, input);
         const { pollMs } = timing(await loadThresholds(e.db));
         const r = (await awaitActions(e, input.actionIds, [sys.id], pollMs, signal)).get(sys.id)!;
@@ -231,8 +134,8 @@ export function testPorts(e: EngineDeps) {
     },
 
     async checkReboot(input: Effects['checkReboot']['in']): Promise<Out<'checkReboot'>> {
-      await recordWait(e.db, phaseOf(input), 'stabilize', 'await_action');
-      return inPhase(e.db, phaseOf(input), 'check_reboot', async () => {
+      await recordWait(e.db, input, 'stabilize', 'await_action');
+      return inPhase(e.db, input, 'check_reboot', async () => {
         const sys = await testSystemOf(e, input);
         const r = await rebootRequired(e, [sys.name]);
         if (r.missing.length > 0) {
@@ -243,7 +146,7 @@ export function testPorts(e: EngineDeps) {
     },
 
     async scheduleReboot(input: Effects['scheduleReboot']['in']): Promise<Out<'scheduleReboot'>> {
-      return inPhase(e.db, phaseOf(input), 'reboot', async () => {
+      return inPhase(e.db, input, 'reboot', async () => {
         const sys = await testSystemOf(e, input);
         const id = await uyuniCall(e, (s) => s.scheduleReboot(sys.id));
         await recordActions(e.db, input.key, [sys.id], [id]);
@@ -252,7 +155,7 @@ export function testPorts(e: EngineDeps) {
     },
 
     async awaitHost(input: Effects['awaitHost']['in'], signal: AbortSignal): Promise<Out<'awaitHost'>> {
-      return inPhase(e.db, phaseOf(input), 'await_host', async () => {
+      return inPhase(e.db, input, 'await_host', async () => {
         const sys = await testSystemOf(e, input);
         const { pollMs } = timing(await loadThresholds(e.db));
         await waitForHost(e, sys, input.rebootActionId, pollMs, signal);
@@ -261,8 +164,8 @@ export function testPorts(e: EngineDeps) {
     },
 
     async validate(input: Effects['validate']['in'], signal?: AbortSignal): Promise<Out<'validate'>> {
-      await recordWait(e.db, phaseOf(input), 'settle', 'await_host');
-      return inPhase(e.db, phaseOf(input), 'validate', async () => {
+      await recordWait(e.db, input, 'settle', 'await_host');
+      return inPhase(e.db, input, 'validate', async () => {
         const sys = await testSystemOf(e, input);
         const t = await loadThresholds(e.db);
         const services = await servicesFor(e.db, input.targetOs);
@@ -329,85 +232,6 @@ export function testPorts(e: EngineDeps) {
           out: { verdict: v.verdict, reason: v.reason, evidence },
           evidence: { ...evidence, post_window: window ? { start: window.start, end: window.end } : null },
           outcome: v.verdict === 'pass' ? 'ok' : 'failed',
-        };
-      });
-    },
-
-    async rollbackTest(input: Effects['rollbackTest']['in'], signal: AbortSignal): Promise<Out<'rollbackTest'>> {
-      return inPhase(e.db, phaseOf(input), 'rollback', async () => {
-        const name = input.testSystem?.name ?? 'the test system';
-        await enqueueAlert(e.db, {
-          type: 'test_failed',
-          key: `${input.key}:alert`,
-          errataId: input.errataId,
-          queueId: input.entryId,
-          subject: `Test failed: ${input.errataId} on ${name}`,
-          body:
-            `The test of ${input.errataId} on ${name} failed: ${input.reason}\n` +
-            'The test system is being rolled back.',
-        });
-        // Nothing was ever sent to UYUNI for this attempt (it failed before the apply): nothing to
-        // undo — decided before the system is even looked up, so a test that failed because UYUNI
-        // does not know the system does not fail its rollback too (issue 11). Any round of the
-        // apply step counts (an operator retry runs it under `apply#N`).
-        const applyTried = await countEffectsMatching(
-          e.db,
-          input.entryId,
-          effectKeyLikePattern(input.entryId, input.attempt, false, 'apply'),
-        );
-        if (applyTried === 0) {
-          return {
-            out: { type: 'package' as const },
-            evidence: { type: 'none', reason: 'the test failed before the errata was applied: nothing to roll back' },
-            outcome: 'skipped' as const,
-          };
-        }
-        const sys = await testSystemOf(e, input);
-        const testId = await testIdOf(e.db, input.entryId, input.attempt, input.errataId);
-        const type = input.rebootRequired && input.snapshotId !== null ? 'system' : 'package';
-        await insertTestRollback(e.db, {
-          testId,
-          queueId: input.entryId,
-          errataId: input.errataId,
-          type,
-          systemId: sys.id,
-          reason: input.reason,
-          key: input.key,
-        });
-        const t = await loadThresholds(e.db);
-        const { pollMs, unitMs } = timing(t);
-        // Nothing of this test may still be pending on UYUNI (a step timeout left the apply queued
-        // or running): cancelled, or waited for, before anything is restored.
-        const actions = await listEffectActionIds(
-          e.db,
-          input.entryId,
-          effectKeyLikePattern(input.entryId, input.attempt, false, 'apply'),
-        );
-        const settled = await settleActions(
-          e,
-          [...actions],
-          sys.id,
-          pollMs,
-          (t.step_timeout_seconds * unitMs) / 2,
-          signal,
-        );
-        if (settled.cancelled.length > 0 || settled.waited.length > 0)
-          e.logger.warn(
-            { key: input.key, ...settled },
-            'test rollback: pending UYUNI actions of the test settled first',
-          );
-        try {
-          await restoreTestSystem(e, input, sys, type, pollMs, signal);
-        } catch (raw) {
-          if ((raw as { transient?: boolean }).transient !== true) {
-            await failTestRollback(e.db, input.key, (raw as Error).message);
-          }
-          throw raw;
-        }
-        await completeTestRollback(e.db, input.key);
-        return {
-          out: { type },
-          evidence: { type, system: sys.name, snapshotId: input.snapshotId, uyuniActions: settled },
         };
       });
     },

@@ -2,6 +2,7 @@
  * UYUNI actions: waiting for their per-system results, recording the ids an effect scheduled, and
  * finding the action a crashed run scheduled but never recorded (reconciliation).
  */
+import { isTransient } from '../transient.ts';
 import type { Db } from '../persistence/db.ts';
 import { addEffectActions, getEffectRef, listEffectRefsForSystem } from '../persistence/sql/effects.ts';
 import { listDeploymentActionIds } from '../persistence/sql/rollout.ts';
@@ -95,7 +96,7 @@ export async function awaitActions(
  */
 export async function settleActions(
   e: EngineDeps,
-  actionIds: number[],
+  actionIds: readonly number[],
   systemId: number,
   pollMs: number,
   maxWaitMs: number,
@@ -111,7 +112,7 @@ export async function settleActions(
       await uyuniCall(e, (s) => s.cancelActions([id]));
       cancelled.push(id);
     } catch (raw) {
-      if ((raw as { transient?: boolean }).transient === true) throw raw;
+      if (isTransient(raw)) throw raw;
       running.push(id); // picked up meanwhile: UYUNI cannot cancel it, wait for its end
     }
   }
