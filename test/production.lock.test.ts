@@ -8,88 +8,34 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createEnginePorts } from '../src/engine/index.ts';
 import { createApp } from '../src/http/app.ts';
 import { deploymentRoutes } from '../src/http/routes/deployments.ts';
 import { queueRoutes } from '../src/http/routes/queue.ts';
-import { ENGINE_LAB_CONFIG, engineFleet } from '../src/lab/fleet.ts';
+import { engineFleet } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
-import { startActorSystem, type ActorSystem } from '../src/machines/system.ts';
+import type { ActorSystem } from '../src/machines/system.ts';
 import { RollbackRunner } from '../src/scheduler/rollbacks.ts';
-import { DbClock } from '../src/persistence/clock.ts';
-import { setConfigValue } from '../src/persistence/sql/config.ts';
 import { insertToken } from '../src/persistence/sql/tokens.ts';
-import { SaltClient } from '../src/services/salt/client.ts';
 import { loadThresholds, settingsFrom } from '../src/services/settings.ts';
 import { generateToken } from '../src/services/tokens.ts';
-import { UyuniClient } from '../src/services/uyuni/client.ts';
-import { UyuniSync } from '../src/services/uyuni/sync.ts';
 import { waitForStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
+import { LAB_ENGINE_THRESHOLDS, startLabEngine, type LabEngine } from './helpers/labEngine.ts';
 import { baseDeps, silentLogger } from './helpers/deps.ts';
 
-const THRESHOLDS = {
-  cpu_delta_percent: 20,
-  memory_delta_percent: 15,
-  max_failed_services: 0,
-  wait_after_patch_seconds: 10,
-  wait_after_reboot_seconds: 10,
-  reboot_timeout_seconds: 600,
-  step_timeout_seconds: 1200,
-  retry_base_seconds: 5,
-  retry_max_seconds: 20,
-  retry_max_attempts: 20,
-  poll_seconds: 1,
-  metrics_window_seconds: 5,
-  time_scale_ms: 50,
-};
 const TEST_SYSTEM = { id: 1_000_020_001, name: 'ubuntu-2404-test-01.lab' };
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 const world = new LabWorld(engineFleet(4), { pickupMs: 50, runMs: 150, rebootMs: 500 });
 let sys: ActorSystem;
 let app: ReturnType<typeof createApp>;
-let uyuni: UyuniClient;
-let salt: SaltClient;
-let clock: DbClock;
+let lab: LabEngine;
 const tokens = {} as Record<'oscar' | 'alice', string>;
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  const urls = await world.start();
-  await setConfigValue(t.db, 'test_thresholds', THRESHOLDS, 'test');
-  for (const [k, v] of Object.entries(ENGINE_LAB_CONFIG)) await setConfigValue(t.db, k, v, 'test');
-  uyuni = new UyuniClient({
-    url: urls.uyuni,
-    user: 'admin',
-    password: 'admin',
-    verifySsl: true,
-    timeoutMs: 5000,
-    syncWorkers: 4,
-  });
-  salt = new SaltClient({ url: urls.salt, user: 'salt', password: 'salt', eauth: 'pam', timeoutMs: 5000 });
-  expect(
-    (
-      await new UyuniSync({
-        db: t.db,
-        logger: silentLogger,
-        uyuni,
-        prefixes: ['test-', 'prod-'],
-        testPrefix: 'test-',
-      }).run('api')
-    ).status,
-  ).toBe('completed');
-  clock = new DbClock(t.db);
-  await clock.start();
-  sys = await startActorSystem({
-    db: t.db,
-    logger: silentLogger,
-    ownerId: 'lock-test',
-    leaseTtlMs: 30_000,
-    pollMs: 50,
-    clock,
-    ports: createEnginePorts({ db: t.db, logger: silentLogger, clock, uyuni, salt }),
-  });
+  lab = await startLabEngine(t.db, world, { ownerId: 'lock-test', thresholds: LAB_ENGINE_THRESHOLDS });
+  sys = lab.sys;
   const deps = baseDeps(t.db);
   const settings = async () => settingsFrom(await loadThresholds(t.db));
   app = createApp(deps, [
@@ -113,8 +59,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await sys?.stop();
-  await uyuni?.closeShared();
+  await lab?.stop();
   await world.stop();
   await t?.drop();
 });
@@ -239,7 +184,7 @@ describe('one deployment in progress per production group', () => {
     const runner = new RollbackRunner({
       db: t.db,
       logger: silentLogger,
-      ports: createEnginePorts({ db: t.db, logger: silentLogger, clock, uyuni, salt }),
+      ports: lab.ports,
       pollMs: 100,
     });
     const rbApp = createApp(baseDeps(t.db), [

@@ -8,83 +8,31 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createEnginePorts } from '../src/engine/index.ts';
-import { ENGINE_LAB_CONFIG, engineFleet } from '../src/lab/fleet.ts';
+import { engineFleet } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
-import { startActorSystem, type ActorSystem } from '../src/machines/system.ts';
-import { DbClock } from '../src/persistence/clock.ts';
-import { setConfigValue } from '../src/persistence/sql/config.ts';
-import { SaltClient } from '../src/services/salt/client.ts';
+import type { ActorSystem } from '../src/machines/system.ts';
 import { loadThresholds, settingsFrom } from '../src/services/settings.ts';
-import { UyuniClient } from '../src/services/uyuni/client.ts';
-import { UyuniSync } from '../src/services/uyuni/sync.ts';
 import { waitForStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { silentLogger } from './helpers/deps.ts';
+import { LAB_ENGINE_THRESHOLDS, startLabEngine, type LabEngine } from './helpers/labEngine.ts';
 
-const THRESHOLDS = {
-  cpu_delta_percent: 20,
-  memory_delta_percent: 15,
-  max_failed_services: 0,
-  wait_after_patch_seconds: 10,
-  wait_after_reboot_seconds: 10,
-  reboot_timeout_seconds: 600,
-  // 60 × 50 ms: the apply's wait times out after 3 s.
-  step_timeout_seconds: 60,
-  retry_base_seconds: 5,
-  retry_max_seconds: 20,
-  retry_max_attempts: 20,
-  poll_seconds: 1,
-  metrics_window_seconds: 5,
-  time_scale_ms: 50,
-};
+// 60 × 50 ms: the apply's wait times out after 3 s.
+const THRESHOLDS = { ...LAB_ENGINE_THRESHOLDS, step_timeout_seconds: 60 };
 const TEST_SYSTEM = { id: 1_000_020_001, name: 'ubuntu-2404-test-01.lab' };
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 const world = new LabWorld(engineFleet(1), { pickupMs: 50, runMs: 150, rebootMs: 500 });
 let sys: ActorSystem;
-let uyuni: UyuniClient;
-let clock: DbClock;
+let lab: LabEngine;
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  const urls = await world.start();
-  await setConfigValue(t.db, 'test_thresholds', THRESHOLDS, 'test');
-  for (const [k, v] of Object.entries(ENGINE_LAB_CONFIG)) await setConfigValue(t.db, k, v, 'test');
-  uyuni = new UyuniClient({
-    url: urls.uyuni,
-    user: 'admin',
-    password: 'admin',
-    verifySsl: true,
-    timeoutMs: 5000,
-    syncWorkers: 4,
-  });
-  const salt = new SaltClient({ url: urls.salt, user: 'salt', password: 'salt', eauth: 'pam', timeoutMs: 5000 });
-  const sync = new UyuniSync({
-    db: t.db,
-    logger: silentLogger,
-    uyuni,
-    prefixes: ['test-', 'prod-'],
-    testPrefix: 'test-',
-  });
-  expect((await sync.run('api')).status).toBe('completed');
-  clock = new DbClock(t.db);
-  await clock.start();
-  sys = await startActorSystem({
-    db: t.db,
-    logger: silentLogger,
-    ownerId: 'rollback-actions',
-    leaseTtlMs: 30_000,
-    pollMs: 50,
-    clock,
-    ports: createEnginePorts({ db: t.db, logger: silentLogger, clock, uyuni, salt }),
-  });
+  lab = await startLabEngine(t.db, world, { ownerId: 'rollback-actions', thresholds: THRESHOLDS });
+  sys = lab.sys;
 }, 60_000);
 
 afterAll(async () => {
-  await sys?.stop();
-  clock?.stop();
-  await uyuni?.closeShared();
+  await lab?.stop();
   await world.stop();
   await t?.drop();
 });
