@@ -3,17 +3,15 @@
  * `orchestrator_config.clm` names a project: promote once (a re-run finds PROD at TEST's version),
  * then wait until PROD is built.
  */
-import type { Effects } from '../machines/patch.machine.ts';
+import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
 import { loadClm, loadThresholds } from '../services/settings.ts';
 import { uyuniCall, type EngineDeps } from './deps.ts';
 import { sleep, timing } from './timing.ts';
 
-type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
-
 /** The promote effect. @example const ports = { ...promotionPorts(e) }; */
 export function promotionPorts(e: EngineDeps) {
   return {
-    async promote(input: Effects['promote']['in'], signal: AbortSignal): Promise<Out<'promote'>> {
+    async promote(input: Effects['promote']['in'], signal: AbortSignal): Promise<EffectOut<'promote'>> {
       const clm = await loadClm(e.db);
       if (clm.project_label === null) return { skipped: true };
       const project = clm.project_label;

@@ -5,7 +5,7 @@
  * rolled back are skipped, a snapshot already restored is not restored again, a reboot is not repeated.
  */
 import { TransientError } from '../machines/effects.ts';
-import type { Effects } from '../machines/patch.machine.ts';
+import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
 import {
   finishProductionRollback,
   insertProductionRollback,
@@ -23,7 +23,6 @@ import { rebootOnce } from './reboots.ts';
 import { deploymentOf, systemsOf } from './rollout.ts';
 import { timing } from './timing.ts';
 
-type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
 type Failure = { system: string; message: string };
 
 /** Reinstall the versions recorded before the wave; returns the systems that could not be restored. */
@@ -106,7 +105,7 @@ export function rollbackPorts(e: EngineDeps) {
     async rollbackProduction(
       input: Effects['rollbackProduction']['in'],
       signal: AbortSignal,
-    ): Promise<Out<'rollbackProduction'>> {
+    ): Promise<EffectOut<'rollbackProduction'>> {
       if (input.deploymentId === null) throw new Error('no deployment to roll back');
       const dep = await deploymentOf(e, input.deploymentId);
       const all = await systemsOf(e, dep.id);

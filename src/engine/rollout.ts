@@ -12,7 +12,7 @@
  */
 import { parseEffectKey, productionAttemptKey } from '../machines/effectKey.ts';
 import { TransientError } from '../machines/effects.ts';
-import type { Effects } from '../machines/patch.machine.ts';
+import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
 import {
   acquireGroupLocks,
   deferReboots,
@@ -55,8 +55,6 @@ import { planWaves, systemsByGroup, thresholdExceeded } from './waves.ts';
 import { deploymentOf, groupWaitReason, systemsOf, windowOf } from './rolloutLookups.ts';
 
 export { deploymentOf, groupWaitReason, systemsOf } from './rolloutLookups.ts';
-
-type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
 
 /** Reboot the wave's systems that need it, inside the window, each once (`rebootOnce`). */
 async function rebootStage(
@@ -212,7 +210,7 @@ async function closeWave(
   input: Effects['deployWave']['in'],
   waveCount: number,
   policy: RolloutPolicy,
-): Promise<Out<'deployWave'>> {
+): Promise<EffectOut<'deployWave'>> {
   const all = await systemsOf(e, dep.id);
   const failed = all.filter((r) => r.status === 'failed');
   const succeeded = all.filter((r) => r.status === 'succeeded');
@@ -246,7 +244,7 @@ async function closeWave(
 /** The production effects before an operator rollback. @example const ports = { ...rolloutPorts(e) }; */
 export function rolloutPorts(e: EngineDeps) {
   return {
-    async planDeployment(input: Effects['planDeployment']['in']): Promise<Out<'planDeployment'>> {
+    async planDeployment(input: Effects['planDeployment']['in']): Promise<EffectOut<'planDeployment'>> {
       const policy = await loadRolloutPolicy(e.db);
       const facts = await errataFacts(e, input.errataId);
       // One plan per production attempt: a re-run or an operator retry round of the step finds it.
@@ -255,6 +253,17 @@ export function rolloutPorts(e: EngineDeps) {
       if (!dep) {
         const systems = await listProductionSystems(e.db, input.targetOs, facts.affected_system_ids);
         const byGroup = systemsByGroup(systems);
+        // The approval covers the groups the errata targeted when it was given: one added since is
+        // not approved (nothing is planned; the entry goes back to the approvers).
+        const added =
+          input.approvedGroups === null ? [] : [...byGroup.keys()].filter((g) => !input.approvedGroups!.includes(g));
+        if (added.length > 0) {
+          return {
+            scopeChanged:
+              `the errata now also targets production group${added.length > 1 ? 's' : ''} ${added.sort().join(', ')}, ` +
+              `which the approval does not cover (approved for: ${input.approvedGroups!.join(', ') || 'no group'})`,
+          };
+        }
         const waves = planWaves(byGroup, policy);
         const names = new Map(systems.map((s) => [s.system_id, s]));
         const approvalId = await getLatestApprovalId(e.db, input.entryId);
@@ -300,7 +309,7 @@ export function rolloutPorts(e: EngineDeps) {
       };
     },
 
-    async deployWave(input: Effects['deployWave']['in'], signal: AbortSignal): Promise<Out<'deployWave'>> {
+    async deployWave(input: Effects['deployWave']['in'], signal: AbortSignal): Promise<EffectOut<'deployWave'>> {
       const dep = await deploymentOf(e, input.deploymentId);
       const waves = dep.waves as { group: string; systems: number[] }[];
       const wave = waves[input.waveIndex];
@@ -351,7 +360,7 @@ export function rolloutPorts(e: EngineDeps) {
       return closeWave(e, dep, input, waves.length, policy);
     },
 
-    async verifyDeployment(input: Effects['verifyDeployment']['in']): Promise<Out<'verifyDeployment'>> {
+    async verifyDeployment(input: Effects['verifyDeployment']['in']): Promise<EffectOut<'verifyDeployment'>> {
       const dep = await deploymentOf(e, input.deploymentId);
       const rows = (await systemsOf(e, dep.id)).filter((r) => r.status === 'succeeded');
       if (rows.length === 0) return { ok: true, reason: null };

@@ -17,7 +17,7 @@
  * versions are compared) and only acts for what has not happened yet.
  */
 import { TransientError } from '../machines/effects.ts';
-import type { Effects } from '../machines/patch.machine.ts';
+import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
 import { lastPhaseOfTest, lastRollbackOnSystem } from '../persistence/sql/phases.ts';
 import { setTestBaseline, setTestValidation } from '../persistence/sql/testResults.ts';
 import { judgeTest, machineVerdict } from '../services/judge/testJudge.ts';
@@ -35,8 +35,6 @@ import { baselineWindow, postWindow, windowTiming, type BaselineWindow, type Sam
 
 export { reconcileTest } from './testReconcile.ts';
 
-type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
-
 export type { StoredEvidence } from './testSystem.ts';
 
 /**
@@ -45,7 +43,7 @@ export type { StoredEvidence } from './testSystem.ts';
  */
 export function testPorts(e: EngineDeps) {
   return {
-    async takeSnapshot(input: Effects['takeSnapshot']['in']): Promise<Out<'takeSnapshot'>> {
+    async takeSnapshot(input: Effects['takeSnapshot']['in']): Promise<EffectOut<'takeSnapshot'>> {
       return inPhase(e.db, input, 'snapshot', async () => {
         const sys = await testSystemOf(e, input);
         const snap = await saltCall(() => e.salt.snapshotOnce(sys.name, input.key));
@@ -59,7 +57,7 @@ export function testPorts(e: EngineDeps) {
     async collectBaseline(
       input: Effects['collectBaseline']['in'],
       signal?: AbortSignal,
-    ): Promise<Out<'collectBaseline'>> {
+    ): Promise<EffectOut<'collectBaseline'>> {
       return inPhase(e.db, input, 'baseline', async () => {
         const sys = await testSystemOf(e, input);
         const t = await loadThresholds(e.db);
@@ -111,7 +109,7 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async applyErrata(input: Effects['applyErrata']['in']): Promise<Out<'applyErrata'>> {
+    async applyErrata(input: Effects['applyErrata']['in']): Promise<EffectOut<'applyErrata'>> {
       return inPhase(e.db, input, 'apply', async () => {
         const sys = await testSystemOf(e, input);
         const facts = await errataFacts(e, input.errataId);
@@ -124,7 +122,7 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async awaitAction(input: Effects['awaitAction']['in'], signal: AbortSignal): Promise<Out<'awaitAction'>> {
+    async awaitAction(input: Effects['awaitAction']['in'], signal: AbortSignal): Promise<EffectOut<'awaitAction'>> {
       return inPhase(e.db, input, 'await_action', async () => {
         const sys = await testSystemOf(e, input);
         const { pollMs } = timing(await loadThresholds(e.db));
@@ -133,7 +131,7 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async checkReboot(input: Effects['checkReboot']['in']): Promise<Out<'checkReboot'>> {
+    async checkReboot(input: Effects['checkReboot']['in']): Promise<EffectOut<'checkReboot'>> {
       await recordWait(e.db, input, 'stabilize', 'await_action');
       return inPhase(e.db, input, 'check_reboot', async () => {
         const sys = await testSystemOf(e, input);
@@ -145,7 +143,7 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async scheduleReboot(input: Effects['scheduleReboot']['in']): Promise<Out<'scheduleReboot'>> {
+    async scheduleReboot(input: Effects['scheduleReboot']['in']): Promise<EffectOut<'scheduleReboot'>> {
       return inPhase(e.db, input, 'reboot', async () => {
         const sys = await testSystemOf(e, input);
         const id = await uyuniCall(e, (s) => s.scheduleReboot(sys.id));
@@ -154,7 +152,7 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async awaitHost(input: Effects['awaitHost']['in'], signal: AbortSignal): Promise<Out<'awaitHost'>> {
+    async awaitHost(input: Effects['awaitHost']['in'], signal: AbortSignal): Promise<EffectOut<'awaitHost'>> {
       return inPhase(e.db, input, 'await_host', async () => {
         const sys = await testSystemOf(e, input);
         const { pollMs } = timing(await loadThresholds(e.db));
@@ -163,7 +161,7 @@ export function testPorts(e: EngineDeps) {
       });
     },
 
-    async validate(input: Effects['validate']['in'], signal?: AbortSignal): Promise<Out<'validate'>> {
+    async validate(input: Effects['validate']['in'], signal?: AbortSignal): Promise<EffectOut<'validate'>> {
       await recordWait(e.db, input, 'settle', 'await_host');
       return inPhase(e.db, input, 'validate', async () => {
         const sys = await testSystemOf(e, input);

@@ -7,7 +7,7 @@
  */
 import { effectKeyLikePattern } from '../machines/effectKey.ts';
 import { TransientError } from '../machines/effects.ts';
-import type { Effects } from '../machines/patch.machine.ts';
+import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
 import { countEffectsMatching, listEffectActionIds } from '../persistence/sql/effects.ts';
 import { completeTestRollback, failTestRollback, insertTestRollback } from '../persistence/sql/rollbacks.ts';
 import { enqueueAlert } from '../services/alerts.ts';
@@ -18,8 +18,6 @@ import { inPhase, testIdOf } from './phases.ts';
 import { storedBaseline, testSystemOf, waitForHost } from './testSystem.ts';
 import { timing } from './timing.ts';
 import { findUnclaimedAction, ownActions, recordActions, settleActions } from './uyuniActions.ts';
-
-type Out<N extends keyof Effects> = Omit<Effects[N]['out'], 'at'>;
 
 /**
  * The test system back at its state before the patch: the recorded package versions when no reboot
@@ -75,7 +73,7 @@ async function restoreTestSystem(
  */
 export function testRollbackPorts(e: EngineDeps) {
   return {
-    async rollbackTest(input: Effects['rollbackTest']['in'], signal: AbortSignal): Promise<Out<'rollbackTest'>> {
+    async rollbackTest(input: Effects['rollbackTest']['in'], signal: AbortSignal): Promise<EffectOut<'rollbackTest'>> {
       return inPhase(e.db, input, 'rollback', async () => {
         const name = input.testSystem?.name ?? 'the test system';
         await enqueueAlert(e.db, {

@@ -16,7 +16,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PatchPorts } from '../machines/effects.ts';
 import { EFFECT_NAMES, portsFrom, TransientError } from '../machines/effects.ts';
-import type { EffectName, Effects } from '../machines/patch.machine.ts';
+import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
 import { sleep } from '../engine/timing.ts';
 
 /** Effects that change the outside world: running one twice for one key is a duplicate. */
@@ -58,8 +58,6 @@ export function scenarioFor(errataId: string): Scenario {
     slow: t.has('SLOW'),
   };
 }
-
-type Out<N extends EffectName> = Omit<Effects[N]['out'], 'at'>;
 
 export interface FakeWorldOptions {
   /** Delay of every effect (ms); SLOW errata use `slowMs`. */
@@ -103,7 +101,7 @@ export class FakeWorld {
     return this.byEffect.get(effect) ?? 0;
   }
 
-  async run<N extends EffectName>(name: N, input: Effects[N]['in'], signal?: AbortSignal): Promise<Out<N>> {
+  async run<N extends EffectName>(name: N, input: Effects[N]['in'], signal?: AbortSignal): Promise<EffectOut<N>> {
     const sc = scenarioFor(input.errataId);
     const delay = sc.slow ? this.opts.slowMs : this.opts.latencyMs;
     if (delay > 0) await sleep(delay, signal);
@@ -118,11 +116,11 @@ export class FakeWorld {
     this.byEffect.set(name, (this.byEffect.get(name) ?? 0) + 1);
     this.results.set(flakyKey, out);
     if (this.opts.responseDelayMs > 0) await sleep(this.opts.responseDelayMs);
-    return out as Out<N>;
+    return out as EffectOut<N>;
   }
 
-  async reconcile<N extends EffectName>(name: N, input: Effects[N]['in']): Promise<Out<N> | null> {
-    return (this.results.get(`${name}|${input.key}`) as Out<N> | undefined) ?? null;
+  async reconcile<N extends EffectName>(name: N, input: Effects[N]['in']): Promise<EffectOut<N> | null> {
+    return (this.results.get(`${name}|${input.key}`) as EffectOut<N> | undefined) ?? null;
   }
 
   private compute(name: EffectName, input: Effects[EffectName]['in'], sc: Scenario): unknown {

@@ -9,6 +9,7 @@ import {
   acceptedOperatorEvents,
   approvalRefusal,
   approvalsMissing,
+  approvedGroups,
   DEFAULT_APPROVAL_MAX_AGE_MS,
   occupiesTestSystem,
   patchMachine,
@@ -52,9 +53,9 @@ const STEP_EFFECT: Record<Step, EffectName> = {
   rollback_prod: 'rollbackProduction',
 };
 
-/** Outputs that walk the happy path; the failing step's effect rejects for good. */
-function stubs(failing: Step | null) {
-  const out: Record<EffectName, () => unknown> = {
+/** Outputs that walk the happy path; the failing step's effect rejects for good; `given` replaces some. */
+function stubs(failing: Step | null, given: Partial<Record<EffectName, (input: any) => unknown>> = {}) {
+  const out: Record<EffectName, (input: any) => unknown> = {
     takeSnapshot: () => ({ snapshotId: 's1', at: AT }),
     collectBaseline: () => ({ at: AT }),
     applyErrata: () => ({ actionIds: [1], at: AT }),
@@ -77,13 +78,14 @@ function stubs(failing: Step | null) {
     deployWave: () => ({ outcome: 'ok', reason: null, at: AT }),
     verifyDeployment: () => ({ ok: failing !== 'rollback_prod', reason: 'checks failed', at: AT }),
     rollbackProduction: () => new Promise(() => undefined),
+    ...given,
   };
   const actors: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(out)) {
-    actors[name] = fromPromise(async () => {
+    actors[name] = fromPromise(async ({ input }) => {
       if (failing !== null && name === STEP_EFFECT[failing])
         throw Object.assign(new Error('broken'), { transient: false, at: AT });
-      return fn();
+      return fn(input);
     });
   }
   return patchMachine.provide({ actors: actors as never });
@@ -221,8 +223,8 @@ describe('patch machine (no database)', () => {
 });
 
 describe('the approval gate (issue 12)', () => {
-  async function toPendingApproval(input: Record<string, unknown>) {
-    const actor = createActor(stubs(null), { input: { ...INPUT, ...input } }).start();
+  async function toPendingApproval(input: Record<string, unknown>, given: Parameters<typeof stubs>[1] = {}) {
+    const actor = createActor(stubs(null, given), { input: { ...INPUT, ...input } }).start();
     actor.send({ type: 'START_TEST', at: AT, by: 'bob', testSystem: { id: 1, name: 'test-1' } });
     for (let i = 0; i < 30 && !actor.getSnapshot().matches('pending_approval'); i++) {
       const ev = nudge(actor.getSnapshot().value);
@@ -275,6 +277,42 @@ describe('the approval gate (issue 12)', () => {
     const ctx = actor.getSnapshot().context;
     expect(ctx.approval).toBeNull();
     expect(ctx.approvalVoided).toEqual({ reason: 'errata version 2 → 3', at: AT + 10 });
+    expect(ctx.approvalRound).toBe(2); // the approvers were notified again
+    actor.stop();
+  });
+
+  it('approvedGroups: the groups every approval of the round covers; unbound (null) when one predates binding', () => {
+    const ctx = createActor(patchMachine, { input: INPUT }).getSnapshot().context;
+    const a = (groups?: string[]) => ({ by: 'x', at: AT, reason: null, ...(groups ? { groups } : {}) });
+    expect(approvedGroups({ ...ctx, approvals: [] })).toBeNull();
+    expect(approvedGroups({ ...ctx, approvals: [a(['prod-web', 'prod-db'])] })).toEqual(['prod-db', 'prod-web']);
+    expect(approvedGroups({ ...ctx, approvals: [a(['prod-web', 'prod-db']), a(['prod-web'])] })).toEqual(['prod-web']);
+    expect(approvedGroups({ ...ctx, approvals: [a(['prod-web']), a()] })).toBeNull();
+    expect(approvedGroups({ ...ctx, approvals: [a([])] })).toEqual([]);
+  });
+
+  it('the plan is made under the approved groups; a group added since voids the approval before any wave', async () => {
+    const seen: unknown[] = [];
+    const actor = await toPendingApproval(
+      { requiredApprovals: 2 },
+      {
+        planDeployment: (input) => {
+          seen.push(input.approvedGroups);
+          return { scopeChanged: 'the errata now also targets production group prod-db', at: AT + 5 };
+        },
+      },
+    );
+    actor.send({ ...approve('carol'), groups: ['prod-web', 'prod-db'] } as PatchEvent);
+    actor.send({ ...approve('dave'), groups: ['prod-web'] } as PatchEvent);
+    await waitFor(actor, (s) => s.context.approvalVoided != null, { timeout: 1000 });
+    await waitFor(actor, (s) => s.matches('pending_approval'), { timeout: 1000 });
+    // The plan was asked with what both approvals cover, and nothing was deployed.
+    expect(seen).toEqual([['prod-web']]);
+    const ctx = actor.getSnapshot().context;
+    expect(ctx.approval).toBeNull();
+    expect(ctx.approvals).toEqual([]);
+    expect(ctx.prod.deploymentId).toBeNull();
+    expect(ctx.approvalVoided).toEqual({ reason: 'the errata now also targets production group prod-db', at: AT + 5 });
     expect(ctx.approvalRound).toBe(2); // the approvers were notified again
     actor.stop();
   });

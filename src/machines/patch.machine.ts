@@ -176,7 +176,11 @@ export interface PatchContext {
    * `requiredApprovals`). Optional: entries persisted before the gate had them start empty.
    */
   involved?: { by: string; as: 'queued' | 'tested' | 'retried' | 'forced' }[];
-  approvals?: { by: string; at: number; reason: string | null }[];
+  /**
+   * `groups`: the production groups the errata targeted when this approver approved (absent on
+   * approvals given before approvals were bound to their target groups).
+   */
+  approvals?: { by: string; at: number; reason: string | null; groups?: string[] }[];
   requiredApprovals?: number;
   separationOfDuties?: boolean;
   /** Why the last approval was voided (the errata changed, or it expired before production). */
@@ -188,6 +192,18 @@ export function approvalRefusal(context: PatchContext, by: string): 'self_approv
   if (context.separationOfDuties === true && (context.involved ?? []).some((p) => p.by === by)) return 'self_approval';
   if ((context.approvals ?? []).some((a) => a.by === by)) return 'already_approved';
   return null;
+}
+
+/**
+ * The production groups every approval of this round covers: a deployment may target only these
+ * (a group added since is not approved). Null when an approval carries no groups (given before
+ * approvals were bound to their target groups): unbound, as it was approved.
+ * @example approvedGroups(ctx) // ['prod-web'] when one approver saw prod-web and prod-db, another prod-web
+ */
+export function approvedGroups(context: PatchContext): string[] | null {
+  const sets = (context.approvals ?? []).map((a) => a.groups);
+  if (sets.length === 0 || sets.some((g) => g === undefined)) return null;
+  return sets.reduce<string[]>((acc, g) => acc.filter((x) => g!.includes(x)), sets[0]!).sort();
 }
 
 /** Approvals still needed after the ones given this round. */
@@ -222,8 +238,10 @@ export type PatchEvent =
   /**
    * `requiredApprovals`: what the approval policy asks of the errata now (its severity may have
    * been raised since it was queued); the gate needs the larger of it and the entry's own.
+   * `groups`: the production groups the errata targets as the approver approves it (the approval
+   * covers these and no others).
    */
-  | ({ type: 'APPROVE'; reason?: string; requiredApprovals?: number } & ByOperator)
+  | ({ type: 'APPROVE'; reason?: string; requiredApprovals?: number; groups?: string[] } & ByOperator)
   | ({ type: 'REJECT'; reason: string } & ByOperator)
   | ({ type: 'SNOOZE'; reason: string; until: number } & ByOperator)
   | ({ type: 'ROLLBACK_TEST'; reason: string } & ByOperator)
@@ -293,8 +311,20 @@ export interface Effects {
   notify: { in: EffectInput & { kind: NotifyKind; round: number }; out: Done };
   promote: { in: EffectInput; out: Done & { skipped: boolean } };
   planDeployment: {
-    in: EffectInput & { approvedBy: string | null };
-    out: Done & { deploymentId: number; waveCount: number; windowOpensAt: number; windowClosesAt: number | null };
+    /** `approvedGroups`: the groups the approvals cover (`approvedGroups()`), null when unbound. */
+    in: EffectInput & { approvedBy: string | null; approvedGroups: string[] | null };
+    /** Planned; or `scopeChanged`: the errata now targets a group the approval does not cover (nothing planned). */
+    out: Done &
+      (
+        | {
+            deploymentId: number;
+            waveCount: number;
+            windowOpensAt: number;
+            windowClosesAt: number | null;
+            scopeChanged?: undefined;
+          }
+        | { scopeChanged: string }
+      );
   };
   deployWave: {
     in: EffectInput & { deploymentId: number; waveIndex: number };
@@ -312,6 +342,12 @@ export interface Effects {
   };
 }
 export type EffectName = keyof Effects;
+/** What an effect's port returns: its output without `at` (the host stamps it), variant by variant. */
+export type EffectOut<N extends EffectName> = Effects[N]['out'] extends infer O
+  ? O extends unknown
+    ? Omit<O, 'at'>
+    : never
+  : never;
 
 /** What a state says about itself (read by `timersFor()` and the lanes, never re-listed elsewhere). */
 export interface StateMeta {
@@ -455,6 +491,14 @@ function onStepError(step: Step) {
   ];
 }
 
+/** One approver's approval as the round records it (with the groups it covers, when the event says). */
+const approvalOf = (e: Extract<PatchEvent, { type: 'APPROVE' }>) => ({
+  by: e.by,
+  at: e.at,
+  reason: e.reason ?? null,
+  ...(e.groups !== undefined ? { groups: [...e.groups].sort() } : {}),
+});
+
 const voidedBy = ({ event }: { event: { at: number; reason: string } }) => ({ reason: event.reason, at: event.at });
 const expired = ({ context, event }: { context: PatchContext; event: { at: number } }) => ({
   reason: `approval expired: older than ${Math.round((context.settings.approvalMaxAgeMs ?? DEFAULT_APPROVAL_MAX_AGE_MS) / 3_600_000)} h when production was to start`,
@@ -472,7 +516,7 @@ function approveTransitions() {
       target: '#patch.approved',
       actions: 'recordApproval' as const,
     },
-    { guard: and(['testPassed', 'mayApprove']), actions: { type: 'recordPartialApproval' as const, params: act } },
+    { guard: and(['testPassed', 'mayApprove']), actions: 'recordPartialApproval' as const },
   ];
 }
 
@@ -526,6 +570,8 @@ export const patchMachine = setup({
     hasReason: (_, params: { reason: string | undefined }) =>
       typeof params.reason === 'string' && params.reason.trim().length > 0,
     snoozeInFuture: ({ event }) => event.type === 'SNOOZE' && event.until > event.at && event.reason.trim().length > 0,
+    /** The plan would reach a production group the approvals do not cover. */
+    scopeChanged: (_, params: { reason: string | undefined }) => typeof params.reason === 'string',
     waveHalted: (_, params: { outcome: WaveOutcome }) => params.outcome === 'halted',
     windowClosed: (_, params: { outcome: WaveOutcome }) => params.outcome === 'window_closed',
     deploymentOk: (_, params: { ok: boolean }) => params.ok,
@@ -651,15 +697,15 @@ export const patchMachine = setup({
       },
     })),
     /** One approver of several: recorded; the gate stays closed until enough distinct ones approved. */
-    recordPartialApproval: assign(({ context, event }, e: OperatorAct) => ({
-      approvals: [...(context.approvals ?? []), { by: e.by, at: e.at, reason: e.reason ?? null }],
+    recordPartialApproval: assign(({ context, event }) => ({
+      approvals: [...(context.approvals ?? []), ...(event.type === 'APPROVE' ? [approvalOf(event)] : [])],
       requiredApprovals: requiredWith(context, event),
     })),
     recordApproval: assign(({ context, event }) => {
       if (event.type === 'APPROVE') {
         return {
           approval: { action: 'approved' as const, by: event.by, at: event.at, reason: event.reason ?? null },
-          approvals: [...(context.approvals ?? []), { by: event.by, at: event.at, reason: event.reason ?? null }],
+          approvals: [...(context.approvals ?? []), approvalOf(event)],
           requiredApprovals: requiredWith(context, event),
           approvalVoided: null,
         };
@@ -686,7 +732,7 @@ export const patchMachine = setup({
         plans: 0,
       },
     })),
-    recordPlan: assign(({ context }, out: Effects['planDeployment']['out']) => {
+    recordPlan: assign(({ context }, out: Extract<Effects['planDeployment']['out'], { deploymentId: number }>) => {
       return {
         prod: {
           ...context.prod,
@@ -1159,7 +1205,7 @@ export const patchMachine = setup({
         id: 'notifyApproved',
         src: 'notify',
         input: ({ context }) => ({
-          ...effectInput(context, 'notify_approved'),
+          ...effectInput(context, `notify_approved_${context.approvalRound}`),
           kind: 'approved' as const,
           round: context.approvalRound,
         }),
@@ -1200,11 +1246,32 @@ export const patchMachine = setup({
             input: ({ context }) => ({
               ...prodInput(context, `plan_deployment_${context.prod.plans}`),
               approvedBy: context.approval?.by ?? null,
+              approvedGroups: approvedGroups(context),
             }),
-            onDone: {
-              target: 'awaiting_window',
-              actions: [{ type: 'recordPlan', params: ({ event }) => event.output }, 'resetRetry'],
-            },
+            onDone: [
+              // The errata now targets a group the approval does not cover: back to the approvers.
+              {
+                guard: { type: 'scopeChanged', params: ({ event }) => ({ reason: event.output.scopeChanged }) },
+                target: '#patch.passed',
+                actions: [
+                  {
+                    type: 'voidApproval',
+                    params: ({ event }) => ({ reason: event.output.scopeChanged ?? '', at: event.output.at }),
+                  },
+                  'resetRetry',
+                ],
+              },
+              {
+                target: 'awaiting_window',
+                actions: [
+                  {
+                    type: 'recordPlan',
+                    params: ({ event }) => event.output as Extract<typeof event.output, { deploymentId: number }>,
+                  },
+                  'resetRetry',
+                ],
+              },
+            ],
             onError: onStepError('plan_deployment'),
           },
         },

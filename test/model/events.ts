@@ -32,7 +32,10 @@ export const OUTPUTS: Record<string, unknown[]> = {
   rollbackTest: [{ type: 'package', at: AT }],
   notify: [{ at: AT }],
   promote: [{ skipped: true, at: AT }],
-  planDeployment: [{ deploymentId: 5, waveCount: 2, windowOpensAt: 4_000_000_000_000, windowClosesAt: null, at: AT }],
+  planDeployment: [
+    { deploymentId: 5, waveCount: 2, windowOpensAt: 4_000_000_000_000, windowClosesAt: null, at: AT },
+    { scopeChanged: 'the errata now also targets production group prod-db', at: AT },
+  ],
   deployWave: [
     { outcome: 'ok', reason: null, at: AT },
     { outcome: 'halted', reason: 'threshold', at: AT },
@@ -61,7 +64,7 @@ export function modelEvents(snapshot: AnyMachineSnapshot): PatchEvent[] {
     { type: 'START_TEST', at: AT, by, testSystem: { id: 1, name: 'test-ubuntu-01' } },
     { type: 'REMOVE', at: AT, by },
     { type: 'ABORT', at: AT, by, reason: 'abort' },
-    { type: 'APPROVE', at: AT, by, reason: 'ok' },
+    { type: 'APPROVE', at: AT, by, reason: 'ok', groups: ['prod-web'] },
     { type: 'REJECT', at: AT, by, reason: 'no' },
     { type: 'SNOOZE', at: AT, by, reason: 'later', until: AT + 86_400_000 },
     { type: 'ROLLBACK_TEST', at: AT, by, reason: 'manual' },

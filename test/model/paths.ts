@@ -135,7 +135,11 @@ export async function runPath(
     } else if (invoke) {
       const inv = prev ? activeInvokes(prev).find((i) => i.id === invoke[2]) : undefined;
       if (!inv) throw new Error(`${label}: invoke ${invoke[2]} is not active`);
-      await ctl.settle(id, inv.src as EffectName, invoke[1] === 'done' ? { output: ev.output } : { error: ev.error! });
+      await ctl
+        .settle(id, inv.src as EffectName, invoke[1] === 'done' ? { output: ev.output } : { error: ev.error! })
+        .catch((err: Error) => {
+          throw new Error(`${label}: ${err.message}`);
+        });
     } else {
       const { at: _at, ...rest } = ev as unknown as PatchEvent & { until?: number };
       const payload = rest.type === 'SNOOZE' ? { ...rest, until: sys.clock.now() + 86_400_000 } : rest;

@@ -114,6 +114,7 @@ async function getEntry(c: Context<ApiEnv>, deps: QueueDeps) {
     judgement: v.judgement,
     state: v.state,
     allowed_events: v.allowed_events,
+    approval: v.approval,
     production:
       lock === null
         ? null

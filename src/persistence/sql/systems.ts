@@ -23,3 +23,16 @@ export function listProductionSystems(db: Db, targetOs: string, systemIds: numbe
     SELECT system_id, name, group_name FROM uyuni_systems
     WHERE role = 'prod' AND target_os = ${targetOs} AND system_id = ANY(${sql.array(systemIds, 'int4')})`);
 }
+
+/**
+ * The production groups an errata targets now (of its OS, with a system it applies to): what an
+ * approval covers, and what a deployment of it may reach.
+ * @example await listTargetGroups(db, 'USN-7001-1', 'ubuntu') // ['prod-db', 'prod-web']
+ */
+export function listTargetGroups(db: Db, errataId: string, targetOs: string) {
+  return db.anyFirst(sql.type(z.object({ group_name: z.string() }))`
+    SELECT DISTINCT s.group_name FROM uyuni_systems s
+    JOIN errata_cache e ON e.errata_id = ${errataId} AND s.system_id = ANY(e.affected_system_ids)
+    WHERE s.role = 'prod' AND s.target_os = ${targetOs}
+    ORDER BY s.group_name`);
+}

@@ -7,7 +7,8 @@
  * entry gets 403 `self_approval`, one who already approved this round 409 `already_approved`;
  * nothing changes and the refusal is audited. The number of distinct approvers is the policy's for
  * the errata as it is now (a severity raised by NVD since queueing counts); the answer says how
- * many are still missing.
+ * many are still missing. The approval is bound to the production groups the errata targets as
+ * it is given (`target_groups` in the answer): a deployment reaching another group voids it.
  */
 import { AppError, coerceError } from '../../errors.ts';
 import type { ActorHost, EventMeta } from '../../machines/host.ts';
@@ -16,6 +17,7 @@ import type { Clock } from '../../persistence/clock.ts';
 import type { Db } from '../../persistence/db.ts';
 import { insertAudit } from '../../persistence/sql/audit.ts';
 import { getErrataSeverityAndScore } from '../../persistence/sql/errataFacts.ts';
+import { listTargetGroups } from '../../persistence/sql/systems.ts';
 import { isTransient } from '../../transient.ts';
 import { riskLevel } from '../score.ts';
 import { approvalsFor, loadApprovalPolicy } from '../settings.ts';
@@ -112,9 +114,11 @@ async function approve(deps: DecisionDeps, id: number, reason: string | undefine
     severity: errata?.severity ?? null,
     riskLevel: errata?.success_score == null ? null : riskLevel(errata.success_score),
   });
+  // The approval covers the production groups the errata targets now, and no group added later.
+  const groups = [...(await listTargetGroups(deps.db, ctx.errataId, ctx.targetOs))];
   const res = await deps.actors.send(
     id,
-    { type: 'APPROVE', by, requiredApprovals: gate.required, ...(reason ? { reason } : {}) },
+    { type: 'APPROVE', by, requiredApprovals: gate.required, groups, ...(reason ? { reason } : {}) },
     m,
   );
   const after = await deps.actors.contextOf(id);
@@ -124,6 +128,7 @@ async function approve(deps: DecisionDeps, id: number, reason: string | undefine
     approvals_required: after?.context.requiredApprovals ?? gate.required,
     approvals_missing: after ? approvalsMissing(after.context) : 0,
     approved_by: approvals.map((a) => a.by),
+    target_groups: groups,
   };
 }
 

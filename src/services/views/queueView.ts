@@ -5,7 +5,14 @@
  */
 import { machineGraph } from '../../machines/graph.ts';
 import type { ActorHost } from '../../machines/host.ts';
-import { acceptedOperatorEvents, patchMachine, stateLabel } from '../../machines/patch.machine.ts';
+import {
+  acceptedOperatorEvents,
+  approvalsMissing,
+  approvedGroups,
+  patchMachine,
+  stateLabel,
+  type PatchContext,
+} from '../../machines/patch.machine.ts';
 import type { Clock } from '../../persistence/clock.ts';
 import type { Db } from '../../persistence/db.ts';
 import { loadEntry, loadJournal } from '../../persistence/sql/entries.ts';
@@ -26,8 +33,30 @@ function allowedEvents(deps: QueueViewDeps, live: ReturnType<ActorHost['snapshot
 }
 
 /**
- * An entry with its errata, risk profile, tests, the latest test's judgement, state and the events
- * it accepts, or null.
+ * This round's approval gate: who approved (and for which production groups), how many are still
+ * needed, the groups the approvals cover together, and why the last approval was voided.
+ */
+function approvalGate(ctx: PatchContext | undefined) {
+  if (ctx === undefined) return null;
+  return {
+    required: ctx.requiredApprovals ?? 1,
+    missing: approvalsMissing(ctx),
+    approvals: (ctx.approvals ?? []).map((a) => ({
+      by: a.by,
+      at: new Date(a.at).toISOString(),
+      reason: a.reason,
+      groups: a.groups ?? null,
+    })),
+    covers_groups: approvedGroups(ctx),
+    voided: ctx.approvalVoided
+      ? { reason: ctx.approvalVoided.reason, at: new Date(ctx.approvalVoided.at).toISOString() }
+      : null,
+  };
+}
+
+/**
+ * An entry with its errata, risk profile, tests, the latest test's judgement, state, the events
+ * it accepts and its approval gate, or null.
  * @example
  * const detail = await queueEntryDetail(deps, 12);
  */
@@ -48,6 +77,10 @@ export async function queueEntryDetail(deps: QueueViewDeps, id: number) {
     judgement: latestJudgement(tests),
     state: live ? stateLabel(live.snapshot.value) : stateLabel((item.state_value as never) ?? item.status),
     allowed_events: allowedEvents(deps, live),
+    approval: approvalGate(
+      live?.snapshot.context ??
+        ((await loadEntry(deps.db, id))?.snapshot as { context?: PatchContext } | null)?.context,
+    ),
   };
 }
 

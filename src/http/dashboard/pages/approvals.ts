@@ -67,7 +67,11 @@ async function decideOne(c: Context, s: Session) {
   // Two distinct approvers (Critical, Very High risk): say that the entry still waits for another.
   const missing = action === 'approve' ? Number(res.body?.approvals_missing ?? 0) : 0;
   const more = missing > 0 ? `; it needs ${missing} more approval${missing === 1 ? '' : 's'} by another person` : '';
-  return back(c, to, res, `${PAST_TENSE[action]} entry ${id}${more}`);
+  // The approval covers these production groups and no other (a group added later voids it).
+  const groups =
+    action === 'approve' && Array.isArray(res.body?.target_groups) ? (res.body.target_groups as string[]) : [];
+  const scope = groups.length > 0 ? ` for production group${groups.length === 1 ? '' : 's'} ${groups.join(', ')}` : '';
+  return back(c, to, res, `${PAST_TENSE[action]} entry ${id}${scope}${more}`);
 }
 
 async function approveSelected(c: Context, s: Session) {
