@@ -17,7 +17,15 @@ export interface Config {
   env: Env['NODE_ENV'];
   logLevel: Env['LOG_LEVEL'];
   instanceId: string;
-  http: { host: string; port: number; bodyLimitBytes: number; shutdownGraceMs: number; trustProxy: boolean };
+  /** `authFailures`: unknown bearer tokens per client address in a sliding window, then 429. */
+  http: {
+    host: string;
+    port: number;
+    bodyLimitBytes: number;
+    shutdownGraceMs: number;
+    trustProxy: boolean;
+    authFailures: { maxPerIp: number; windowMs: number };
+  };
   /** `GET /metrics`: open when `token` is undefined, else only with `Authorization: Bearer <token>`. */
   metrics: { token: string | undefined };
   /** `url` is undefined when the embedded PostgreSQL must be started. */
@@ -189,6 +197,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       bodyLimitBytes: e.HTTP_BODY_LIMIT_BYTES,
       shutdownGraceMs: e.SHUTDOWN_GRACE_SECONDS * 1000,
       trustProxy: e.TRUST_PROXY,
+      authFailures: { maxPerIp: e.API_AUTH_MAX_FAILURES_PER_IP, windowMs: e.API_AUTH_WINDOW_SECONDS * 1000 },
     },
     metrics: { token: e.METRICS_TOKEN },
     database: {

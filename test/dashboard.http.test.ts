@@ -388,6 +388,32 @@ describe('sign-in rate limit', () => {
     expect(await signIn(a, approverToken)).toMatch(/^spm_session=/);
   });
 
+  it('the counts are shared by the replicas: failures spread over two of them lock the token on both', async () => {
+    const [a, b] = [dashboardApp({}), dashboardApp({})];
+    const g = generateToken();
+    await insertToken(t.db, {
+      name: 'spread',
+      prefix: g.prefix,
+      hash: g.hash,
+      role: 'viewer',
+      createdBy: 'test',
+      expiresInDays: null,
+    });
+    const guess = (n: number) => `${g.token.slice(0, 12)}${String(n).padStart(43 - 8, 'y')}`;
+    for (let i = 0; i < 5; i++) {
+      const r = await (i < 3 ? a : b).request('/ui/login', {
+        method: 'POST',
+        headers: form,
+        body: `token=${guess(i)}`,
+      });
+      expect(decodeURIComponent(r.headers.get('location') ?? '')).toContain('unknown, revoked or expired token');
+    }
+    for (const replica of [a, b, dashboardApp({})]) {
+      const locked = await replica.request('/ui/login', { method: 'POST', headers: form, body: `token=${g.token}` });
+      expect(locked.status).toBe(429);
+    }
+  });
+
   it('after UI_LOGIN_MAX_FAILURES_PER_IP failures from one client: 429 before the body is read', async () => {
     const a = dashboardApp({ UI_LOGIN_MAX_FAILURES_PER_IP: '3' });
     for (let i = 0; i < 3; i++) await a.request('/ui/login', { method: 'POST', headers: form, body: 'token=nope' });

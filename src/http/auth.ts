@@ -20,6 +20,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { hashToken, roleAtLeast, ROLES, TOKEN_PATTERN, validPerson, type Role } from '../services/tokens.ts';
 import { clientIp, type ApiEnv, type Principal } from './context.ts';
 import { errorResponse } from './errors.ts';
+import { SharedFailureLimiter } from './rateLimit.ts';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -91,7 +92,20 @@ async function errorCodeOf(res: Response): Promise<string | null> {
   }
 }
 
+/**
+ * Authenticate every request under the API base. Unknown bearer tokens are counted per client
+ * address on every replica (`API_AUTH_MAX_FAILURES_PER_IP` in `API_AUTH_WINDOW_SECONDS`); past
+ * that, an unknown token from the address is answered 429 `too_many_failures` with Retry-After,
+ * without a database write — a flood of guesses neither fills the audit log nor loads the database.
+ * A valid token still works from that address (tokens are 256-bit random: a lockout would add no
+ * protection and let one broken script behind a shared address lock everybody out). In-process
+ * calls (no client address) are not counted.
+ */
 export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
+  const limit = deps.config.http.authFailures;
+  const perIp = new SharedFailureLimiter(deps.db, 'api_ip', { max: limit.maxPerIp, windowMs: limit.windowMs }, (msg) =>
+    deps.logger.warn(msg),
+  );
   return async function authenticate(c, next) {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
@@ -110,7 +124,26 @@ export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
     };
     const unavailable = () =>
       errorResponse(c, 503, 'audit_unavailable', 'the audit log cannot be written: nothing was done; retry later');
+    const tooMany = (ms: number) => {
+      const s = Math.ceil(ms / 1000);
+      return errorResponse(
+        c,
+        429,
+        'too_many_failures',
+        `too many unknown tokens from this address: try again in ${s} s`,
+        { retry_after_s: s },
+        { 'Retry-After': String(s) },
+      );
+    };
     const deny = async (code: string, message: string) => {
+      // An unknown token is a guess: counted for the address (a missing one is not).
+      const refusedMs = code === 'invalid_token' && ip !== null ? await perIp.fail(ip) : 0;
+      if (refusedMs > 0 && perIp.retryAfterMs(ip!) > 0) {
+        deps.logger.warn(
+          { ip, refused_for_s: Math.ceil(refusedMs / 1000) },
+          'too many unknown tokens from one address',
+        );
+      }
       const ok = await write({
         ...base,
         actor: 'anonymous',
@@ -118,7 +151,7 @@ export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
         action: 'authenticate',
         outcome: 'denied',
         statusCode: 401,
-        details: { reason: code },
+        details: { reason: code, ...(refusedMs > 0 ? { address_refused_for_s: Math.ceil(refusedMs / 1000) } : {}) },
       });
       if (!ok) return unavailable();
       return errorResponse(c, 401, code, message, null, { 'WWW-Authenticate': 'Bearer realm="spm-orchestrator"' });
@@ -129,9 +162,11 @@ export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
     else {
       if (m === null) return deny('unauthorized', 'missing bearer token (Authorization: Bearer <token>)');
       const token = m[1]!;
-      if (!TOKEN_PATTERN.test(token)) return deny('invalid_token', 'malformed token');
+      const refused = ip === null ? 0 : perIp.retryAfterMs(ip);
+      if (!TOKEN_PATTERN.test(token)) return refused > 0 ? tooMany(refused) : deny('invalid_token', 'malformed token');
       const row = await findLiveToken(deps.db, hashToken(token));
-      if (row === null) return deny('invalid_token', 'unknown, revoked or expired token');
+      if (row === null)
+        return refused > 0 ? tooMany(refused) : deny('invalid_token', 'unknown, revoked or expired token');
       principal = { tokenId: row.id, name: row.name, person: row.person, role: row.role, via: 'token' };
     }
     c.set('principal', principal);

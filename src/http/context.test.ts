@@ -4,7 +4,13 @@ import type { Config } from '../config.ts';
 import { clientIp } from './context.ts';
 
 type TrustConfig = Pick<Config, 'uiProxy' | 'http'>;
-const http = { host: '127.0.0.1', port: 0, bodyLimitBytes: 1, shutdownGraceMs: 1 };
+const http = {
+  host: '127.0.0.1',
+  port: 0,
+  bodyLimitBytes: 1,
+  shutdownGraceMs: 1,
+  authFailures: { maxPerIp: 1, windowMs: 1 },
+};
 const proxy = (trustedCidrs: string[] | undefined): TrustConfig['uiProxy'] => ({
   userHeader: 'x-remote-user',
   roleHeader: undefined,
@@ -32,6 +38,9 @@ describe('clientIp (the address in the journal and the audit trail)', () => {
   it('with TRUST_PROXY and no trusted CIDRs, the first hop of X-Forwarded-For', async () => {
     const config = { http: { ...http, trustProxy: true }, uiProxy: proxy(undefined) };
     expect(await recorded(config, '192.0.2.7', '10.9.9.9, 192.0.2.7')).toBe('10.9.9.9');
+    // Not an address: the peer is recorded, not the header's text.
+    expect(await recorded(config, '192.0.2.7', 'ÉOÒßã, 10.9.9.9')).toBe('192.0.2.7');
+    expect(await recorded(config, '192.0.2.7', `${'9'.repeat(60)}`)).toBe('192.0.2.7');
   });
 
   it('with UI_PROXY_TRUSTED_CIDRS, only a peer in them names the client; anyone else is recorded as itself', async () => {

@@ -82,7 +82,8 @@ export function proxyTrust(config: Pick<Config, 'uiProxy' | 'http'>): ProxyTrust
     const peer = peerAddress(c);
     const fromProxy = config.http.trustProxy && (inCidrs === null || inCidrs(peer));
     const fwd = fromProxy ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined;
-    return (fwd || peer || 'unknown').slice(0, 45);
+    // Only an address names the client: junk in the header is the proxy's (or a forger's), not an address.
+    return (fwd !== undefined && isIP(fwd) !== 0 ? fwd : peer || 'unknown').slice(0, 45);
   }
   return { refusal, clientAddress };
 }

@@ -1,13 +1,18 @@
 /**
- * Failed-attempt limiting for sign-in: at most `max` failures per key in any sliding `windowMs`;
- * past that the key is refused (429 with Retry-After) until its oldest failure in the window ages
- * out. A success clears the key.
+ * Failed-attempt limiting (dashboard sign-in, API bearer tokens): at most `max` failures per key
+ * in any sliding `windowMs`; past that the key is refused (429 with Retry-After) until its oldest
+ * failure in the window ages out. A success clears the key.
  *
- * In memory, per process: right for one replica. With several replicas each counts its own
- * failures, so an attacker spreading attempts over N replicas gets N times the budget (a shared
- * PostgreSQL store would close that; not built). A restart forgets the counts. The map holds at
- * most `maxKeys` keys: when full, keys whose failures have all aged out go first, then the oldest.
+ * `FailureLimiter` counts in memory, per process. `SharedFailureLimiter` counts in PostgreSQL
+ * (`auth_failures`), shared by the replicas and kept across restarts: each failure is one row, and
+ * the count of the window is read back with it, so a replica learns of a key's failures elsewhere
+ * at the key's first failure it sees (an attacker spreading over N replicas gets `max` + N − 1
+ * tries, not N × `max`). The refusal itself is decided locally (no query per request); when the
+ * database cannot be written, the in-memory count still limits this replica.
  */
+import { sql } from 'slonik';
+import { z } from 'zod';
+import type { Db } from '../persistence/db.ts';
 
 export interface FailureLimiterOptions {
   max: number;
@@ -79,5 +84,110 @@ export class FailureLimiter {
       if (oldest === undefined) break;
       this.failures.delete(oldest);
     }
+  }
+}
+
+/** The counters `auth_failures` keeps (its CHECK names the same). */
+export type FailureScope = 'ui_ip' | 'ui_token' | 'api_ip';
+
+/** Prune the scope's aged-out rows every this many failures recorded by a process. */
+const PRUNE_EVERY = 64;
+
+/**
+ * `FailureLimiter` shared through PostgreSQL: same answers, one row per failure.
+ * @example
+ * const perIp = new SharedFailureLimiter(db, 'api_ip', { max: 50, windowMs: 900_000 }, logger);
+ * if (perIp.retryAfterMs(ip) > 0) return tooMany(); … await perIp.fail(ip);
+ */
+export class SharedFailureLimiter {
+  private readonly local: FailureLimiter;
+  /** Keys refused until (local monotonic ms), learned from the shared count at a failure. */
+  private readonly until = new Map<string, number>();
+  private recorded = 0;
+  private readonly now: () => number;
+  private readonly db: Db;
+  private readonly scope: FailureScope;
+  private readonly o: FailureLimiterOptions;
+  private readonly onError: (message: string) => void;
+
+  constructor(db: Db, scope: FailureScope, o: FailureLimiterOptions, onError: (message: string) => void = () => {}) {
+    this.db = db;
+    this.scope = scope;
+    this.o = o;
+    this.onError = onError;
+    this.local = new FailureLimiter(o);
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  /** 0 when `key` may try now, else how long until it may (no query). */
+  retryAfterMs(key: string): number {
+    const until = this.until.get(key);
+    const shared = until === undefined ? 0 : Math.max(0, until - this.now());
+    if (until !== undefined && shared === 0) this.until.delete(key);
+    return Math.max(shared, this.local.retryAfterMs(key));
+  }
+
+  /**
+   * Count a failure of `key` on every replica; resolves with how long `key` is refused now (0: not
+   * yet). Never rejects: a database that cannot be written leaves the in-memory count.
+   */
+  async fail(key: string): Promise<number> {
+    this.local.fail(key);
+    const k = key.slice(0, 200);
+    try {
+      await this.db.transaction(async (tx) => {
+        await tx.query(sql.unsafe`INSERT INTO auth_failures (scope, key) VALUES (${this.scope}, ${k})`);
+        await this.learn(tx, key);
+      });
+      if (++this.recorded % PRUNE_EVERY === 0) await this.prune();
+    } catch (raw) {
+      this.onError(
+        `failed authentications cannot be counted in the database (${(raw as Error).message}): counting in memory`,
+      );
+    }
+    return this.retryAfterMs(key);
+  }
+
+  /**
+   * `retryAfterMs` after reading the shared count first (one query): for the rare paths that must
+   * see the other replicas' failures before an attempt (dashboard sign-in). Never rejects.
+   */
+  async check(key: string): Promise<number> {
+    try {
+      await this.learn(this.db, key);
+    } catch (raw) {
+      this.onError(`failed authentications cannot be read from the database (${(raw as Error).message})`);
+    }
+    return this.retryAfterMs(key);
+  }
+
+  /** Read the shared count: the key is refused until the max-th newest failure of the window ages out. */
+  private async learn(q: Pick<Db, 'maybeOneFirst'>, key: string): Promise<void> {
+    const wait = await q.maybeOneFirst(sql.type(z.object({ wait_ms: z.number() }))`
+      SELECT GREATEST(1, (extract(epoch FROM at + make_interval(secs => ${this.o.windowMs / 1000}) - clock_timestamp()) * 1000)::float8) AS wait_ms
+      FROM auth_failures
+      WHERE scope = ${this.scope} AND key = ${key.slice(0, 200)}
+        AND at > clock_timestamp() - make_interval(secs => ${this.o.windowMs / 1000})
+      ORDER BY at DESC OFFSET ${this.o.max - 1} LIMIT 1`);
+    if (wait !== null) this.until.set(key, this.now() + wait);
+  }
+
+  /** Forget `key`'s failures on every replica (it signed in). Never rejects. */
+  async reset(key: string): Promise<void> {
+    this.local.reset(key);
+    this.until.delete(key);
+    try {
+      await this.db.query(
+        sql.unsafe`DELETE FROM auth_failures WHERE scope = ${this.scope} AND key = ${key.slice(0, 200)}`,
+      );
+    } catch (raw) {
+      this.onError(`failed authentications cannot be cleared in the database (${(raw as Error).message})`);
+    }
+  }
+
+  private async prune(): Promise<void> {
+    await this.db.query(sql.unsafe`
+      DELETE FROM auth_failures
+      WHERE scope = ${this.scope} AND at <= clock_timestamp() - make_interval(secs => ${this.o.windowMs / 1000})`);
   }
 }

@@ -86,6 +86,7 @@ const RECORD_TABLES = new Set([
   'audit_anchors',
   'audit_anchor_heads',
   'idempotency_keys',
+  'auth_failures',
   'schema_migrations',
   'fuzz_changes',
   'fuzz_bookkeeping_columns',

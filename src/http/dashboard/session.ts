@@ -26,7 +26,7 @@ import type { BaseDeps } from '../../interfaces.ts';
 import { ROLES, type Role } from '../../services/tokens.ts';
 import { internalAuthHeaders } from '../auth.ts';
 import { proxyTrust } from '../proxyTrust.ts';
-import { FailureLimiter } from '../rateLimit.ts';
+import { SharedFailureLimiter } from '../rateLimit.ts';
 import { findUnsafeText } from '../validate.ts';
 import { databaseSessionStore, type SessionStore } from './sessionStore.ts';
 
@@ -54,9 +54,10 @@ export interface PostedForm {
 /** The sign-in rate limit's answer: allowed, or refused for `retryAfterS` seconds. */
 export interface LoginGate {
   /** Seconds to wait before another attempt from this client (and this token), 0 = go ahead. */
-  retryAfterS(c: Context, tokenKey: string | null): number;
-  failed(c: Context, tokenKey: string | null): void;
-  succeeded(c: Context, tokenKey: string | null): void;
+  retryAfterS(c: Context, tokenKey: string | null): Promise<number>;
+  /** Count a failed sign-in (on every replica: the counts are in PostgreSQL). */
+  failed(c: Context, tokenKey: string | null): Promise<void>;
+  succeeded(c: Context, tokenKey: string | null): Promise<void>;
 }
 
 /** The dashboard's sign-in state and form guard (one per mounted dashboard). */
@@ -131,8 +132,19 @@ export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionSto
     databaseSessionStore(deps.db, { idleMs: deps.config.ui.sessionIdleMs, maxMs: deps.config.ui.sessionMaxMs });
   const trust = proxyTrust(deps.config);
   const limits = deps.config.ui.login;
-  const perIp = new FailureLimiter({ max: limits.maxFailuresPerIp, windowMs: limits.windowMs });
-  const perToken = new FailureLimiter({ max: limits.maxFailuresPerUser, windowMs: limits.windowMs });
+  const warn = (message: string) => deps.logger.warn(message);
+  const perIp = new SharedFailureLimiter(
+    deps.db,
+    'ui_ip',
+    { max: limits.maxFailuresPerIp, windowMs: limits.windowMs },
+    warn,
+  );
+  const perToken = new SharedFailureLimiter(
+    deps.db,
+    'ui_token',
+    { max: limits.maxFailuresPerUser, windowMs: limits.windowMs },
+    warn,
+  );
 
   const apiFor =
     (token: string | { name: string; role: Role }, c: Context): Api =>
@@ -247,19 +259,20 @@ export function createSession(deps: BaseDeps, app: Hono<any>, store?: SessionSto
   }
 
   const login: LoginGate = {
-    retryAfterS(c, tokenKey) {
+    // Read from the shared counts before each attempt: another replica's failures count here at once.
+    async retryAfterS(c, tokenKey) {
       const ms = Math.max(
-        perIp.retryAfterMs(trust.clientAddress(c)),
-        tokenKey === null ? 0 : perToken.retryAfterMs(tokenKey),
+        await perIp.check(trust.clientAddress(c)),
+        tokenKey === null ? 0 : await perToken.check(tokenKey),
       );
       return Math.ceil(ms / 1000);
     },
-    failed(c, tokenKey) {
-      perIp.fail(trust.clientAddress(c));
-      if (tokenKey !== null) perToken.fail(tokenKey);
+    async failed(c, tokenKey) {
+      await perIp.fail(trust.clientAddress(c));
+      if (tokenKey !== null) await perToken.fail(tokenKey);
     },
-    succeeded(_c, tokenKey) {
-      if (tokenKey !== null) perToken.reset(tokenKey);
+    async succeeded(_c, tokenKey) {
+      if (tokenKey !== null) await perToken.reset(tokenKey);
     },
   };
 

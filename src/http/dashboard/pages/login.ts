@@ -55,7 +55,7 @@ function tooMany(c: Context, seconds: number) {
 async function signIn(c: Context, s: Session) {
   if (isCrossOrigin(c)) return c.text('cross-site request refused', 403);
   // The client's address first, before the body is read.
-  const before = s.login.retryAfterS(c, null);
+  const before = await s.login.retryAfterS(c, null);
   if (before > 0) return tooMany(c, before);
   let body: Record<string, unknown>;
   try {
@@ -66,18 +66,18 @@ async function signIn(c: Context, s: Session) {
   const token = typeof body.token === 'string' ? body.token.trim() : '';
   // Per token: its display prefix (what `token list` shows) names the account being tried.
   const key = TOKEN_PATTERN.test(token) ? token.slice(0, 12) : null;
-  const wait = s.login.retryAfterS(c, key);
+  const wait = await s.login.retryAfterS(c, key);
   if (wait > 0) return tooMany(c, wait);
   if (key === null) {
-    s.login.failed(c, null);
+    await s.login.failed(c, null);
     return retry(c, 'that is not an SPM token (spm_…)');
   }
   const me = await s.apiWithToken(token, c)('GET', '/whoami');
   if (me.status !== 200) {
-    s.login.failed(c, key);
+    await s.login.failed(c, key);
     return retry(c, 'unknown, revoked or expired token');
   }
-  s.login.succeeded(c, key);
+  await s.login.succeeded(c, key);
   if (!(await s.signIn(c, token))) return retry(c, 'unknown, revoked or expired token');
   return c.redirect('/ui', 303);
 }
