@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { createApp } from '../src/http/app.ts';
 import { queueRoutes } from '../src/http/routes/queue.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
+import { withTestSystemLock } from '../src/persistence/sql/lanes.ts';
 import { insertToken, revokeToken } from '../src/persistence/sql/tokens.ts';
 import { generateToken, type Role } from '../src/services/tokens.ts';
 import {
@@ -56,7 +57,7 @@ beforeAll(async () => {
     Array.from({ length: 12 }, (_, i) => `USN-${7000 + i}-1`),
   );
   await seedErrata(t.db, ['RHSA-2026:0001'], 'rhel');
-  await seedErrata(t.db, ['USN-7030-1', 'FAKE-7031-SLOW']);
+  await seedErrata(t.db, ['USN-7030-1', 'FAKE-7031-SLOW', 'USN-7032-1', 'FAKE-7033-SLOW', 'USN-7034-1']);
 });
 afterAll(async () => {
   await sys.stop();
@@ -423,5 +424,42 @@ describe('rolling a test system back', () => {
       body: { reason: 'second thoughts' },
     });
     expect(ok.status, JSON.stringify(await ok.clone().json())).toBe(200);
+  }, 90_000);
+  it('the check and the rollback are one step: a test started on the system while the rollback waits for its lock wins, and the rollback is refused', async () => {
+    const a = await toPending('USN-7032-1');
+    const testA = await t.db.oneFirst(
+      sql.type(z.object({ id: z.number() }))`SELECT id FROM patch_tests WHERE queue_id = ${a}`,
+    );
+    const b = await queue('FAKE-7033-SLOW');
+    // A lane holds the system's lock while it starts b there: the rollback waits for it, then sees b.
+    const pending = await withTestSystemLock(t.db, 'test-ubuntu-01', async () => {
+      let settled = false;
+      const p = Promise.resolve(
+        call('POST', `/tests/${testA}/rollback`, { role: 'operator', body: { reason: 'second thoughts' } }),
+      );
+      void p.then(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(settled, 'the rollback waits for the lock').toBe(false);
+      await sys.host.send(
+        b,
+        { type: 'START_TEST', by: 'scheduler', testSystem: { id: 1, name: 'test-ubuntu-01' } },
+        { actor: 'scheduler' },
+      );
+      return { p }; // not awaited here: the rollback needs the lock this holds
+    });
+    const rollback = await pending.p;
+    expect(rollback.status).toBe(409);
+    expect((await json(rollback)).error).toMatchObject({ code: 'test_system_busy', details: { held_by: b } });
+    expect(await statusOfEntry(t.db, a)).toBe('pending_approval');
+    // An operator's start of another test there is refused the same way.
+    const c = await queue('USN-7034-1');
+    const refused = await call('POST', '/tests/start', {
+      role: 'operator',
+      body: { queue_id: c, test_system: { id: 1, name: 'test-ubuntu-01' } },
+    });
+    expect(refused.status).toBe(409);
+    expect((await json(refused)).error).toMatchObject({ code: 'test_system_busy', details: { held_by: b } });
+    expect(await statusOfEntry(t.db, c)).toBe('queued');
+    await waitForStatus(t.db, b, (s) => s === 'pending_approval', 60_000);
   }, 90_000);
 });

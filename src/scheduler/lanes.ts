@@ -19,7 +19,14 @@ import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ActorHost } from '../machines/host.ts';
 import type { Db } from '../persistence/db.ts';
-import { findLaneOccupant, getLaneEntry, isOccupyingTestSystem, nextQueuedForLane } from '../persistence/sql/lanes.ts';
+import {
+  findLaneOccupant,
+  getLaneEntry,
+  isOccupyingTestSystem,
+  nextQueuedForLane,
+  otherOccupants,
+  withTestSystemLock,
+} from '../persistence/sql/lanes.ts';
 import type { SaltClient } from '../services/salt/client.ts';
 import { loadTestSystems } from '../services/settings.ts';
 import { AbortableLoop } from './loop.ts';
@@ -180,11 +187,21 @@ export class TestLanes extends AbortableLoop {
       if (row.status !== 'queued' && row.system !== state.system) return;
       if (row.status === 'queued') {
         try {
-          await this.o.actors.send(
-            id,
-            { type: 'START_TEST', by: 'scheduler', testSystem: { id: state.systemId, name: state.system } },
-            { actor: 'scheduler' },
-          );
+          // Under the system's lock: an operator's rollback or start there cannot slip in between.
+          const holder = await withTestSystemLock(this.o.db, state.system, async () => {
+            const other = (await otherOccupants(this.o.db, state.system, id))[0];
+            if (other !== undefined) return other;
+            await this.o.actors.send(
+              id,
+              { type: 'START_TEST', by: 'scheduler', testSystem: { id: state.systemId, name: state.system } },
+              { actor: 'scheduler' },
+            );
+            return null;
+          });
+          if (holder !== null) {
+            this.o.logger.info({ id, lane: state.system, holder }, 'test lane: the system is held by another entry');
+            return;
+          }
         } catch (raw) {
           this.o.logger.info(
             { id, lane: state.system, err: coerceError(raw).message },

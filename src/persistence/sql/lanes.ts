@@ -31,6 +31,37 @@ export function findLaneOccupant(db: Db, systemName: string) {
 }
 
 /**
+ * Every entry occupying a test system but `except`: who else holds it now.
+ * @example await otherOccupants(db, 'test-ubuntu-1', 12) // [7]
+ */
+export function otherOccupants(db: Db, systemName: string, except: number) {
+  return db.anyFirst(sql.type(idRow)`
+    SELECT id FROM patch_test_queue
+    WHERE ${OCCUPYING} AND snapshot->'context'->'testSystem'->>'name' = ${systemName} AND id <> ${except}
+    ORDER BY id`);
+}
+
+/**
+ * Run `fn` under the test system's lock (a PostgreSQL advisory lock: one holder on all replicas,
+ * released when `fn` ends). Whoever starts a test on a system and whoever rolls one back there
+ * checks that nobody else holds it and sends the event under this lock, so a check and the
+ * transition it allows cannot interleave with another's.
+ * @example await withTestSystemLock(db, 'test-ubuntu-1', async () => { … check, then send … });
+ */
+export function withTestSystemLock<T>(db: Db, systemName: string, fn: () => Promise<T>): Promise<T> {
+  const key = sql.fragment`hashtextextended(${`spm-orchestrator test system ${systemName}`}, 0)`;
+  // A session lock on a connection of its own (not a transaction: `fn` writes through the pool).
+  return db.connect(async (conn) => {
+    await conn.query(sql.unsafe`SELECT pg_advisory_lock(${key})`);
+    try {
+      return await fn();
+    } finally {
+      await conn.query(sql.unsafe`SELECT pg_advisory_unlock(${key})`);
+    }
+  });
+}
+
+/**
  * The queued entry a free lane of this OS takes next: highest success score, then priority (an
  * operator's override first), then the oldest; entries other lanes hold are skipped.
  * @example await nextQueuedForLane(db, 'ubuntu', [7, 9]) // 12 | null

@@ -5,7 +5,7 @@
 import { AppError } from '../../errors.ts';
 import type { ActorHost, EventMeta } from '../../machines/host.ts';
 import type { Db } from '../../persistence/db.ts';
-import { findLaneOccupant } from '../../persistence/sql/lanes.ts';
+import { otherOccupants, withTestSystemLock } from '../../persistence/sql/lanes.ts';
 import { getQueueItem, nextQueued } from '../../persistence/sql/queue.ts';
 
 /** What starting a test needs. */
@@ -24,8 +24,18 @@ export interface StartTestRequest {
   test_system?: { id: number | null; name: string } | undefined;
 }
 
+/** 409 `test_system_busy`: another entry's test (or its rollback) holds the system now. */
+const busy = (system: string, holder: number) =>
+  new AppError(
+    409,
+    'test_system_busy',
+    `test system ${system} is held by entry ${holder} now (its test runs there): try again once that test ended`,
+    { test_system: system, held_by: holder },
+  );
+
 /**
- * Send START_TEST to the entry and answer with its test id.
+ * Send START_TEST to the entry and answer with its test id; on a named test system only when no
+ * other entry holds it (409 `test_system_busy`).
  * @example
  * const res = await startTest(deps, { target_os: 'rhel' }, meta);
  * // { queue_id: 9, test_id: 4, status: 'testing', … }
@@ -41,7 +51,16 @@ export async function startTest(deps: StartTestDeps, req: StartTestRequest, m: E
     by: m.actor,
     ...(req.test_system ? { testSystem: req.test_system } : {}),
   };
-  const res = await deps.actors.send(id, event, m);
+  const system = req.test_system?.name;
+  // On a named system: checked and sent under its lock, as the lanes and a rollback do.
+  const res =
+    system === undefined
+      ? await deps.actors.send(id, event, m)
+      : await withTestSystemLock(deps.db, system, async () => {
+          const holder = (await otherOccupants(deps.db, system, id))[0];
+          if (holder !== undefined) throw busy(system, holder);
+          return deps.actors.send(id, event, m);
+        });
   const entry = await getQueueItem(deps.db, id);
   return { queue_id: id, test_id: entry?.test_id ?? null, ...res };
 }
@@ -61,16 +80,12 @@ export async function rollBackTestSystem(
 ) {
   const cur = await deps.actors.contextOf(queueId);
   const system = cur?.context.testSystem?.name ?? null;
-  if (system !== null) {
-    const holder = await findLaneOccupant(deps.db, system);
-    if (holder !== null && holder !== queueId) {
-      throw new AppError(
-        409,
-        'test_system_busy',
-        `test system ${system} is held by entry ${holder} now (its test runs there): roll back once that test ended`,
-        { test_system: system, held_by: holder },
-      );
-    }
-  }
-  return deps.actors.send(queueId, { type: 'ROLLBACK_TEST', by: m.actor, reason }, m);
+  const send = () => deps.actors.send(queueId, { type: 'ROLLBACK_TEST', by: m.actor, reason }, m);
+  if (system === null) return send();
+  // Checked and sent under the system's lock: a lane cannot start a test there in between.
+  return withTestSystemLock(deps.db, system, async () => {
+    const holder = (await otherOccupants(deps.db, system, queueId))[0];
+    if (holder !== undefined) throw busy(system, holder);
+    return send();
+  });
 }
