@@ -8,8 +8,10 @@
  *
  * A lane pauses, says why (GET /api/v1/lanes, the dashboard, a notification) and leaves its next
  * entry queued when its system cannot take a test — not known to UYUNI (the sync has not recorded
- * it, or the name is wrong), not scraped by Prometheus, not answering Salt's `test.ping`: a lane's
- * problem is not the patch's fault (issue 11). It resumes by itself when the system is fine again.
+ * it, or the name is wrong), not answering Salt's `test.ping`: a lane's problem is not the patch's
+ * fault (issue 11). It resumes by itself when the system is fine again. (A system Prometheus does
+ * not scrape is not checked here: its test waits at the baseline, which has no data, as a
+ * transient failure.)
  *
  * With several replicas each lane runs on one of them at a time (`lead('lane:<system>')`), so two
  * replicas never start two tests on one test system.

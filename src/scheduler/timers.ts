@@ -4,11 +4,19 @@
  * sleeps until the next deadline or the poll interval, whichever is sooner; the host nudges it when
  * a write arms an earlier timer. Nothing waits on an in-memory timer across a restart: a restart
  * simply finds the rows and fires them at their original deadline.
+ *
+ * A database outage does not count against a step: while the database is unreachable nothing a
+ * step does can be recorded (its effect waits), so a step timeout or a reboot timeout that came due
+ * meanwhile would fail a test over a database blip. When the loop reaches the database again after
+ * failing to, it first moves those timers of its entries later by the time since its last good
+ * round (`postponeTimers`), then fires what is due.
  */
+import { performance } from 'node:perf_hooks';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../persistence/db.ts';
-import { claimDueTimers, deleteStaleTimer, msUntilNextTimer } from '../persistence/sql/timers.ts';
+import { claimDueTimers, deleteStaleTimer, msUntilNextTimer, postponeTimers } from '../persistence/sql/timers.ts';
+import { isTransient } from '../transient.ts';
 import type { Clock } from '../persistence/clock.ts';
 import type { ActorHost } from '../machines/host.ts';
 import { NotAcceptedError } from '../machines/host.ts';
@@ -16,8 +24,17 @@ import type { TimerName } from '../machines/patch.machine.ts';
 import { AppError } from '../errors.ts';
 import { AbortableLoop } from './loop.ts';
 
+/** The timers that fail a step when they fire: a database outage is not held against them. */
+const FAILURE_TIMERS: readonly TimerName[] = ['step_timeout', 'reboot_timeout'];
+/** At most this much is given back for one outage. */
+const MAX_POSTPONE_MS = 24 * 3_600_000;
+
 export class TimerScheduler extends AbortableLoop {
   fired = 0;
+  /** Monotonic time of the last round that reached the database. */
+  private lastGoodAt = performance.now();
+  /** Since when (monotonic) the database could not be reached, or null. */
+  private downSince: number | null = null;
 
   private readonly o: { db: Db; logger: Logger; clock: Clock; ownerId: string; pollMs: number; host: ActorHost };
   constructor(opts: { db: Db; logger: Logger; clock: Clock; ownerId: string; pollMs: number; host: ActorHost }) {
@@ -40,6 +57,7 @@ export class TimerScheduler extends AbortableLoop {
       try {
         fired = await this.tick();
       } catch (raw) {
+        if (isTransient(raw) && this.downSince === null) this.downSince = this.lastGoodAt;
         this.o.logger.warn({ err: coerceError(raw).message }, 'timer tick failed');
       }
       if (!this.active) break;
@@ -57,7 +75,19 @@ export class TimerScheduler extends AbortableLoop {
 
   /** Claim and deliver due timers; returns how many were delivered. */
   async tick(): Promise<number> {
+    if (this.downSince !== null) {
+      const ms = Math.min(MAX_POSTPONE_MS, Math.round(performance.now() - this.downSince));
+      const moved = await postponeTimers(this.o.db, this.o.ownerId, FAILURE_TIMERS, ms);
+      this.downSince = null;
+      if (moved > 0) {
+        this.o.logger.info(
+          { moved, postponed_s: Math.round(ms / 1000) },
+          'the database was unreachable: step and reboot timeouts moved later by the outage',
+        );
+      }
+    }
     const due = await claimDueTimers(this.o.db, this.o.ownerId, 200);
+    this.lastGoodAt = performance.now();
     await Promise.all(
       due.map(async (t) => {
         try {

@@ -42,3 +42,20 @@ export function deleteStaleTimer(db: Db, queueId: number, name: string, armedRev
     sql.unsafe`DELETE FROM timers WHERE queue_id = ${queueId} AND name = ${name} AND armed_revision = ${armedRevision}`,
   );
 }
+
+/**
+ * Move this replica's failure timers later by `ms` (and release its failed claims of them): the
+ * database was unreachable that long, and nothing a step does can be recorded meanwhile, so the
+ * outage does not count against the step. Returns how many moved.
+ * @example await postponeTimers(db, 'replica-a', ['step_timeout', 'reboot_timeout'], 42_000) // 3
+ */
+export function postponeTimers(db: Db, ownerId: string, names: readonly string[], ms: number) {
+  return db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    WITH moved AS (
+      UPDATE timers t SET fire_at = t.fire_at + make_interval(secs => ${ms / 1000}), claimed_by = NULL, claimed_at = NULL
+      FROM patch_test_queue q
+      WHERE q.id = t.queue_id AND q.owner_id = ${ownerId} AND t.name = ANY(${sql.array([...names], 'text')})
+        AND (t.claimed_at IS NULL OR t.claimed_by = ${ownerId})
+      RETURNING 1)
+    SELECT count(*)::int AS n FROM moved`);
+}
