@@ -41,24 +41,42 @@ export function otherOccupants(db: Db, systemName: string, except: number) {
     ORDER BY id`);
 }
 
+/** This process's holders of a test-system lock, one at a time (see `withTestSystemLock`). */
+let lockChain: Promise<unknown> = Promise.resolve();
+
 /**
- * Run `fn` under the test system's lock (a PostgreSQL advisory lock: one holder on all replicas,
- * released when `fn` ends). Whoever starts a test on a system and whoever rolls one back there
- * checks that nobody else holds it and sends the event under this lock, so a check and the
- * transition it allows cannot interleave with another's.
+ * Run `fn` under the test system's lock (a PostgreSQL advisory lock: one holder on all replicas).
+ * Whoever starts a test on a system and whoever rolls one back there checks that nobody else holds
+ * it and sends the event under this lock, so a check and the transition it allows cannot
+ * interleave with another's.
+ *
+ * The lock is transaction-scoped on a connection of its own, begun by hand so that `fn` may use the
+ * pool (the event's write): it ends with the transaction, and if this process stops talking to the
+ * server while holding it, `idle_in_transaction_session_timeout` ends it there. A process holds at
+ * most one such lock at a time (the others queue here), so a holder always finds a pool
+ * connection for `fn`: no pool exhaustion however many requests wait.
  * @example await withTestSystemLock(db, 'test-ubuntu-1', async () => { … check, then send … });
  */
 export function withTestSystemLock<T>(db: Db, systemName: string, fn: () => Promise<T>): Promise<T> {
-  const key = sql.fragment`hashtextextended(${`spm-orchestrator test system ${systemName}`}, 0)`;
-  // A session lock on a connection of its own (not a transaction: `fn` writes through the pool).
-  return db.connect(async (conn) => {
-    await conn.query(sql.unsafe`SELECT pg_advisory_lock(${key})`);
-    try {
-      return await fn();
-    } finally {
-      await conn.query(sql.unsafe`SELECT pg_advisory_unlock(${key})`);
-    }
-  });
+  const run = lockChain.then(() =>
+    db.connect(async (conn) => {
+      await conn.query(sql.unsafe`BEGIN`);
+      try {
+        await conn.query(sql.unsafe`SET LOCAL idle_in_transaction_session_timeout = '300s'`);
+        await conn.query(
+          sql.unsafe`SELECT pg_advisory_xact_lock(hashtextextended(${`spm-orchestrator test system ${systemName}`}, 0))`,
+        );
+        const out = await fn();
+        await conn.query(sql.unsafe`COMMIT`);
+        return out;
+      } catch (raw) {
+        await conn.query(sql.unsafe`ROLLBACK`).catch(() => undefined);
+        throw raw;
+      }
+    }),
+  );
+  lockChain = run.catch(() => undefined);
+  return run;
 }
 
 /**
