@@ -12,13 +12,12 @@ import { queueRoutes } from '../src/http/routes/queue.ts';
 import { engineFleet } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
 import { loadApprovalPolicy, loadThresholds, settingsFrom } from '../src/services/settings.ts';
-import { generateToken } from '../src/services/tokens.ts';
 import { waitForStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
 import { LAB_ENGINE_THRESHOLDS, startLabEngine, type LabEngine } from './helpers/labEngine.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 const TEST_SYSTEM = { id: 1_000_020_001, name: 'ubuntu-2404-test-01.lab' };
 
@@ -46,8 +45,7 @@ beforeAll(async () => {
     ['alice', 'approver'],
     ['bob', 'approver'],
   ] as const) {
-    const g = generateToken();
-    await insertToken(t.db, { name, prefix: g.prefix, hash: g.hash, role, createdBy: 'test', expiresInDays: null });
+    const g = await issueToken(t.db, name, role);
     tokens[name] = g.token;
   }
 }, 60_000);

@@ -7,25 +7,16 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp } from '../src/http/app.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken } from '../src/services/tokens.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let token: string;
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  const g = generateToken();
-  await insertToken(t.db, {
-    name: 'vera',
-    prefix: g.prefix,
-    hash: g.hash,
-    role: 'viewer',
-    createdBy: 'test',
-    expiresInDays: null,
-  });
+  const g = await issueToken(t.db, 'vera', 'viewer');
   token = g.token;
 });
 afterAll(async () => {

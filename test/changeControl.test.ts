@@ -13,11 +13,11 @@ import { internalAuthHeaders } from '../src/http/auth.ts';
 import { deploymentRoutes } from '../src/http/routes/deployments.ts';
 import { queueRoutes } from '../src/http/routes/queue.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken, type Role } from '../src/services/tokens.ts';
+import { type Role } from '../src/services/tokens.ts';
 import { FAST_SETTINGS, seedErrata, startTestSystem, statusOfEntry, waitForStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let sys: ActorSystem;
@@ -27,16 +27,7 @@ const tok: Record<string, string> = {};
 const n = z.object({ n: z.number() });
 
 async function token(name: string, role: Role, person?: string) {
-  const g = generateToken();
-  await insertToken(t.db, {
-    name,
-    ...(person ? { person } : {}),
-    prefix: g.prefix,
-    hash: g.hash,
-    role,
-    createdBy: 'test',
-    expiresInDays: null,
-  });
+  const g = await issueToken(t.db, name, role, person ? { person } : {});
   tok[name] = g.token;
 }
 

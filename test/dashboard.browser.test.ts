@@ -13,11 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINE_LAB_CONFIG, engineFleet } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken } from '../src/services/tokens.ts';
 import { adminToken, api, labEngineEnv } from './helpers/daemon.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { freePort, startChild, waitForHttp, waitUntil, type Child } from './helpers/proc.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const SHOTS = 'test-results/dashboard';
@@ -88,15 +87,7 @@ beforeAll(async () => {
   );
   await waitForHttp(`${base}/api/v1/health`, 30_000, child);
   adminTok = await adminToken(t.db);
-  const g = generateToken();
-  await insertToken(t.db, {
-    name: 'vera-viewer',
-    prefix: g.prefix,
-    hash: g.hash,
-    role: 'viewer',
-    createdBy: 'test',
-    expiresInDays: null,
-  });
+  const g = await issueToken(t.db, 'vera-viewer', 'viewer');
   viewerTok = g.token;
   call = api(`${base}/api/v1`, adminTok);
   await until(async () => (await call('GET', '/sync/status')).body?.last_run?.status === 'completed', 30_000);

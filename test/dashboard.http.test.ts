@@ -13,12 +13,12 @@ import { createApp } from '../src/http/app.ts';
 import { dashboardRoutes } from '../src/http/dashboard/index.ts';
 import { queueRoutes } from '../src/http/routes/queue.ts';
 import { startHttpServer } from '../src/http/server.ts';
-import { insertToken, revokeToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken } from '../src/services/tokens.ts';
+import { revokeToken } from '../src/persistence/sql/tokens.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
 import { FAST_SETTINGS, seedErrata, startTestSystem } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let sys: ActorSystem;
@@ -53,15 +53,7 @@ beforeAll(async () => {
   t = await createTestDatabase();
   ({ sys } = await startTestSystem(t.db));
   app = dashboardApp(PROXY_ENV);
-  const g = generateToken();
-  await insertToken(t.db, {
-    name: 'dash-approver',
-    prefix: g.prefix,
-    hash: g.hash,
-    role: 'approver',
-    createdBy: 'test',
-    expiresInDays: null,
-  });
+  const g = await issueToken(t.db, 'dash-approver', 'approver');
   approverToken = g.token;
   await seedErrata(t.db, ['USN-9000-1']);
   await t.db.query(
@@ -306,15 +298,8 @@ describe('server-side sessions', () => {
   it('sessions are rows every replica shares, holding neither the id nor the token; revoking the token ends them', async () => {
     const replicaA = dashboardApp({});
     const replicaB = dashboardApp({});
-    const g = generateToken();
-    const row = await insertToken(t.db, {
-      name: 'two-replicas',
-      prefix: g.prefix,
-      hash: g.hash,
-      role: 'approver',
-      createdBy: 'test',
-      expiresInDays: null,
-    });
+    const g = await issueToken(t.db, 'two-replicas', 'approver');
+    const row = g.row;
     const cookie = await signIn(replicaA, g.token);
     const id = cookie.replace('spm_session=', '');
     // Signed in on A, a page and a form on B: the session and its CSRF token are not per process.
@@ -367,15 +352,7 @@ describe('server-side sessions', () => {
 describe('sign-in rate limit', () => {
   it('after 5 failures for one token prefix: 429 with Retry-After, even with the right token', async () => {
     const a = dashboardApp({});
-    const g = generateToken();
-    await insertToken(t.db, {
-      name: 'target',
-      prefix: g.prefix,
-      hash: g.hash,
-      role: 'viewer',
-      createdBy: 'test',
-      expiresInDays: null,
-    });
+    const g = await issueToken(t.db, 'target', 'viewer');
     const guess = (n: number) => `${g.token.slice(0, 12)}${String(n).padStart(43 - 8, 'x')}`;
     for (let i = 0; i < 5; i++) {
       const r = await a.request('/ui/login', { method: 'POST', headers: form, body: `token=${guess(i)}` });
@@ -390,15 +367,7 @@ describe('sign-in rate limit', () => {
 
   it('the counts are shared by the replicas: failures spread over two of them lock the token on both', async () => {
     const [a, b] = [dashboardApp({}), dashboardApp({})];
-    const g = generateToken();
-    await insertToken(t.db, {
-      name: 'spread',
-      prefix: g.prefix,
-      hash: g.hash,
-      role: 'viewer',
-      createdBy: 'test',
-      expiresInDays: null,
-    });
+    const g = await issueToken(t.db, 'spread', 'viewer');
     const guess = (n: number) => `${g.token.slice(0, 12)}${String(n).padStart(43 - 8, 'y')}`;
     for (let i = 0; i < 5; i++) {
       const r = await (i < 3 ? a : b).request('/ui/login', {

@@ -5,8 +5,7 @@ import { AppError } from '../src/errors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
 import { loadMigrations } from '../src/persistence/migrate.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken } from '../src/services/tokens.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let closedPort: number;
@@ -14,15 +13,7 @@ let closedPort: number;
 let viewer: Record<string, string>;
 beforeAll(async () => {
   t = await createTestDatabase();
-  const g = generateToken();
-  await insertToken(t.db, {
-    name: 'health-viewer',
-    prefix: g.prefix,
-    hash: g.hash,
-    role: 'viewer',
-    createdBy: 'test',
-    expiresInDays: null,
-  });
+  const g = await issueToken(t.db, 'health-viewer', 'viewer');
   viewer = { authorization: `Bearer ${g.token}` };
   // A port that nothing listens on: bind, read the number, close.
   closedPort = await new Promise<number>((resolve) => {

@@ -20,11 +20,11 @@ import { riskProfileRoutes } from '../src/http/routes/riskProfile.ts';
 import { startHttpServer, type HttpServer } from '../src/http/server.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
 import { flushTokenUse } from '../src/persistence/sql/tokenUse.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken, type Role } from '../src/services/tokens.ts';
+import { type Role } from '../src/services/tokens.ts';
 import { FAST_SETTINGS, seedErrata, startTestSystem } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let sys: ActorSystem;
@@ -55,15 +55,8 @@ beforeAll(async () => {
   );
   server = await startHttpServer(app, { host: '127.0.0.1', port: 0 });
   for (const role of ['viewer', 'operator', 'approver', 'admin'] as Role[]) {
-    const g = generateToken();
-    const row = await insertToken(t.db, {
-      name: `${role}-user`,
-      prefix: g.prefix,
-      hash: g.hash,
-      role,
-      createdBy: 'test',
-      expiresInDays: null,
-    });
+    const g = await issueToken(t.db, `${role}-user`, role);
+    const row = g.row;
     tokens[role] = g.token;
     tokenIds[role] = row.id;
   }

@@ -9,8 +9,8 @@ import { createApp } from '../src/http/app.ts';
 import { queueRoutes } from '../src/http/routes/queue.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
 import { withTestSystemLock } from '../src/persistence/sql/lanes.ts';
-import { insertToken, revokeToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken, type Role } from '../src/services/tokens.ts';
+import { revokeToken } from '../src/persistence/sql/tokens.ts';
+import { type Role } from '../src/services/tokens.ts';
 import {
   checkInvariants,
   FAST_SETTINGS,
@@ -21,6 +21,7 @@ import {
 } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let sys: ActorSystem;
@@ -41,15 +42,7 @@ beforeAll(async () => {
     }),
   ]);
   for (const role of ['viewer', 'operator', 'approver', 'admin'] as Role[]) {
-    const g = generateToken();
-    await insertToken(t.db, {
-      name: `${role}-user`,
-      prefix: g.prefix,
-      hash: g.hash,
-      role,
-      createdBy: 'test',
-      expiresInDays: null,
-    });
+    const g = await issueToken(t.db, `${role}-user`, role);
     tokens[role] = g.token;
   }
   await seedErrata(
@@ -108,15 +101,8 @@ describe('authentication and roles', () => {
     expect((await call('GET', '/queue', { headers: { authorization: `Bearer spm_${'A'.repeat(43)}` } })).status).toBe(
       401,
     );
-    const g = generateToken();
-    const row = await insertToken(t.db, {
-      name: 'temp',
-      prefix: g.prefix,
-      hash: g.hash,
-      role: 'admin',
-      createdBy: 'test',
-      expiresInDays: null,
-    });
+    const g = await issueToken(t.db, 'temp', 'admin');
+    const row = g.row;
     expect((await call('GET', '/queue', { headers: { authorization: `Bearer ${g.token}` } })).status).toBe(200);
     await revokeToken(t.db, String(row.id));
     const res = await call('GET', '/queue', { headers: { authorization: `Bearer ${g.token}` } });

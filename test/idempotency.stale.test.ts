@@ -6,25 +6,15 @@ import {
   STALE_IDEMPOTENCY_CLAIM_SECONDS,
   storeIdempotentResponse,
 } from '../src/persistence/sql/idempotency.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken } from '../src/services/tokens.ts';
 import { createTestDatabase } from './helpers/db.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 let t: Awaited<ReturnType<typeof createTestDatabase>>;
 let tokenId: number;
 beforeAll(async () => {
   t = await createTestDatabase();
-  const g = generateToken();
-  tokenId = (
-    await insertToken(t.db, {
-      name: 'x',
-      prefix: g.prefix,
-      hash: g.hash,
-      role: 'admin',
-      createdBy: 'test',
-      expiresInDays: null,
-    })
-  ).id;
+  const g = await issueToken(t.db, 'x', 'admin');
+  tokenId = g.row.id;
 });
 afterAll(async () => t.drop());
 

@@ -15,13 +15,12 @@ import { engineFleet } from '../src/lab/fleet.ts';
 import { LabWorld } from '../src/lab/world.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
 import { RollbackRunner } from '../src/scheduler/rollbacks.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
 import { loadThresholds, settingsFrom } from '../src/services/settings.ts';
-import { generateToken } from '../src/services/tokens.ts';
 import { waitForStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { LAB_ENGINE_THRESHOLDS, startLabEngine, type LabEngine } from './helpers/labEngine.ts';
 import { baseDeps, silentLogger } from './helpers/deps.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 const TEST_SYSTEM = { id: 1_000_020_001, name: 'ubuntu-2404-test-01.lab' };
 
@@ -52,8 +51,7 @@ beforeAll(async () => {
     ['oscar', 'operator'],
     ['alice', 'approver'],
   ] as const) {
-    const g = generateToken();
-    await insertToken(t.db, { name, prefix: g.prefix, hash: g.hash, role, createdBy: 'test', expiresInDays: null });
+    const g = await issueToken(t.db, name, role);
     tokens[name] = g.token;
   }
 }, 60_000);

@@ -24,12 +24,12 @@ import { WebhookSink } from '../src/lab/sinks.ts';
 import { LabUyuni } from '../src/lab/uyuni.ts';
 import { createDb, type Db } from '../src/persistence/db.ts';
 import { setConfigValue } from '../src/persistence/sql/config.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
 import { enqueueAlert } from '../src/services/alerts.ts';
-import { generateToken, ROLES, type Role } from '../src/services/tokens.ts';
+import { ROLES, type Role } from '../src/services/tokens.ts';
 import { spawnDaemon, type DaemonProc } from './helpers/daemon.ts';
 import { adminUrl, createTestDatabase } from './helpers/db.ts';
 import { waitUntil } from './helpers/proc.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 const canary = (what: string) => `CANARY${what}${randomBytes(16).toString('hex')}`;
 const C = {
@@ -182,15 +182,7 @@ beforeAll(async () => {
   await startDaemon();
   db = await createDb({ url: dbUrl, poolMax: 3 });
   for (const r of ROLES) {
-    const g = generateToken();
-    await insertToken(db, {
-      name: `canary-${r}`,
-      prefix: g.prefix,
-      hash: g.hash,
-      role: r,
-      createdBy: 'test',
-      expiresInDays: 30,
-    });
+    const g = await issueToken(db, `canary-${r}`, r, { expiresInDays: 30 });
     tokens[r] = g.token;
   }
   await setConfigValue(

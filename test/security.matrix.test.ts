@@ -14,11 +14,11 @@ import { riskProfileRoutes } from '../src/http/routes/riskProfile.ts';
 import { syncRoutes } from '../src/http/routes/sync.ts';
 import { API_ROUTES } from '../src/http/routes/table.ts';
 import type { ActorSystem } from '../src/machines/system.ts';
-import { insertToken } from '../src/persistence/sql/tokens.ts';
-import { generateToken, ROLES, roleAtLeast, type Role } from '../src/services/tokens.ts';
+import { ROLES, roleAtLeast, type Role } from '../src/services/tokens.ts';
 import { FAST_SETTINGS, startTestSystem } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
+import { issueToken } from './helpers/tokens.ts';
 
 type Column = 'anonymous' | Role;
 const COLUMNS: Column[] = ['anonymous', ...ROLES];
@@ -84,15 +84,7 @@ beforeAll(async () => {
     reportRoutes(deps),
   ]);
   for (const role of ROLES) {
-    const g = generateToken();
-    await insertToken(t.db, {
-      name: `matrix-${role}`,
-      prefix: g.prefix,
-      hash: g.hash,
-      role,
-      createdBy: 'test',
-      expiresInDays: null,
-    });
+    const g = await issueToken(t.db, `matrix-${role}`, role);
     tokens[role] = g.token;
   }
 });

@@ -3,7 +3,7 @@
  * `orchestrator_config.clm` names a project: promote once (a re-run finds PROD at TEST's version),
  * then wait until PROD is built.
  */
-import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
+import type { EffectOut, Effects } from '../machines/patch.machine.ts';
 import { loadClm, loadThresholds } from '../services/settings.ts';
 import { uyuniCall, type EngineDeps } from './deps.ts';
 import { sleep, timing } from './timing.ts';

@@ -5,7 +5,7 @@
  * rolled back are skipped, a snapshot already restored is not restored again, a reboot is not repeated.
  */
 import { TransientError } from '../machines/effects.ts';
-import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
+import type { EffectOut, Effects } from '../machines/patch.machine.ts';
 import {
   finishProductionRollback,
   insertProductionRollback,

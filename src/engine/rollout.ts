@@ -12,7 +12,7 @@
  */
 import { parseEffectKey, productionAttemptKey } from '../machines/effectKey.ts';
 import { TransientError } from '../machines/effects.ts';
-import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
+import type { EffectOut, Effects } from '../machines/patch.machine.ts';
 import {
   acquireGroupLocks,
   deferReboots,

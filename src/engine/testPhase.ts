@@ -17,7 +17,7 @@
  * versions are compared) and only acts for what has not happened yet.
  */
 import { TransientError } from '../machines/effects.ts';
-import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
+import type { EffectOut, Effects } from '../machines/patch.machine.ts';
 import { lastPhaseOfTest, lastRollbackOnSystem } from '../persistence/sql/phases.ts';
 import { setTestBaseline, setTestValidation } from '../persistence/sql/testResults.ts';
 import { judgeTest, machineVerdict } from '../services/judge/testJudge.ts';

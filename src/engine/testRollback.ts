@@ -7,7 +7,7 @@
  */
 import { effectKeyLikePattern } from '../machines/effectKey.ts';
 import { TransientError } from '../machines/effects.ts';
-import type { EffectName, EffectOut, Effects } from '../machines/patch.machine.ts';
+import type { EffectOut, Effects } from '../machines/patch.machine.ts';
 import { countEffectsMatching, listEffectActionIds } from '../persistence/sql/effects.ts';
 import { completeTestRollback, failTestRollback, insertTestRollback } from '../persistence/sql/rollbacks.ts';
 import { enqueueAlert } from '../services/alerts.ts';

@@ -29,13 +29,12 @@ import { createDb } from '../../src/persistence/db.ts';
 import { verifyChain } from '../../src/persistence/journal.ts';
 import { loadJournal } from '../../src/persistence/sql/entries.ts';
 import { setConfigValue } from '../../src/persistence/sql/config.ts';
-import { insertToken } from '../../src/persistence/sql/tokens.ts';
-import { generateToken } from '../../src/services/tokens.ts';
 import { seedErrata } from '../helpers/actors.ts';
 import { adminToken, spawnDaemon, type DaemonProc } from '../helpers/daemon.ts';
 import { freePort } from '../helpers/proc.ts';
 import { CUT_KINDS, DbProxy, type CutKind } from './dbProxy.ts';
 import { CHAOS_THRESHOLDS, errataFor } from './harness.ts';
+import { issueToken } from '../helpers/tokens.ts';
 
 export interface ChaosDbOptions {
   /** The database (direct URL); the daemon gets it through the proxy. */
@@ -133,15 +132,7 @@ export async function runChaosDb(o: ChaosDbOptions): Promise<ChaosDbReport> {
   await seedErrata(db, names);
   const token = await adminToken(db);
   // Separation of duties (issue 12): whoever queued and started an entry may not approve it.
-  const approver = generateToken();
-  await insertToken(db, {
-    name: 'chaos-approver',
-    prefix: approver.prefix,
-    hash: approver.hash,
-    role: 'approver',
-    createdBy: 'chaos-db',
-    expiresInDays: null,
-  });
+  const approver = await issueToken(db, 'chaos-approver', 'approver');
 
   const upstream = new URL(o.dbUrl);
   const proxy = await DbProxy.start({

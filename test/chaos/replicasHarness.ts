@@ -53,14 +53,13 @@ import {
 import { createDb } from '../../src/persistence/db.ts';
 import { verifyChain } from '../../src/persistence/journal.ts';
 import { setConfigValue } from '../../src/persistence/sql/config.ts';
-import { insertToken } from '../../src/persistence/sql/tokens.ts';
-import { generateToken } from '../../src/services/tokens.ts';
 import { loadJournal } from '../../src/persistence/sql/entries.ts';
 import { seedErrata } from '../helpers/actors.ts';
 import { adminToken } from '../helpers/daemon.ts';
 import { freePort, startChild, waitForHttp, type Child } from '../helpers/proc.ts';
 import { prng } from '../../src/random.ts';
 import { CHAOS_THRESHOLDS, errataFor } from './harness.ts';
+import { issueToken } from '../helpers/tokens.ts';
 
 export interface ReplicasOptions {
   dbUrl: string;
@@ -301,16 +300,7 @@ export async function runChaosReplicas(o: ReplicasOptions): Promise<ReplicasRepo
   await seedErrata(db, names);
   const token = await adminToken(db);
   // Approvals come from another person: the one who queued and tested may not approve (separation of duties).
-  const approver = generateToken();
-  await insertToken(db, {
-    name: 'chaos-approver',
-    person: 'chaos-approver',
-    prefix: approver.prefix,
-    hash: approver.hash,
-    role: 'approver',
-    createdBy: 'test',
-    expiresInDays: null,
-  });
+  const approver = await issueToken(db, 'chaos-approver', 'approver', { person: 'chaos-approver' });
   const approverToken = approver.token;
   const runTag = `rep${Date.now().toString(36)}`;
 

@@ -27,11 +27,11 @@ import { generateFleet, type FleetSpec } from '../../src/lab/fleet.ts';
 import { LabUyuni } from '../../src/lab/uyuni.ts';
 import { createDb, type Db } from '../../src/persistence/db.ts';
 import { setConfigValue } from '../../src/persistence/sql/config.ts';
-import { insertToken } from '../../src/persistence/sql/tokens.ts';
-import { generateToken, ROLES, type Role } from '../../src/services/tokens.ts';
+import { ROLES, type Role } from '../../src/services/tokens.ts';
 import { seedErrata } from '../helpers/actors.ts';
 import { spawnDaemon, type DaemonProc } from '../helpers/daemon.ts';
 import { daemonModulesDrift, enumerateRoutes, type Route } from './routes.ts';
+import { issueToken } from '../helpers/tokens.ts';
 
 export interface FuzzOptions {
   dbUrl: string;
@@ -796,15 +796,7 @@ async function sessionsAlive(root: string, ctx: Ctx): Promise<boolean> {
 async function seed(db: Db, base: string): Promise<Ctx> {
   const tokens = {} as Record<Role, string>;
   for (const role of ROLES) {
-    const g = generateToken();
-    await insertToken(db, {
-      name: `fuzz-${role}`,
-      prefix: g.prefix,
-      hash: g.hash,
-      role,
-      createdBy: 'fuzz',
-      expiresInDays: null,
-    });
+    const g = await issueToken(db, `fuzz-${role}`, role);
     tokens[role] = g.token;
   }
   await setConfigValue(

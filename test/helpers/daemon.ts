@@ -1,8 +1,7 @@
 /** Run the real daemon as a child process against a test database and a fake world (test/helpers/fakeWorldServe.ts). */
-import { generateToken } from '../../src/services/tokens.ts';
-import { insertToken } from '../../src/persistence/sql/tokens.ts';
 import type { Db } from '../../src/persistence/db.ts';
 import { freePort, startChild, waitForHttp, type Child } from './proc.ts';
+import { issueToken } from './tokens.ts';
 
 export interface DaemonProc {
   child: Child;
@@ -43,24 +42,8 @@ const operatorOf = new Map<string, string>();
  * tested or retried the entry, so `api` sends those requests as the second person.
  */
 export async function adminToken(db: Db): Promise<string> {
-  const g = generateToken();
-  await insertToken(db, {
-    name: 'harness',
-    prefix: g.prefix,
-    hash: g.hash,
-    role: 'admin',
-    createdBy: 'test',
-    expiresInDays: null,
-  });
-  const o = generateToken();
-  await insertToken(db, {
-    name: 'harness-operator',
-    prefix: o.prefix,
-    hash: o.hash,
-    role: 'admin',
-    createdBy: 'test',
-    expiresInDays: null,
-  });
+  const g = await issueToken(db, 'harness', 'admin');
+  const o = await issueToken(db, 'harness-operator', 'admin');
   operatorOf.set(g.token, o.token);
   return g.token;
 }
