@@ -7,6 +7,7 @@
 import type { Db } from '../persistence/db.ts';
 import { failPhase, finishPhase, insertWaitPhase, startPhase } from '../persistence/sql/phases.ts';
 import { getTestId, insertTestRow } from '../persistence/sql/testResults.ts';
+import { isTransient } from '../transient.ts';
 
 export type PhaseName =
   | 'snapshot'
@@ -72,8 +73,8 @@ export async function inPhase<T>(
     await finishPhase(db, t.key, phase, r.outcome ?? 'ok', r.evidence ?? r.out ?? null);
     return r.out;
   } catch (raw) {
-    const err = raw as { message?: string; transient?: boolean };
-    await failPhase(db, t.key, phase, err.transient === true ? 'retry' : 'failed', String(err.message ?? raw)).catch(
+    const message = (raw as { message?: string }).message;
+    await failPhase(db, t.key, phase, isTransient(raw) ? 'retry' : 'failed', String(message ?? raw)).catch(
       () => undefined,
     );
     throw raw;

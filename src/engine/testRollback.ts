@@ -18,6 +18,7 @@ import { inPhase, testIdOf } from './phases.ts';
 import { storedBaseline, testSystemOf, waitForHost } from './testSystem.ts';
 import { timing } from './timing.ts';
 import { findUnclaimedAction, ownActions, recordActions, settleActions } from './uyuniActions.ts';
+import { isTransient } from '../transient.ts';
 
 /**
  * The test system back at its state before the patch: the recorded package versions when no reboot
@@ -125,7 +126,7 @@ export function testRollbackPorts(e: EngineDeps) {
         try {
           await restoreTestSystem(e, input, sys, type, pollMs, signal);
         } catch (raw) {
-          if ((raw as { transient?: boolean }).transient !== true) {
+          if (!isTransient(raw)) {
             await failTestRollback(e.db, input.key, (raw as Error).message);
           }
           throw raw;

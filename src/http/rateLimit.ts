@@ -92,6 +92,8 @@ export type FailureScope = 'ui_ip' | 'ui_token' | 'api_ip';
 
 /** Prune the scope's aged-out rows every this many failures recorded by a process. */
 const PRUNE_EVERY = 64;
+/** At most this many refused keys are remembered per process. */
+const MAX_REFUSED_KEYS = 50_000;
 
 /**
  * `FailureLimiter` shared through PostgreSQL: same answers, one row per failure.
@@ -169,7 +171,14 @@ export class SharedFailureLimiter {
       WHERE scope = ${this.scope} AND key = ${key.slice(0, 200)}
         AND at > clock_timestamp() - make_interval(secs => ${this.o.windowMs / 1000})
       ORDER BY at DESC OFFSET ${this.o.max - 1} LIMIT 1`);
-    if (wait !== null) this.until.set(key, this.now() + wait);
+    if (wait === null) return;
+    // Bounded like the in-memory counts: the refusals that ended go first, then the oldest.
+    if (this.until.size >= MAX_REFUSED_KEYS && !this.until.has(key)) {
+      const now = this.now();
+      for (const [k, until] of this.until) if (until <= now) this.until.delete(k);
+      while (this.until.size >= MAX_REFUSED_KEYS) this.until.delete(this.until.keys().next().value!);
+    }
+    this.until.set(key, this.now() + wait);
   }
 
   /** Forget `key`'s failures on every replica (it signed in). Never rejects. */

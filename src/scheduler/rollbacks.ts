@@ -24,6 +24,7 @@ import {
 } from '../persistence/sql/groupLocks.ts';
 import { failRollbackJob, listRollbackJobs } from '../persistence/sql/rollbacks.ts';
 import { AbortableLoop } from './loop.ts';
+import { isTransient } from '../transient.ts';
 
 export class RollbackRunner extends AbortableLoop {
   /** `lead`: with several replicas, whether this one runs the jobs (asked before each job). */
@@ -95,15 +96,15 @@ export class RollbackRunner extends AbortableLoop {
               'rollback of a completed deployment finished',
             );
           } catch (raw) {
-            const err = raw as { transient?: boolean };
+            const transient = isTransient(raw);
             const message = coerceError(raw).message;
             this.o.logger.warn(
-              { rollback: j.id, err: message, transient: err.transient === true },
+              { rollback: j.id, err: message, transient },
               'rollback of a completed deployment failed',
             );
             // Transient: retried next round. Permanent: recorded on the row (if the rollback did not),
             // never retried in a loop.
-            if (err.transient !== true) await failRollbackJob(this.o.db, j.id, message);
+            if (!transient) await failRollbackJob(this.o.db, j.id, message);
             else ended = false;
           }
           if (ended) await releaseGroupLocksOfDeployment(this.o.db, j.deployment_id);

@@ -9,9 +9,13 @@ export interface EffectFence {
   epoch: number;
 }
 
-const fenceHolds = (queueId: number, f: EffectFence) => sql.fragment`EXISTS (
-  SELECT 1 FROM patch_test_queue
-  WHERE id = ${queueId} AND owner_id = ${f.ownerId} AND owner_epoch = ${f.epoch} AND lease_until > now())`;
+/** The rows of `patch_test_queue` where the fence holds for the entry. */
+const heldBy = (queueId: number, f: EffectFence) =>
+  sql.fragment`id = ${queueId} AND owner_id = ${f.ownerId} AND owner_epoch = ${f.epoch} AND lease_until > now()`;
+const fenceHolds = (queueId: number, f: EffectFence) =>
+  sql.fragment`EXISTS (SELECT 1 FROM patch_test_queue WHERE ${heldBy(queueId, f)})`;
+/** How long an entry's lease still runs, in ms by the database clock (a `patch_test_queue` row). */
+const LEASE_LEFT_MS = sql.fragment`(extract(epoch FROM lease_until - now()) * 1000)::float8`;
 
 /**
  * Claim an effect key in one statement: a new key is recorded `started` (fresh: run it); an
@@ -35,7 +39,7 @@ export function claimEffect(db: Db, e: { key: string; queueId: number; step: str
     ON CONFLICT (key) DO UPDATE SET executions = effects.executions + (CASE WHEN effects.status = 'started' THEN 1 ELSE 0 END),
       owner_id = excluded.owner_id, owner_epoch = excluded.owner_epoch
     RETURNING (xmax = 0) AS fresh, status, result,
-      (SELECT extract(epoch FROM lease_until - now()) * 1000 FROM patch_test_queue WHERE id = ${e.queueId})::float8 AS lease_left_ms`);
+      (SELECT ${LEASE_LEFT_MS} FROM patch_test_queue WHERE id = ${e.queueId}) AS lease_left_ms`);
 }
 
 /**
@@ -46,8 +50,7 @@ export function claimEffect(db: Db, e: { key: string; queueId: number; step: str
  */
 export function fenceLeaseLeft(db: Db, queueId: number, f: EffectFence) {
   return db.maybeOneFirst(sql.type(z.object({ left: z.number() }))`
-    SELECT (extract(epoch FROM lease_until - now()) * 1000)::float8 AS left FROM patch_test_queue
-    WHERE id = ${queueId} AND owner_id = ${f.ownerId} AND owner_epoch = ${f.epoch} AND lease_until > now()`);
+    SELECT ${LEASE_LEFT_MS} AS left FROM patch_test_queue WHERE ${heldBy(queueId, f)}`);
 }
 
 /** Record the result; fenced like the claim. @returns false when the fence did not hold (nothing written). */

@@ -12,6 +12,7 @@ import type { Logger } from '../../logger.ts';
 import type { Db } from '../../persistence/db.ts';
 import { applyNvdSeverity, saveCveScore, uncachedCves } from '../../persistence/sql/cves.ts';
 import { NvdUnreachableError, type NvdClient } from './client.ts';
+import { isTransient } from '../../transient.ts';
 
 export interface EnrichResult {
   fetched: number;
@@ -60,7 +61,7 @@ export async function enrichFromNvd(
         else logger.debug({ status: now.message }, 'NVD still unreachable');
         break;
       }
-      if ((err as { transient?: boolean }).transient) {
+      if (isTransient(err)) {
         stoppedEarly = err.message;
         logger.warn({ cve, err: err.message }, 'NVD enrichment paused until the next run');
         break;
