@@ -410,6 +410,8 @@ describe('rolling a test system back', () => {
       body: { reason: 'second thoughts' },
     });
     expect(ok.status, JSON.stringify(await ok.clone().json())).toBe(200);
+    // The rollback holds the system until it ends (a start there meanwhile is refused).
+    await waitForStatus(t.db, a, (s) => s === 'rolled_back' || s === 'needs_attention', 60_000);
   }, 90_000);
   it('the check and the rollback are one step: a test started on the system while the rollback waits for its lock wins, and the rollback is refused', async () => {
     const a = await toPending('USN-7032-1');
