@@ -10,9 +10,14 @@
  * tries, not N × `max`). The refusal itself is decided locally (no query per request); when the
  * database cannot be written, the in-memory count still limits this replica.
  */
-import { sql } from 'slonik';
-import { z } from 'zod';
 import type { Db } from '../persistence/db.ts';
+import {
+  clearAuthFailures,
+  pruneAuthFailures,
+  recordAuthFailure,
+  refusedForMs,
+  type FailureScope,
+} from '../persistence/sql/authFailures.ts';
 
 export interface FailureLimiterOptions {
   max: number;
@@ -87,8 +92,8 @@ export class FailureLimiter {
   }
 }
 
-/** The counters `auth_failures` keeps (its CHECK names the same). */
-export type FailureScope = 'ui_ip' | 'ui_token' | 'api_ip';
+/** What `auth_failures.key` holds of a key (its CHECK allows 200 characters). */
+const stored = (key: string) => key.slice(0, 200);
 
 /** Prune the scope's aged-out rows every this many failures recorded by a process. */
 const PRUNE_EVERY = 64;
@@ -135,13 +140,9 @@ export class SharedFailureLimiter {
    */
   async fail(key: string): Promise<number> {
     this.local.fail(key);
-    const k = key.slice(0, 200);
     try {
-      await this.db.transaction(async (tx) => {
-        await tx.query(sql.unsafe`INSERT INTO auth_failures (scope, key) VALUES (${this.scope}, ${k})`);
-        await this.learn(tx, key);
-      });
-      if (++this.recorded % PRUNE_EVERY === 0) await this.prune();
+      this.refuse(key, await recordAuthFailure(this.db, this.scope, stored(key), this.o));
+      if (++this.recorded % PRUNE_EVERY === 0) await pruneAuthFailures(this.db, this.scope, this.o.windowMs);
     } catch (raw) {
       this.onError(
         `failed authentications cannot be counted in the database (${(raw as Error).message}): counting in memory`,
@@ -156,21 +157,15 @@ export class SharedFailureLimiter {
    */
   async check(key: string): Promise<number> {
     try {
-      await this.learn(this.db, key);
+      this.refuse(key, await refusedForMs(this.db, this.scope, stored(key), this.o));
     } catch (raw) {
       this.onError(`failed authentications cannot be read from the database (${(raw as Error).message})`);
     }
     return this.retryAfterMs(key);
   }
 
-  /** Read the shared count: the key is refused until the max-th newest failure of the window ages out. */
-  private async learn(q: Pick<Db, 'maybeOneFirst'>, key: string): Promise<void> {
-    const wait = await q.maybeOneFirst(sql.type(z.object({ wait_ms: z.number() }))`
-      SELECT GREATEST(1, (extract(epoch FROM at + make_interval(secs => ${this.o.windowMs / 1000}) - clock_timestamp()) * 1000)::float8) AS wait_ms
-      FROM auth_failures
-      WHERE scope = ${this.scope} AND key = ${key.slice(0, 200)}
-        AND at > clock_timestamp() - make_interval(secs => ${this.o.windowMs / 1000})
-      ORDER BY at DESC OFFSET ${this.o.max - 1} LIMIT 1`);
+  /** Remember that `key` is refused for `wait` ms (null: not refused), from the shared count. */
+  private refuse(key: string, wait: number | null): void {
     if (wait === null) return;
     // Bounded like the in-memory counts: the refusals that ended go first, then the oldest.
     if (this.until.size >= MAX_REFUSED_KEYS && !this.until.has(key)) {
@@ -186,17 +181,9 @@ export class SharedFailureLimiter {
     this.local.reset(key);
     this.until.delete(key);
     try {
-      await this.db.query(
-        sql.unsafe`DELETE FROM auth_failures WHERE scope = ${this.scope} AND key = ${key.slice(0, 200)}`,
-      );
+      await clearAuthFailures(this.db, this.scope, stored(key));
     } catch (raw) {
       this.onError(`failed authentications cannot be cleared in the database (${(raw as Error).message})`);
     }
-  }
-
-  private async prune(): Promise<void> {
-    await this.db.query(sql.unsafe`
-      DELETE FROM auth_failures
-      WHERE scope = ${this.scope} AND at <= clock_timestamp() - make_interval(secs => ${this.o.windowMs / 1000})`);
   }
 }
