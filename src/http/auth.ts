@@ -138,7 +138,7 @@ export function authenticate(deps: BaseDeps): MiddlewareHandler<ApiEnv> {
     const deny = async (code: string, message: string) => {
       // An unknown token is a guess: counted for the address (a missing one is not).
       const refusedMs = code === 'invalid_token' && ip !== null ? await perIp.fail(ip) : 0;
-      if (refusedMs > 0 && perIp.retryAfterMs(ip!) > 0) {
+      if (refusedMs > 0) {
         deps.logger.warn(
           { ip, refused_for_s: Math.ceil(refusedMs / 1000) },
           'too many unknown tokens from one address',

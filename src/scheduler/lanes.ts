@@ -26,8 +26,7 @@ import {
   getLaneEntry,
   isOccupyingTestSystem,
   nextQueuedForLane,
-  otherOccupants,
-  withTestSystemLock,
+  whenSystemFree,
 } from '../persistence/sql/lanes.ts';
 import type { SaltClient } from '../services/salt/client.ts';
 import { loadTestSystems } from '../services/settings.ts';
@@ -190,16 +189,13 @@ export class TestLanes extends AbortableLoop {
       if (row.status === 'queued') {
         try {
           // Under the system's lock: an operator's rollback or start there cannot slip in between.
-          const holder = await withTestSystemLock(this.o.db, state.system, async () => {
-            const other = (await otherOccupants(this.o.db, state.system, id))[0];
-            if (other !== undefined) return other;
-            await this.o.actors.send(
+          const { heldBy: holder } = await whenSystemFree(this.o.db, state.system, id, () =>
+            this.o.actors.send(
               id,
               { type: 'START_TEST', by: 'scheduler', testSystem: { id: state.systemId, name: state.system } },
               { actor: 'scheduler' },
-            );
-            return null;
-          });
+            ),
+          );
           if (holder !== null) {
             this.o.logger.info({ id, lane: state.system, holder }, 'test lane: the system is held by another entry');
             return;

@@ -80,6 +80,23 @@ export function withTestSystemLock<T>(db: Db, systemName: string, fn: () => Prom
 }
 
 /**
+ * Run `fn` for entry `id` on the system only if no other entry holds it: checked and run under the
+ * system's lock (`withTestSystemLock`). The holder's id when another entry holds it (`fn` not run).
+ * @example const r = await whenSystemFree(db, 'test-ubuntu-1', 12, () => send()); // { heldBy: 7 } | { value }
+ */
+export function whenSystemFree<T>(
+  db: Db,
+  systemName: string,
+  id: number,
+  fn: () => Promise<T>,
+): Promise<{ heldBy: number } | { heldBy: null; value: T }> {
+  return withTestSystemLock(db, systemName, async () => {
+    const holder = (await otherOccupants(db, systemName, id))[0];
+    return holder !== undefined ? { heldBy: holder } : { heldBy: null, value: await fn() };
+  });
+}
+
+/**
  * The queued entry a free lane of this OS takes next: highest success score, then priority (an
  * operator's override first), then the oldest; entries other lanes hold are skipped.
  * @example await nextQueuedForLane(db, 'ubuntu', [7, 9]) // 12 | null

@@ -5,7 +5,7 @@
 import { AppError } from '../../errors.ts';
 import type { ActorHost, EventMeta } from '../../machines/host.ts';
 import type { Db } from '../../persistence/db.ts';
-import { otherOccupants, withTestSystemLock } from '../../persistence/sql/lanes.ts';
+import { whenSystemFree } from '../../persistence/sql/lanes.ts';
 import { getQueueItem, nextQueued } from '../../persistence/sql/queue.ts';
 
 /** What starting a test needs. */
@@ -24,14 +24,20 @@ export interface StartTestRequest {
   test_system?: { id: number | null; name: string } | undefined;
 }
 
-/** 409 `test_system_busy`: another entry's test (or its rollback) holds the system now. */
-const busy = (system: string, holder: number) =>
-  new AppError(
+/**
+ * Send on the named system only when no other entry holds it (checked and sent under its lock, as
+ * the lanes do); else 409 `test_system_busy` naming the holder.
+ */
+async function sendWhenFree<T>(db: Db, system: string, id: number, send: () => Promise<T>): Promise<T> {
+  const r = await whenSystemFree(db, system, id, send);
+  if (r.heldBy === null) return r.value;
+  throw new AppError(
     409,
     'test_system_busy',
-    `test system ${system} is held by entry ${holder} now (its test runs there): try again once that test ended`,
-    { test_system: system, held_by: holder },
+    `test system ${system} is held by entry ${r.heldBy} now (its test runs there): try again once that test ended`,
+    { test_system: system, held_by: r.heldBy },
   );
+}
 
 /**
  * Send START_TEST to the entry and answer with its test id; on a named test system only when no
@@ -52,15 +58,8 @@ export async function startTest(deps: StartTestDeps, req: StartTestRequest, m: E
     ...(req.test_system ? { testSystem: req.test_system } : {}),
   };
   const system = req.test_system?.name;
-  // On a named system: checked and sent under its lock, as the lanes and a rollback do.
-  const res =
-    system === undefined
-      ? await deps.actors.send(id, event, m)
-      : await withTestSystemLock(deps.db, system, async () => {
-          const holder = (await otherOccupants(deps.db, system, id))[0];
-          if (holder !== undefined) throw busy(system, holder);
-          return deps.actors.send(id, event, m);
-        });
+  const send = () => deps.actors.send(id, event, m);
+  const res = system === undefined ? await send() : await sendWhenFree(deps.db, system, id, send);
   const entry = await getQueueItem(deps.db, id);
   return { queue_id: id, test_id: entry?.test_id ?? null, ...res };
 }
@@ -82,10 +81,6 @@ export async function rollBackTestSystem(
   const system = cur?.context.testSystem?.name ?? null;
   const send = () => deps.actors.send(queueId, { type: 'ROLLBACK_TEST', by: m.actor, reason }, m);
   if (system === null) return send();
-  // Checked and sent under the system's lock: a lane cannot start a test there in between.
-  return withTestSystemLock(deps.db, system, async () => {
-    const holder = (await otherOccupants(deps.db, system, queueId))[0];
-    if (holder !== undefined) throw busy(system, holder);
-    return send();
-  });
+  // A lane cannot start a test there between the check and the send.
+  return sendWhenFree(deps.db, system, queueId, send);
 }
