@@ -17,7 +17,7 @@ import { waitForStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { baseDeps } from './helpers/deps.ts';
 import { LAB_ENGINE_THRESHOLDS, startLabEngine, type LabEngine } from './helpers/labEngine.ts';
-import { issueToken } from './helpers/tokens.ts';
+import { apiAs, issueTokens } from './helpers/tokens.ts';
 
 const TEST_SYSTEM = { id: 1_000_020_001, name: 'ubuntu-2404-test-01.lab' };
 
@@ -25,7 +25,8 @@ let t: Awaited<ReturnType<typeof createTestDatabase>>;
 const world = new LabWorld(engineFleet(2), { pickupMs: 50, runMs: 150, rebootMs: 500 });
 let app: ReturnType<typeof createApp>;
 let lab: LabEngine;
-const tokens = {} as Record<'oscar' | 'alice' | 'bob', string>;
+let tokens: Record<'oscar' | 'alice' | 'bob', string>;
+let call: ReturnType<typeof apiAs<'oscar' | 'alice' | 'bob'>>;
 
 beforeAll(async () => {
   t = await createTestDatabase();
@@ -40,14 +41,8 @@ beforeAll(async () => {
       testEngine: { available: true, reason: null },
     }),
   ]);
-  for (const [name, role] of [
-    ['oscar', 'operator'],
-    ['alice', 'approver'],
-    ['bob', 'approver'],
-  ] as const) {
-    const g = await issueToken(t.db, name, role);
-    tokens[name] = g.token;
-  }
+  tokens = await issueTokens(t.db, { oscar: 'operator', alice: 'approver', bob: 'approver' });
+  call = apiAs(app, tokens);
 }, 60_000);
 
 afterAll(async () => {
@@ -55,18 +50,6 @@ afterAll(async () => {
   await world.stop();
   await t?.drop();
 });
-
-async function call(method: string, path: string, as: keyof typeof tokens, body?: unknown) {
-  const res = await app.request(`/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${tokens[as]}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
 
 describe('an approval covers the production groups it approved, and no group added later', () => {
   it('a group the errata reaches after an approval voids the approvals before anything is planned', async () => {

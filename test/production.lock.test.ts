@@ -20,7 +20,7 @@ import { waitForStatus } from './helpers/actors.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { LAB_ENGINE_THRESHOLDS, startLabEngine, type LabEngine } from './helpers/labEngine.ts';
 import { baseDeps, silentLogger } from './helpers/deps.ts';
-import { issueToken } from './helpers/tokens.ts';
+import { apiAs, issueTokens } from './helpers/tokens.ts';
 
 const TEST_SYSTEM = { id: 1_000_020_001, name: 'ubuntu-2404-test-01.lab' };
 
@@ -29,7 +29,8 @@ const world = new LabWorld(engineFleet(4), { pickupMs: 50, runMs: 150, rebootMs:
 let sys: ActorSystem;
 let app: ReturnType<typeof createApp>;
 let lab: LabEngine;
-const tokens = {} as Record<'oscar' | 'alice', string>;
+let tokens: Record<'oscar' | 'alice', string>;
+let call: ReturnType<typeof apiAs<'oscar' | 'alice'>>;
 
 beforeAll(async () => {
   t = await createTestDatabase();
@@ -47,13 +48,8 @@ beforeAll(async () => {
     }),
     deploymentRoutes({ ...deps, actors: sys.host }),
   ]);
-  for (const [name, role] of [
-    ['oscar', 'operator'],
-    ['alice', 'approver'],
-  ] as const) {
-    const g = await issueToken(t.db, name, role);
-    tokens[name] = g.token;
-  }
+  tokens = await issueTokens(t.db, { oscar: 'operator', alice: 'approver' });
+  call = apiAs(app, tokens);
 }, 60_000);
 
 afterAll(async () => {
@@ -61,23 +57,6 @@ afterAll(async () => {
   await world.stop();
   await t?.drop();
 });
-
-async function call(
-  method: string,
-  path: string,
-  as: 'oscar' | 'alice',
-  body?: unknown,
-): Promise<{ status: number; body: any }> {
-  const res = await app.request(`/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${tokens[as]}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: await res.json() };
-}
 
 /** Queued and tested by oscar, up to the approval gate. */
 async function tested(errataId: string): Promise<number> {
